@@ -1,0 +1,1 @@
+int ninep_placeholder(void);

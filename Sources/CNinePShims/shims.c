@@ -1,0 +1,2 @@
+#include "CNinePShims.h"
+int ninep_placeholder(void){return 0;}
