@@ -5,7 +5,6 @@ import PackageDescription
 // A lower layer never imports a higher one; CNinePShims holds what Swift cannot call directly.
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
-    .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
 let package = Package(

@@ -1,2 +1,136 @@
+#define _GNU_SOURCE
 #include "CNinePShims.h"
-int ninep_placeholder(void){return 0;}
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <sys/fsuid.h>
+#include <netinet/tcp.h>
+#include <linux/openat2.h>
+
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#endif
+
+int ninep_setfsuid(uint32_t uid) { return (int)syscall(SYS_setfsuid, uid); }
+int ninep_setfsgid(uint32_t gid) { return (int)syscall(SYS_setfsgid, gid); }
+uint32_t ninep_getfsuid(void) { return (uint32_t)syscall(SYS_setfsuid, (uid_t)-1); }
+int ninep_thread_setgroups(size_t count, const gid_t *groups) {
+    return (int)syscall(SYS_setgroups, count, groups);
+}
+
+int ninep_set_io_flusher(void) { return prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0); }
+int ninep_mlockall(void) { return mlockall(MCL_CURRENT | MCL_FUTURE); }
+
+int ninep_openat2_beneath(int dirfd, const char *path, int flags, mode_t mode) {
+    struct open_how how;
+    memset(&how, 0, sizeof how);
+    how.flags = (uint64_t)flags;
+    how.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+}
+
+#define FD_PATH(buf, fd) char buf[32]; snprintf(buf, sizeof buf, "/proc/self/fd/%d", fd)
+
+// Reopens the file an O_PATH descriptor names, without following any symlink of the
+// original path: the magic link resolves to the inode itself.
+int ninep_reopen(int fd, int flags) { FD_PATH(p, fd); return open(p, flags | O_CLOEXEC); }
+
+int ninep_statx(int fd, const char *path, int flags, unsigned int mask, struct statx *out) {
+    return statx(fd, path, flags, mask, out);
+}
+
+int ninep_fd_truncate(int fd, off_t size) { FD_PATH(p, fd); return truncate(p, size); }
+int ninep_fd_chmod(int fd, mode_t mode) { FD_PATH(p, fd); return chmod(p, mode); }
+int ninep_fd_utimens(int fd, const struct timespec times[2]) {
+    FD_PATH(p, fd);
+    return utimensat(AT_FDCWD, p, times, 0);
+}
+int ninep_fd_link(int fd, int newdirfd, const char *newname) {
+    FD_PATH(p, fd);
+    return linkat(AT_FDCWD, p, newdirfd, newname, AT_SYMLINK_FOLLOW);
+}
+ssize_t ninep_fd_getxattr(int fd, const char *name, void *value, size_t size) {
+    FD_PATH(p, fd);
+    return getxattr(p, name, value, size);
+}
+ssize_t ninep_fd_listxattr(int fd, char *list, size_t size) { FD_PATH(p, fd); return listxattr(p, list, size); }
+int ninep_fd_setxattr(int fd, const char *name, const void *value, size_t size, int flags) {
+    FD_PATH(p, fd);
+    return setxattr(p, name, value, size, flags);
+}
+int ninep_fd_removexattr(int fd, const char *name) { FD_PATH(p, fd); return removexattr(p, name); }
+ssize_t ninep_fd_readlink_path(int fd, char *buf, size_t size) { FD_PATH(p, fd); return readlink(p, buf, size); }
+
+ssize_t ninep_getdents64(int fd, void *buf, size_t size) { return syscall(SYS_getdents64, fd, buf, size); }
+int ninep_ofd_lock(int fd, int cmd, struct flock *lock) { return fcntl(fd, cmd, lock); }
+
+int ninep_interrupt_signal(void) { return SIGRTMIN + 3; }
+static void ninep_interrupt_handler(int signo) { (void)signo; }
+int ninep_install_interrupt_handler(int signo) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = ninep_interrupt_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; // no SA_RESTART: a blocked system call returns EINTR
+    return sigaction(signo, &sa, NULL);
+}
+// Threads start with termination signals blocked so that only the signal thread sees them.
+int ninep_block_signals_for_thread(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGPIPE);
+    return pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+int ninep_unblock_interrupt_signal(int signo) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signo);
+    return pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+int ninep_wait_termination_signal(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGUSR1);
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) return -1;
+    return sig;
+}
+int ninep_pthread_kill(pthread_t thread, int signo) { return pthread_kill(thread, signo); }
+
+int ninep_errno(void) { return errno; }
+void ninep_set_errno(int value) { errno = value; }
+int ninep_set_nodelay(int fd) {
+    int one = 1;
+    return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+pid_t ninep_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+int ninep_accept4(int fd, struct sockaddr *addr, socklen_t *len) { return accept4(fd, addr, len, SOCK_CLOEXEC); }
+int ninep_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+
+int ninep_fstatfs(int fd, struct ninep_statfs_result *out) {
+    struct statfs s;
+    if (fstatfs(fd, &s) != 0) return -1;
+    out->type = (uint32_t)s.f_type;
+    out->block_size = (uint32_t)s.f_bsize;
+    out->name_length = (uint32_t)s.f_namelen;
+    out->blocks = s.f_blocks;
+    out->blocks_free = s.f_bfree;
+    out->blocks_available = s.f_bavail;
+    out->files = s.f_files;
+    out->files_free = s.f_ffree;
+    uint64_t fsid;
+    memcpy(&fsid, &s.f_fsid, sizeof fsid);
+    out->fsid = fsid;
+    return 0;
+}

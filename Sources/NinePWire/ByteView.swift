@@ -8,6 +8,12 @@ public struct ByteView: RandomAccessCollection, Equatable, Hashable, CustomStrin
     @inlinable
     public init(_ base: UnsafeRawBufferPointer) { self.base = base }
 
+    /// A view of a string literal (static storage, valid forever).
+    @inlinable
+    public init(static literal: StaticString) {
+        self.base = UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
+    }
+
     @inlinable public static var empty: ByteView { ByteView(UnsafeRawBufferPointer(start: nil, count: 0)) }
 
     @inlinable public var startIndex: Int { 0 }

@@ -251,7 +251,8 @@ public struct DirEntryWriter {
         countPosition = writer.offset
         try writer.u32(0)
         dataStart = writer.offset
-        limit = min(buffer.count, dataStart + maxCount)
+        // Clamp before adding: a huge maxCount (e.g. Int.max for "no limit") must not overflow.
+        limit = dataStart + min(max(maxCount, 0), buffer.count - dataStart)
         self.writer = writer
     }
 

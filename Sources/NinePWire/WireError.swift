@@ -35,10 +35,12 @@ public enum LinuxErrno {
     public static let ENOENT: UInt32 = 2
     public static let EINTR: UInt32 = 4
     public static let EIO: UInt32 = 5
+    public static let E2BIG: UInt32 = 7
     public static let EBADF: UInt32 = 9
     public static let EAGAIN: UInt32 = 11
     public static let ENOMEM: UInt32 = 12
     public static let EACCES: UInt32 = 13
+    public static let EBUSY: UInt32 = 16
     public static let EEXIST: UInt32 = 17
     public static let EXDEV: UInt32 = 18
     public static let ENOTDIR: UInt32 = 20

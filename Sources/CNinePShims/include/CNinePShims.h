@@ -1,1 +1,69 @@
-int ninep_placeholder(void);
+// What Swift cannot call directly (variadic prctl/fcntl/ioctl, raw syscalls without glibc
+// wrappers, per-thread credential changes) and small fd helpers that format
+// /proc/self/fd/N on the stack so the request path never allocates.
+#ifndef CNINEPSHIMS_H
+#define CNINEPSHIMS_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <netinet/in.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+
+// --- credentials (per thread: raw syscalls, because glibc broadcasts set*id to all threads)
+int ninep_setfsuid(uint32_t uid);
+int ninep_setfsgid(uint32_t gid);
+uint32_t ninep_getfsuid(void);
+int ninep_thread_setgroups(size_t count, const gid_t *groups);
+
+// --- process hardening
+int ninep_set_io_flusher(void);
+int ninep_mlockall(void);
+
+// --- file system helpers (fd is an O_PATH or open descriptor)
+int ninep_openat2_beneath(int dirfd, const char *path, int flags, mode_t mode);
+int ninep_reopen(int fd, int flags);
+int ninep_statx(int fd, const char *path, int flags, unsigned int mask, struct statx *out);
+int ninep_fd_truncate(int fd, off_t size);
+int ninep_fd_chmod(int fd, mode_t mode);
+int ninep_fd_utimens(int fd, const struct timespec times[2]);
+int ninep_fd_link(int fd, int newdirfd, const char *newname);
+ssize_t ninep_fd_getxattr(int fd, const char *name, void *value, size_t size);
+ssize_t ninep_fd_listxattr(int fd, char *list, size_t size);
+int ninep_fd_setxattr(int fd, const char *name, const void *value, size_t size, int flags);
+int ninep_fd_removexattr(int fd, const char *name);
+ssize_t ninep_fd_readlink_path(int fd, char *buf, size_t size);
+ssize_t ninep_getdents64(int fd, void *buf, size_t size);
+struct ninep_statfs_result {
+    uint32_t type, block_size, name_length;
+    uint64_t blocks, blocks_free, blocks_available, files, files_free, fsid;
+};
+int ninep_fstatfs(int fd, struct ninep_statfs_result *out);
+int ninep_ofd_lock(int fd, int cmd, struct flock *lock);
+
+// --- signals used to interrupt a worker blocked in a system call
+int ninep_interrupt_signal(void);
+int ninep_install_interrupt_handler(int signo);
+int ninep_block_signals_for_thread(void);
+int ninep_unblock_interrupt_signal(int signo);
+int ninep_wait_termination_signal(void);
+int ninep_pthread_kill(pthread_t thread, int signo);
+
+// --- sockets
+int ninep_errno(void);
+void ninep_set_errno(int value);
+int ninep_set_nodelay(int fd);
+pid_t ninep_gettid(void);
+int ninep_accept4(int fd, struct sockaddr *addr, socklen_t *len);
+int ninep_set_thread_name(const char *name);
+
+#endif

@@ -1,0 +1,43 @@
+import Glibc
+
+/// A pthread mutex with one condition variable, for threads that must sleep until a state
+/// changes (a free buffer, a queued request). Swift's `Mutex` has no condition variable.
+///
+/// `@unchecked Sendable`: the mutex and condition live in heap memory that never moves and is
+/// only touched through pthread calls, which are thread-safe by definition.
+public final class ConditionLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+
+    public init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        pthread_mutex_init(mutex, nil)
+        condition = .allocate(capacity: 1)
+        condition.initialize(to: pthread_cond_t())
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    @inlinable
+    public func withLock<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        lock()
+        defer { unlock() }
+        return try body()
+    }
+
+    public func lock() { pthread_mutex_lock(mutex) }
+    public func unlock() { pthread_mutex_unlock(mutex) }
+
+    /// Sleeps until signalled; the lock must be held and is held again on return.
+    public func wait() { pthread_cond_wait(condition, mutex) }
+
+    public func signal() { pthread_cond_signal(condition) }
+    public func broadcast() { pthread_cond_broadcast(condition) }
+}

@@ -1,0 +1,170 @@
+import Glibc
+import NinePWire
+import Synchronization
+
+/// What a fid stands for.
+enum FidKind: Equatable {
+    /// A file or directory, through an O_PATH descriptor (and an open one after Tlopen).
+    case file
+    /// The result of Txattrwalk: Tread returns the value (or the name list) read at walk time.
+    case xattrRead
+    /// After Txattrcreate: Twrite collects the value, Tclunk sets it.
+    case xattrWrite
+}
+
+/// Xattr data held by an xattr fid (allocated only for xattr operations).
+final class XattrState: @unchecked Sendable {
+    // @unchecked Sendable: mutated only by the request that owns the fid reference, and the
+    // fid table hands a fid's state to one request at a time for xattr writes (clients do not
+    // issue concurrent writes to one xattr fid; if they do, the fid table lock serialises
+    // appends through `FidTable.appendXattr`).
+    var name: [UInt8]
+    var value: [UInt8]
+    var expectedSize: Int
+    var flags: Int32
+
+    init(name: [UInt8], value: [UInt8], expectedSize: Int, flags: Int32) {
+        self.name = name
+        self.value = value
+        self.expectedSize = expectedSize
+        self.flags = flags
+    }
+}
+
+/// One fid's state. Descriptors are closed only when the fid is clunked AND no request still
+/// uses them (`references`), so a Tclunk racing a Tread never closes a descriptor under it.
+struct FidEntry {
+    var fid: UInt32 = 0
+    var kind: FidKind = .file
+    var pathFd: Int32 = -1
+    var openFd: Int32 = -1
+    var openFlags: Int32 = 0
+    var qid = Qid(type: 0, version: 0, path: 0)
+    var device: UInt64 = 0
+    var uid: UInt32 = 0
+    var isRoot = false
+    /// Non-seekable (FIFO, socket, character device): read/write, not pread/pwrite.
+    var streaming = false
+    var references = 0
+    var clunked = false
+    var xattr: XattrState? = nil
+
+    var isOpen: Bool { openFd >= 0 }
+}
+
+/// A borrowed fid: a copy of its entry plus the slot to give back with `FidTable.release`.
+struct FidRef {
+    let slot: Int
+    var entry: FidEntry
+}
+
+/// The fids of one connection, in a table of fixed capacity (`limit`): slots are reused, the
+/// fid-to-slot dictionary is reserved up front, so walk/clunk loops do not allocate.
+final class FidTable: Sendable {
+    enum Failure: Error {
+        case unknownFid
+        case fidInUse
+        case tableFull
+    }
+
+    private struct State {
+        var entries: [FidEntry]
+        var freeSlots: [Int]
+        var slotByFid: [UInt32: Int]
+    }
+
+    let limit: Int
+    private let state: Mutex<State>
+
+    init(limit: Int) {
+        self.limit = limit
+        var entries = [FidEntry]()
+        entries.reserveCapacity(limit)
+        var freeSlots = [Int]()
+        freeSlots.reserveCapacity(limit)
+        var slotByFid = [UInt32: Int]()
+        slotByFid.reserveCapacity(limit)
+        state = Mutex(State(entries: entries, freeSlots: freeSlots, slotByFid: slotByFid))
+    }
+
+    var count: Int { state.withLock { $0.slotByFid.count } }
+
+    /// Adds `fid` with `entry`'s state, taking one reference for the caller.
+    func insert(_ fid: UInt32, _ entry: FidEntry) throws(Failure) -> FidRef {
+        let result: Result<FidRef, Failure> = state.withLock { s in
+            if s.slotByFid[fid] != nil { return .failure(.fidInUse) }
+            var e = entry
+            e.fid = fid
+            e.references = 1
+            e.clunked = false
+            let slot: Int
+            if let free = s.freeSlots.popLast() {
+                slot = free
+                s.entries[slot] = e
+            } else {
+                guard s.entries.count < limit else { return .failure(.tableFull) }
+                slot = s.entries.count
+                s.entries.append(e)
+            }
+            s.slotByFid[fid] = slot
+            return .success(FidRef(slot: slot, entry: e))
+        }
+        return try result.get()
+    }
+
+    /// Borrows `fid`; pair with `release`.
+    func acquire(_ fid: UInt32) -> FidRef? {
+        state.withLock { s in
+            guard let slot = s.slotByFid[fid] else { return nil }
+            s.entries[slot].references += 1
+            return FidRef(slot: slot, entry: s.entries[slot])
+        }
+    }
+
+    /// Gives a borrowed fid back; closes its descriptors if it was clunked meanwhile.
+    func release(_ ref: FidRef) {
+        let toClose: (Int32, Int32)? = state.withLock { s in
+            s.entries[ref.slot].references -= 1
+            return Self.reclaimIfUnused(&s, slot: ref.slot)
+        }
+        if let (a, b) = toClose { Self.closeDescriptors(a, b) }
+    }
+
+    /// Applies `body` to the live entry (e.g. after Tlopen) and refreshes `ref`.
+    func update(_ ref: inout FidRef, _ body: (inout FidEntry) -> Void) {
+        ref.entry = state.withLock { s in
+            body(&s.entries[ref.slot])
+            return s.entries[ref.slot]
+        }
+    }
+
+    /// Removes `fid`; its descriptors close when the last borrower releases it.
+    func clunk(_ fid: UInt32) -> Bool {
+        let outcome: (found: Bool, close: (Int32, Int32)?) = state.withLock { s in
+            guard let slot = s.slotByFid.removeValue(forKey: fid) else { return (false, nil) }
+            s.entries[slot].clunked = true
+            return (true, Self.reclaimIfUnused(&s, slot: slot))
+        }
+        if let (a, b) = outcome.close { Self.closeDescriptors(a, b) }
+        return outcome.found
+    }
+
+    /// Clunks every fid (Tversion, connection close).
+    func clunkAll() {
+        let fids = state.withLock { Array($0.slotByFid.keys) }
+        for fid in fids { _ = clunk(fid) }
+    }
+
+    private static func reclaimIfUnused(_ s: inout State, slot: Int) -> (Int32, Int32)? {
+        let e = s.entries[slot]
+        guard e.clunked && e.references == 0 else { return nil }
+        s.entries[slot] = FidEntry()
+        s.freeSlots.append(slot)
+        return (e.pathFd, e.openFd)
+    }
+
+    private static func closeDescriptors(_ a: Int32, _ b: Int32) {
+        if a >= 0 { Glibc.close(a) }
+        if b >= 0 && b != a { Glibc.close(b) }
+    }
+}

@@ -1,0 +1,112 @@
+import CNinePShims
+import Glibc
+import NinePWire
+
+extension Worker {
+    /// Tgetattr: statx of the fid's descriptor (valid for an unlinked file too).
+    func getattr(_ connection: Connection, tag: UInt16, fid: UInt32, mask: UInt64, into w: inout WireWriter) throws(ServerErrno) -> Int {
+        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file else { throw ServerErrno.badFid }
+            let st = try stat(ref.entry.isOpen ? ref.entry.openFd : ref.entry.pathFd)
+            var a = Attributes()
+            a.valid = GetattrMask.basic
+            a.qid = server.qids.qid(st)
+            a.mode = UInt32(st.stx_mode)
+            a.uid = st.stx_uid
+            a.gid = st.stx_gid
+            a.nlink = UInt64(st.stx_nlink)
+            a.rdev = Self.encodeDevice(major: st.stx_rdev_major, minor: st.stx_rdev_minor)
+            a.size = st.stx_size
+            a.blockSize = UInt64(st.stx_blksize)
+            a.blocks = st.stx_blocks
+            a.atimeSeconds = UInt64(bitPattern: st.stx_atime.tv_sec)
+            a.atimeNanoseconds = UInt64(st.stx_atime.tv_nsec)
+            a.mtimeSeconds = UInt64(bitPattern: st.stx_mtime.tv_sec)
+            a.mtimeNanoseconds = UInt64(st.stx_mtime.tv_nsec)
+            a.ctimeSeconds = UInt64(bitPattern: st.stx_ctime.tv_sec)
+            a.ctimeNanoseconds = UInt64(st.stx_ctime.tv_nsec)
+            if st.stx_mask & UInt32(STATX_BTIME) != 0 {
+                a.valid |= GetattrMask.btime
+                a.btimeSeconds = UInt64(bitPattern: st.stx_btime.tv_sec)
+                a.btimeNanoseconds = UInt64(st.stx_btime.tv_nsec)
+            }
+            return try encode(.getattr(a), tag: tag, into: &w)
+        }
+    }
+
+    /// glibc's dev_t layout, which the kernel client decodes.
+    static func encodeDevice(major: UInt32, minor: UInt32) -> UInt64 {
+        let ma = UInt64(major), mi = UInt64(minor)
+        return (ma & 0xfff) << 8 | (ma & ~0xfff) << 32 | (mi & 0xff) | (mi & ~0xff) << 12
+    }
+
+    /// Tsetattr: mode, owner, size, then times. An open descriptor is preferred, so that an
+    /// open-then-unlinked file can still be truncated and chmod'ed.
+    func setattr(_ connection: Connection, tag: UInt16, fid: UInt32, fields f: SetattrFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
+        try requireWritable()
+        return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file else { throw ServerErrno.badFid }
+            let pathFd = ref.entry.pathFd
+            let openFd = ref.entry.isOpen ? ref.entry.openFd : -1
+            if f.valid & SetattrValid.mode != 0 {
+                if ref.entry.qid.isSymlink { throw ServerErrno.notSupported }
+                let mode = mode_t(f.mode & FileMode.permissionMask)
+                let rc = openFd >= 0 ? fchmod(openFd, mode) : ninep_fd_chmod(pathFd, mode)
+                if rc != 0 { throw ServerErrno.current }
+            }
+            if f.valid & (SetattrValid.uid | SetattrValid.gid) != 0 {
+                let uid = f.valid & SetattrValid.uid != 0 ? uid_t(f.uid) : uid_t.max
+                let gid = f.valid & SetattrValid.gid != 0 ? gid_t(f.gid) : gid_t.max
+                if fchownat(pathFd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 { throw ServerErrno.current }
+            }
+            if f.valid & SetattrValid.size != 0 {
+                guard f.size <= UInt64(Int64.max) else { throw ServerErrno(LinuxErrno.EFBIG) }
+                let writable = openFd >= 0 && ref.entry.openFlags & (O_WRONLY | O_RDWR) != 0
+                let rc = writable ? ftruncate(openFd, off_t(f.size)) : ninep_fd_truncate(pathFd, off_t(f.size))
+                if rc != 0 { throw ServerErrno.current }
+            }
+            if f.valid & (SetattrValid.atime | SetattrValid.mtime) != 0 {
+                var times = (timespec(), timespec())
+                times.0 = Self.time(set: f.valid & SetattrValid.atime != 0, explicit: f.valid & SetattrValid.atimeSet != 0,
+                                    seconds: f.atimeSeconds, nanoseconds: f.atimeNanoseconds)
+                times.1 = Self.time(set: f.valid & SetattrValid.mtime != 0, explicit: f.valid & SetattrValid.mtimeSet != 0,
+                                    seconds: f.mtimeSeconds, nanoseconds: f.mtimeNanoseconds)
+                let rc = withUnsafePointer(to: &times) { pointer in
+                    pointer.withMemoryRebound(to: timespec.self, capacity: 2) { ts in
+                        if ref.entry.qid.isSymlink { return utimensat(pathFd, "", ts, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
+                        return openFd >= 0 ? futimens(openFd, ts) : ninep_fd_utimens(pathFd, ts)
+                    }
+                }
+                if rc != 0 { throw ServerErrno.current }
+            }
+            return try encode(.setattr, tag: tag, into: &w)
+        }
+    }
+
+    /// The timespec for one of atime/mtime: omitted, now (SET without the _SET form), or given.
+    static func time(set: Bool, explicit: Bool, seconds: UInt64, nanoseconds: UInt64) -> timespec {
+        var t = timespec()
+        if !set {
+            t.tv_nsec = (1 << 30) - 2  // UTIME_OMIT
+        } else if !explicit {
+            t.tv_nsec = (1 << 30) - 1  // UTIME_NOW
+        } else {
+            t.tv_sec = Int(truncatingIfNeeded: Int64(bitPattern: seconds))
+            t.tv_nsec = Int(min(nanoseconds, 999_999_999))
+        }
+        return t
+    }
+
+    /// Tstatfs.
+    func statfs(_ connection: Connection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file else { throw ServerErrno.badFid }
+            var s = ninep_statfs_result()
+            if ninep_fstatfs(ref.entry.pathFd, &s) != 0 { throw ServerErrno.current }
+            let fields = StatfsFields(
+                type: s.type, blockSize: s.block_size, blocks: s.blocks, blocksFree: s.blocks_free,
+                blocksAvailable: s.blocks_available, files: s.files, filesFree: s.files_free, fsid: s.fsid, nameLength: s.name_length)
+            return try encode(.statfs(fields), tag: tag, into: &w)
+        }
+    }
+}

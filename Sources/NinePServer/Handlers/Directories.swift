@@ -1,0 +1,70 @@
+import CNinePShims
+import Glibc
+import NinePWire
+
+extension Worker {
+    /// Treaddir: entries from getdents64 starting at the directory offset cookie the client
+    /// passes back (the offset of the last entry it saw), so offsets are stable across calls.
+    func readdir(
+        _ connection: Connection, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
+    ) throws(ServerErrno) -> Int {
+        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
+            guard ref.entry.qid.isDirectory else { throw ServerErrno(LinuxErrno.ENOTDIR) }
+            let fd = ref.entry.openFd
+            let msize = Int(connection.stateLock.withLock { connection.msize })
+            let maxCount = min(Int(count), msize - NineP.readdirReplyOverhead)
+            var entries: DirEntryWriter
+            do { entries = try DirEntryWriter(into: w.buffer, tag: tag, maxCount: max(maxCount, 0)) } catch {
+                throw ServerErrno(LinuxErrno.ENOMEM)
+            }
+            if lseek(fd, off_t(Int64(bitPattern: offset)), SEEK_SET) < 0 { throw ServerErrno.current }
+            let device = ref.entry.device
+            var full = false
+            while !full {
+                let n = ninep_getdents64(fd, direntBuffer.baseAddress, direntBuffer.count)
+                if n < 0 { throw ServerErrno.current }
+                if n == 0 { break }
+                var position = 0
+                while position < n {
+                    // struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16, d_type u8, d_name
+                    let record = direntBuffer.baseAddress! + position
+                    let inode = record.loadUnaligned(as: UInt64.self)
+                    let nextOffset = record.loadUnaligned(fromByteOffset: 8, as: UInt64.self)
+                    let length = Int(record.loadUnaligned(fromByteOffset: 16, as: UInt16.self))
+                    let type = record.load(fromByteOffset: 18, as: UInt8.self)
+                    let namePointer = (record + 19).assumingMemoryBound(to: CChar.self)
+                    let name = ByteView(UnsafeRawBufferPointer(start: record + 19, count: strlen(namePointer)))
+                    let qid = Qid(type: QidMapper.type(direntType: type), version: 0, path: server.qids.path(device: device, inode: inode))
+                    if !entries.append(qid: qid, offset: nextOffset, type: type, name: name) {
+                        full = true
+                        break
+                    }
+                    position += length
+                }
+            }
+            if entries.dataCount == 0 && full && maxCount > 0 {
+                // Not even one entry fits the client's count.
+                throw ServerErrno(LinuxErrno.EINVAL)
+            }
+            return entries.finish()
+        }
+    }
+
+    /// Tmkdir.
+    func mkdir(
+        _ connection: Connection, tag: UInt16, dfid: UInt32, name: ByteView, mode: UInt32, gid: UInt32, into w: inout WireWriter
+    ) throws(ServerErrno) -> Int {
+        try requireWritable()
+        let cName = try component(name, slot: 0)
+        return try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file else { throw ServerErrno.badFid }
+            identity.setCreationGroup(gid)
+            let rc = mkdirat(ref.entry.pathFd, cName, mode_t(mode & FileMode.permissionMask))
+            let e = errno
+            identity.restoreCreationGroup()
+            if rc != 0 { throw ServerErrno(UInt32(e)) }
+            return try encode(.mkdir(qid: server.qids.qid(try stat(ref.entry.pathFd, cName))), tag: tag, into: &w)
+        }
+    }
+}

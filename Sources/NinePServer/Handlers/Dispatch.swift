@@ -1,0 +1,136 @@
+import CNinePShims
+import Glibc
+import NinePWire
+
+/// Routes a request to its handler and turns a failure into Rlerror. Every handler validates
+/// its inputs before it touches the file system and encodes its reply into the context's
+/// reply buffer, returning the frame length.
+extension Worker {
+    func handle(_ context: RequestContext) -> Int {
+        let tag = context.message.tag
+        var w = WireWriter(context.replyBuffer)
+        let connection = context.connection
+        do throws(ServerErrno) {
+            if !connection.stateLock.withLock({ connection.versionNegotiated }) {
+                throw ServerErrno(LinuxErrno.EPROTO)
+            }
+            switch context.message.request {
+            case .version:
+                throw ServerErrno.invalid  // served by the reader
+            case .flush:
+                throw ServerErrno.invalid  // served by the reader
+            case .auth:
+                // No authentication scheme: attach with afid = NOFID.
+                throw ServerErrno.notSupported
+            case let .attach(fid, afid, uname, aname, nuname):
+                return try attach(connection, tag: tag, fid: fid, afid: afid, uname: uname, aname: aname, nuname: nuname, into: &w)
+            case let .walk(fid, newfid, names):
+                return try walk(connection, tag: tag, fid: fid, newfid: newfid, names: names, into: &w)
+            case let .lopen(fid, flags):
+                return try lopen(connection, tag: tag, fid: fid, flags: flags, into: &w)
+            case let .lcreate(fid, name, flags, mode, gid):
+                return try lcreate(connection, tag: tag, fid: fid, name: name, flags: flags, mode: mode, gid: gid, into: &w)
+            case let .read(fid, offset, count):
+                return try read(connection, tag: tag, fid: fid, offset: offset, count: count, into: &w)
+            case let .write(fid, offset, data):
+                return try write(connection, tag: tag, fid: fid, offset: offset, data: data, into: &w)
+            case let .clunk(fid):
+                return try clunk(connection, tag: tag, fid: fid, into: &w)
+            case let .remove(fid):
+                return try remove(connection, tag: tag, fid: fid, into: &w)
+            case let .statfs(fid):
+                return try statfs(connection, tag: tag, fid: fid, into: &w)
+            case let .getattr(fid, mask):
+                return try getattr(connection, tag: tag, fid: fid, mask: mask, into: &w)
+            case let .setattr(fid, fields):
+                return try setattr(connection, tag: tag, fid: fid, fields: fields, into: &w)
+            case let .readdir(fid, offset, count):
+                return try readdir(connection, tag: tag, fid: fid, offset: offset, count: count, into: &w)
+            case let .fsync(fid, datasync):
+                return try fsync(connection, tag: tag, fid: fid, datasync: datasync, into: &w)
+            case let .lock(fid, fields):
+                return try lock(connection, tag: tag, fid: fid, fields: fields, into: &w)
+            case let .getlock(fid, fields):
+                return try getlock(connection, tag: tag, fid: fid, fields: fields, into: &w)
+            case let .link(dfid, fid, name):
+                return try link(connection, tag: tag, dfid: dfid, fid: fid, name: name, into: &w)
+            case let .mkdir(dfid, name, mode, gid):
+                return try mkdir(connection, tag: tag, dfid: dfid, name: name, mode: mode, gid: gid, into: &w)
+            case let .symlink(fid, name, target, gid):
+                return try symlink(connection, tag: tag, dfid: fid, name: name, target: target, gid: gid, into: &w)
+            case let .mknod(dfid, name, mode, major, minor, gid):
+                return try mknod(connection, tag: tag, dfid: dfid, name: name, mode: mode, major: major, minor: minor, gid: gid, into: &w)
+            case let .rename(fid, dfid, name):
+                return try rename(connection, tag: tag, fid: fid, dfid: dfid, name: name, into: &w)
+            case let .renameat(olddirfid, oldname, newdirfid, newname):
+                return try renameat(connection, tag: tag, olddirfid: olddirfid, oldname: oldname, newdirfid: newdirfid, newname: newname, into: &w)
+            case let .unlinkat(dirfid, name, flags):
+                return try unlinkat(connection, tag: tag, dirfid: dirfid, name: name, flags: flags, into: &w)
+            case let .readlink(fid):
+                return try readlink(connection, tag: tag, fid: fid, into: &w)
+            case let .xattrwalk(fid, newfid, name):
+                return try xattrwalk(connection, tag: tag, fid: fid, newfid: newfid, name: name, into: &w)
+            case let .xattrcreate(fid, name, size, flags):
+                return try xattrcreate(connection, tag: tag, fid: fid, name: name, size: size, flags: flags, into: &w)
+            }
+        } catch {
+            identity.restoreCreationGroup()
+            var e = WireWriter(context.replyBuffer)
+            return (try? e.rlerror(tag: tag, errno: error.code)) ?? 0
+        }
+    }
+
+    /// Encodes a reply, mapping a (never expected) lack of room to ENOMEM.
+    func encode(_ response: Response, tag: UInt16, into w: inout WireWriter) throws(ServerErrno) -> Int {
+        do {
+            return try response.encode(tag: tag, into: &w)
+        } catch {
+            throw ServerErrno(LinuxErrno.ENOMEM)
+        }
+    }
+
+    /// Borrows a fid for the duration of `body` and switches to its user's identity.
+    func withFid<R>(
+        _ connection: Connection, _ fid: UInt32, _ body: (inout FidRef) throws(ServerErrno) -> R
+    ) throws(ServerErrno) -> R {
+        guard var ref = connection.fids.acquire(fid) else { throw ServerErrno.badFid }
+        defer { connection.fids.release(ref) }
+        try become(ref.entry.uid)
+        return try body(&ref)
+    }
+
+    func become(_ uid: UInt32) throws(ServerErrno) {
+        guard server.switchesIdentity else { return }
+        guard let credentials = server.users.credentials(uid: uid) else { throw ServerErrno(LinuxErrno.EACCES) }
+        identity.become(credentials)
+    }
+
+    /// Fails on a read-only export.
+    func requireWritable() throws(ServerErrno) {
+        if server.configuration.readOnly { throw ServerErrno.readOnly }
+    }
+
+    /// statx of a descriptor itself (never following a symlink).
+    func stat(_ fd: Int32) throws(ServerErrno) -> statx {
+        var st = statx()
+        if ninep_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_BASIC_STATS | STATX_BTIME), &st) != 0 {
+            throw ServerErrno.current
+        }
+        return st
+    }
+
+    /// statx of `name` in directory `dirFd`, not following a final symlink.
+    func stat(_ dirFd: Int32, _ name: UnsafePointer<CChar>) throws(ServerErrno) -> statx {
+        var st = statx()
+        if ninep_statx(dirFd, name, AT_SYMLINK_NOFOLLOW, UInt32(STATX_BASIC_STATS | STATX_BTIME), &st) != 0 {
+            throw ServerErrno.current
+        }
+        return st
+    }
+
+    static func device(_ st: statx) -> UInt64 { UInt64(st.stx_dev_major) << 32 | UInt64(st.stx_dev_minor) }
+
+    func component(_ view: ByteView, slot: Int) throws(ServerErrno) -> UnsafePointer<CChar> {
+        try componentName(view, slot: slot).get()
+    }
+}

@@ -1,0 +1,119 @@
+import CNinePShims
+import Glibc
+import NinePWire
+
+extension Worker {
+    /// Host open(2) flags for 9P2000.L flags. Creation flags are handled by Tlcreate only;
+    /// O_NOFOLLOW is implied (the fid names the inode already); O_CLOEXEC always.
+    static func hostOpenFlags(_ flags: UInt32) -> Int32 {
+        var host: Int32 = 0
+        switch flags & OpenFlags.accessMode {
+        case OpenFlags.writeOnly: host = O_WRONLY
+        case OpenFlags.readWrite: host = O_RDWR
+        default: host = O_RDONLY
+        }
+        if flags & OpenFlags.truncate != 0 { host |= O_TRUNC }
+        if flags & OpenFlags.append != 0 { host |= O_APPEND }
+        if flags & OpenFlags.nonBlock != 0 { host |= O_NONBLOCK }
+        if flags & OpenFlags.dsync != 0 { host |= O_DSYNC }
+        if flags & OpenFlags.direct != 0 { host |= O_DIRECT }
+        if flags & OpenFlags.directory != 0 { host |= O_DIRECTORY }
+        if flags & OpenFlags.noAtime != 0 { host |= O_NOATIME }
+        if flags & OpenFlags.sync == OpenFlags.sync { host |= O_SYNC }
+        if flags & OpenFlags.largeFile != 0 { host |= O_LARGEFILE }
+        return host | O_CLOEXEC | O_NOCTTY
+    }
+
+    static func wantsWrite(_ flags: UInt32) -> Bool {
+        let mode = flags & OpenFlags.accessMode
+        return mode == OpenFlags.writeOnly || mode == OpenFlags.readWrite || flags & OpenFlags.truncate != 0
+    }
+
+    /// Opens a descriptor for I/O, retrying without O_NOATIME (allowed only to the owner).
+    func reopen(_ pathFd: Int32, _ flags: Int32) -> Int32 {
+        var fd = ninep_reopen(pathFd, flags)
+        if fd < 0 && errno == EPERM && flags & O_NOATIME != 0 {
+            fd = ninep_reopen(pathFd, flags & ~O_NOATIME)
+        }
+        return fd
+    }
+
+    /// Tlopen: opens the fid's file for I/O through its O_PATH descriptor.
+    func lopen(_ connection: Connection, tag: UInt16, fid: UInt32, flags: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file, !ref.entry.isOpen else { throw ServerErrno.badFid }
+            if ref.entry.qid.isSymlink { throw ServerErrno(LinuxErrno.ELOOP) }
+            if Self.wantsWrite(flags) { try requireWritable() }
+            var hostFlags = Self.hostOpenFlags(flags)
+            if ref.entry.qid.isDirectory { hostFlags = (hostFlags & ~(O_WRONLY | O_RDWR | O_TRUNC)) | O_DIRECTORY }
+            let fd = reopen(ref.entry.pathFd, hostFlags)
+            guard fd >= 0 else { throw ServerErrno.current }
+            let st: statx
+            do throws(ServerErrno) { st = try stat(fd) } catch {
+                Glibc.close(fd)
+                throw error
+            }
+            var lost = false
+            connection.fids.update(&ref) { entry in
+                if entry.openFd >= 0 { lost = true; return }
+                entry.openFd = fd
+                entry.openFlags = hostFlags
+                entry.streaming = FileMode.isStreaming(UInt32(st.stx_mode))
+            }
+            if lost {
+                Glibc.close(fd)
+                throw ServerErrno.badFid
+            }
+            return try encode(.lopen(qid: server.qids.qid(st), iounit: 0), tag: tag, into: &w)
+        }
+    }
+
+    /// Tlcreate: creates and opens `name` in the directory fid, which then stands for the new
+    /// file. O_NOFOLLOW|O_EXCL-free create never follows a symlink planted at `name`.
+    func lcreate(
+        _ connection: Connection, tag: UInt16, fid: UInt32, name: ByteView, flags: UInt32, mode: UInt32, gid: UInt32,
+        into w: inout WireWriter
+    ) throws(ServerErrno) -> Int {
+        try requireWritable()
+        let cName = try component(name, slot: 0)
+        return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file, !ref.entry.isOpen, ref.entry.qid.isDirectory else {
+                throw ref.entry.qid.isDirectory ? ServerErrno.badFid : ServerErrno(LinuxErrno.ENOTDIR)
+            }
+            var hostFlags = Self.hostOpenFlags(flags) | O_CREAT | O_NOFOLLOW
+            if flags & OpenFlags.exclusive != 0 { hostFlags |= O_EXCL }
+            hostFlags &= ~O_DIRECTORY
+            identity.setCreationGroup(gid)
+            let fd = openat(ref.entry.pathFd, cName, hostFlags, mode_t(mode & FileMode.permissionMask))
+            let openErrno = errno
+            identity.restoreCreationGroup()
+            guard fd >= 0 else { throw ServerErrno(UInt32(openErrno)) }
+            let pathFd = ninep_reopen(fd, O_PATH)
+            guard pathFd >= 0 else {
+                let e = ServerErrno.current
+                Glibc.close(fd)
+                throw e
+            }
+            let st: statx
+            do throws(ServerErrno) { st = try stat(fd) } catch {
+                Glibc.close(fd)
+                Glibc.close(pathFd)
+                throw error
+            }
+            let qid = server.qids.qid(st)
+            var oldPath: Int32 = -1
+            connection.fids.update(&ref) { entry in
+                oldPath = entry.pathFd
+                entry.pathFd = pathFd
+                entry.openFd = fd
+                entry.openFlags = hostFlags
+                entry.qid = qid
+                entry.device = Self.device(st)
+                entry.isRoot = false
+                entry.streaming = FileMode.isStreaming(UInt32(st.stx_mode))
+            }
+            if oldPath >= 0 { Glibc.close(oldPath) }
+            return try encode(.lcreate(qid: qid, iounit: 0), tag: tag, into: &w)
+        }
+    }
+}

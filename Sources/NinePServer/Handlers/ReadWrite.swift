@@ -1,0 +1,114 @@
+import CNinePShims
+import Glibc
+import NinePWire
+
+extension Worker {
+    /// Tread: pread (or read, for FIFOs and other streams) straight into the reply buffer.
+    func read(
+        _ connection: Connection, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
+    ) throws(ServerErrno) -> Int {
+        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            let msize = Int(connection.stateLock.withLock { connection.msize })
+            let wanted = min(Int(count), msize - NineP.readReplyOverhead)
+            let region: UnsafeMutableRawBufferPointer
+            do { region = try w.beginRread(tag: tag, maxCount: max(wanted, 0)) } catch { throw ServerErrno(LinuxErrno.ENOMEM) }
+            switch ref.entry.kind {
+            case .xattrRead:
+                guard let xattr = ref.entry.xattr else { throw ServerErrno.badFid }
+                let start = Int(clamping: offset)
+                let available = start < xattr.value.count ? xattr.value.count - start : 0
+                let n = min(available, region.count)
+                if n > 0 {
+                    xattr.value.withUnsafeBytes { region.baseAddress!.copyMemory(from: $0.baseAddress! + start, byteCount: n) }
+                }
+                return w.finishRread(reserved: region.count, produced: n)
+            case .xattrWrite:
+                throw ServerErrno.badFid
+            case .file:
+                guard ref.entry.isOpen else { throw ServerErrno.badFid }
+                let fd = ref.entry.openFd
+                var n: Int
+                repeat {
+                    if ref.entry.streaming {
+                        n = Glibc.read(fd, region.baseAddress, region.count)
+                    } else {
+                        n = pread(fd, region.baseAddress, region.count, off_t(Int64(bitPattern: offset)))
+                    }
+                } while n < 0 && errno == EINTR && !ref.entry.streaming
+                if n < 0 { throw ServerErrno.current }
+                return w.finishRread(reserved: region.count, produced: n)
+            }
+        }
+    }
+
+    /// Twrite: pwrite (or write) straight from the receive buffer; regular files are written
+    /// whole unless an error stops it part way.
+    func write(
+        _ connection: Connection, tag: UInt16, fid: UInt32, offset: UInt64, data: ByteView, into w: inout WireWriter
+    ) throws(ServerErrno) -> Int {
+        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            switch ref.entry.kind {
+            case .xattrWrite:
+                guard let xattr = ref.entry.xattr else { throw ServerErrno.badFid }
+                guard offset == UInt64(xattr.value.count), xattr.value.count + data.count <= xattr.expectedSize else {
+                    throw ServerErrno(LinuxErrno.EINVAL)
+                }
+                xattr.value.append(contentsOf: data)
+                return try encode(.write(count: UInt32(data.count)), tag: tag, into: &w)
+            case .xattrRead:
+                throw ServerErrno.badFid
+            case .file:
+                guard ref.entry.isOpen else { throw ServerErrno.badFid }
+                let fd = ref.entry.openFd
+                var done = 0
+                while done < data.count {
+                    let n: Int
+                    if ref.entry.streaming {
+                        n = Glibc.write(fd, data.base.baseAddress! + done, data.count - done)
+                    } else {
+                        n = pwrite(fd, data.base.baseAddress! + done, data.count - done, off_t(Int64(bitPattern: offset &+ UInt64(done))))
+                    }
+                    if n < 0 {
+                        if errno == EINTR && !ref.entry.streaming { continue }
+                        if done > 0 { break }
+                        throw ServerErrno.current
+                    }
+                    if n == 0 { break }
+                    done += n
+                    if ref.entry.streaming { break }
+                }
+                return try encode(.write(count: UInt32(done)), tag: tag, into: &w)
+            }
+        }
+    }
+
+    /// Tfsync.
+    func fsync(_ connection: Connection, tag: UInt16, fid: UInt32, datasync: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
+            let rc = datasync != 0 ? fdatasync(ref.entry.openFd) : Glibc.fsync(ref.entry.openFd)
+            if rc != 0 { throw ServerErrno.current }
+            return try encode(.fsync, tag: tag, into: &w)
+        }
+    }
+
+    /// Tclunk: forgets the fid (its descriptors close when no request uses them). An xattr
+    /// fid made by Txattrcreate sets (or, with no data, removes) the attribute here, and its
+    /// error is the clunk's.
+    func clunk(_ connection: Connection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+        guard let ref = connection.fids.acquire(fid) else { throw ServerErrno.badFid }
+        var failure: ServerErrno? = nil
+        if ref.entry.kind == .xattrWrite, let xattr = ref.entry.xattr {
+            do {
+                try become(ref.entry.uid)
+                try commitXattr(ref.entry.pathFd, xattr)
+            } catch {
+                failure = error
+            }
+        }
+        connection.fids.release(ref)
+        _ = connection.fids.clunk(fid)
+        if let failure { throw failure }
+        return try encode(.clunk, tag: tag, into: &w)
+    }
+}

@@ -1,0 +1,139 @@
+import CNinePShims
+import Glibc
+import NinePWire
+
+extension Worker {
+    /// Twalk: one component at a time, relative to the parent's O_PATH descriptor, with
+    /// O_NOFOLLOW (a symlink is returned, never followed, and cannot be walked through).
+    /// ".." at the export root stays at the root. nwname = 0 clones the fid. A walk that fails
+    /// after the first step returns the qids so far and creates no fid.
+    func walk(
+        _ connection: Connection, tag: UInt16, fid: UInt32, newfid: UInt32, names: WalkNames, into w: inout WireWriter
+    ) throws(ServerErrno) -> Int {
+        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file else { throw ServerErrno.badFid }
+            if newfid != fid, let existing = connection.fids.acquire(newfid) {
+                connection.fids.release(existing)
+                throw ServerErrno.badFid
+            }
+            do {
+                try w.beginRwalk(tag: tag)
+            } catch {
+                throw ServerErrno(LinuxErrno.ENOMEM)
+            }
+            var current = ref.entry.pathFd
+            var ownsCurrent = false
+            var qid = ref.entry.qid
+            var device = ref.entry.device
+            var atRoot = ref.entry.isRoot
+            var walked = 0
+            var failure: ServerErrno? = nil
+            for name in names {
+                let next: Int32
+                if name.equals("..") {
+                    if atRoot {
+                        next = fcntl(current, F_DUPFD_CLOEXEC, 0)
+                    } else {
+                        next = openat(current, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)
+                        if next >= 0 && !isInsideExport(next) {
+                            Glibc.close(next)
+                            failure = ServerErrno(LinuxErrno.EACCES)
+                            break
+                        }
+                    }
+                } else {
+                    switch componentName(name, slot: 0) {
+                    case let .success(cName):
+                        next = openat(current, cName, O_PATH | O_NOFOLLOW | O_CLOEXEC)
+                    case let .failure(error):
+                        failure = error
+                        next = -1
+                    }
+                    if failure != nil { break }
+                }
+                if next < 0 {
+                    failure = ServerErrno.current
+                    break
+                }
+                let st: statx
+                do throws(ServerErrno) {
+                    st = try stat(next)
+                } catch {
+                    Glibc.close(next)
+                    failure = error
+                    break
+                }
+                if ownsCurrent { Glibc.close(current) }
+                current = next
+                ownsCurrent = true
+                qid = server.qids.qid(st)
+                device = Self.device(st)
+                atRoot = Self.device(st) == server.rootDevice && st.stx_ino == server.rootInode
+                do { try w.qid(qid) } catch { failure = ServerErrno(LinuxErrno.ENOMEM); break }
+                walked += 1
+            }
+            if let failure {
+                if ownsCurrent { Glibc.close(current) }
+                if walked == 0 { throw failure }
+                return w.finishRwalk(count: walked)
+            }
+            if names.count == 0 {
+                if newfid == fid { return w.finishRwalk(count: 0) }
+                current = fcntl(ref.entry.pathFd, F_DUPFD_CLOEXEC, 0)
+                guard current >= 0 else { throw ServerErrno.current }
+                ownsCurrent = true
+            }
+            if newfid == fid {
+                var old: Int32 = -1
+                connection.fids.update(&ref) { entry in
+                    old = entry.pathFd
+                    entry.pathFd = current
+                    entry.qid = qid
+                    entry.device = device
+                    entry.isRoot = atRoot
+                }
+                if old >= 0 { Glibc.close(old) }
+            } else {
+                var entry = FidEntry()
+                entry.pathFd = current
+                entry.qid = qid
+                entry.device = device
+                entry.uid = ref.entry.uid
+                entry.isRoot = atRoot
+                do throws(FidTable.Failure) {
+                    let created = try connection.fids.insert(newfid, entry)
+                    connection.fids.release(created)
+                } catch {
+                    Glibc.close(current)
+                    throw Self.fidError(for: error)
+                }
+            }
+            return w.finishRwalk(count: walked)
+        }
+    }
+
+    /// True when the directory `fd` lies inside the export: climbing ".." reaches the root
+    /// before the top of the host's tree. Guards ".." against directories moved out of the
+    /// export while a client held a fid in them.
+    func isInsideExport(_ fd: Int32) -> Bool {
+        var current = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+        guard current >= 0 else { return false }
+        defer { Glibc.close(current) }
+        for _ in 0..<4096 {
+            guard let st = try? stat(current) else { return false }
+            if Self.device(st) == server.rootDevice && st.stx_ino == server.rootInode { return true }
+            let parent = openat(current, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)
+            guard parent >= 0, let parentStat = try? stat(parent) else {
+                if parent >= 0 { Glibc.close(parent) }
+                return false
+            }
+            if parentStat.stx_ino == st.stx_ino && Self.device(parentStat) == Self.device(st) {
+                Glibc.close(parent)
+                return false  // reached "/" without meeting the export root
+            }
+            Glibc.close(current)
+            current = parent
+        }
+        return false
+    }
+}

@@ -1,0 +1,85 @@
+import CNinePShims
+import Glibc
+import NinePWire
+
+extension Worker {
+    static let maxXattrSize = 65536
+    static let xattrCreate: UInt32 = 1
+    static let xattrReplace: UInt32 = 2
+
+    /// Txattrwalk: newfid holds the value of `name` (or, for an empty name, the list of
+    /// names), read now; Tread on newfid returns it.
+    func xattrwalk(
+        _ connection: Connection, tag: UInt16, fid: UInt32, newfid: UInt32, name: ByteView, into w: inout WireWriter
+    ) throws(ServerErrno) -> Int {
+        let cName = try cString(name, slot: 0, limit: 255).get()
+        return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file else { throw ServerErrno.badFid }
+            let fd = ref.entry.pathFd
+            var value = [UInt8](repeating: 0, count: Self.maxXattrSize)
+            let n = value.withUnsafeMutableBytes { buffer -> Int in
+                if name.count == 0 {
+                    return ninep_fd_listxattr(fd, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
+                }
+                return ninep_fd_getxattr(fd, cName, buffer.baseAddress, buffer.count)
+            }
+            if n < 0 { throw ServerErrno.current }
+            value.removeLast(value.count - n)
+            let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+            guard copy >= 0 else { throw ServerErrno.current }
+            var entry = FidEntry()
+            entry.kind = .xattrRead
+            entry.pathFd = copy
+            entry.uid = ref.entry.uid
+            entry.qid = ref.entry.qid
+            entry.xattr = XattrState(name: Array(name), value: value, expectedSize: n, flags: 0)
+            do throws(FidTable.Failure) {
+                connection.fids.release(try connection.fids.insert(newfid, entry))
+            } catch {
+                Glibc.close(copy)
+                throw Self.fidError(for: error)
+            }
+            return try encode(.xattrwalk(size: UInt64(n)), tag: tag, into: &w)
+        }
+    }
+
+    /// Txattrcreate: fid becomes an xattr fid collecting `size` bytes of value through Twrite;
+    /// Tclunk sets it.
+    func xattrcreate(
+        _ connection: Connection, tag: UInt16, fid: UInt32, name: ByteView, size: UInt64, flags: UInt32, into w: inout WireWriter
+    ) throws(ServerErrno) -> Int {
+        try requireWritable()
+        _ = try cString(name, slot: 0, limit: 255).get()
+        if name.count == 0 { throw ServerErrno.invalid }
+        guard size <= UInt64(Self.maxXattrSize) else { throw ServerErrno(LinuxErrno.E2BIG) }
+        guard flags & ~UInt32(Self.xattrCreate | Self.xattrReplace) == 0 else { throw ServerErrno.invalid }
+        return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file, !ref.entry.isOpen else { throw ServerErrno.badFid }
+            var value = [UInt8]()
+            value.reserveCapacity(Int(size))
+            let state = XattrState(name: Array(name), value: value, expectedSize: Int(size), flags: Int32(flags))
+            connection.fids.update(&ref) { entry in
+                entry.kind = .xattrWrite
+                entry.xattr = state
+            }
+            return try encode(.xattrcreate, tag: tag, into: &w)
+        }
+    }
+
+    /// Sets the collected value; an empty value with XATTR_REPLACE (how the kernel client
+    /// removes an attribute) removes it.
+    func commitXattr(_ fd: Int32, _ xattr: XattrState) throws(ServerErrno) {
+        try requireWritable()
+        guard xattr.value.count == xattr.expectedSize else { throw ServerErrno.invalid }
+        var name = xattr.name
+        name.append(0)
+        let rc: Int32 = name.withUnsafeBufferPointer { namePointer in
+            let cName = UnsafeRawPointer(namePointer.baseAddress!).assumingMemoryBound(to: CChar.self)
+            if xattr.expectedSize == 0 && xattr.flags & Int32(Self.xattrReplace) != 0 {
+                return ninep_fd_removexattr(fd, cName)
+            }
+            return xattr.value.withUnsafeBytes { ninep_fd_setxattr(fd, cName, $0.baseAddress, xattr.value.count, xattr.flags) }
+        }
+        if rc != 0 { throw ServerErrno.current }
+    }
+}

@@ -1,0 +1,157 @@
+import CNinePShims
+import Glibc
+import Logging
+import NinePMemory
+import NinePTransport
+import Synchronization
+
+/// A 9P2000.L file server: listeners, connections, the worker pool, and the exported root.
+public final class Server: @unchecked Sendable {
+    // @unchecked Sendable: immutable after init except `connections`, `listeners` and
+    // `acceptedCount`, which are guarded by `registry`.
+    public let configuration: ServerConfiguration
+    let logger: Logger
+    let rootFd: Int32
+    let rootDevice: UInt64
+    let rootInode: UInt64
+    let rootRealPath: String
+    let qids: QidMapper
+    let users = UserDirectory()
+    let queue: WorkQueue
+    let largeBuffers: BufferPool
+    /// Root: each request runs with the attaching user's fsuid/fsgid/groups.
+    let switchesIdentity: Bool
+    let ioFlusher: Bool
+    private let registry = ConditionLock()
+    private var connections: [Int: Connection] = [:]
+    private var listeners: [Listener] = []
+    private var nextConnectionID = 0
+    private var stopping = false
+
+    public struct StartError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Opens the export and binds every listener; serving starts with `start()`.
+    public init(configuration: ServerConfiguration, logger: Logger, ioFlusher: Bool = false) throws(StartError) {
+        self.configuration = configuration
+        self.logger = logger
+        self.ioFlusher = ioFlusher
+        let fd = open(configuration.exportPath, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw StartError(description: "cannot open export directory '\(configuration.exportPath)': \(String(decoding: strerrorBytes(errno), as: UTF8.self)); give an existing directory with --export")
+        }
+        var st = statx()
+        guard ninep_statx(fd, "", AT_EMPTY_PATH, UInt32(STATX_BASIC_STATS), &st) == 0 else {
+            throw StartError(description: "cannot stat export directory '\(configuration.exportPath)'")
+        }
+        rootFd = fd
+        rootDevice = UInt64(st.stx_dev_major) << 32 | UInt64(st.stx_dev_minor)
+        rootInode = st.stx_ino
+        var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        if realpath(configuration.exportPath, &resolved) != nil {
+            rootRealPath = String(decoding: resolved.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        } else {
+            rootRealPath = configuration.exportPath
+        }
+        qids = QidMapper(rootDevice: rootDevice)
+        switchesIdentity = geteuid() == 0
+        let contexts = configuration.maxConnections * configuration.maxRequestsPerConnection
+        queue = WorkQueue(capacity: contexts)
+        largeBuffers = BufferPool(bufferSize: Int(configuration.maxMessageSize), capacity: configuration.largeBuffers)
+        for address in configuration.listen {
+            do {
+                listeners.append(try Listener(address, socketMode: configuration.socketMode.map { mode_t($0) }))
+            } catch {
+                for listener in listeners { listener.close() }
+                throw StartError(description: "cannot listen on \(error)")
+            }
+        }
+    }
+
+    /// Addresses actually bound (port 0 resolved), in the order given.
+    public var boundAddresses: [ListenAddress] {
+        registry.withLock {
+            listeners.map { listener in
+                if case let .tcp(host, _) = listener.address { return .tcp(host: host, port: listener.boundPort) }
+                return listener.address
+            }
+        }
+    }
+
+    /// Starts the workers and one accept thread per listener.
+    public func start() {
+        _ = ninep_install_interrupt_handler(ninep_interrupt_signal())
+        for index in 0..<configuration.workerThreads {
+            DaemonThread.start(name: "9p-worker-\(index)") { [self] in
+                Worker(server: self).run()
+            }
+        }
+        for listener in registry.withLock({ listeners }) {
+            DaemonThread.start(name: "9p-accept") { [self] in
+                acceptLoop(listener)
+            }
+        }
+    }
+
+    private func acceptLoop(_ listener: Listener) {
+        if ioFlusher { _ = ninep_set_io_flusher() }
+        while let (fd, peer) = listener.accept() {
+            let connection: Connection? = registry.withLock {
+                if stopping || connections.count >= configuration.maxConnections { return nil }
+                nextConnectionID += 1
+                let connection = Connection(server: self, fd: fd, peer: peer, id: nextConnectionID)
+                connections[connection.id] = connection
+                return connection
+            }
+            guard let connection else {
+                logger.warning("refusing connection from \(peer): \(stopping ? "shutting down" : "limit of \(configuration.maxConnections) connections reached (--max-connections)")")
+                Glibc.close(fd)
+                continue
+            }
+            logger.info("client connected", metadata: ["peer": "\(peer)", "connection": "\(connection.id)"])
+            DaemonThread.start(name: "9p-conn-\(connection.id)") { [self] in
+                if ioFlusher { _ = ninep_set_io_flusher() }
+                connection.readLoop()
+            }
+        }
+    }
+
+    func connectionClosed(_ connection: Connection) {
+        registry.withLock {
+            connections[connection.id] = nil
+            registry.broadcast()
+        }
+        logger.info("client disconnected", metadata: ["peer": "\(connection.peer)", "connection": "\(connection.id)"])
+    }
+
+    public var connectionCount: Int { registry.withLock { connections.count } }
+
+    /// Stops accepting, stops reading every connection, lets requests in flight finish (blocked
+    /// system calls are interrupted), closes the sockets, and stops the workers.
+    public func shutdown() {
+        let (listeners, open): ([Listener], [Connection]) = registry.withLock {
+            stopping = true
+            return (self.listeners, Array(connections.values))
+        }
+        for listener in listeners { listener.close() }
+        for connection in open { connection.stopReading() }
+        registry.withLock {
+            while !connections.isEmpty { registry.wait() }
+        }
+        queue.stop()
+        largeBuffers.close()
+    }
+}
+
+func strerrorBytes(_ code: Int32) -> [UInt8] {
+    guard let message = strerror(code) else { return Array("error \(code)".utf8) }
+    return Array(UnsafeBufferPointer(start: UnsafeRawPointer(message).assumingMemoryBound(to: UInt8.self), count: strlen(message)))
+}
+
+extension Server {
+    /// The export as given and, when different, where it resolves.
+    public var exportDescription: String {
+        configuration.exportPath == rootRealPath ? rootRealPath : "\(configuration.exportPath) (\(rootRealPath))"
+    }
+}

@@ -1,0 +1,101 @@
+import CNinePShims
+import Glibc
+import Synchronization
+
+/// The identity a request runs as: uid, primary gid and supplementary groups.
+struct UserCredentials: Sendable {
+    var uid: UInt32
+    var gid: UInt32
+    var groups: [gid_t]
+
+    /// Looks a user up in the host's user database. A uid without an entry runs with gid = uid
+    /// and no supplementary groups (clients such as VMs often have users the host lacks).
+    static func lookup(uid: UInt32) -> UserCredentials {
+        var pwd = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var scratch = [CChar](repeating: 0, count: 16384)
+        guard getpwuid_r(uid, &pwd, &scratch, scratch.count, &result) == 0, result != nil else {
+            return UserCredentials(uid: uid, gid: uid, groups: [])
+        }
+        return UserCredentials(uid: uid, gid: pwd.pw_gid, groups: groupList(name: pwd.pw_name, gid: pwd.pw_gid))
+    }
+
+    /// Looks a user up by name; nil when the host does not know it.
+    static func lookup(name: String) -> UserCredentials? {
+        var pwd = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var scratch = [CChar](repeating: 0, count: 16384)
+        guard getpwnam_r(name, &pwd, &scratch, scratch.count, &result) == 0, result != nil else { return nil }
+        return UserCredentials(uid: pwd.pw_uid, gid: pwd.pw_gid, groups: groupList(name: pwd.pw_name, gid: pwd.pw_gid))
+    }
+
+    private static func groupList(name: UnsafePointer<CChar>, gid: gid_t) -> [gid_t] {
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(name, gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(name, gid, &groups, &count)
+        }
+        return Array(groups.prefix(Int(max(count, 0))))
+    }
+}
+
+/// Credentials by uid, filled at Tattach (where allocation is allowed) and read on the request
+/// path without allocating.
+final class UserDirectory: Sendable {
+    private let users = Mutex<[UInt32: UserCredentials]>([:])
+
+    func register(_ credentials: UserCredentials) {
+        users.withLock { $0[credentials.uid] = credentials }
+    }
+
+    func credentials(uid: UInt32) -> UserCredentials? {
+        users.withLock { $0[uid] }
+    }
+}
+
+/// The credentials a worker thread currently runs with. Changing fsuid/fsgid/groups is
+/// per-thread on Linux (raw syscalls), so each worker keeps its own and switches only when the
+/// next request's user differs.
+struct ThreadIdentity {
+    private(set) var uid: UInt32 = UInt32.max
+    private(set) var gid: UInt32 = UInt32.max
+    let enabled: Bool
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    /// Becomes `credentials` for file access; a no-op when not running as root.
+    mutating func become(_ credentials: UserCredentials) {
+        guard enabled else { return }
+        if credentials.uid == uid && credentials.gid == gid { return }
+        // Groups first and fsuid last: once fsuid is not 0, the thread loses the capability to
+        // change its groups.
+        _ = ninep_setfsuid(0)
+        _ = credentials.groups.withUnsafeBufferPointer { ninep_thread_setgroups($0.count, $0.baseAddress) }
+        _ = ninep_setfsgid(credentials.gid)
+        _ = ninep_setfsuid(credentials.uid)
+        uid = credentials.uid
+        gid = credentials.gid
+    }
+
+    /// Temporarily uses another fsgid (Tlcreate/Tmkdir/... carry the new file's gid).
+    mutating func setCreationGroup(_ gid: UInt32) {
+        guard enabled, gid != self.gid else { return }
+        _ = ninep_setfsgid(gid)
+    }
+
+    mutating func restoreCreationGroup() {
+        guard enabled else { return }
+        _ = ninep_setfsgid(gid)
+    }
+
+    /// Back to root's file identity (e.g. before a worker serves server-internal work).
+    mutating func reset() {
+        guard enabled, uid != 0 || gid != 0 else { return }
+        _ = ninep_setfsuid(0)
+        _ = ninep_setfsgid(0)
+        _ = ninep_thread_setgroups(0, nil)
+        uid = 0
+        gid = 0
+    }
+}

@@ -1,0 +1,61 @@
+import CNinePShims
+import Glibc
+import NinePWire
+
+/// One worker thread's private state: its identity and scratch buffers for C strings and
+/// directory reads, allocated once when the thread starts.
+final class Worker {
+    let server: Server
+    var identity: ThreadIdentity
+    let thread: pthread_t
+    /// NUL-terminated copies of names from the wire (the frame's strings are not terminated).
+    let names: [UnsafeMutablePointer<CChar>]
+    static let nameCapacity = 4096 + 1
+    let direntBuffer: UnsafeMutableRawBufferPointer
+    var flushTags: [UInt16]
+
+    init(server: Server) {
+        self.server = server
+        identity = ThreadIdentity(enabled: server.switchesIdentity)
+        thread = pthread_self()
+        names = (0..<3).map { _ in UnsafeMutablePointer<CChar>.allocate(capacity: Worker.nameCapacity) }
+        direntBuffer = .allocate(byteCount: 64 * 1024, alignment: 8)
+        flushTags = []
+        flushTags.reserveCapacity(RequestContext.maxPendingFlushes)
+    }
+
+    func run() {
+        _ = ninep_unblock_interrupt_signal(ninep_interrupt_signal())
+        if server.ioFlusher { _ = ninep_set_io_flusher() }
+        while let context = server.queue.dequeue() {
+            context.connection.serve(context, on: self)
+        }
+    }
+
+    enum NameError: Error { case invalid, tooLong }
+
+    /// Copies a path component into scratch slot `slot` as a C string, rejecting what must
+    /// never reach a *at() call: empty names, "/", NUL bytes, "." and "..".
+    func componentName(_ view: ByteView, slot: Int) -> Result<UnsafePointer<CChar>, ServerErrno> {
+        if view.count > server.configuration.maxNameLength { return .failure(ServerErrno(LinuxErrno.ENAMETOOLONG)) }
+        if view.count == 0 || view.equals(".") || view.equals("..") { return .failure(ServerErrno(LinuxErrno.EINVAL)) }
+        if view.contains(byte: UInt8(ascii: "/")) || view.contains(byte: 0) { return .failure(ServerErrno(LinuxErrno.EINVAL)) }
+        return .success(copyC(view, slot: slot))
+    }
+
+    /// Copies arbitrary bytes (a symlink target, an xattr name) as a C string.
+    func cString(_ view: ByteView, slot: Int, limit: Int = 4095) -> Result<UnsafePointer<CChar>, ServerErrno> {
+        if view.count > limit { return .failure(ServerErrno(LinuxErrno.ENAMETOOLONG)) }
+        if view.contains(byte: 0) { return .failure(ServerErrno(LinuxErrno.EINVAL)) }
+        return .success(copyC(view, slot: slot))
+    }
+
+    private func copyC(_ view: ByteView, slot: Int) -> UnsafePointer<CChar> {
+        let destination = names[slot]
+        if view.count > 0 {
+            UnsafeMutableRawPointer(destination).copyMemory(from: view.base.baseAddress!, byteCount: view.count)
+        }
+        destination[view.count] = 0
+        return UnsafePointer(destination)
+    }
+}

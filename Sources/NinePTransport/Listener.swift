@@ -1,0 +1,140 @@
+import CNinePShims
+import Glibc
+
+/// A listening socket (TCP or unix). `accept()` blocks until a client connects or the
+/// listener is closed.
+public final class Listener: @unchecked Sendable {
+    // @unchecked Sendable: `fd` is immutable; close() only calls shutdown/close, which are safe
+    // to call while another thread is blocked in accept on the same descriptor.
+    public let address: ListenAddress
+    public let fd: Int32
+    /// The port actually bound (useful with port 0).
+    public let boundPort: UInt16
+
+    public init(_ address: ListenAddress, backlog: Int32 = 128, socketMode: mode_t? = nil) throws(SocketError) {
+        self.address = address
+        switch address {
+        case let .unix(path):
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw SocketError("socket", errno: errno, address: address.description) }
+            // Replace a stale socket left by a previous run, but never a regular file.
+            var st = stat()
+            if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                for (i, byte) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
+            }
+            let rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard rc == 0 else {
+                let e = errno
+                Glibc.close(fd)
+                throw SocketError("bind", errno: e, address: address.description)
+            }
+            if let socketMode { _ = chmod(path, socketMode) }
+            guard listen(fd, backlog) == 0 else {
+                let e = errno
+                Glibc.close(fd)
+                throw SocketError("listen", errno: e, address: address.description)
+            }
+            self.fd = fd
+            self.boundPort = 0
+        case let .tcp(host, port):
+            var hints = addrinfo()
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV
+            var result: UnsafeMutablePointer<addrinfo>?
+            let gai = getaddrinfo(host == "*" ? nil : host, String(port), &hints, &result)
+            guard gai == 0, let info = result else {
+                throw SocketError("resolve", errno: EINVAL, address: address.description)
+            }
+            defer { freeaddrinfo(result) }
+            let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw SocketError("socket", errno: errno, address: address.description) }
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+            guard bind(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 else {
+                let e = errno
+                Glibc.close(fd)
+                throw SocketError("bind", errno: e, address: address.description)
+            }
+            guard listen(fd, backlog) == 0 else {
+                let e = errno
+                Glibc.close(fd)
+                throw SocketError("listen", errno: e, address: address.description)
+            }
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            _ = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+            let family = Int32(storage.ss_family)
+            let bound: UInt16 = withUnsafePointer(to: &storage) { pointer in
+                if family == AF_INET6 {
+                    return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) }
+                }
+                return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
+            }
+            self.fd = fd
+            self.boundPort = bound
+        }
+    }
+
+    /// The next connection's descriptor and a printable peer address, or nil once closed.
+    public func accept() -> (fd: Int32, peer: String)? {
+        while true {
+            var storage = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let client = withUnsafeMutablePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { ninep_accept4(fd, $0, &length) }
+            }
+            if client >= 0 {
+                if case .tcp = address { _ = ninep_set_nodelay(client) }
+                return (client, Listener.describe(storage, unixPath: address))
+            }
+            let e = errno
+            if e == EINTR || e == ECONNABORTED || e == EPROTO { continue }
+            if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
+                // Out of descriptors or memory: back off instead of spinning; the client waits
+                // in the backlog.
+                usleep(50_000)
+                continue
+            }
+            return nil
+        }
+    }
+
+    /// Stops accept(); wakes a thread blocked in it.
+    public func close() {
+        _ = shutdown(fd, Int32(SHUT_RDWR))
+        if case let .unix(path) = address { unlink(path) }
+    }
+
+    private static func describe(_ storage: sockaddr_storage, unixPath: ListenAddress) -> String {
+        var copy = storage
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &copy) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    var a = sin.pointee.sin_addr
+                    inet_ntop(AF_INET, &a, &buffer, socklen_t(buffer.count))
+                    return "\(String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)):\(UInt16(bigEndian: sin.pointee.sin_port))"
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &copy) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin in
+                    var a = sin.pointee.sin6_addr
+                    inet_ntop(AF_INET6, &a, &buffer, socklen_t(buffer.count))
+                    return "[\(String(decoding: buffer.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self))]:\(UInt16(bigEndian: sin.pointee.sin6_port))"
+                }
+            }
+        default:
+            return unixPath.description
+        }
+    }
+}

@@ -1,0 +1,161 @@
+import ArgumentParser
+import CNinePShims
+import Glibc
+import Logging
+import NinePServer
+import NinePTransport
+
+@main
+struct Ninepd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ninepd",
+        abstract: "Export a directory over 9P2000.L (TCP and unix sockets).",
+        discussion: """
+            With no options, ninepd exports the current directory on tcp:127.0.0.1:5640 (loopback only).
+
+            Mount it from Linux:
+              mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,msize=1048576 127.0.0.1 /mnt
+              mount -t 9p -o trans=unix,version=9p2000.L /run/ninepd.sock /mnt   (with --listen unix:/run/ninepd.sock)
+
+            Run as root to serve many users: each request then runs with the attaching user's
+            fsuid/fsgid and groups (mount with access=user so the kernel attaches per user).
+            Run as an ordinary user and every access is that user's.
+
+            Stop with SIGINT or SIGTERM: requests in flight are answered, sockets closed.
+            """
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Directory to export.", valueName: "dir"))
+    var export: String = "."
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Address to listen on: tcp:HOST:PORT, tcp:[IPV6]:PORT or unix:PATH. Repeat for several. (default: tcp:127.0.0.1:5640)",
+        valueName: "addr"))
+    var listen: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("Largest message size offered to clients, in bytes (4096 to 16777216).", valueName: "bytes"))
+    var msize: UInt32 = 1024 * 1024
+
+    @Flag(name: .long, help: "Refuse every change (writes, creates, renames, removals, attribute changes) with EROFS.")
+    var readOnly = false
+
+    @Option(name: .long, help: ArgumentHelp("Most simultaneous client connections; more are refused with a log line.", valueName: "n"))
+    var maxConnections = 64
+
+    @Option(name: .long, help: ArgumentHelp("Most fids per connection; more get EMFILE.", valueName: "n"))
+    var maxFids = 4096
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Most requests in flight per connection; beyond it the server stops reading that connection until one completes.",
+        valueName: "n"))
+    var maxRequests = 64
+
+    @Option(name: .long, help: ArgumentHelp("Worker threads for file work, shared by all connections.", valueName: "n"))
+    var workers = 16
+
+    @Option(name: .long, help: ArgumentHelp("Buffers of msize bytes for large reads and writes, shared by all connections.", valueName: "n"))
+    var largeBuffers = 32
+
+    @Option(name: .long, help: ArgumentHelp("Permissions of unix sockets, in octal (e.g. 660).", valueName: "mode"))
+    var socketMode: String?
+
+    @Option(name: .long, help: ArgumentHelp("Only this uid may attach. Repeat for several.", valueName: "uid"))
+    var allowUser: [UInt32] = []
+
+    @Option(name: .long, help: ArgumentHelp("Run every attach as this uid (and --squash-gid), whoever the client says it is.", valueName: "uid"))
+    var squashUid: UInt32?
+
+    @Option(name: .long, help: ArgumentHelp("Group for --squash-uid (default: the same number as the uid).", valueName: "gid"))
+    var squashGid: UInt32?
+
+    @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
+    var logLevel: String = "info"
+
+    mutating func validate() throws {
+        guard msize >= 4096 && msize <= 16 * 1024 * 1024 else {
+            throw ValidationError("--msize \(msize) is out of range: give 4096 to 16777216 bytes (1048576 is a good default)")
+        }
+        for (name, value) in [("--max-connections", maxConnections), ("--max-fids", maxFids), ("--max-requests", maxRequests),
+                              ("--workers", workers), ("--large-buffers", largeBuffers)] where value < 1 {
+            throw ValidationError("\(name) must be at least 1 (got \(value))")
+        }
+        if let socketMode, UInt32(socketMode, radix: 8) == nil {
+            throw ValidationError("--socket-mode '\(socketMode)' is not an octal mode such as 660")
+        }
+        if Logger.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        let probe = open(export, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard probe >= 0 else {
+            throw ValidationError("--export '\(export)' is not a directory that can be opened (\(String(cString: strerror(errno))))")
+        }
+        close(probe)
+    }
+
+    func run() throws {
+        // Termination signals go to the thread that waits for them, never to workers.
+        _ = ninep_block_signals_for_thread()
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "ninepd")
+
+        var addresses: [ListenAddress] = []
+        for text in listen.isEmpty ? ["tcp:127.0.0.1:5640"] : listen {
+            do {
+                addresses.append(try ListenAddress(parsing: text))
+            } catch {
+                throw ValidationError("--listen \(error.description)")
+            }
+        }
+        var configuration = ServerConfiguration(exportPath: export, listen: addresses)
+        configuration.maxMessageSize = msize
+        configuration.readOnly = readOnly
+        configuration.maxConnections = maxConnections
+        configuration.maxFidsPerConnection = maxFids
+        configuration.maxRequestsPerConnection = maxRequests
+        configuration.workerThreads = workers
+        configuration.largeBuffers = largeBuffers
+        configuration.socketMode = socketMode.flatMap { UInt32($0, radix: 8) }
+        configuration.allowedUsers = allowUser.isEmpty ? nil : Set(allowUser)
+        if let squashUid { configuration.squashUser = (squashUid, squashGid ?? squashUid) }
+
+        let ioFlusher = ninep_set_io_flusher() == 0
+        if !ioFlusher {
+            logger.notice("PR_SET_IO_FLUSHER refused (\(String(cString: strerror(errno)))): needs CAP_SYS_RESOURCE; continuing without it")
+        }
+        let server: Server
+        do {
+            server = try Server(configuration: configuration, logger: logger, ioFlusher: ioFlusher)
+        } catch {
+            logger.critical("\(error.description)")
+            throw ExitCode(1)
+        }
+        server.start()
+        let bound = server.boundAddresses.map(\.description).joined(separator: ", ")
+        let identity = geteuid() == 0 ? (configuration.squashUser != nil ? "squashed to uid \(configuration.squashUser!.uid)" : "per attaching user") : "as uid \(geteuid()) for everyone"
+        logger.info("""
+            exporting \(server.exportDescription) on \(bound): msize \(msize), \(readOnly ? "read-only" : "read-write"), \
+            identity \(identity), \(workers) workers, up to \(maxConnections) connections x \(maxRequests) requests in flight, \
+            \(maxFids) fids per connection, \(largeBuffers) large buffers (\(largeBuffers * Int(msize) / 1_048_576) MiB)
+            """)
+        for address in addresses where !address.isLoopback {
+            logger.warning("\(address) is reachable from other hosts; there is no authentication: restrict it with --allow-user, a firewall, or a loopback address")
+        }
+
+        while true {
+            let signal = ninep_wait_termination_signal()
+            if signal == SIGUSR1 {
+                logger.info("status: \(server.connectionCount) connections")
+                continue
+            }
+            logger.info("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")
+            server.shutdown()
+            logger.info("stopped")
+            return
+        }
+    }
+}
