@@ -20,8 +20,9 @@ extension Worker {
             case .flush:
                 throw ServerErrno.invalid  // served by the reader
             case .auth:
-                // No authentication scheme: attach with afid = NOFID.
-                throw ServerErrno.notSupported
+                // No authentication scheme: attach with afid = NOFID. ENOENT is how 9P clients
+                // (diod's libnpclient among them) learn that no authentication is required.
+                throw ServerErrno(LinuxErrno.ENOENT)
             case let .attach(fid, afid, uname, aname, nuname):
                 return try attach(connection, tag: tag, fid: fid, afid: afid, uname: uname, aname: aname, nuname: nuname, into: &w)
             case let .walk(fid, newfid, names):
