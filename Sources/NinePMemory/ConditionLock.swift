@@ -38,6 +38,17 @@ public final class ConditionLock: @unchecked Sendable {
     /// Sleeps until signalled; the lock must be held and is held again on return.
     public func wait() { pthread_cond_wait(condition, mutex) }
 
+    /// Sleeps until signalled or until `milliseconds` pass; the lock must be held.
+    public func wait(milliseconds: Int) {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        var deadline = now
+        let total = Int(now.tv_nsec) + (milliseconds % 1000) * 1_000_000
+        deadline.tv_sec += milliseconds / 1000 + total / 1_000_000_000
+        deadline.tv_nsec = total % 1_000_000_000
+        pthread_cond_timedwait(condition, mutex, &deadline)
+    }
+
     public func signal() { pthread_cond_signal(condition) }
     public func broadcast() { pthread_cond_broadcast(condition) }
 }

@@ -240,9 +240,24 @@ final class Connection: @unchecked Sendable {
 
     // MARK: Shutdown
 
-    /// Stops reading (server shutdown): the reader sees end of stream and drains.
+    /// Stops reading (server shutdown): the reader sees end of stream, or stops waiting for a
+    /// free context, and drains.
     func stopReading() {
         _ = shutdown(fd, Int32(SHUT_RD))
+        stateLock.withLock {
+            closing = true
+            stateLock.broadcast()
+        }
+    }
+
+    /// Signals every worker serving this connection, so a system call blocked on the outside
+    /// world (a FIFO, a socket) returns EINTR. No SA_RESTART on the handler.
+    func interruptInFlight() {
+        stateLock.withLock {
+            for context in contexts where context.inFlight {
+                if let thread = context.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
+            }
+        }
     }
 
     /// After the stream ended: wait for requests in flight (interrupting blocked system
@@ -258,10 +273,12 @@ final class Connection: @unchecked Sendable {
             for context in contexts where context.inFlight {
                 if let thread = context.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
             }
-            stateLock.unlock()
-            usleep(rounds < 10 ? 10_000 : 100_000)
+            if rounds == 40 {
+                // Two seconds on: a worker may be stuck sending to a peer that stopped reading.
+                _ = shutdown(fd, Int32(SHUT_RDWR))
+            }
+            stateLock.wait(milliseconds: 50)
             rounds += 1
-            stateLock.lock()
         }
         stateLock.unlock()
         fids.clunkAll()

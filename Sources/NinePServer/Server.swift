@@ -135,12 +135,19 @@ public final class Server: @unchecked Sendable {
             return (self.listeners, Array(connections.values))
         }
         for listener in listeners { listener.close() }
-        for connection in open { connection.stopReading() }
-        registry.withLock {
-            while !connections.isEmpty { registry.wait() }
-        }
-        queue.stop()
+        // Readers waiting for a large buffer give up; buffers still come back from workers.
         largeBuffers.close()
+        for connection in open { connection.stopReading() }
+        registry.lock()
+        while !connections.isEmpty {
+            let remaining = Array(connections.values)
+            registry.unlock()
+            for connection in remaining { connection.interruptInFlight() }
+            registry.lock()
+            if !connections.isEmpty { registry.wait(milliseconds: 50) }
+        }
+        registry.unlock()
+        queue.stop()
     }
 }
 
