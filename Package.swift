@@ -44,7 +44,10 @@ let package = Package(
         .testTarget(name: "NinePWireTests", dependencies: ["NinePWire"]),
         .testTarget(
             name: "NinePServerTests",
-            dependencies: ["NinePWire", "NinePServer", "NinePTransport", "CNinePShims"]
+            dependencies: [
+                "NinePWire", "NinePServer", "NinePTransport", "CNinePShims",
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .testTarget(name: "IntegrationTests", dependencies: ["ninepd", "NinePWire", "CNinePShims"]),
     ],

@@ -30,7 +30,8 @@ extension Connection {
         if !suppressed && replyLength > 0 {
             _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: context.replyBuffer[0..<replyLength]))
         }
-        if !worker.flushTags.isEmpty {
+        // Flushes queued before a Tversion belong to the ended session: no Rflush either.
+        if !suppressed && !worker.flushTags.isEmpty {
             for flushTag in worker.flushTags {
                 var writer = WireWriter(context.smallReply)
                 if let length = try? Response.flush.encode(tag: flushTag, into: &writer) {
@@ -49,11 +50,12 @@ extension Connection {
         enum Decision { case replyNow, queued, violation }
         let decision: Decision = stateLock.withLock {
             if closing { return .queued }
-            for context in contexts where context.inFlight {
+            // Requests of a session ended by Tversion (suppressed) are not in flight for it.
+            for context in contexts where context.inFlight && !context.suppressed {
                 if context.tag == tag { return .violation }
                 for pending in context.pendingFlushes where pending == tag { return .violation }
             }
-            for context in contexts where context.inFlight {
+            for context in contexts where context.inFlight && !context.suppressed {
                 let flushesOldtag = context.pendingFlushes.contains(oldtag)
                 if context.tag == oldtag || flushesOldtag {
                     // A flush of a flush joins the same queue: Rflushes go out in order.

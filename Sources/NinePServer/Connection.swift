@@ -175,9 +175,10 @@ final class Connection: @unchecked Sendable {
     func tagInUse(_ tag: UInt16) -> Bool { stateLock.withLock { tagInUseLocked(tag) } }
 
     /// A tag is in use while its request is in flight or while it is a Tflush waiting for
-    /// its Rflush.
+    /// its Rflush. Requests of a session that a Tversion ended (suppressed) no longer hold
+    /// their tags: the new session may reuse them (version(5)).
     private func tagInUseLocked(_ tag: UInt16) -> Bool {
-        for context in contexts where context.inFlight {
+        for context in contexts where context.inFlight && !context.suppressed {
             if context.tag == tag { return true }
             for pending in context.pendingFlushes where pending == tag { return true }
         }

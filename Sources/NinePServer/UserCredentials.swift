@@ -1,5 +1,6 @@
 import CNinePShims
 import Glibc
+import NinePWire
 import Synchronization
 
 /// The identity a request runs as: uid, primary gid and supplementary groups.
@@ -60,6 +61,8 @@ final class UserDirectory: Sendable {
 struct ThreadIdentity {
     private(set) var uid: UInt32 = UInt32.max
     private(set) var gid: UInt32 = UInt32.max
+    /// Supplementary groups of the current user: the gids a creation may name.
+    private(set) var groups: [gid_t] = []
     let enabled: Bool
 
     init(enabled: Bool) { self.enabled = enabled }
@@ -76,11 +79,15 @@ struct ThreadIdentity {
         _ = ninep_setfsuid(credentials.uid)
         uid = credentials.uid
         gid = credentials.gid
+        groups = credentials.groups
     }
 
-    /// Temporarily uses another fsgid (Tlcreate/Tmkdir/... carry the new file's gid).
-    mutating func setCreationGroup(_ gid: UInt32) {
+    /// Temporarily uses another fsgid (Tlcreate/Tmkdir/... carry the new file's gid). Only a
+    /// group the user belongs to, as chown(2) allows (root may name any): otherwise any user
+    /// could create files, even setgid ones, owned by any group (EPERM, as diod answers).
+    mutating func setCreationGroup(_ gid: UInt32) throws(ServerErrno) {
         guard enabled, gid != self.gid else { return }
+        guard uid == 0 || groups.contains(gid) else { throw ServerErrno(LinuxErrno.EPERM) }
         _ = ninep_setfsgid(gid)
     }
 
@@ -97,5 +104,6 @@ struct ThreadIdentity {
         _ = ninep_thread_setgroups(0, nil)
         uid = 0
         gid = 0
+        groups = []
     }
 }

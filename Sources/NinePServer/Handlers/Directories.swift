@@ -59,7 +59,7 @@ extension Worker {
         let cName = try component(name, slot: 0)
         return try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            identity.setCreationGroup(gid)
+            try identity.setCreationGroup(gid)
             let rc = mkdirat(ref.entry.pathFd, cName, mode_t(mode & FileMode.permissionMask))
             let e = errno
             identity.restoreCreationGroup()

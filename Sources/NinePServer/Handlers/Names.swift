@@ -38,7 +38,7 @@ extension Worker {
         let cTarget = try cString(target, slot: 1).get()
         return try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            identity.setCreationGroup(gid)
+            try identity.setCreationGroup(gid)
             let rc = symlinkat(cTarget, ref.entry.pathFd, cName)
             let e = errno
             identity.restoreCreationGroup()
@@ -56,7 +56,7 @@ extension Worker {
         let cName = try component(name, slot: 0)
         return try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            identity.setCreationGroup(gid)
+            try identity.setCreationGroup(gid)
             let device = dev_t(Self.encodeDevice(major: major, minor: minor))
             let rc = mknodat(ref.entry.pathFd, cName, mode_t(mode & (FileMode.typeMask | FileMode.permissionMask)), device)
             let e = errno

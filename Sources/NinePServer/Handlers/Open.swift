@@ -83,7 +83,7 @@ extension Worker {
             var hostFlags = Self.hostOpenFlags(flags) | O_CREAT | O_NOFOLLOW
             if flags & OpenFlags.exclusive != 0 { hostFlags |= O_EXCL }
             hostFlags &= ~O_DIRECTORY
-            identity.setCreationGroup(gid)
+            try identity.setCreationGroup(gid)
             let fd = openat(ref.entry.pathFd, cName, hostFlags, mode_t(mode & FileMode.permissionMask))
             let openErrno = errno
             identity.restoreCreationGroup()

@@ -15,9 +15,11 @@ extension Worker {
         let cName = try cString(name, slot: 0, limit: 255).get()
         return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
+            let restricted = restrictsXattrs(uid: ref.entry.uid)
+            if restricted && name.starts(with: Self.trustedPrefix) { throw ServerErrno(LinuxErrno.ENODATA) }
             let fd = ref.entry.pathFd
             var value = [UInt8](repeating: 0, count: Self.maxXattrSize)
-            let n = value.withUnsafeMutableBytes { buffer -> Int in
+            var n = value.withUnsafeMutableBytes { buffer -> Int in
                 if name.count == 0 {
                     return ninep_fd_listxattr(fd, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
                 }
@@ -25,6 +27,14 @@ extension Worker {
             }
             if n < 0 { throw ServerErrno.current }
             value.removeLast(value.count - n)
+            if restricted && name.count == 0 {
+                // The list an unprivileged caller gets from the kernel: no trusted.* names.
+                value = Array(value.split(separator: 0, omittingEmptySubsequences: true)
+                    .filter { !$0.starts(with: Self.trustedPrefix) }
+                    .joined(separator: [0]))
+                if !value.isEmpty { value.append(0) }
+                n = value.count
+            }
             let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
             guard copy >= 0 else { throw ServerErrno.current }
             var entry = FidEntry()
@@ -55,6 +65,9 @@ extension Worker {
         guard flags & ~UInt32(Self.xattrCreate | Self.xattrReplace) == 0 else { throw ServerErrno.invalid }
         return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, !ref.entry.isOpen else { throw ServerErrno.badFid }
+            if restrictsXattrs(uid: ref.entry.uid) && !(name.starts(with: Self.userPrefix) || name.starts(with: Self.systemPrefix)) {
+                throw ServerErrno(LinuxErrno.EPERM)
+            }
             var value = [UInt8]()
             value.reserveCapacity(Int(size))
             let state = XattrState(name: Array(name), value: value, expectedSize: Int(size), flags: Int32(flags))
@@ -64,6 +77,19 @@ extension Worker {
             }
             return try encode(.xattrcreate, tag: tag, into: &w)
         }
+    }
+
+    static let userPrefix: [UInt8] = Array("user.".utf8)
+    static let systemPrefix: [UInt8] = Array("system.".utf8)
+    static let trustedPrefix: [UInt8] = Array("trusted.".utf8)
+
+    /// True when a request for `uid` must be held to what the kernel lets an unprivileged
+    /// user do with xattrs. A worker acting for a user other than root has dropped only the
+    /// file-system capabilities (fsuid), and keeps CAP_SYS_ADMIN and CAP_SETFCAP: without this
+    /// check any user could set trusted.* and security.* attributes, security.capability on
+    /// their own program among them (root on the host), and read trusted.* ones.
+    func restrictsXattrs(uid: UInt32) -> Bool {
+        server.switchesIdentity && uid != 0
     }
 
     /// Sets the collected value; an empty value with XATTR_REPLACE (how the kernel client
