@@ -140,6 +140,14 @@ def drop_caches():
         return False
 
 
+def step(label, fn, *a, **kw):
+    """fn(*a, **kw); an OSError becomes a failure that names the step."""
+    try:
+        return fn(*a, **kw)
+    except OSError as e:
+        raise AssertionError("%s -> %s" % (label, ename(e)))
+
+
 def ename(e):
     return errno.errorcode.get(e.errno, str(e.errno)) if isinstance(e, OSError) else type(e).__name__
 
@@ -378,8 +386,8 @@ def c_append(ctx, d):
         write_all(fw, b"C" * 10)          # plain fd at 0 overwrites the start
         write_all(fb, b"x")
         write_all(fa, b"y")
+        pos = os.lseek(fa, 0, os.SEEK_CUR)    # just past "y"
         write_all(fb, b"z")
-        pos = os.lseek(fa, 0, os.SEEK_CUR)
     finally:
         for fd in (fa, fb, fw):
             os.close(fd)
@@ -387,7 +395,7 @@ def c_append(ctx, d):
     drop_caches()
     got = get(p)
     expect(got == want, "content %r... (len %d), want len %d" % (got[:20], len(got), len(want)))
-    expect(pos == len(want), "O_APPEND fd offset %d after writes, want %d" % (pos, len(want)))
+    expect(pos == len(want) - 1, "O_APPEND fd offset %d after its write, want %d" % (pos, len(want) - 1))
     return "O_APPEND writes at EOF from two fds; plain fd overwrite at 0 ok"
 
 
@@ -612,7 +620,6 @@ def c_attrs(ctx, d):
     expect(before - 5 <= st.st_mtime <= after + 5, "utime(None): mtime %.3f not within [%.3f, %.3f]" % (
         st.st_mtime, before, after))
     expect(before - 5 <= st.st_atime <= after + 5, "utime(None): atime %.3f" % st.st_atime)
-    # the modes survive a write by root? (setuid is cleared by the kernel on write, not checked here)
     return "7 modes + sticky dir, chown 1000:1000, explicit times (ns exact: %s), utime(None) ok" % exact
 
 
@@ -649,9 +656,35 @@ def c_fifo(ctx, d):
 def c_xattr(ctx, d):
     p = os.path.join(d, "f")
     put(p, b"x")
-    vals = {"user.small": b"v1", "user.kib4": os.urandom(4000),
-            "user.empty": b"", "user.big": os.urandom(10000)}
+    vals = {"user.small": b"v1", "user.kib4": os.urandom(4000)}
     notes = []
+    # A value larger than msize 8192 travels in several Twrite/Tread. On its own
+    # file: ext4 keeps all of an inode's xattrs in one block, so there it fails
+    # with ENOSPC (a limit of the backing file system, passed on): a note only.
+    pbig = os.path.join(d, "fbig")
+    put(pbig, b"")
+    big = os.urandom(10000)
+    try:
+        os.setxattr(pbig, "user.big", big)
+        drop_caches()
+        got = os.getxattr(pbig, "user.big")
+        expect(got == big, "10000-byte value read back: %d bytes sha %s want sha %s" % (len(got), sha(got), sha(big)))
+        expect("user.big" in os.listxattr(pbig), "10000-byte value not listed")
+        notes.append("10000-byte value ok")
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.E2BIG):
+            raise AssertionError("setxattr/getxattr of a 10000-byte value: %s" % ename(e))
+        notes.append("10000-byte value: %s (backing file system limit?)" % ename(e))
+    # The Linux 9p client sends an empty value as Txattrcreate with size 0,
+    # which is also what it sends to remove an attribute: ambiguous on the wire,
+    # so only report what happens.
+    try:
+        os.setxattr(p, "user.empty", b"")
+        notes.append("empty value: set, reads back %r" % os.getxattr(p, "user.empty"))
+        os.removexattr(p, "user.empty")
+    except OSError as e:
+        notes.append("empty value: setxattr -> %s (the client sends Txattrcreate size 0, "
+                     "which is also how it removes)" % ename(e))
     for k, v in vals.items():
         try:
             os.setxattr(p, k, v)
@@ -680,7 +713,7 @@ def c_xattr(ctx, d):
         expect(os.getxattr(fd, "user.kib4") == vals["user.kib4"], "fgetxattr")
     finally:
         os.close(fd)
-    return "set/get/list/replace/remove ok for values of 0, 2, 4000, 10000 bytes; ENODATA after removal" + (
+    return "set/get/list/replace/remove ok for values of 2 and 4000 bytes; ENODATA after removal" + (
         "; " + "; ".join(notes) if notes else "")
 
 
@@ -735,8 +768,9 @@ def c_locks_posix(ctx, d):
         chan.send("blocking")
         t0 = time.monotonic()
         fcntl.lockf(fb, fcntl.LOCK_EX)
-        chan.send({"waited": time.monotonic() - t0})
-        fcntl.lockf(fb, fcntl.LOCK_UN)
+        waited = time.monotonic() - t0
+        fcntl.lockf(fb, fcntl.LOCK_UN)    # release before reporting: A locks next
+        chan.send({"waited": waited})
         chan.recv(20)
         # phase 5: A holds a shared lock
         r = {"shared": try_lock(lambda: fcntl.lockf(fb, fcntl.LOCK_SH | fcntl.LOCK_NB))}
@@ -799,14 +833,16 @@ def c_locks_flock(ctx, d):
         fb = os.open(p, os.O_RDWR)
         chan.send(try_lock(lambda: fcntl.flock(fb, fcntl.LOCK_EX | fcntl.LOCK_NB)))
         chan.recv(20)
-        chan.send(try_lock(lambda: fcntl.flock(fb, fcntl.LOCK_EX | fcntl.LOCK_NB)))
-        fcntl.flock(fb, fcntl.LOCK_UN)
+        got = try_lock(lambda: fcntl.flock(fb, fcntl.LOCK_EX | fcntl.LOCK_NB))
+        fcntl.flock(fb, fcntl.LOCK_UN)    # release before reporting: A locks next
+        chan.send(got)
         chan.recv(20)
         chan.send("blocking")
         t0 = time.monotonic()
         fcntl.flock(fb, fcntl.LOCK_EX)
-        chan.send(time.monotonic() - t0)
+        waited = time.monotonic() - t0
         fcntl.flock(fb, fcntl.LOCK_UN)
+        chan.send(waited)
         os.close(fb)
 
     child = None
@@ -860,18 +896,18 @@ def c_readdir_many(ctx, d):
     if not_reg:
         problems.append("d_type not regular for %d entries, e.g. %s" % (len(not_reg), not_reg[:3]))
     expect(not problems, "; ".join(problems))
-    # unlink every other entry, re-list
+    # unlink every 10th entry and re-list; the rest stays (each unlink costs
+    # several round trips through UML, the export is the runner's to clean)
     t0 = time.monotonic()
-    for name in names[::2]:
-        os.unlink(os.path.join(d, name))
-    left = sorted(os.listdir(d))
-    expect(left == names[1::2], "after unlinking half: %d entries (want %d)" % (len(left), len(names[1::2])))
-    for name in names[1::2]:
+    gone = names[::10]
+    for name in gone:
         os.unlink(os.path.join(d, name))
     t_unlink = time.monotonic() - t0
-    expect(os.listdir(d) == [], "not empty after unlinking all")
-    return "%d entries each seen exactly once (listdir+scandir); create %.1fs, list %.2fs, unlink %.1fs" % (
-        n, t_create, t_list, t_unlink)
+    left = sorted(os.listdir(d))
+    want = sorted(set(names) - set(gone))
+    expect(left == want, "after unlinking %d: %d entries listed, want %d" % (len(gone), len(left), len(want)))
+    return ("%d entries each seen exactly once (listdir+scandir), ok again after unlinking %d; "
+            "create %.1fs, list %.2fs, unlink %.1fs" % (n, len(gone), t_create, t_list, t_unlink))
 
 
 @check("statfs")
@@ -963,13 +999,13 @@ def c_unlink_open(ctx, d):
         os.unlink(p)
         expect_errno(lambda: os.stat(p), errno.ENOENT, "stat unlinked name")
         expect(p.rsplit("/", 1)[1] not in os.listdir(d), "unlinked name still listed")
-        st = os.fstat(fd)
+        st = step("fstat after unlink", os.fstat, fd)
         expect(st.st_size == 5, "fstat size %d" % st.st_size)
-        os.ftruncate(fd, 2)
-        write_all(fd, b"XYZ", offset=2)
-        got = os.pread(fd, 100, 0)
+        step("ftruncate after unlink", os.ftruncate, fd, 2)
+        step("pwrite after unlink", write_all, fd, b"XYZ", offset=2)
+        got = step("pread after unlink", os.pread, fd, 100, 0)
         expect(got == b"heXYZ", "read back %r" % got)
-        st2 = os.fstat(fd)
+        st2 = step("second fstat", os.fstat, fd)
         expect(st2.st_size == 5, "fstat size after ftruncate+write %d" % st2.st_size)
     finally:
         os.close(fd)
@@ -984,8 +1020,8 @@ def c_rename_open(ctx, d):
     try:
         write_all(fd, b"abc")
         os.rename(a, b)
-        write_all(fd, b"def")
-        os.fsync(fd)
+        step("write after rename", write_all, fd, b"def")
+        step("fsync after rename", os.fsync, fd)
         expect(os.fstat(fd).st_size == 6, "fstat size %d" % os.fstat(fd).st_size)
     finally:
         os.close(fd)
@@ -1001,9 +1037,9 @@ def c_rmdir_open(ctx, d):
     os.mkdir(sub)
     fd = os.open(sub, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        os.rmdir(sub)
+        step("rmdir of the open dir", os.rmdir, sub)
         expect(not os.path.exists(sub), "still exists after rmdir")
-        st = os.fstat(fd)
+        st = step("fstat on the removed dir", os.fstat, fd)
         expect(stat.S_ISDIR(st.st_mode), "fstat on removed dir: mode %o" % st.st_mode)
         try:
             listing = "listdir(fd)=%r" % os.listdir(fd)
@@ -1041,11 +1077,13 @@ def c_distinct_ino(ctx, d):
 @check("corner-odirect")
 def c_odirect(ctx, d):
     p = os.path.join(d, "direct")
+    put(p, b"")
+    problems = []
     try:
-        fd = os.open(p, os.O_CREAT | os.O_RDWR | os.O_DIRECT, 0o644)
+        fd = os.open(p, os.O_RDWR | os.O_DIRECT)
     except OSError as e:
-        raise AssertionError("open O_DIRECT: %s" % ename(e))
-    wbuf = mmap.mmap(-1, 8192)
+        raise AssertionError("open(existing file, O_RDWR|O_DIRECT) -> %s" % ename(e))
+    wbuf = mmap.mmap(-1, 8192)    # page-aligned buffers, as O_DIRECT wants
     data = os.urandom(8192)
     wbuf.write(data)
     rbuf = mmap.mmap(-1, 8192)
@@ -1067,7 +1105,16 @@ def c_odirect(ctx, d):
         rbuf.close()
     drop_caches()
     expect(get(p) == data, "buffered read after O_DIRECT writes differs")
-    return "O_DIRECT aligned pwritev/preadv/readv of 4096-byte blocks ok"
+    q = os.path.join(d, "created-direct")
+    try:
+        os.close(os.open(q, os.O_CREAT | os.O_RDWR | os.O_DIRECT, 0o644))
+    except OSError as e:
+        # if the file exists now, the server created it and the client refused
+        problems.append("open(new file, O_CREAT|O_DIRECT) -> %s; file %s" % (
+            ename(e), "exists (server created it, client refused)" if os.path.exists(q) else
+            "was not created (the server refused Tlcreate)"))
+    expect(not problems, "; ".join(problems))
+    return "O_DIRECT open of existing and new files; aligned pwritev/preadv/readv of 4096-byte blocks ok"
 
 
 @check("escape")
@@ -1168,7 +1215,8 @@ def main():
     acc = re.search(r"[ ,]access=(\w+)", ctx.mount_line)
     ctx.access = acc.group(1) if acc else "?"
 
-    top = os.path.join(ctx.mount, "battery-%d-%d" % (time.time(), os.getpid()))
+    # guest PIDs repeat from boot to boot: the random part keeps parallel runs apart
+    top = os.path.join(ctx.mount, "battery-%d-%s" % (time.time(), os.urandom(4).hex()))
     os.mkdir(top, 0o755)
     os.chmod(top, 0o755)
     only = set(filter(None, args.only.split(",")))
@@ -1206,8 +1254,8 @@ def main():
         except AssertionError as e:
             rec["detail"] = "FAILED: %s" % e
         except Exception as e:
-            tb = traceback.extract_tb(e.__traceback__)
-            where = "line %d" % tb[-1].lineno if tb else "?"
+            frames = [f for f in traceback.extract_tb(e.__traceback__) if f.name == fn.__name__]
+            where = "line %d `%s`" % (frames[-1].lineno, frames[-1].line) if frames else "?"
             rec["detail"] = "ERROR %s at %s: %s" % (type(e).__name__, where, e)
         rec["seconds"] = round(time.monotonic() - t0, 3)
         results["checks"].append(rec)
