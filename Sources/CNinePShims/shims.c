@@ -11,6 +11,7 @@
 #include <sys/fsuid.h>
 #include <netinet/tcp.h>
 #include <linux/openat2.h>
+#include <linux/capability.h>
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -21,6 +22,14 @@ int ninep_setfsgid(uint32_t gid) { return (int)syscall(SYS_setfsgid, gid); }
 uint32_t ninep_getfsuid(void) { return (uint32_t)syscall(SYS_setfsuid, (uid_t)-1); }
 int ninep_thread_setgroups(size_t count, const gid_t *groups) {
     return (int)syscall(SYS_setgroups, count, groups);
+}
+
+int ninep_thread_effective_caps(int raise) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return -1;
+    for (int i = 0; i < 2; i++) data[i].effective = raise ? data[i].permitted : 0;
+    return (int)syscall(SYS_capset, &header, data);
 }
 
 int ninep_set_io_flusher(void) { return prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0); }

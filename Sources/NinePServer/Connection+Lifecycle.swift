@@ -28,7 +28,7 @@ extension Connection {
             return context.suppressed
         }
         if !suppressed && replyLength > 0 {
-            _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: context.replyBuffer[0..<replyLength]))
+            _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: context.replyRegion[0..<replyLength]))
         }
         // Flushes queued before a Tversion belong to the ended session: no Rflush either.
         if !suppressed && !worker.flushTags.isEmpty {
@@ -88,7 +88,8 @@ extension Connection {
     /// requests still in flight are suppressed, every fid is clunked).
     func handleVersion(_ context: RequestContext, clientSize: UInt32, version: ByteView) {
         let offered = min(clientSize, server.configuration.maxMessageSize)
-        let known = version.equals("9P2000.L")
+        // Below 4 KiB not even a Rgetattr with a long readlink fits: refuse the session.
+        let known = version.equals("9P2000.L") && offered >= ServerConfiguration.minimumMessageSize
         stateLock.withLock {
             for other in contexts where other.inFlight { other.suppressed = true }
             msize = max(offered, UInt32(NineP.headerSize + 4 + 2 + 8))

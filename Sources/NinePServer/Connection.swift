@@ -95,7 +95,8 @@ final class Connection: @unchecked Sendable {
                 continue
             }
             guard let context = acquireContext() else { return nil }
-            if Int(size) > context.smallReceive.count {
+            let offset = RequestContext.alignedFrameOffset(type: type)
+            if Int(size) + offset > context.smallReceive.count {
                 guard let large = server.largeBuffers.acquire() else {
                     releaseContext(context)
                     return nil
@@ -103,13 +104,15 @@ final class Connection: @unchecked Sendable {
                 context.largeReceive = large
             }
             let buffer = context.receiveBuffer
-            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: headerScratch[0..<NineP.headerSize]))
-            let body = UnsafeMutableRawBufferPointer(rebasing: buffer[NineP.headerSize..<Int(size)])
+            UnsafeMutableRawBufferPointer(rebasing: buffer[offset...])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: headerScratch[0..<NineP.headerSize]))
+            let body = UnsafeMutableRawBufferPointer(rebasing: buffer[(offset + NineP.headerSize)..<(offset + Int(size))])
             guard SocketIO.readFully(fd, into: body) == .complete else {
                 releaseContext(context)
                 return nil
             }
             context.frameLength = Int(size)
+            context.frameOffset = offset
             return context
         }
     }
@@ -123,7 +126,10 @@ final class Connection: @unchecked Sendable {
         } catch {
             let tag = context.frame.loadUnaligned(fromByteOffset: 5, as: UInt16.self).littleEndian
             logger.debug("rejecting malformed message: \(error)", metadata: ["peer": "\(peer)", "tag": "\(tag)"])
-            if tagInUse(tag) {
+            if context.frame[4] == MessageType.tflush.rawValue {
+                // Tflush is never answered with Rlerror: a malformed one ends the connection.
+                closeForProtocolViolation("malformed Tflush (\(context.frameLength) bytes)")
+            } else if tagInUse(tag) {
                 closeForProtocolViolation("malformed message reuses tag \(tag) that is in flight")
             } else {
                 replyInline(context, tag: tag, errno: error.errno)
@@ -138,7 +144,12 @@ final class Connection: @unchecked Sendable {
             return
         }
         // Reserve the reply buffer now, so the request holds all it needs before it starts.
-        if let needed = Self.replySizeNeeded(message.request), needed > context.smallReply.count {
+        if case .read = message.request {
+            context.replyOffset = RequestContext.alignmentSlack - NineP.readReplyOverhead
+        } else {
+            context.replyOffset = 0
+        }
+        if let needed = Self.replySizeNeeded(message.request), needed + context.replyOffset > context.smallReply.count {
             guard let large = server.largeBuffers.acquire() else {
                 releaseContext(context)
                 return

@@ -39,6 +39,9 @@ struct FidEntry {
     var pathFd: Int32 = -1
     var openFd: Int32 = -1
     var openFlags: Int32 = 0
+    /// For an O_DIRECT open: the same file opened without O_DIRECT, for the misaligned
+    /// heads and tails of requests (O_DIRECT needs 4096-aligned offsets and lengths).
+    var bufferedFd: Int32 = -1
     var qid = Qid(type: 0, version: 0, path: 0)
     var device: UInt64 = 0
     var uid: UInt32 = 0
@@ -123,11 +126,11 @@ final class FidTable: Sendable {
 
     /// Gives a borrowed fid back; closes its descriptors if it was clunked meanwhile.
     func release(_ ref: FidRef) {
-        let toClose: (Int32, Int32)? = state.withLock { s in
+        let toClose: (Int32, Int32, Int32)? = state.withLock { s in
             s.entries[ref.slot].references -= 1
             return Self.reclaimIfUnused(&s, slot: ref.slot)
         }
-        if let (a, b) = toClose { Self.closeDescriptors(a, b) }
+        if let (a, b, c) = toClose { Self.closeDescriptors(a, b, c) }
     }
 
     /// Applies `body` to the live entry (e.g. after Tlopen) and refreshes `ref`.
@@ -140,12 +143,12 @@ final class FidTable: Sendable {
 
     /// Removes `fid`; its descriptors close when the last borrower releases it.
     func clunk(_ fid: UInt32) -> Bool {
-        let outcome: (found: Bool, close: (Int32, Int32)?) = state.withLock { s in
+        let outcome: (found: Bool, close: (Int32, Int32, Int32)?) = state.withLock { s in
             guard let slot = s.slotByFid.removeValue(forKey: fid) else { return (false, nil) }
             s.entries[slot].clunked = true
             return (true, Self.reclaimIfUnused(&s, slot: slot))
         }
-        if let (a, b) = outcome.close { Self.closeDescriptors(a, b) }
+        if let (a, b, c) = outcome.close { Self.closeDescriptors(a, b, c) }
         return outcome.found
     }
 
@@ -155,16 +158,17 @@ final class FidTable: Sendable {
         for fid in fids { _ = clunk(fid) }
     }
 
-    private static func reclaimIfUnused(_ s: inout State, slot: Int) -> (Int32, Int32)? {
+    private static func reclaimIfUnused(_ s: inout State, slot: Int) -> (Int32, Int32, Int32)? {
         let e = s.entries[slot]
         guard e.clunked && e.references == 0 else { return nil }
         s.entries[slot] = FidEntry()
         s.freeSlots.append(slot)
-        return (e.pathFd, e.openFd)
+        return (e.pathFd, e.openFd, e.bufferedFd)
     }
 
-    private static func closeDescriptors(_ a: Int32, _ b: Int32) {
+    private static func closeDescriptors(_ a: Int32, _ b: Int32, _ c: Int32) {
         if a >= 0 { Glibc.close(a) }
         if b >= 0 && b != a { Glibc.close(b) }
+        if c >= 0 { Glibc.close(c) }
     }
 }

@@ -17,6 +17,11 @@ final class RequestContext: @unchecked Sendable {
     var largeReceive: UnsafeMutableRawBufferPointer?
     var largeReply: UnsafeMutableRawBufferPointer?
     var frameLength = 0
+    /// Where the frame starts in the receive buffer: a Twrite is placed so that its payload
+    /// starts on a 4096-byte boundary, which O_DIRECT descriptors require of user buffers.
+    var frameOffset = 0
+    /// Where the reply starts in the reply buffer: an Rread's data lands 4096-aligned.
+    var replyOffset = 0
     var message = TMessage(tag: 0, request: .clunk(fid: 0))
 
     // Guarded by the connection's state lock.
@@ -28,12 +33,14 @@ final class RequestContext: @unchecked Sendable {
     var worker: pthread_t? = nil
 
     static let maxPendingFlushes = 16
+    /// Buffers are 4096-aligned and this much larger than their message capacity.
+    static let alignmentSlack = 4096
 
     init(connection: Connection, index: Int) {
         self.connection = connection
         self.index = index
-        smallReceive = .allocate(byteCount: ServerConfiguration.smallBufferSize, alignment: 64)
-        smallReply = .allocate(byteCount: ServerConfiguration.smallBufferSize, alignment: 64)
+        smallReceive = .allocate(byteCount: ServerConfiguration.smallBufferSize + Self.alignmentSlack, alignment: Self.alignmentSlack)
+        smallReply = .allocate(byteCount: ServerConfiguration.smallBufferSize + Self.alignmentSlack, alignment: Self.alignmentSlack)
         pendingFlushes = []
         pendingFlushes.reserveCapacity(Self.maxPendingFlushes)
     }
@@ -45,5 +52,15 @@ final class RequestContext: @unchecked Sendable {
 
     var receiveBuffer: UnsafeMutableRawBufferPointer { largeReceive ?? smallReceive }
     var replyBuffer: UnsafeMutableRawBufferPointer { largeReply ?? smallReply }
-    var frame: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<frameLength]) }
+    var frame: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: receiveBuffer[frameOffset..<(frameOffset + frameLength)])
+    }
+    var replyRegion: UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(rebasing: replyBuffer[replyOffset...])
+    }
+
+    /// The frame offset that puts a message's payload on an aligned boundary.
+    static func alignedFrameOffset(type: UInt8) -> Int {
+        type == MessageType.twrite.rawValue ? alignmentSlack - NineP.writeRequestOverhead : 0
+    }
 }

@@ -22,6 +22,8 @@ public final class Server: @unchecked Sendable {
     /// Root: each request runs with the attaching user's fsuid/fsgid/groups.
     let switchesIdentity: Bool
     let ioFlusher: Bool
+    /// Log every request and its reply (--log-level trace).
+    let tracesRequests: Bool
     private let registry = ConditionLock()
     private var connections: [Int: Connection] = [:]
     private var listeners: [Listener] = []
@@ -58,7 +60,8 @@ public final class Server: @unchecked Sendable {
         switchesIdentity = geteuid() == 0
         let contexts = configuration.maxConnections * configuration.maxRequestsPerConnection
         queue = WorkQueue(capacity: contexts)
-        largeBuffers = BufferPool(bufferSize: Int(configuration.maxMessageSize), capacity: configuration.largeBuffers)
+        largeBuffers = BufferPool(bufferSize: Int(configuration.maxMessageSize) + RequestContext.alignmentSlack, capacity: configuration.largeBuffers)
+        tracesRequests = logger.logLevel <= .trace
         for address in configuration.listen {
             do {
                 listeners.append(try Listener(address, socketMode: configuration.socketMode.map { mode_t($0) }))
@@ -68,6 +71,8 @@ public final class Server: @unchecked Sendable {
             }
         }
     }
+
+    deinit { Glibc.close(rootFd) }
 
     /// Addresses actually bound (port 0 resolved), in the order given.
     public var boundAddresses: [ListenAddress] {

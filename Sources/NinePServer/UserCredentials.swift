@@ -63,6 +63,8 @@ struct ThreadIdentity {
     private(set) var gid: UInt32 = UInt32.max
     /// Supplementary groups of the current user: the gids a creation may name.
     private(set) var groups: [gid_t] = []
+    /// True while a creation runs with another fsgid.
+    private var creationGroupActive = false
     let enabled: Bool
 
     init(enabled: Bool) { self.enabled = enabled }
@@ -71,12 +73,15 @@ struct ThreadIdentity {
     mutating func become(_ credentials: UserCredentials) {
         guard enabled else { return }
         if credentials.uid == uid && credentials.gid == gid { return }
-        // Groups first and fsuid last: once fsuid is not 0, the thread loses the capability to
-        // change its groups.
+        // Capabilities back first (setgroups needs CAP_SETGID), groups, fsgid, then fsuid;
+        // then, for anyone but root, no effective capability at all: fsuid alone clears only
+        // the file-system ones, and CAP_SYS_ADMIN would still allow trusted.* xattrs and more.
+        if uid != 0 { _ = ninep_thread_effective_caps(1) }
         _ = ninep_setfsuid(0)
         _ = credentials.groups.withUnsafeBufferPointer { ninep_thread_setgroups($0.count, $0.baseAddress) }
         _ = ninep_setfsgid(credentials.gid)
         _ = ninep_setfsuid(credentials.uid)
+        if credentials.uid != 0 { _ = ninep_thread_effective_caps(0) }
         uid = credentials.uid
         gid = credentials.gid
         groups = credentials.groups
@@ -88,17 +93,25 @@ struct ThreadIdentity {
     mutating func setCreationGroup(_ gid: UInt32) throws(ServerErrno) {
         guard enabled, gid != self.gid else { return }
         guard uid == 0 || groups.contains(gid) else { throw ServerErrno(LinuxErrno.EPERM) }
+        // setfsgid to a supplementary group needs CAP_SETGID for a moment.
+        if uid != 0 { _ = ninep_thread_effective_caps(1) }
         _ = ninep_setfsgid(gid)
+        if uid != 0 { _ = ninep_thread_effective_caps(0) }
+        creationGroupActive = true
     }
 
     mutating func restoreCreationGroup() {
-        guard enabled else { return }
+        guard enabled, creationGroupActive else { return }
+        creationGroupActive = false
+        if uid != 0 { _ = ninep_thread_effective_caps(1) }
         _ = ninep_setfsgid(gid)
+        if uid != 0 { _ = ninep_thread_effective_caps(0) }
     }
 
     /// Back to root's file identity (e.g. before a worker serves server-internal work).
     mutating func reset() {
         guard enabled, uid != 0 || gid != 0 else { return }
+        _ = ninep_thread_effective_caps(1)
         _ = ninep_setfsuid(0)
         _ = ninep_setfsgid(0)
         _ = ninep_thread_setgroups(0, nil)

@@ -107,6 +107,8 @@ public final class Listener: @unchecked Sendable {
         }
     }
 
+    deinit { Glibc.close(fd) }
+
     /// Stops accept(); wakes a thread blocked in it.
     public func close() {
         _ = shutdown(fd, Int32(SHUT_RDWR))

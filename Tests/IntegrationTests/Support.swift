@@ -69,73 +69,113 @@ func waitForListener(port: UInt16, timeout: Duration = .seconds(10)) -> Bool {
     return false
 }
 
+/// A child process started with posix_spawn with a clean signal mask and default signal
+/// handlers: the test runner's threads block signals (SIGTERM among them), and a mask is
+/// inherited across exec, which would leave children unable to be stopped politely.
+final class Spawned {
+    let pid: pid_t
+    private(set) var status: Int32? = nil
+
+    init(_ executable: String, _ arguments: [String], output: String) throws {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        sigdelset(&all, SIGKILL)
+        sigdelset(&all, SIGSTOP)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        var child = pid_t()
+        let rc = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
+        guard rc == 0 else { throw TestFailure("cannot start \(executable): \(String(cString: strerror(rc)))") }
+        pid = child
+    }
+
+    /// Reaps the child if it has exited; true while it runs.
+    var isRunning: Bool {
+        if status != nil { return false }
+        var raw: Int32 = 0
+        if waitpid(pid, &raw, WNOHANG) == pid {
+            status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+            return false
+        }
+        return true
+    }
+
+    /// Waits up to `timeout`; true if it exited.
+    func wait(timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while isRunning {
+            if ContinuousClock.now >= deadline { return false }
+            usleep(20_000)
+        }
+        return true
+    }
+
+    /// SIGTERM to the child's process group, then SIGKILL if it lingers.
+    func terminate(grace: Duration = .seconds(5)) {
+        guard isRunning else { return }
+        kill(-pid, SIGTERM)
+        if !wait(timeout: grace) {
+            kill(-pid, SIGKILL)
+            _ = wait(timeout: .seconds(5))
+        }
+    }
+
+    deinit { terminate(grace: .seconds(1)) }
+}
+
 /// A ninepd process started for one test, stopped with SIGTERM.
 final class NinepdProcess {
-    let process = Process()
+    let child: Spawned
     let port: UInt16
     let log: URL
 
     init(export: URL, extraArguments: [String] = [], logDirectory: URL) throws {
         port = try freeLoopbackPort()
         log = logDirectory.appendingPathComponent("ninepd.log")
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        process.executableURL = Paths.ninepd
-        process.arguments = ["--export", export.path, "--listen", "tcp:127.0.0.1:\(port)"] + extraArguments
-        let handle = try FileHandle(forWritingTo: log)
-        process.standardOutput = handle
-        process.standardError = handle
-        try process.run()
+        child = try Spawned(Paths.ninepd.path, ["--export", export.path, "--listen", "tcp:127.0.0.1:\(port)"] + extraArguments, output: log.path)
         guard waitForListener(port: port) else {
-            process.terminate()
+            child.terminate()
             throw TestFailure("ninepd did not start listening on port \(port); log: \(logText)")
         }
     }
 
     var logText: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
-    /// SIGTERM, then the exit status (nil if it did not exit within the timeout: killed).
+    /// SIGTERM (to ninepd only), then its exit status; nil if it had to be killed.
     func stop(timeout: Duration = .seconds(10)) -> Int32? {
-        guard process.isRunning else { return process.terminationStatus }
-        kill(process.processIdentifier, SIGTERM)
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            return nil
-        }
-        return process.terminationStatus
-    }
-
-    deinit {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        if !child.isRunning { return child.status }
+        kill(child.pid, SIGTERM)
+        if child.wait(timeout: timeout) { return child.status }
+        child.terminate(grace: .seconds(1))
+        return nil
     }
 }
 
 /// Runs a command to completion with a timeout; returns exit status and combined output.
 func run(_ executable: String, _ arguments: [String], timeout: Duration = .seconds(600)) throws -> (status: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    let output = FileManager.default.temporaryDirectory.appendingPathComponent("ninep-run-\(UUID().uuidString).log")
-    _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-    defer { try? FileManager.default.removeItem(at: output) }
-    let handle = try FileHandle(forWritingTo: output)
-    process.standardOutput = handle
-    process.standardError = handle
-    try process.run()
-    let deadline = ContinuousClock.now + timeout
-    while process.isRunning && ContinuousClock.now < deadline { usleep(50_000) }
-    if process.isRunning {
-        kill(process.processIdentifier, SIGTERM)
-        usleep(500_000)
-        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        process.waitUntilExit()
-        throw TestFailure("\(executable) timed out after \(timeout); output: \((try? String(contentsOf: output, encoding: .utf8)) ?? "")")
+    let output = "/tmp/ninep-run-\(UUID().uuidString).log"
+    defer { unlink(output) }
+    let child = try Spawned(executable, arguments, output: output)
+    let finished = child.wait(timeout: timeout)
+    let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+    guard finished else {
+        child.terminate()
+        throw TestFailure("\(executable) timed out after \(timeout); output: \(text.suffix(3000))")
     }
-    try handle.close()
-    return (process.terminationStatus, (try? String(contentsOf: output, encoding: .utf8)) ?? "")
+    return (child.status ?? -1, text)
 }

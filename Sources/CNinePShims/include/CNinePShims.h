@@ -24,6 +24,10 @@ int ninep_setfsuid(uint32_t uid);
 int ninep_setfsgid(uint32_t gid);
 uint32_t ninep_getfsuid(void);
 int ninep_thread_setgroups(size_t count, const gid_t *groups);
+// Raises (1) or clears (0) this thread's effective capability set; the permitted set stays,
+// so the thread can raise them again. Used while acting for a non-root user, since changing
+// fsuid clears only the file-system capabilities (CAP_SYS_ADMIN and others would remain).
+int ninep_thread_effective_caps(int raise);
 
 // --- process hardening
 int ninep_set_io_flusher(void);

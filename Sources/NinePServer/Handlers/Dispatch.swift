@@ -7,8 +7,26 @@ import NinePWire
 /// reply buffer, returning the frame length.
 extension Worker {
     func handle(_ context: RequestContext) -> Int {
+        let length = dispatch(context)
+        if server.tracesRequests { trace(context, replyLength: length) }
+        return length
+    }
+
+    /// One log line per request at trace level: what came in and what went out.
+    private func trace(_ context: RequestContext, replyLength: Int) {
+        let reply = UnsafeRawBufferPointer(rebasing: context.replyRegion[0..<replyLength])
+        let outcome: String
+        if let decoded = try? RMessage.decode(reply, msize: UInt32(reply.count)) {
+            if case let .lerror(code) = decoded.response { outcome = "Rlerror(\(code))" } else { outcome = "\(decoded.response)" }
+        } else {
+            outcome = "(\(replyLength) bytes)"
+        }
+        server.logger.trace("\(context.message.request) -> \(outcome)", metadata: ["peer": "\(context.connection.peer)", "tag": "\(context.message.tag)"])
+    }
+
+    private func dispatch(_ context: RequestContext) -> Int {
         let tag = context.message.tag
-        var w = WireWriter(context.replyBuffer)
+        var w = WireWriter(context.replyRegion)
         let connection = context.connection
         do throws(ServerErrno) {
             if !connection.stateLock.withLock({ connection.versionNegotiated }) {
@@ -76,7 +94,7 @@ extension Worker {
             }
         } catch {
             identity.restoreCreationGroup()
-            var e = WireWriter(context.replyBuffer)
+            var e = WireWriter(context.replyRegion)
             return (try? e.rlerror(tag: tag, errno: error.code)) ?? 0
         }
     }

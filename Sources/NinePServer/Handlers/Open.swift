@@ -45,7 +45,12 @@ extension Worker {
             if ref.entry.qid.isSymlink { throw ServerErrno(LinuxErrno.ELOOP) }
             if Self.wantsWrite(flags) { try requireWritable() }
             var hostFlags = Self.hostOpenFlags(flags)
-            if ref.entry.qid.isDirectory { hostFlags = (hostFlags & ~(O_WRONLY | O_RDWR | O_TRUNC)) | O_DIRECTORY }
+            if ref.entry.qid.isDirectory {
+                if flags & OpenFlags.accessMode == OpenFlags.writeOnly || flags & OpenFlags.accessMode == OpenFlags.readWrite {
+                    throw ServerErrno(LinuxErrno.EISDIR)
+                }
+                hostFlags = (hostFlags & ~O_TRUNC) | O_DIRECTORY
+            }
             let fd = reopen(ref.entry.pathFd, hostFlags)
             guard fd >= 0 else { throw ServerErrno.current }
             let st: statx
@@ -53,15 +58,26 @@ extension Worker {
                 Glibc.close(fd)
                 throw error
             }
+            var buffered: Int32 = -1
+            if hostFlags & O_DIRECT != 0 {
+                buffered = reopen(ref.entry.pathFd, hostFlags & ~(O_DIRECT | O_TRUNC))
+                if buffered < 0 {
+                    let e = ServerErrno.current
+                    Glibc.close(fd)
+                    throw e
+                }
+            }
             var lost = false
             connection.fids.update(&ref) { entry in
                 if entry.openFd >= 0 { lost = true; return }
                 entry.openFd = fd
+                entry.bufferedFd = buffered
                 entry.openFlags = hostFlags
                 entry.streaming = FileMode.isStreaming(UInt32(st.stx_mode))
             }
             if lost {
                 Glibc.close(fd)
+                if buffered >= 0 { Glibc.close(buffered) }
                 throw ServerErrno.badFid
             }
             return try encode(.lopen(qid: server.qids.qid(st), iounit: 0), tag: tag, into: &w)
@@ -101,11 +117,16 @@ extension Worker {
                 throw error
             }
             let qid = server.qids.qid(st)
+            var buffered: Int32 = -1
+            if hostFlags & O_DIRECT != 0 {
+                buffered = reopen(pathFd, hostFlags & ~(O_DIRECT | O_TRUNC | O_CREAT | O_EXCL))
+            }
             var oldPath: Int32 = -1
             connection.fids.update(&ref) { entry in
                 oldPath = entry.pathFd
                 entry.pathFd = pathFd
                 entry.openFd = fd
+                entry.bufferedFd = buffered
                 entry.openFlags = hostFlags
                 entry.qid = qid
                 entry.device = Self.device(st)

@@ -26,13 +26,13 @@ extension Worker {
                 throw ServerErrno.badFid
             case .file:
                 guard ref.entry.isOpen else { throw ServerErrno.badFid }
-                let fd = ref.entry.openFd
+                let (fd, length) = Self.directSplit(ref.entry, offset: offset, count: region.count)
                 var n: Int
                 repeat {
                     if ref.entry.streaming {
-                        n = Glibc.read(fd, region.baseAddress, region.count)
+                        n = Glibc.read(fd, region.baseAddress, length)
                     } else {
-                        n = pread(fd, region.baseAddress, region.count, off_t(Int64(bitPattern: offset)))
+                        n = pread(fd, region.baseAddress, length, off_t(Int64(bitPattern: offset)))
                     }
                 } while n < 0 && errno == EINTR && !ref.entry.streaming
                 if n < 0 { throw ServerErrno.current }
@@ -59,14 +59,14 @@ extension Worker {
                 throw ServerErrno.badFid
             case .file:
                 guard ref.entry.isOpen else { throw ServerErrno.badFid }
-                let fd = ref.entry.openFd
+                let (fd, length) = Self.directSplit(ref.entry, offset: offset, count: data.count)
                 var done = 0
-                while done < data.count {
+                while done < length {
                     let n: Int
                     if ref.entry.streaming {
-                        n = Glibc.write(fd, data.base.baseAddress! + done, data.count - done)
+                        n = Glibc.write(fd, data.base.baseAddress! + done, length - done)
                     } else {
-                        n = pwrite(fd, data.base.baseAddress! + done, data.count - done, off_t(Int64(bitPattern: offset &+ UInt64(done))))
+                        n = pwrite(fd, data.base.baseAddress! + done, length - done, off_t(Int64(bitPattern: offset &+ UInt64(done))))
                     }
                     if n < 0 {
                         if errno == EINTR && !ref.entry.streaming { continue }
@@ -80,6 +80,18 @@ extension Worker {
                 return try encode(.write(count: UInt32(done)), tag: tag, into: &w)
             }
         }
+    }
+
+    /// Which descriptor and how many bytes serve a read or write. O_DIRECT needs offsets and
+    /// lengths aligned to the block size, but clients ask for msize-sized pieces: an aligned
+    /// request goes direct, trimmed to whole blocks (a short count is legal; the client
+    /// continues from there), and a misaligned one goes through the buffered descriptor.
+    /// Payload buffers are 4096-aligned already (see RequestContext).
+    static func directSplit(_ entry: FidEntry, offset: UInt64, count: Int) -> (fd: Int32, count: Int) {
+        guard entry.bufferedFd >= 0 else { return (entry.openFd, count) }
+        let block = 4096
+        if offset % UInt64(block) == 0 && count >= block { return (entry.openFd, count & ~(block - 1)) }
+        return (entry.bufferedFd, count)
     }
 
     /// Tfsync.
