@@ -143,3 +143,15 @@ int ninep_fstatfs(int fd, struct ninep_statfs_result *out) {
     out->fsid = fsid;
     return 0;
 }
+
+int ninep_handle_of(int fd, void *handle, size_t capacity) {
+    if (capacity < sizeof(struct file_handle) + 8) { errno = EINVAL; return -1; }
+    struct file_handle *h = handle;
+    h->handle_bytes = (unsigned int)(capacity - sizeof(struct file_handle));
+    int mount_id = 0;
+    if (name_to_handle_at(fd, "", h, &mount_id, AT_EMPTY_PATH) != 0) return -1;
+    return (int)(sizeof(struct file_handle) + h->handle_bytes);
+}
+int ninep_open_handle(int mountfd, const void *handle, int flags) {
+    return open_by_handle_at(mountfd, (struct file_handle *)handle, flags | O_CLOEXEC);
+}

@@ -1,3 +1,4 @@
+import CNinePShims
 import Glibc
 import NinePWire
 import Synchronization
@@ -51,6 +52,11 @@ struct FidEntry {
     var references = 0
     var clunked = false
     var xattr: XattrState? = nil
+    /// Set when the O_PATH descriptor was given back under descriptor pressure: the kernel's
+    /// handle for the inode, to reopen it on next use (see `FidTable.evictIdle`).
+    var handle: [UInt8]? = nil
+    /// Tick of the last borrow, for least-recently-used eviction.
+    var lastUsed: UInt64 = 0
 
     var isOpen: Bool { openFd >= 0 }
 }
@@ -74,6 +80,7 @@ final class FidTable: Sendable {
         var entries: [FidEntry]
         var freeSlots: [Int]
         var slotByFid: [UInt32: Int]
+        var tick: UInt64 = 0
     }
 
     let limit: Int
@@ -81,12 +88,16 @@ final class FidTable: Sendable {
 
     init(limit: Int) {
         self.limit = limit
+        // Reserve a working set up front; beyond it the table grows (amortised, and only
+        // while a client holds more fids than ever before), never shrinks, so a steady
+        // walk/clunk loop allocates nothing.
+        let initial = min(limit, 1024)
         var entries = [FidEntry]()
-        entries.reserveCapacity(limit)
+        entries.reserveCapacity(initial)
         var freeSlots = [Int]()
-        freeSlots.reserveCapacity(limit)
+        freeSlots.reserveCapacity(initial)
         var slotByFid = [UInt32: Int]()
-        slotByFid.reserveCapacity(limit)
+        slotByFid.reserveCapacity(initial)
         state = Mutex(State(entries: entries, freeSlots: freeSlots, slotByFid: slotByFid))
     }
 
@@ -120,6 +131,8 @@ final class FidTable: Sendable {
         state.withLock { s in
             guard let slot = s.slotByFid[fid] else { return nil }
             s.entries[slot].references += 1
+            s.tick &+= 1
+            s.entries[slot].lastUsed = s.tick
             return FidRef(slot: slot, entry: s.entries[slot])
         }
     }
@@ -150,6 +163,64 @@ final class FidTable: Sendable {
         }
         if let (a, b, c) = outcome.close { Self.closeDescriptors(a, b, c) }
         return outcome.found
+    }
+
+    /// Gives back the O_PATH descriptors of up to `fraction` of the idle fids (not borrowed,
+    /// not open, not the root, not a symlink, file still linked), least recently used first,
+    /// keeping a file handle to reopen each on next use. `mountFd` records one descriptor per
+    /// device for open_by_handle_at. Returns how many descriptors were closed.
+    func evictIdle(fraction: Double, mountFd: (UInt64, Int32, Bool) -> Bool) -> Int {
+        var closed: [Int32] = []
+        state.withLock { s in
+            var candidates: [(UInt64, Int)] = []
+            for slot in s.slotByFid.values {
+                let e = s.entries[slot]
+                guard e.kind == .file && e.references == 0 else { continue }
+                if e.openFd >= 0 {
+                    // An open fid serves path operations through its open descriptor too
+                    // (fstat, /proc/self/fd reopen, *at calls on directories): no handle needed.
+                    if e.pathFd >= 0 && e.pathFd != e.openFd {
+                        closed.append(e.pathFd)
+                        s.entries[slot].pathFd = e.openFd
+                    }
+                } else if e.pathFd >= 0 && !e.isRoot && !e.qid.isSymlink {
+                    candidates.append((e.lastUsed, slot))
+                }
+            }
+            candidates.sort { $0.0 < $1.0 }
+            let wanted = max(1, Int(Double(candidates.count) * fraction))
+            var handle = [UInt8](repeating: 0, count: Int(NINEP_HANDLE_CAPACITY))
+            for (_, slot) in candidates.prefix(wanted) {
+                let fd = s.entries[slot].pathFd
+                var st = statx()
+                guard ninep_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_NLINK), &st) == 0, st.stx_nlink > 0 else {
+                    continue  // an unlinked file has no handle to come back by
+                }
+                let length = handle.withUnsafeMutableBytes { ninep_handle_of(fd, $0.baseAddress, $0.count) }
+                guard length > 0, mountFd(s.entries[slot].device, fd, s.entries[slot].qid.isDirectory) else { continue }
+                s.entries[slot].handle = Array(handle.prefix(Int(length)))
+                s.entries[slot].pathFd = -1
+                closed.append(fd)
+            }
+        }
+        for fd in closed { Glibc.close(fd) }
+        return closed.count
+    }
+
+    /// Installs a reopened descriptor for an evicted fid; returns the one to use (another
+    /// request may have reopened it first, then `fd` is closed).
+    func restore(_ ref: inout FidRef, fd: Int32) -> Int32 {
+        var keep = fd
+        ref.entry = state.withLock { s in
+            if s.entries[ref.slot].pathFd >= 0 {
+                keep = -1
+            } else {
+                s.entries[ref.slot].pathFd = fd
+            }
+            return s.entries[ref.slot]
+        }
+        if keep < 0 { Glibc.close(fd) }
+        return ref.entry.pathFd
     }
 
     /// Clunks every fid (Tversion, connection close).

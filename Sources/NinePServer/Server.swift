@@ -70,9 +70,48 @@ public final class Server: @unchecked Sendable {
                 throw StartError(description: "cannot listen on \(error)")
             }
         }
+        let mount = ninep_reopen(fd, O_RDONLY | O_DIRECTORY)
+        if mount >= 0 { mountDescriptors.withLock { $0[rootDevice] = mount } }
     }
 
     deinit { Glibc.close(rootFd) }
+
+    /// One descriptor per device under the export, for open_by_handle_at.
+    private let mountDescriptors = Mutex<[UInt64: Int32]>([:])
+    private let evictions = Atomic<Int>(0)
+
+    /// open_by_handle_at needs a real open descriptor (not O_PATH) on the same mount: a
+    /// directory opened O_RDONLY, one per device, the export's own opened with the root.
+    func mountDescriptor(device: UInt64) -> Int32? {
+        mountDescriptors.withLock { $0[device] }
+    }
+
+    /// Descriptor pressure: idle fids give back their O_PATH descriptors (a quarter of them,
+    /// least recently used first, from `connection` and then from the others), keeping file
+    /// handles to reopen them. Only as root (open_by_handle_at needs CAP_DAC_READ_SEARCH).
+    func relieveDescriptorPressure(preferring connection: Connection) -> Int {
+        guard switchesIdentity else { return 0 }
+        let record: (UInt64, Int32, Bool) -> Bool = { [self] device, fd, isDirectory in
+            mountDescriptors.withLock { table in
+                if table[device] != nil { return true }
+                guard isDirectory else { return false }
+                let directory = ninep_reopen(fd, O_RDONLY | O_DIRECTORY)
+                guard directory >= 0 else { return false }
+                table[device] = directory
+                return true
+            }
+        }
+        var closed = connection.fids.evictIdle(fraction: 0.25, mountFd: record)
+        if closed == 0 {
+            for other in registry.withLock({ Array(connections.values) }) where other !== connection {
+                closed += other.fids.evictIdle(fraction: 0.25, mountFd: record)
+            }
+        }
+        if evictions.add(1, ordering: .relaxed).oldValue == 0 {
+            logger.notice("descriptor limit reached: idle fids give back their descriptors and reopen by file handle when used (raise RLIMIT_NOFILE to avoid this)")
+        }
+        return closed
+    }
 
     /// Addresses actually bound (port 0 resolved), in the order given.
     public var boundAddresses: [ListenAddress] {

@@ -9,7 +9,8 @@ public struct ServerConfiguration: Sendable {
     public var maxMessageSize: UInt32 = 1024 * 1024
     public var readOnly = false
     public var maxConnections = 64
-    public var maxFidsPerConnection = 4096
+    /// The kernel client with cache=loose keeps about two fids per cached inode.
+    public var maxFidsPerConnection = 65536
     /// Requests in flight per connection; beyond it the server stops reading the connection
     /// until one completes (the transport pushes back), instead of failing requests.
     public var maxRequestsPerConnection = 64

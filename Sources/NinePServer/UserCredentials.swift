@@ -108,6 +108,15 @@ struct ThreadIdentity {
         if uid != 0 { _ = ninep_thread_effective_caps(0) }
     }
 
+    /// Runs `body` with every permitted capability effective, then returns to the current
+    /// user's (none, for a user other than root).
+    mutating func withFullCapabilities<R>(_ body: () -> R) -> R {
+        guard enabled, uid != 0 else { return body() }
+        _ = ninep_thread_effective_caps(1)
+        defer { _ = ninep_thread_effective_caps(0) }
+        return body()
+    }
+
     /// Back to root's file identity (e.g. before a worker serves server-internal work).
     mutating func reset() {
         guard enabled, uid != 0 || gid != 0 else { return }

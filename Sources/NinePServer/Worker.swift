@@ -13,6 +13,8 @@ final class Worker {
     static let nameCapacity = 4096 + 1
     let direntBuffer: UnsafeMutableRawBufferPointer
     var flushTags: [UInt16]
+    /// The connection of the request being served (for descriptor-pressure relief).
+    var connection: Connection?
 
     init(server: Server) {
         self.server = server

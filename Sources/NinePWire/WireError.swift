@@ -59,4 +59,5 @@ public enum LinuxErrno {
     public static let EPROTO: UInt32 = 71
     public static let EMSGSIZE: UInt32 = 90
     public static let EOPNOTSUPP: UInt32 = 95
+    public static let ESTALE: UInt32 = 116
 }

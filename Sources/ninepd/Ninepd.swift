@@ -42,8 +42,10 @@ struct Ninepd: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Most simultaneous client connections; more are refused with a log line.", valueName: "n"))
     var maxConnections = 64
 
-    @Option(name: .long, help: ArgumentHelp("Most fids per connection; more get EMFILE.", valueName: "n"))
-    var maxFids = 4096
+    @Option(name: .long, help: ArgumentHelp(
+        "Most fids per connection; more get EMFILE. The kernel client with cache=loose holds about two per cached file.",
+        valueName: "n"))
+    var maxFids = 65536
 
     @Option(name: .long, help: ArgumentHelp(
         "Most requests in flight per connection; beyond it the server stops reading that connection until one completes.",
@@ -123,6 +125,18 @@ struct Ninepd: ParsableCommand {
         configuration.allowedUsers = allowUser.isEmpty ? nil : Set(allowUser)
         if let squashUid { configuration.squashUser = (squashUid, squashGid ?? squashUid) }
 
+        // Every fid holds a descriptor (two when open): raise the soft limit as far as allowed.
+        var files = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+        let wanted = rlim_t(min(Int(files.rlim_max), maxConnections * maxFids + 1024))
+        if files.rlim_cur < wanted {
+            files.rlim_cur = wanted
+            setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+            getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &files)
+        }
+        if Int(files.rlim_cur) < 8 * 1024 {
+            logger.warning("only \(files.rlim_cur) file descriptors allowed (RLIMIT_NOFILE): each fid holds one, so clients will get EMFILE early; raise the hard limit (ulimit -Hn)")
+        }
         let ioFlusher = ninep_set_io_flusher() == 0
         if !ioFlusher {
             logger.notice("PR_SET_IO_FLUSHER refused (\(String(cString: strerror(errno)))): needs CAP_SYS_RESOURCE; continuing without it")
@@ -140,7 +154,7 @@ struct Ninepd: ParsableCommand {
         logger.info("""
             exporting \(server.exportDescription) on \(bound): msize \(msize), \(readOnly ? "read-only" : "read-write"), \
             identity \(identity), \(workers) workers, up to \(maxConnections) connections x \(maxRequests) requests in flight, \
-            \(maxFids) fids per connection, \(largeBuffers) large buffers (\(largeBuffers * Int(msize) / 1_048_576) MiB)
+            \(maxFids) fids per connection, \(files.rlim_cur) descriptors, \(largeBuffers) large buffers (\(largeBuffers * Int(msize) / 1_048_576) MiB)
             """)
         for address in addresses where !address.isLoopback {
             logger.warning("\(address) is reachable from other hosts; there is no authentication: restrict it with --allow-user, a firewall, or a loopback address")

@@ -52,6 +52,11 @@ struct ninep_statfs_result {
     uint64_t blocks, blocks_free, blocks_available, files, files_free, fsid;
 };
 int ninep_fstatfs(int fd, struct ninep_statfs_result *out);
+// File handles (name_to_handle_at/open_by_handle_at), so that an idle fid can give its
+// descriptor back under descriptor pressure and reopen the same inode later.
+#define NINEP_HANDLE_CAPACITY 136
+int ninep_handle_of(int fd, void *handle, size_t capacity);
+int ninep_open_handle(int mountfd, const void *handle, int flags);
 int ninep_ofd_lock(int fd, int cmd, struct flock *lock);
 
 // --- signals used to interrupt a worker blocked in a system call

@@ -37,7 +37,7 @@ extension Worker {
             credentials = UserCredentials(uid: getuid(), gid: getgid(), groups: [])
         }
         server.users.register(credentials)
-        let root = fcntl(server.rootFd, F_DUPFD_CLOEXEC, 0)
+        let root = descriptor { fcntl(server.rootFd, F_DUPFD_CLOEXEC, 0) }
         guard root >= 0 else { throw ServerErrno.current }
         let st: statx
         do {

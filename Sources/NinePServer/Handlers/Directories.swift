@@ -57,14 +57,26 @@ extension Worker {
     ) throws(ServerErrno) -> Int {
         try requireWritable()
         let cName = try component(name, slot: 0)
-        return try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid) { directory in
+            mkdirat(directory, cName, mode_t(mode & FileMode.permissionMask))
+        }
+        return try encode(.mkdir(qid: qid), tag: tag, into: &w)
+    }
+
+    /// Creates one entry named `cName` in the directory fid (mkdir, symlink, mknod): runs
+    /// `make(directoryFd)` with the requested group as fsgid and returns the new entry's qid.
+    func createEntry(
+        _ connection: Connection, dfid: UInt32, name cName: UnsafePointer<CChar>, gid: UInt32,
+        _ make: (Int32) -> Int32
+    ) throws(ServerErrno) -> Qid {
+        try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Qid in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             try identity.setCreationGroup(gid)
-            let rc = mkdirat(ref.entry.pathFd, cName, mode_t(mode & FileMode.permissionMask))
+            let rc = make(ref.entry.pathFd)
             let e = errno
             identity.restoreCreationGroup()
             if rc != 0 { throw ServerErrno(UInt32(e)) }
-            return try encode(.mkdir(qid: server.qids.qid(try stat(ref.entry.pathFd, cName))), tag: tag, into: &w)
+            return server.qids.qid(try stat(ref.entry.pathFd, cName))
         }
     }
 }

@@ -7,6 +7,8 @@ import NinePWire
 /// reply buffer, returning the frame length.
 extension Worker {
     func handle(_ context: RequestContext) -> Int {
+        connection = context.connection
+        defer { connection = nil }
         let length = dispatch(context)
         if server.tracesRequests { trace(context, replyLength: length) }
         return length
@@ -112,10 +114,43 @@ extension Worker {
     func withFid<R>(
         _ connection: Connection, _ fid: UInt32, _ body: (inout FidRef) throws(ServerErrno) -> R
     ) throws(ServerErrno) -> R {
-        guard var ref = connection.fids.acquire(fid) else { throw ServerErrno.badFid }
+        var ref = try borrow(connection, fid)
         defer { connection.fids.release(ref) }
         try become(ref.entry.uid)
         return try body(&ref)
+    }
+
+    /// Acquires a fid and, if its descriptor was given back under descriptor pressure,
+    /// reopens its inode from the saved file handle (needs CAP_DAC_READ_SEARCH for a moment).
+    func borrow(_ connection: Connection, _ fid: UInt32) throws(ServerErrno) -> FidRef {
+        guard var ref = connection.fids.acquire(fid) else { throw ServerErrno.badFid }
+        guard ref.entry.pathFd < 0, let handle = ref.entry.handle else { return ref }
+        guard let mountFd = server.mountDescriptor(device: ref.entry.device) else {
+            connection.fids.release(ref)
+            throw ServerErrno(LinuxErrno.ESTALE)
+        }
+        let fd = identity.withFullCapabilities {
+            descriptor { handle.withUnsafeBytes { ninep_open_handle(mountFd, $0.baseAddress, O_PATH | O_NOFOLLOW) } }
+        }
+        if fd < 0 {
+            let failure = ServerErrno.current
+            connection.fids.release(ref)
+            throw failure
+        }
+        _ = connection.fids.restore(&ref, fd: fd)
+        return ref
+    }
+
+    /// Runs a call that creates a descriptor; when the process is out of descriptors, idle
+    /// fids give theirs back and the call is tried once more.
+    func descriptor(_ open: () -> Int32) -> Int32 {
+        let fd = open()
+        guard fd < 0, errno == EMFILE || errno == ENFILE, let connection else { return fd }
+        guard server.relieveDescriptorPressure(preferring: connection) > 0 else {
+            errno = EMFILE
+            return -1
+        }
+        return open()
     }
 
     func become(_ uid: UInt32) throws(ServerErrno) {

@@ -8,9 +8,9 @@ extension Worker {
         _ connection: Connection, _ first: UInt32, _ second: UInt32,
         _ body: (FidEntry, FidEntry) throws(ServerErrno) -> R
     ) throws(ServerErrno) -> R {
-        guard let a = connection.fids.acquire(first) else { throw ServerErrno.badFid }
+        let a = try borrow(connection, first)
         defer { connection.fids.release(a) }
-        guard let b = connection.fids.acquire(second) else { throw ServerErrno.badFid }
+        let b = try borrow(connection, second)
         defer { connection.fids.release(b) }
         guard a.entry.kind == .file, b.entry.kind == .file else { throw ServerErrno.badFid }
         try become(a.entry.uid)
@@ -36,15 +36,10 @@ extension Worker {
         let cName = try component(name, slot: 0)
         if target.count == 0 { throw ServerErrno(LinuxErrno.ENOENT) }
         let cTarget = try cString(target, slot: 1).get()
-        return try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
-            guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            try identity.setCreationGroup(gid)
-            let rc = symlinkat(cTarget, ref.entry.pathFd, cName)
-            let e = errno
-            identity.restoreCreationGroup()
-            if rc != 0 { throw ServerErrno(UInt32(e)) }
-            return try encode(.symlink(qid: server.qids.qid(try stat(ref.entry.pathFd, cName))), tag: tag, into: &w)
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid) { directory in
+            symlinkat(cTarget, directory, cName)
         }
+        return try encode(.symlink(qid: qid), tag: tag, into: &w)
     }
 
     /// Tmknod: FIFOs and sockets for anyone; devices need root (the kernel checks as the user).
@@ -54,16 +49,11 @@ extension Worker {
     ) throws(ServerErrno) -> Int {
         try requireWritable()
         let cName = try component(name, slot: 0)
-        return try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
-            guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            try identity.setCreationGroup(gid)
-            let device = dev_t(Self.encodeDevice(major: major, minor: minor))
-            let rc = mknodat(ref.entry.pathFd, cName, mode_t(mode & (FileMode.typeMask | FileMode.permissionMask)), device)
-            let e = errno
-            identity.restoreCreationGroup()
-            if rc != 0 { throw ServerErrno(UInt32(e)) }
-            return try encode(.mknod(qid: server.qids.qid(try stat(ref.entry.pathFd, cName))), tag: tag, into: &w)
+        let device = dev_t(Self.encodeDevice(major: major, minor: minor))
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid) { directory in
+            mknodat(directory, cName, mode_t(mode & (FileMode.typeMask | FileMode.permissionMask)), device)
         }
+        return try encode(.mknod(qid: qid), tag: tag, into: &w)
     }
 
     /// Trenameat: within or across directories; replaces an existing target as rename(2) does.

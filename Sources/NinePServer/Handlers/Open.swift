@@ -31,9 +31,9 @@ extension Worker {
 
     /// Opens a descriptor for I/O, retrying without O_NOATIME (allowed only to the owner).
     func reopen(_ pathFd: Int32, _ flags: Int32) -> Int32 {
-        var fd = ninep_reopen(pathFd, flags)
+        var fd = descriptor { ninep_reopen(pathFd, flags) }
         if fd < 0 && errno == EPERM && flags & O_NOATIME != 0 {
-            fd = ninep_reopen(pathFd, flags & ~O_NOATIME)
+            fd = descriptor { ninep_reopen(pathFd, flags & ~O_NOATIME) }
         }
         return fd
     }
@@ -100,11 +100,11 @@ extension Worker {
             if flags & OpenFlags.exclusive != 0 { hostFlags |= O_EXCL }
             hostFlags &= ~O_DIRECTORY
             try identity.setCreationGroup(gid)
-            let fd = openat(ref.entry.pathFd, cName, hostFlags, mode_t(mode & FileMode.permissionMask))
+            let fd = descriptor { openat(ref.entry.pathFd, cName, hostFlags, mode_t(mode & FileMode.permissionMask)) }
             let openErrno = errno
             identity.restoreCreationGroup()
             guard fd >= 0 else { throw ServerErrno(UInt32(openErrno)) }
-            let pathFd = ninep_reopen(fd, O_PATH)
+            let pathFd = descriptor { ninep_reopen(fd, O_PATH) }
             guard pathFd >= 0 else {
                 let e = ServerErrno.current
                 Glibc.close(fd)

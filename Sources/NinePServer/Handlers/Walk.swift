@@ -32,9 +32,9 @@ extension Worker {
                 let next: Int32
                 if name.equals("..") {
                     if atRoot {
-                        next = fcntl(current, F_DUPFD_CLOEXEC, 0)
+                        next = descriptor { fcntl(current, F_DUPFD_CLOEXEC, 0) }
                     } else {
-                        next = openat(current, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)
+                        next = descriptor { openat(current, "..", O_PATH | O_DIRECTORY | O_CLOEXEC) }
                         if next >= 0 && !isInsideExport(next) {
                             Glibc.close(next)
                             failure = ServerErrno(LinuxErrno.EACCES)
@@ -44,7 +44,7 @@ extension Worker {
                 } else {
                     switch componentName(name, slot: 0) {
                     case let .success(cName):
-                        next = openat(current, cName, O_PATH | O_NOFOLLOW | O_CLOEXEC)
+                        next = descriptor { openat(current, cName, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
                     case let .failure(error):
                         failure = error
                         next = -1
@@ -79,7 +79,7 @@ extension Worker {
             }
             if names.count == 0 {
                 if newfid == fid { return w.finishRwalk(count: 0) }
-                current = fcntl(ref.entry.pathFd, F_DUPFD_CLOEXEC, 0)
+                current = descriptor { fcntl(ref.entry.pathFd, F_DUPFD_CLOEXEC, 0) }
                 guard current >= 0 else { throw ServerErrno.current }
                 ownsCurrent = true
             }

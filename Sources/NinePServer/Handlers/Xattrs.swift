@@ -35,7 +35,7 @@ extension Worker {
                 if !value.isEmpty { value.append(0) }
                 n = value.count
             }
-            let copy = fcntl(fd, F_DUPFD_CLOEXEC, 0)
+            let copy = descriptor { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
             guard copy >= 0 else { throw ServerErrno.current }
             var entry = FidEntry()
             entry.kind = .xattrRead
