@@ -80,6 +80,29 @@ final class RawClient {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
+    /// Connects to a unix-socket listener.
+    init(unixPath: String, timeoutSeconds: Int = 5) throws {
+        self.timeoutSeconds = timeoutSeconds
+        sendBuffer = .allocate(byteCount: 2 << 20, alignment: 16)
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw ClientError.unexpected("socket: errno \(errno)") }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in unixPath.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
+        }
+        let rc = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard rc == 0 else {
+            let e = errno
+            Glibc.close(fd)
+            fd = -1
+            throw ClientError.unexpected("connect to \(unixPath): errno \(e)")
+        }
+        setTimeout(seconds: timeoutSeconds)
+    }
+
     deinit {
         close()
         sendBuffer.deallocate()

@@ -74,7 +74,8 @@ final class TestServer {
         logger.logLevel = .critical
         server = try Server(configuration: configuration, logger: logger)
         server.start()
-        guard case let .tcp(_, port)? = server.boundAddresses.first else {
+        guard let tcp = server.boundAddresses.first(where: { if case .tcp = $0 { true } else { false } }),
+              case let .tcp(_, port) = tcp else {
             throw ClientError.unexpected("no TCP address bound")
         }
         self.port = port
