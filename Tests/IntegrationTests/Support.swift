@@ -144,10 +144,17 @@ final class NinepdProcess {
     let port: UInt16
     let log: URL
 
-    init(export: URL, extraArguments: [String] = [], logDirectory: URL) throws {
+    /// `descriptorLimit` runs ninepd under a lower RLIMIT_NOFILE (soft and hard).
+    init(export: URL, extraArguments: [String] = [], logDirectory: URL, descriptorLimit: Int? = nil) throws {
         port = try freeLoopbackPort()
         log = logDirectory.appendingPathComponent("ninepd.log")
-        child = try Spawned(Paths.ninepd.path, ["--export", export.path, "--listen", "tcp:127.0.0.1:\(port)"] + extraArguments, output: log.path)
+        let arguments = ["--export", export.path, "--listen", "tcp:127.0.0.1:\(port)"] + extraArguments
+        if let descriptorLimit {
+            let quoted = ([Paths.ninepd.path] + arguments).map { "'\($0)'" }.joined(separator: " ")
+            child = try Spawned("/bin/sh", ["-c", "ulimit -n \(descriptorLimit) && exec \(quoted)"], output: log.path)
+        } else {
+            child = try Spawned(Paths.ninepd.path, arguments, output: log.path)
+        }
         guard waitForListener(port: port) else {
             child.terminate()
             throw TestFailure("ninepd did not start listening on port \(port); log: \(logText)")
