@@ -13,15 +13,15 @@ struct Ninepd: ParsableCommand {
         discussion: """
             With no options, ninepd exports the current directory on tcp:127.0.0.1:5640 (loopback only).
 
-            Mount it from Linux:
-              mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,msize=1048576 127.0.0.1 /mnt
-              mount -t 9p -o trans=unix,version=9p2000.L /run/ninepd.sock /mnt   (with --listen unix:/run/ninepd.sock)
+            Serve and mount over TCP, then over a unix socket:
+              ninepd --export /srv/share --listen tcp:0.0.0.0:5640
+              mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,access=user HOST /mnt
+              ninepd --export /srv/share --listen unix:/run/ninepd.sock
+              mount -t 9p -o trans=unix,version=9p2000.L,access=user /run/ninepd.sock /mnt
 
-            Run as root to serve many users: each request then runs with the attaching user's
-            fsuid/fsgid and groups (mount with access=user so the kernel attaches per user).
-            Run as an ordinary user and every access is that user's.
+            As root, each request runs with the attaching user's fsuid, fsgid and groups (mount with access=user so that the kernel attaches once per user). As any other user, every access is that user's.
 
-            Stop with SIGINT or SIGTERM: requests in flight are answered, sockets closed.
+            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs a status line.
             """
     )
 
