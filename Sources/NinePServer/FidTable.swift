@@ -5,7 +5,7 @@ import Synchronization
 
 /// What a fid stands for.
 enum FidKind: Equatable {
-    /// A file or directory, through an O_PATH descriptor (and an open one after Tlopen).
+    /// A file or directory, through an NINEP_O_PATH descriptor (and an open one after Tlopen).
     case file
     /// The result of Txattrwalk: Tread returns the value (or the name list) read at walk time.
     case xattrRead
@@ -40,8 +40,8 @@ struct FidEntry {
     var pathFd: Int32 = -1
     var openFd: Int32 = -1
     var openFlags: Int32 = 0
-    /// For an O_DIRECT open: the same file opened without O_DIRECT, for the misaligned
-    /// heads and tails of requests (O_DIRECT needs 4096-aligned offsets and lengths).
+    /// For an NINEP_O_DIRECT open: the same file opened without NINEP_O_DIRECT, for the misaligned
+    /// heads and tails of requests (NINEP_O_DIRECT needs 4096-aligned offsets and lengths).
     var bufferedFd: Int32 = -1
     var qid = Qid(type: 0, version: 0, path: 0)
     var device: UInt64 = 0
@@ -52,7 +52,7 @@ struct FidEntry {
     var references = 0
     var clunked = false
     var xattr: XattrState? = nil
-    /// Set when the O_PATH descriptor was given back under descriptor pressure: the kernel's
+    /// Set when the NINEP_O_PATH descriptor was given back under descriptor pressure: the kernel's
     /// handle for the inode, to reopen it on next use (see `FidTable.evictIdle`).
     var handle: [UInt8]? = nil
     /// Tick of the last borrow, for least-recently-used eviction.
@@ -165,7 +165,7 @@ final class FidTable: Sendable {
         return outcome.found
     }
 
-    /// Gives back the O_PATH descriptors of up to `fraction` of the idle fids (not borrowed,
+    /// Gives back the NINEP_O_PATH descriptors of up to `fraction` of the idle fids (not borrowed,
     /// not open, not the root, not a symlink, file still linked), least recently used first,
     /// keeping a file handle to reopen each on next use. `mountFd` records one descriptor per
     /// device for open_by_handle_at. Returns how many descriptors were closed.
@@ -193,7 +193,7 @@ final class FidTable: Sendable {
             for (_, slot) in candidates.prefix(wanted) {
                 let fd = s.entries[slot].pathFd
                 var st = statx()
-                guard ninep_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_NLINK), &st) == 0, st.stx_nlink > 0 else {
+                guard ninep_statx(fd, "", NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_NLINK), &st) == 0, st.stx_nlink > 0 else {
                     continue  // an unlinked file has no handle to come back by
                 }
                 let length = handle.withUnsafeMutableBytes { ninep_handle_of(fd, $0.baseAddress, $0.count) }

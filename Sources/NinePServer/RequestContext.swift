@@ -18,7 +18,7 @@ final class RequestContext: @unchecked Sendable {
     var largeReply: UnsafeMutableRawBufferPointer?
     var frameLength = 0
     /// Where the frame starts in the receive buffer: a Twrite is placed so that its payload
-    /// starts on a 4096-byte boundary, which O_DIRECT descriptors require of user buffers.
+    /// starts on a 4096-byte boundary, which NINEP_O_DIRECT descriptors require of user buffers.
     var frameOffset = 0
     /// Where the reply starts in the reply buffer: an Rread's data lands 4096-aligned.
     var replyOffset = 0

@@ -39,12 +39,12 @@ public final class Server: @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         self.ioFlusher = ioFlusher
-        let fd = open(configuration.exportPath, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        let fd = open(configuration.exportPath, NINEP_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else {
             throw StartError(description: "cannot open export directory '\(configuration.exportPath)': \(String(decoding: strerrorBytes(errno), as: UTF8.self)); give an existing directory with --export")
         }
         var st = statx()
-        guard ninep_statx(fd, "", AT_EMPTY_PATH, UInt32(STATX_BASIC_STATS), &st) == 0 else {
+        guard ninep_statx(fd, "", NINEP_AT_EMPTY_PATH, UInt32(STATX_BASIC_STATS), &st) == 0 else {
             throw StartError(description: "cannot stat export directory '\(configuration.exportPath)'")
         }
         rootFd = fd
@@ -80,13 +80,13 @@ public final class Server: @unchecked Sendable {
     private let mountDescriptors = Mutex<[UInt64: Int32]>([:])
     private let evictions = Atomic<Int>(0)
 
-    /// open_by_handle_at needs a real open descriptor (not O_PATH) on the same mount: a
+    /// open_by_handle_at needs a real open descriptor (not NINEP_O_PATH) on the same mount: a
     /// directory opened O_RDONLY, one per device, the export's own opened with the root.
     func mountDescriptor(device: UInt64) -> Int32? {
         mountDescriptors.withLock { $0[device] }
     }
 
-    /// Descriptor pressure: idle fids give back their O_PATH descriptors (a quarter of them,
+    /// Descriptor pressure: idle fids give back their NINEP_O_PATH descriptors (a quarter of them,
     /// least recently used first, from `connection` and then from the others), keeping file
     /// handles to reopen them. Only as root (open_by_handle_at needs CAP_DAC_READ_SEARCH).
     func relieveDescriptorPressure(preferring connection: Connection) -> Int {

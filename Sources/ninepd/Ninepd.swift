@@ -87,7 +87,7 @@ struct Ninepd: ParsableCommand {
         if Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
-        let probe = open(export, O_PATH | O_DIRECTORY | O_CLOEXEC)
+        let probe = open(export, NINEP_O_PATH | O_DIRECTORY | O_CLOEXEC)
         guard probe >= 0 else {
             throw ValidationError("--export '\(export)' is not a directory that can be opened (\(String(cString: strerror(errno))))")
         }

@@ -4,13 +4,13 @@
 #ifndef CNINEPSHIMS_H
 #define CNINEPSHIMS_H
 
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
+// No _GNU_SOURCE here: it would change glibc's struct layouts against Swift's Glibc module.
+// GNU-only constants are spelled out below instead.
 
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/stat.h>
+#include <linux/stat.h>
 #include <sys/statfs.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -18,6 +18,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+
+// --- Linux constants that glibc exposes only under _GNU_SOURCE
+#define NINEP_O_PATH 010000000
+#define NINEP_O_DIRECT 040000
+#define NINEP_O_NOATIME 01000000
+#define NINEP_AT_EMPTY_PATH 0x1000
+#define NINEP_F_OFD_GETLK 36
+#define NINEP_F_OFD_SETLK 37
 
 // --- credentials (per thread: raw syscalls, because glibc broadcasts set*id to all threads)
 int ninep_setfsuid(uint32_t uid);

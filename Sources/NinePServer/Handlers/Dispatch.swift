@@ -130,7 +130,7 @@ extension Worker {
             throw ServerErrno(LinuxErrno.ESTALE)
         }
         let fd = identity.withFullCapabilities {
-            descriptor { handle.withUnsafeBytes { ninep_open_handle(mountFd, $0.baseAddress, O_PATH | O_NOFOLLOW) } }
+            descriptor { handle.withUnsafeBytes { ninep_open_handle(mountFd, $0.baseAddress, NINEP_O_PATH | O_NOFOLLOW) } }
         }
         if fd < 0 {
             let failure = ServerErrno.current
@@ -167,7 +167,7 @@ extension Worker {
     /// statx of a descriptor itself (never following a symlink).
     func stat(_ fd: Int32) throws(ServerErrno) -> statx {
         var st = statx()
-        if ninep_statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_BASIC_STATS | STATX_BTIME), &st) != 0 {
+        if ninep_statx(fd, "", NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_BASIC_STATS | STATX_BTIME), &st) != 0 {
             throw ServerErrno.current
         }
         return st

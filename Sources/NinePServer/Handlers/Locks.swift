@@ -32,7 +32,7 @@ extension Worker {
             guard let type = Self.hostLockType(fields.type) else { throw ServerErrno.invalid }
             var lock = Self.flock(type: type, start: fields.start, length: fields.length)
             let status: UInt8
-            if ninep_ofd_lock(ref.entry.openFd, F_OFD_SETLK, &lock) == 0 {
+            if ninep_ofd_lock(ref.entry.openFd, NINEP_F_OFD_SETLK, &lock) == 0 {
                 status = LockStatus.success
             } else if errno == EAGAIN || errno == EACCES {
                 status = LockStatus.blocked
@@ -49,7 +49,7 @@ extension Worker {
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
             guard let type = Self.hostLockType(fields.type) else { throw ServerErrno.invalid }
             var lock = Self.flock(type: type, start: fields.start, length: fields.length)
-            if ninep_ofd_lock(ref.entry.openFd, F_OFD_GETLK, &lock) != 0 { throw ServerErrno.current }
+            if ninep_ofd_lock(ref.entry.openFd, NINEP_F_OFD_GETLK, &lock) != 0 { throw ServerErrno.current }
             var reply = fields
             switch Int32(lock.l_type) {
             case Int32(F_RDLCK): reply.type = LockType.read

@@ -119,7 +119,7 @@ extension Worker {
             parentPath = "."
             name = String(relative)
         }
-        let parent = ninep_openat2_beneath(server.rootFd, parentPath, O_PATH | O_DIRECTORY | O_CLOEXEC, 0)
+        let parent = ninep_openat2_beneath(server.rootFd, parentPath, NINEP_O_PATH | O_DIRECTORY | O_CLOEXEC, 0)
         if parent < 0 { throw ServerErrno.current }
         let expected = try stat(entry.pathFd)
         let found: statx

@@ -16,11 +16,10 @@ extension Worker {
         if flags & OpenFlags.append != 0 { host |= O_APPEND }
         if flags & OpenFlags.nonBlock != 0 { host |= O_NONBLOCK }
         if flags & OpenFlags.dsync != 0 { host |= O_DSYNC }
-        if flags & OpenFlags.direct != 0 { host |= O_DIRECT }
+        if flags & OpenFlags.direct != 0 { host |= NINEP_O_DIRECT }
         if flags & OpenFlags.directory != 0 { host |= O_DIRECTORY }
-        if flags & OpenFlags.noAtime != 0 { host |= O_NOATIME }
+        if flags & OpenFlags.noAtime != 0 { host |= NINEP_O_NOATIME }
         if flags & OpenFlags.sync == OpenFlags.sync { host |= O_SYNC }
-        if flags & OpenFlags.largeFile != 0 { host |= O_LARGEFILE }
         return host | O_CLOEXEC | O_NOCTTY
     }
 
@@ -29,16 +28,16 @@ extension Worker {
         return mode == OpenFlags.writeOnly || mode == OpenFlags.readWrite || flags & OpenFlags.truncate != 0
     }
 
-    /// Opens a descriptor for I/O, retrying without O_NOATIME (allowed only to the owner).
+    /// Opens a descriptor for I/O, retrying without NINEP_O_NOATIME (allowed only to the owner).
     func reopen(_ pathFd: Int32, _ flags: Int32) -> Int32 {
         var fd = descriptor { ninep_reopen(pathFd, flags) }
-        if fd < 0 && errno == EPERM && flags & O_NOATIME != 0 {
-            fd = descriptor { ninep_reopen(pathFd, flags & ~O_NOATIME) }
+        if fd < 0 && errno == EPERM && flags & NINEP_O_NOATIME != 0 {
+            fd = descriptor { ninep_reopen(pathFd, flags & ~NINEP_O_NOATIME) }
         }
         return fd
     }
 
-    /// Tlopen: opens the fid's file for I/O through its O_PATH descriptor.
+    /// Tlopen: opens the fid's file for I/O through its NINEP_O_PATH descriptor.
     func lopen(_ connection: Connection, tag: UInt16, fid: UInt32, flags: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, !ref.entry.isOpen else { throw ServerErrno.badFid }
@@ -59,8 +58,8 @@ extension Worker {
                 throw error
             }
             var buffered: Int32 = -1
-            if hostFlags & O_DIRECT != 0 {
-                buffered = reopen(ref.entry.pathFd, hostFlags & ~(O_DIRECT | O_TRUNC))
+            if hostFlags & NINEP_O_DIRECT != 0 {
+                buffered = reopen(ref.entry.pathFd, hostFlags & ~(NINEP_O_DIRECT | O_TRUNC))
                 if buffered < 0 {
                     let e = ServerErrno.current
                     Glibc.close(fd)
@@ -104,7 +103,7 @@ extension Worker {
             let openErrno = errno
             identity.restoreCreationGroup()
             guard fd >= 0 else { throw ServerErrno(UInt32(openErrno)) }
-            let pathFd = descriptor { ninep_reopen(fd, O_PATH) }
+            let pathFd = descriptor { ninep_reopen(fd, NINEP_O_PATH) }
             guard pathFd >= 0 else {
                 let e = ServerErrno.current
                 Glibc.close(fd)
@@ -118,8 +117,8 @@ extension Worker {
             }
             let qid = server.qids.qid(st)
             var buffered: Int32 = -1
-            if hostFlags & O_DIRECT != 0 {
-                buffered = reopen(pathFd, hostFlags & ~(O_DIRECT | O_TRUNC | O_CREAT | O_EXCL))
+            if hostFlags & NINEP_O_DIRECT != 0 {
+                buffered = reopen(pathFd, hostFlags & ~(NINEP_O_DIRECT | O_TRUNC | O_CREAT | O_EXCL))
             }
             var oldPath: Int32 = -1
             connection.fids.update(&ref) { entry in

@@ -82,7 +82,7 @@ extension Worker {
         }
     }
 
-    /// Which descriptor and how many bytes serve a read or write. O_DIRECT needs offsets and
+    /// Which descriptor and how many bytes serve a read or write. NINEP_O_DIRECT needs offsets and
     /// lengths aligned to the block size, but clients ask for msize-sized pieces: an aligned
     /// request goes direct, trimmed to whole blocks (a short count is legal; the client
     /// continues from there), and a misaligned one goes through the buffered descriptor.

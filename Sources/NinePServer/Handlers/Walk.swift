@@ -3,7 +3,7 @@ import Glibc
 import NinePWire
 
 extension Worker {
-    /// Twalk: one component at a time, relative to the parent's O_PATH descriptor, with
+    /// Twalk: one component at a time, relative to the parent's NINEP_O_PATH descriptor, with
     /// O_NOFOLLOW (a symlink is returned, never followed, and cannot be walked through).
     /// ".." at the export root stays at the root. nwname = 0 clones the fid. A walk that fails
     /// after the first step returns the qids so far and creates no fid.
@@ -34,7 +34,7 @@ extension Worker {
                     if atRoot {
                         next = descriptor { fcntl(current, F_DUPFD_CLOEXEC, 0) }
                     } else {
-                        next = descriptor { openat(current, "..", O_PATH | O_DIRECTORY | O_CLOEXEC) }
+                        next = descriptor { openat(current, "..", NINEP_O_PATH | O_DIRECTORY | O_CLOEXEC) }
                         if next >= 0 && !isInsideExport(next) {
                             Glibc.close(next)
                             failure = ServerErrno(LinuxErrno.EACCES)
@@ -44,7 +44,7 @@ extension Worker {
                 } else {
                     switch componentName(name, slot: 0) {
                     case let .success(cName):
-                        next = descriptor { openat(current, cName, O_PATH | O_NOFOLLOW | O_CLOEXEC) }
+                        next = descriptor { openat(current, cName, NINEP_O_PATH | O_NOFOLLOW | O_CLOEXEC) }
                     case let .failure(error):
                         failure = error
                         next = -1
@@ -122,7 +122,7 @@ extension Worker {
         for _ in 0..<4096 {
             guard let st = try? stat(current) else { return false }
             if Self.device(st) == server.rootDevice && st.stx_ino == server.rootInode { return true }
-            let parent = openat(current, "..", O_PATH | O_DIRECTORY | O_CLOEXEC)
+            let parent = openat(current, "..", NINEP_O_PATH | O_DIRECTORY | O_CLOEXEC)
             guard parent >= 0, let parentStat = try? stat(parent) else {
                 if parent >= 0 { Glibc.close(parent) }
                 return false

@@ -7,7 +7,7 @@ import Glibc
 /// The value of extended attribute `name` of `path` (not following a final symlink), or nil
 /// with the errno when it cannot be read.
 func xattrValue(_ path: String, _ name: String) -> (value: [UInt8]?, errno: Int32) {
-    let fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC)
+    let fd = open(path, NINEP_O_PATH | O_NOFOLLOW | O_CLOEXEC)
     guard fd >= 0 else { return (nil, errno) }
     defer { Glibc.close(fd) }
     var buffer = [UInt8](repeating: 0, count: 65536)
