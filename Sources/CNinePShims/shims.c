@@ -12,6 +12,8 @@
 #include <netinet/tcp.h>
 #include <linux/openat2.h>
 #include <linux/capability.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -155,3 +157,21 @@ int ninep_handle_of(int fd, void *handle, size_t capacity) {
 int ninep_open_handle(int mountfd, const void *handle, int flags) {
     return open_by_handle_at(mountfd, (struct file_handle *)handle, flags | O_CLOEXEC);
 }
+
+int ninep_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+int ninep_epoll_add(int epfd, int fd, uint32_t events) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof event);
+    event.events = events | EPOLLONESHOT;
+    event.data.fd = fd;
+    return epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &event);
+}
+int ninep_epoll_del(int epfd, int fd) { return epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL); }
+int ninep_epoll_wait(int epfd, int *fds, int capacity, int timeout_ms) {
+    struct epoll_event events[64];
+    if (capacity > 64) capacity = 64;
+    int n = epoll_wait(epfd, events, capacity, timeout_ms);
+    for (int i = 0; i < n; i++) fds[i] = events[i].data.fd;
+    return n;
+}
+int ninep_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }

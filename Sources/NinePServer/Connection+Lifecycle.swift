@@ -1,70 +1,191 @@
+import CNinePShims
 import Glibc
 import NinePTransport
 import NinePWire
 
-/// The life of a request after admission, in one place: serve, then reply, then the Rflush of
-/// every Tflush that arrived meanwhile. This is the only code that decides "reply, then
-/// Rflush" or "no reply, then Rflush".
+/// The life of a request after admission, in one place. A request is queued, then running on
+/// a worker, possibly parked (waiting for a FIFO without a worker), and finally completed:
+/// its reply (unless aborted or suppressed), then one Rflush per Tflush that named it.
+///
+/// A Tflush aborts what has not changed any state yet: a queued request, a parked one, one
+/// inside an interruptible system call (a FIFO open). Those send no reply, only Rflush.
+/// Anything else runs to its end: reply first, then Rflush. No reply ever follows an Rflush:
+/// both go out under the write lock, the reply first, and an aborted request never replies.
 extension Connection {
+    // MARK: Running
+
     /// Runs on a worker thread.
     func serve(_ context: RequestContext, on worker: Worker) {
-        stateLock.withLock { context.worker = worker.thread }
+        let start: Bool = stateLock.withLock {
+            if context.aborted { return false }
+            context.phase = .running
+            context.worker = worker.thread
+            return true
+        }
+        guard start else {
+            complete(context, replyLength: 0, worker: worker)
+            return
+        }
         let length = worker.handle(context)
+        if length == Worker.parked { return }  // the readiness waiter owns it now
         complete(context, replyLength: length, worker: worker)
     }
 
-    /// Sends the reply (unless suppressed), then one Rflush per flush of this tag, with the
-    /// write lock held throughout so nothing can come between them.
-    private func complete(_ context: RequestContext, replyLength: Int, worker: Worker) {
-        writeLock.lock()
-        let suppressed: Bool = stateLock.withLock {
-            context.inFlight = false
+    /// A parked request whose descriptor became ready goes back to the work queue (or, if a
+    /// Tflush aborted it meanwhile, ends with its Rflushes).
+    func resume(_ context: RequestContext) {
+        let requeue: Bool = stateLock.withLock {
+            if context.aborted || closing { return false }
+            context.phase = .queued
+            return true
+        }
+        if requeue {
+            server.queue.enqueue(context)
+        } else {
+            finishAborted(context)
+        }
+    }
+
+    /// Called by a handler: park the request until `fd` is ready, unless it was aborted.
+    /// Returns false if it must not park (aborted, closing, or the descriptor can't be
+    /// watched); the handler then answers (the reply is dropped if aborted).
+    func park(_ context: RequestContext, fd: Int32, events: UInt32) -> Bool {
+        stateLock.withLock {
+            // A Tflush that came while the request ran was queued as "reply first"; but a
+            // request about to wait has changed nothing yet, so it is aborted instead.
+            if !context.pendingFlushes.isEmpty { context.aborted = true }
+            if context.aborted || closing { return false }
+            context.phase = .parked
             context.worker = nil
-            inFlightCount -= 1
-            worker.flushTags.removeAll(keepingCapacity: true)
-            worker.flushTags.append(contentsOf: context.pendingFlushes)
-            context.pendingFlushes.removeAll(keepingCapacity: true)
-            if closing { stateLock.broadcast() }
-            return context.suppressed
+            // Registered under the state lock, so a Tflush sees either "parked and
+            // cancellable" or "not parked": never a request in between.
+            if !server.waiter.park(context, fd: fd, events: events) {
+                context.phase = .running
+                return false
+            }
+            return true
         }
-        if !suppressed && replyLength > 0 {
-            _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: context.replyRegion[0..<replyLength]))
+    }
+
+    /// Around a system call that may block on the outside world and that a Tflush may
+    /// interrupt (it changes nothing until it succeeds). Returns false if already aborted.
+    func enterInterruptible(_ context: RequestContext) -> Bool {
+        stateLock.withLock {
+            if !context.pendingFlushes.isEmpty { context.aborted = true }
+            if context.aborted { return false }
+            context.interruptible = true
+            return true
         }
-        // Flushes queued before a Tversion belong to the ended session: no Rflush either.
-        if !suppressed && !worker.flushTags.isEmpty {
-            for flushTag in worker.flushTags {
-                var writer = WireWriter(context.smallReply)
-                if let length = try? Response.flush.encode(tag: flushTag, into: &writer) {
-                    _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: context.smallReply[0..<length]))
-                }
+    }
+
+    /// Returns true if the request was aborted during the call: its result must be undone.
+    func leaveInterruptible(_ context: RequestContext) -> Bool {
+        stateLock.withLock {
+            context.interruptible = false
+            return context.aborted
+        }
+    }
+
+    /// For the waiter's re-signalling: signal the worker if the aborted request still runs.
+    func interruptIfStillRunning(_ context: RequestContext) {
+        stateLock.withLock {
+            if context.inFlight, context.aborted, context.interruptible, let thread = context.worker {
+                _ = ninep_pthread_kill(thread, ninep_interrupt_signal())
             }
         }
+    }
+
+    // MARK: Completing
+
+    /// Sends the reply (unless aborted or suppressed), then one Rflush per flush of this tag,
+    /// with the write lock held throughout so nothing can come between them.
+    private func complete(_ context: RequestContext, replyLength: Int, worker: Worker) {
+        writeLock.lock()
+        let silent: Bool = stateLock.withLock {
+            worker.flushTags.removeAll(keepingCapacity: true)
+            worker.flushTags.append(contentsOf: context.pendingFlushes)
+            retire(context)
+            return context.suppressed || context.aborted
+        }
+        if !silent && replyLength > 0 {
+            _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: context.replyRegion[0..<replyLength]))
+        }
+        for flushTag in worker.flushTags { sendRflushLocked(flushTag, scratch: context.smallReply) }
+        writeLock.unlock()
+        if context.aborted { server.waiter.stopInterrupting(context) }
+        releaseContext(context)
+    }
+
+    /// Ends an aborted request that no worker holds (it was queued or parked): no reply,
+    /// only its Rflushes.
+    func finishAborted(_ context: RequestContext) {
+        writeLock.lock()
+        var tags: [UInt16] = []
+        stateLock.withLock {
+            tags = context.pendingFlushes
+            retire(context)
+        }
+        for flushTag in tags { sendRflushLocked(flushTag, scratch: context.smallReply) }
         writeLock.unlock()
         releaseContext(context)
     }
 
-    /// Tflush(oldtag), on the reader thread. If oldtag is in flight, the Rflush is queued
-    /// behind its reply (it finishes; aborting is the Tflush issue's work); otherwise Rflush
-    /// goes out at once. Returns false when the connection must close.
+    /// Takes a finished request out of the tag table (state lock held).
+    private func retire(_ context: RequestContext) {
+        context.inFlight = false
+        context.worker = nil
+        context.phase = .idle
+        context.interruptible = false
+        context.pendingFlushes.removeAll(keepingCapacity: true)
+        inFlightCount -= 1
+        if closing { stateLock.broadcast() }
+    }
+
+    /// Writes an Rflush; the write lock is held.
+    private func sendRflushLocked(_ tag: UInt16, scratch: UnsafeMutableRawBufferPointer) {
+        var writer = WireWriter(scratch)
+        if let length = try? Response.flush.encode(tag: tag, into: &writer) {
+            _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: scratch[0..<length]))
+        }
+    }
+
+    // MARK: Tflush
+
+    /// Tflush(oldtag), on the reader thread, never waiting on a pool. Returns false when the
+    /// connection must close (the flush's own tag is in use).
     func handleFlush(tag: UInt16, oldtag: UInt16) -> Bool {
-        enum Decision { case replyNow, queued, violation }
+        enum Decision { case replyNow, queued, abortedNow(RequestContext), violation }
         let decision: Decision = stateLock.withLock {
             if closing { return .queued }
-            // Requests of a session ended by Tversion (suppressed) are not in flight for it.
             for context in contexts where context.inFlight && !context.suppressed {
                 if context.tag == tag { return .violation }
                 for pending in context.pendingFlushes where pending == tag { return .violation }
             }
-            for context in contexts where context.inFlight && !context.suppressed {
-                let flushesOldtag = context.pendingFlushes.contains(oldtag)
-                if context.tag == oldtag || flushesOldtag {
-                    // A flush of a flush joins the same queue: Rflushes go out in order.
-                    guard context.pendingFlushes.count < RequestContext.maxPendingFlushes else { return .violation }
-                    context.pendingFlushes.append(tag)
-                    return .queued
-                }
+            guard let target = contexts.first(where: {
+                $0.inFlight && !$0.suppressed && ($0.tag == oldtag || $0.pendingFlushes.contains(oldtag))
+            }) else {
+                return .replyNow
             }
-            return .replyNow
+            guard target.pendingFlushes.count < RequestContext.maxPendingFlushes else { return .violation }
+            // Rflushes go out in the order their Tflushes came: a flush of a flush joins the
+            // queue of the request the first flush named.
+            target.pendingFlushes.append(tag)
+            if target.aborted || target.suppressed { return .queued }
+            switch target.phase {
+            case .queued:
+                target.aborted = true
+                return server.queue.remove(target) ? .abortedNow(target) : .queued
+            case .parked:
+                target.aborted = true
+                return server.waiter.cancel(target) ? .abortedNow(target) : .queued
+            case .running where target.interruptible:
+                target.aborted = true
+                if let thread = target.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
+                server.waiter.keepInterrupting(target)
+                return .queued
+            case .running, .idle:
+                return .queued  // reply first, then Rflush
+            }
         }
         switch decision {
         case .violation:
@@ -72,17 +193,21 @@ extension Connection {
             return false
         case .queued:
             return true
+        case let .abortedNow(context):
+            finishAborted(context)
+            return true
         case .replyNow:
             // Taking the write lock after the state lock is released: a worker that removed
             // oldtag from the table is already writing its reply under this lock, so this
             // Rflush goes out after it.
-            var writer = WireWriter(flushReply)
-            if let length = try? Response.flush.encode(tag: tag, into: &writer) {
-                send(UnsafeRawBufferPointer(rebasing: flushReply[0..<length]))
-            }
+            writeLock.lock()
+            sendRflushLocked(tag, scratch: flushReply)
+            writeLock.unlock()
             return true
         }
     }
+
+    // MARK: Tversion
 
     /// Tversion, on the reader thread: negotiate msize, abort the old session (replies of
     /// requests still in flight are suppressed, every fid is clunked).
@@ -91,10 +216,19 @@ extension Connection {
         // Below 4 KiB not even a Rgetattr with a long readlink fits: refuse the session.
         let known = version.equals("9P2000.L") && offered >= ServerConfiguration.minimumMessageSize
         stateLock.withLock {
-            for other in contexts where other.inFlight { other.suppressed = true }
+            // Requests of the old session keep running to their end, but reply to nobody and
+            // hold no tag: the new session may reuse every tag at once. Their Tflushes of the
+            // old session are dropped with them.
+            for other in contexts where other.inFlight {
+                other.suppressed = true
+                other.pendingFlushes.removeAll(keepingCapacity: true)
+            }
             msize = max(offered, UInt32(NineP.headerSize + 4 + 2 + 8))
             versionNegotiated = known
         }
+        // Outstanding requests that wait on the outside world end now (version(5): all
+        // outstanding I/O is aborted); the others run to their end and reply to nobody.
+        abortWaitingForClose()
         fids.clunkAll()
         var writer = WireWriter(context.smallReply)
         let reply: Response
@@ -107,5 +241,31 @@ extension Connection {
             send(UnsafeRawBufferPointer(rebasing: context.smallReply[0..<length]))
         }
         logger.debug("Tversion: msize \(offered), \(known ? "9P2000.L" : "unknown version \(version)")", metadata: ["peer": "\(peer)"])
+    }
+
+    // MARK: Closing
+
+    /// The connection is closing: requests that wait on the outside world end now, without a
+    /// reply; running ones in an interruptible call are signalled.
+    func abortWaitingForClose() {
+        var ended: [RequestContext] = []
+        stateLock.withLock {
+            for context in contexts where context.inFlight && !context.aborted {
+                switch context.phase {
+                case .queued:
+                    context.aborted = true
+                    if server.queue.remove(context) { ended.append(context) }
+                case .parked:
+                    context.aborted = true
+                    if server.waiter.cancel(context) { ended.append(context) }
+                case .running where context.interruptible:
+                    context.aborted = true
+                    if let thread = context.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
+                default:
+                    break
+                }
+            }
+        }
+        for context in ended { finishAborted(context) }
     }
 }

@@ -149,7 +149,11 @@ final class Connection: @unchecked Sendable {
         } else {
             context.replyOffset = 0
         }
-        if let needed = Self.replySizeNeeded(message.request), needed + context.replyOffset > context.smallReply.count {
+        // A read of a FIFO or socket may wait on the outside world: it must not hold a large
+        // buffer meanwhile, so it reads what fits in its small one (a short read is legal).
+        var streamingRead = false
+        if case let .read(fid, _, _) = message.request { streamingRead = fids.isStreaming(fid) }
+        if !streamingRead, let needed = Self.replySizeNeeded(message.request), needed + context.replyOffset > context.smallReply.count {
             guard let large = server.largeBuffers.acquire() else {
                 releaseContext(context)
                 return
@@ -161,6 +165,10 @@ final class Connection: @unchecked Sendable {
             if tagInUseLocked(message.tag) { return false }
             context.tag = message.tag
             context.inFlight = true
+            context.phase = .queued
+            context.aborted = false
+            context.interruptible = false
+            context.parkedFd = -1
             context.suppressed = false
             inFlightCount += 1
             return true
@@ -280,6 +288,12 @@ final class Connection: @unchecked Sendable {
         stateLock.broadcast()
         var rounds = 0
         while inFlightCount > 0 {
+            if rounds % 10 == 0 {
+                stateLock.unlock()
+                abortWaitingForClose()
+                stateLock.lock()
+                if inFlightCount == 0 { break }
+            }
             // A worker blocked in a system call (a FIFO read) is interrupted with a signal
             // without SA_RESTART; repeat in case the signal landed just before the call.
             for context in contexts where context.inFlight {

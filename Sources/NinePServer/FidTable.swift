@@ -126,6 +126,14 @@ final class FidTable: Sendable {
         return try result.get()
     }
 
+    /// True if `fid` is open on a FIFO, socket or character device.
+    func isStreaming(_ fid: UInt32) -> Bool {
+        state.withLock { s in
+            guard let slot = s.slotByFid[fid] else { return false }
+            return s.entries[slot].streaming
+        }
+    }
+
     /// Borrows `fid`; pair with `release`.
     func acquire(_ fid: UInt32) -> FidRef? {
         state.withLock { s in

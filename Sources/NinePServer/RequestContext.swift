@@ -31,6 +31,23 @@ final class RequestContext: @unchecked Sendable {
     var suppressed = false
     var pendingFlushes: [UInt16]
     var worker: pthread_t? = nil
+    var phase = Phase.idle
+    /// Set by a Tflush that aborts this request: it sends no reply, only the Rflushes.
+    var aborted = false
+    /// True while a worker is in a system call that a signal may interrupt (a FIFO open).
+    var interruptible = false
+    /// The duplicate descriptor this request is parked on, while parked.
+    var parkedFd: Int32 = -1
+
+    enum Phase {
+        case idle
+        /// Admitted, waiting for a worker.
+        case queued
+        /// A worker is serving it.
+        case running
+        /// Waiting, without a worker, for a FIFO or socket to become ready.
+        case parked
+    }
 
     static let maxPendingFlushes = 16
     /// Buffers are 4096-aligned and this much larger than their message capacity.

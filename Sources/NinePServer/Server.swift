@@ -19,6 +19,7 @@ public final class Server: @unchecked Sendable {
     let users = UserDirectory()
     let queue: WorkQueue
     let largeBuffers: BufferPool
+    let waiter = ReadinessWaiter()
     /// Root: each request runs with the attaching user's fsuid/fsgid/groups.
     let switchesIdentity: Bool
     let ioFlusher: Bool
@@ -126,6 +127,7 @@ public final class Server: @unchecked Sendable {
     /// Starts the workers and one accept thread per listener.
     public func start() {
         _ = ninep_install_interrupt_handler(ninep_interrupt_signal())
+        waiter.start(name: "9p-waiter")
         for index in 0..<configuration.workerThreads {
             DaemonThread.start(name: "9p-worker-\(index)") { [self] in
                 Worker(server: self).run()
@@ -192,6 +194,7 @@ public final class Server: @unchecked Sendable {
         }
         registry.unlock()
         queue.stop()
+        waiter.stop()
     }
 }
 

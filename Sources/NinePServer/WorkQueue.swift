@@ -39,6 +39,28 @@ final class WorkQueue: @unchecked Sendable {
         return context
     }
 
+    /// Takes a request out before a worker starts it (Tflush of a queued request); false if
+    /// a worker already took it.
+    func remove(_ context: RequestContext) -> Bool {
+        condition.withLock {
+            for step in 0..<count {
+                let index = (head + step) % ring.count
+                if ring[index] === context {
+                    // Close the gap, keeping FIFO order.
+                    var position = step
+                    while position + 1 < count {
+                        ring[(head + position) % ring.count] = ring[(head + position + 1) % ring.count]
+                        position += 1
+                    }
+                    ring[(head + count - 1) % ring.count] = nil
+                    count -= 1
+                    return true
+                }
+            }
+            return false
+        }
+    }
+
     func stop() {
         condition.withLock {
             stopped = true

@@ -15,6 +15,10 @@ final class Worker {
     var flushTags: [UInt16]
     /// The connection of the request being served (for descriptor-pressure relief).
     var connection: Connection?
+    /// The request being served.
+    var context: RequestContext?
+    /// What a handler returns when it parked its request (no reply yet).
+    static let parked = -1
 
     init(server: Server) {
         self.server = server

@@ -75,6 +75,16 @@ int ninep_unblock_interrupt_signal(int signo);
 int ninep_wait_termination_signal(void);
 int ninep_pthread_kill(pthread_t thread, int signo);
 
+// --- readiness (epoll wrappers: epoll_event is a packed struct with a union, awkward in Swift)
+#define NINEP_EPOLLIN 0x001
+#define NINEP_EPOLLOUT 0x004
+int ninep_epoll_create(void);
+int ninep_epoll_add(int epfd, int fd, uint32_t events);
+int ninep_epoll_del(int epfd, int fd);
+// Waits for up to `capacity` events; stores each ready descriptor in `fds`.
+int ninep_epoll_wait(int epfd, int *fds, int capacity, int timeout_ms);
+int ninep_eventfd(void);
+
 // --- sockets
 int ninep_errno(void);
 void ninep_set_errno(int value);

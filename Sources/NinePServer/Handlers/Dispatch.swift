@@ -8,9 +8,13 @@ import NinePWire
 extension Worker {
     func handle(_ context: RequestContext) -> Int {
         connection = context.connection
-        defer { connection = nil }
+        self.context = context
+        defer {
+            connection = nil
+            self.context = nil
+        }
         let length = dispatch(context)
-        if server.tracesRequests { trace(context, replyLength: length) }
+        if server.tracesRequests && length != Worker.parked { trace(context, replyLength: length) }
         return length
     }
 

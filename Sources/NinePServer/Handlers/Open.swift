@@ -28,6 +28,15 @@ extension Worker {
         return mode == OpenFlags.writeOnly || mode == OpenFlags.readWrite || flags & OpenFlags.truncate != 0
     }
 
+    /// The iounit announced by Rlopen/Rlcreate: the largest multiple of 4096 that fits a
+    /// message. The kernel client then sends reads and writes in whole 4 KiB blocks (O_DIRECT
+    /// works without splitting, and an interrupted large write never tears a block).
+    static func iounit(_ connection: Connection) -> UInt32 {
+        let msize = connection.stateLock.withLock { connection.msize }
+        let room = msize > 24 ? msize - 24 : 0
+        return room >= 4096 ? room & ~4095 : 0
+    }
+
     /// Opens a descriptor for I/O, retrying without NINEP_O_NOATIME (allowed only to the owner).
     func reopen(_ pathFd: Int32, _ flags: Int32) -> Int32 {
         var fd = descriptor { ninep_reopen(pathFd, flags) }
@@ -50,12 +59,26 @@ extension Worker {
                 }
                 hostFlags = (hostFlags & ~O_TRUNC) | O_DIRECTORY
             }
-            let fd = reopen(ref.entry.pathFd, hostFlags)
-            guard fd >= 0 else { throw ServerErrno.current }
-            let st: statx
-            do throws(ServerErrno) { st = try stat(fd) } catch {
-                Glibc.close(fd)
-                throw error
+            let st = try stat(ref.entry.pathFd)
+            let streaming = FileMode.isStreaming(UInt32(st.stx_mode))
+            let fd: Int32
+            if streaming {
+                // Opening a FIFO waits for its peer: a Tflush may interrupt that (nothing has
+                // changed until the open succeeds, and if it does after the abort, it is undone).
+                guard let context, connection.enterInterruptible(context) else { throw ServerErrno(LinuxErrno.EINTR) }
+                fd = reopen(ref.entry.pathFd, hostFlags)
+                let openErrno = errno
+                if connection.leaveInterruptible(context) {
+                    if fd >= 0 { Glibc.close(fd) }
+                    throw ServerErrno(LinuxErrno.EINTR)
+                }
+                guard fd >= 0 else { throw ServerErrno(UInt32(openErrno)) }
+                // Our own open file description: non-blocking, so that reads and writes that
+                // would wait park the request instead of a worker.
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            } else {
+                fd = reopen(ref.entry.pathFd, hostFlags)
+                guard fd >= 0 else { throw ServerErrno.current }
             }
             var buffered: Int32 = -1
             if hostFlags & NINEP_O_DIRECT != 0 {
@@ -72,14 +95,14 @@ extension Worker {
                 entry.openFd = fd
                 entry.bufferedFd = buffered
                 entry.openFlags = hostFlags
-                entry.streaming = FileMode.isStreaming(UInt32(st.stx_mode))
+                entry.streaming = streaming
             }
             if lost {
                 Glibc.close(fd)
                 if buffered >= 0 { Glibc.close(buffered) }
                 throw ServerErrno.badFid
             }
-            return try encode(.lopen(qid: server.qids.qid(st), iounit: 0), tag: tag, into: &w)
+            return try encode(.lopen(qid: server.qids.qid(st), iounit: Self.iounit(connection)), tag: tag, into: &w)
         }
     }
 
@@ -133,7 +156,7 @@ extension Worker {
                 entry.streaming = FileMode.isStreaming(UInt32(st.stx_mode))
             }
             if oldPath >= 0 { Glibc.close(oldPath) }
-            return try encode(.lcreate(qid: qid, iounit: 0), tag: tag, into: &w)
+            return try encode(.lcreate(qid: qid, iounit: Self.iounit(connection)), tag: tag, into: &w)
         }
     }
 }

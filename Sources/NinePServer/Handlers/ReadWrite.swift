@@ -35,7 +35,13 @@ extension Worker {
                         n = pread(fd, region.baseAddress, length, off_t(Int64(bitPattern: offset)))
                     }
                 } while n < 0 && errno == EINTR && !ref.entry.streaming
-                if n < 0 { throw ServerErrno.current }
+                if n < 0 {
+                    if ref.entry.streaming && (errno == EAGAIN || errno == EWOULDBLOCK), let context,
+                       connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLIN)) {
+                        return Worker.parked
+                    }
+                    throw ServerErrno.current
+                }
                 return w.finishRread(reserved: region.count, produced: n)
             }
         }
@@ -71,6 +77,10 @@ extension Worker {
                     if n < 0 {
                         if errno == EINTR && !ref.entry.streaming { continue }
                         if done > 0 { break }
+                        if ref.entry.streaming && (errno == EAGAIN || errno == EWOULDBLOCK), let context,
+                           connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLOUT)) {
+                            return Worker.parked
+                        }
                         throw ServerErrno.current
                     }
                     if n == 0 { break }
