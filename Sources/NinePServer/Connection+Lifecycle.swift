@@ -49,7 +49,7 @@ extension Connection {
     /// Called by a handler: park the request until `fd` is ready, unless it was aborted.
     /// Returns false if it must not park (aborted, closing, or the descriptor can't be
     /// watched); the handler then answers (the reply is dropped if aborted).
-    func park(_ context: RequestContext, fd: Int32, events: UInt32) -> Bool {
+    func park(_ context: RequestContext, fd: Int32, events: UInt32, releasingReceive: Bool = false) -> Bool {
         stateLock.withLock {
             // A Tflush that came while the request ran was queued as "reply first"; but a
             // request about to wait has changed nothing yet, so it is aborted instead.
@@ -62,6 +62,16 @@ extension Connection {
             if !server.waiter.park(context, fd: fd, events: events) {
                 context.phase = .running
                 return false
+            }
+            // A parked request holds no large reply buffer: when it runs again, a stream read
+            // reads what fits in its small one (a short read is legal).
+            if let large = context.largeReply {
+                context.largeReply = nil
+                server.largeBuffers.release(large)
+            }
+            if releasingReceive, let large = context.largeReceive {
+                context.largeReceive = nil
+                server.largeBuffers.release(large)
             }
             return true
         }
@@ -120,12 +130,13 @@ extension Connection {
     /// only its Rflushes.
     func finishAborted(_ context: RequestContext) {
         writeLock.lock()
-        var tags: [UInt16] = []
         stateLock.withLock {
-            tags = context.pendingFlushes
+            // Swap with the context's spare list (both reserved up front): no allocation.
+            swap(&context.pendingFlushes, &context.flushesToSend)
             retire(context)
         }
-        for flushTag in tags { sendRflushLocked(flushTag, scratch: context.smallReply) }
+        for flushTag in context.flushesToSend { sendRflushLocked(flushTag, scratch: context.smallReply) }
+        context.flushesToSend.removeAll(keepingCapacity: true)
         writeLock.unlock()
         releaseContext(context)
     }
@@ -261,6 +272,7 @@ extension Connection {
                 case .running where context.interruptible:
                     context.aborted = true
                     if let thread = context.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
+                    server.waiter.keepInterrupting(context)
                 default:
                     break
                 }

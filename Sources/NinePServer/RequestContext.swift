@@ -30,6 +30,8 @@ final class RequestContext: @unchecked Sendable {
     /// Set when the reply must not be sent (Tversion reset the session).
     var suppressed = false
     var pendingFlushes: [UInt16]
+    /// Spare list swapped with `pendingFlushes` when an aborted request ends off a worker.
+    var flushesToSend: [UInt16]
     var worker: pthread_t? = nil
     var phase = Phase.idle
     /// Set by a Tflush that aborts this request: it sends no reply, only the Rflushes.
@@ -60,6 +62,8 @@ final class RequestContext: @unchecked Sendable {
         smallReply = .allocate(byteCount: ServerConfiguration.smallBufferSize + Self.alignmentSlack, alignment: Self.alignmentSlack)
         pendingFlushes = []
         pendingFlushes.reserveCapacity(Self.maxPendingFlushes)
+        flushesToSend = []
+        flushesToSend.reserveCapacity(Self.maxPendingFlushes)
     }
 
     deinit {

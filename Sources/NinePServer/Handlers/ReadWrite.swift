@@ -77,9 +77,22 @@ extension Worker {
                     if n < 0 {
                         if errno == EINTR && !ref.entry.streaming { continue }
                         if done > 0 { break }
-                        if ref.entry.streaming && (errno == EAGAIN || errno == EWOULDBLOCK), let context,
-                           connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLOUT)) {
-                            return Worker.parked
+                        if ref.entry.streaming && (errno == EAGAIN || errno == EWOULDBLOCK), let context {
+                            // Nothing is written yet. A payload in a large buffer keeps only what
+                            // fits the small one, so the parked write holds no large buffer; it
+                            // then answers a short count and the client sends the rest.
+                            let shrink = context.largeReceive != nil
+                            if shrink {
+                                let kept = min(data.count, ServerConfiguration.smallBufferSize)
+                                let destination = context.smallReceive.baseAddress! + RequestContext.alignmentSlack
+                                destination.copyMemory(from: data.base.baseAddress!, byteCount: kept)
+                                context.message = TMessage(
+                                    tag: tag,
+                                    request: .write(fid: fid, offset: offset, data: ByteView(UnsafeRawBufferPointer(start: destination, count: kept))))
+                            }
+                            if connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLOUT), releasingReceive: shrink) {
+                                return Worker.parked
+                            }
                         }
                         throw ServerErrno.current
                     }

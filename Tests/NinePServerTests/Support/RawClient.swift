@@ -51,7 +51,9 @@ func errnoOf<T>(_ body: () throws -> T, sourceLocation: SourceLocation = #_sourc
 final class RawClient {
     private(set) var fd: Int32
     private var blocks: [UnsafeMutableRawBufferPointer] = []
-    private let sendBuffer: UnsafeMutableRawBufferPointer
+    fileprivate let sendBuffer: UnsafeMutableRawBufferPointer
+    /// The reused frame of `receiveTransient()` (allocated on first use).
+    fileprivate var transientFrame = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private var nextTag: UInt16 = 1
     let timeoutSeconds: Int
 
@@ -106,6 +108,7 @@ final class RawClient {
     deinit {
         close()
         sendBuffer.deallocate()
+        if transientFrame.count > 0 { transientFrame.deallocate() }
         for block in blocks { block.deallocate() }
     }
 
@@ -189,9 +192,9 @@ final class RawClient {
 
     // MARK: Receiving
 
-    private enum ReadOutcome { case complete, closed, timeout }
+    fileprivate enum ReadOutcome { case complete, closed, timeout }
 
-    private func readFully(_ buffer: UnsafeMutableRawBufferPointer) -> ReadOutcome {
+    fileprivate func readFully(_ buffer: UnsafeMutableRawBufferPointer) -> ReadOutcome {
         var done = 0
         while done < buffer.count {
             let n = recv(fd, buffer.baseAddress! + done, buffer.count - done, 0)
@@ -441,5 +444,100 @@ extension RawClient {
         let r = try rpc(.getlock(fid: fid, fields))
         guard case let .getlock(g) = r else { throw ClientError.unexpected("\(r.type)") }
         return g
+    }
+}
+
+// MARK: - Pipelining helpers for the Tflush tests
+
+extension RawClient {
+    /// Waits up to `milliseconds` for the socket to become readable (data, end of stream or an
+    /// error); false when nothing happened in that time.
+    func pollReadable(milliseconds: Int32) -> Bool {
+        guard fd >= 0 else { return true }
+        var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while true {
+            let rc = poll(&entry, 1, milliseconds)
+            if rc < 0 && errno == EINTR { continue }
+            return rc > 0
+        }
+    }
+
+    /// Like `receive()`, but the frame lands in one buffer reused by every call: the decoded
+    /// message's views are valid only until the next `receiveTransient()`. For tests that
+    /// receive thousands of replies.
+    func receiveTransient() -> Incoming {
+        if transientFrame.count == 0 {
+            transientFrame = .allocate(byteCount: 2 << 20, alignment: 16)
+        }
+        let header = UnsafeMutableRawBufferPointer(rebasing: transientFrame[0..<4])
+        switch readFully(header) {
+        case .closed: return .closed
+        case .timeout: return .timeout
+        case .complete: break
+        }
+        let size = Int(header.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian)
+        guard size >= NineP.headerSize, size <= transientFrame.count else {
+            Issue.record("reply with impossible size \(size)")
+            return .closed
+        }
+        switch readFully(UnsafeMutableRawBufferPointer(rebasing: transientFrame[4..<size])) {
+        case .closed: return .closed
+        case .timeout: return .timeout
+        case .complete: break
+        }
+        do {
+            return .message(try RMessage.decode(UnsafeRawBufferPointer(rebasing: transientFrame[0..<size]), msize: UInt32.max))
+        } catch {
+            Issue.record("reply does not decode: \(error)")
+            return .closed
+        }
+    }
+
+    /// The bytes of `request` as `send(_:tag:)` would write them (to concatenate frames, or to
+    /// send them from another thread with `sendRaw`).
+    func encoded(_ request: Request, tag: UInt16) -> [UInt8] {
+        var writer = WireWriter(sendBuffer)
+        guard let length = try? request.encode(tag: tag, into: &writer) else {
+            Issue.record("cannot encode \(request.type)")
+            return []
+        }
+        return Array(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<length]))
+    }
+
+    /// The bytes of a Twalk.
+    func encodedWalk(fid: UInt32, newfid: UInt32, names: [String], tag: UInt16) -> [UInt8] {
+        var writer = WireWriter(sendBuffer)
+        guard let length = try? writer.twalk(tag: tag, fid: fid, newfid: newfid, names: names) else {
+            Issue.record("cannot encode Twalk")
+            return []
+        }
+        return Array(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<length]))
+    }
+
+    /// Closes with a reset (SO_LINGER 0): the server sees ECONNRESET, not an orderly end.
+    func abortiveClose() {
+        guard fd >= 0 else { return }
+        var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+        close()
+    }
+}
+
+/// Writes all of `bytes` to socket `fd` (any thread); false when the peer is gone or the send
+/// timeout expired.
+func sendRaw(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    bytes.withUnsafeBytes { raw in
+        var done = 0
+        while done < raw.count {
+            let n = Glibc.send(fd, raw.baseAddress! + done, raw.count - done, Int32(MSG_NOSIGNAL))
+            if n > 0 {
+                done += n
+            } else if n < 0 && errno == EINTR {
+                continue
+            } else {
+                return false
+            }
+        }
+        return true
     }
 }
