@@ -64,27 +64,10 @@ struct KernelClientTests {
         if let only = configuration.only { arguments += ["--only", only] }
         if let many = configuration.many { arguments += ["--many", "\(many)"] }
         let outcome = try run(harness, arguments, timeout: .seconds(480))
-        let resultsFile = results.appendingPathComponent("results.json")
-        guard outcome.status == 0, let data = fm.contents(atPath: resultsFile.path) else {
-            let stderr = (try? String(contentsOf: results.appendingPathComponent("battery.stderr"), encoding: .utf8)) ?? ""
-            Issue.record("the kernel client run produced no results (status \(outcome.status)): \(outcome.output.suffix(3000)) \(stderr.suffix(2000))")
-            return
-        }
-        let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-        let checks = json["checks"] as? [[String: Any]] ?? []
+        guard let checks = try guestChecks(in: results, harness: outcome) else { return }
         let expected = configuration.only.map { $0.split(separator: ",").count } ?? 25
         #expect(checks.count >= expected, "the battery ran only \(checks.count) checks")
-        var summary: [String] = []
-        for check in checks {
-            let name = check["name"] as? String ?? "?"
-            let ok = check["ok"] as? Bool ?? false
-            let skipped = check["skipped"] as? Bool ?? false
-            let detail = check["detail"] as? String ?? ""
-            let seconds = check["seconds"] as? Double ?? 0
-            #expect(ok && !skipped, "\(configuration.testDescription) \(name): \(detail)")
-            summary.append("\(ok && !skipped ? "ok  " : "FAIL") \(name) (\(String(format: "%.2f", seconds)) s) \(detail.prefix(160))")
-        }
-        print("kernel battery \(configuration.testDescription):\n  " + summary.joined(separator: "\n  "))
+        expectAllPassed(checks, title: "kernel battery \(configuration.testDescription)")
 
         // Nothing outside the export was touched, and the secret is intact.
         #expect(try Set(fm.contentsOfDirectory(atPath: root.path)).subtracting(["ninepd.log"]) == outsideBefore.subtracting(["ninepd.log"]))

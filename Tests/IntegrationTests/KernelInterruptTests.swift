@@ -37,31 +37,9 @@ struct KernelInterruptTests {
             "--script", script, "--out", results.path, "--timeout", "900",
         ]
         let outcome = try run(harness, arguments, timeout: .seconds(960))
-        let resultsFile = results.appendingPathComponent("results.json")
-        guard outcome.status == 0, let data = fm.contents(atPath: resultsFile.path) else {
-            let stdout = (try? String(contentsOf: results.appendingPathComponent("battery.stdout"), encoding: .utf8)) ?? ""
-            let stderr = (try? String(contentsOf: results.appendingPathComponent("battery.stderr"), encoding: .utf8)) ?? ""
-            Issue.record("""
-                the kernel client run produced no results (status \(outcome.status)): \(outcome.output.suffix(3000))
-                checks so far: \(stdout.suffix(4000)) \(stderr.suffix(2000))
-                """)
-            return
-        }
-        let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
-        let checks = json["checks"] as? [[String: Any]] ?? []
-        let names = checks.compactMap { $0["name"] as? String }
-        #expect(names == Self.expectedChecks, "checks run: \(names)")
-        var summary: [String] = []
-        for check in checks {
-            let name = check["name"] as? String ?? "?"
-            let ok = check["ok"] as? Bool ?? false
-            let skipped = check["skipped"] as? Bool ?? false
-            let detail = check["detail"] as? String ?? ""
-            let seconds = check["seconds"] as? Double ?? 0
-            #expect(ok && !skipped, "\(mountOptions) \(name): \(detail)")
-            summary.append("\(ok && !skipped ? "ok  " : "FAIL") \(name) (\(String(format: "%.2f", seconds)) s) \(detail.prefix(1200))")
-        }
-        print("kernel interrupt checks \(mountOptions):\n  " + summary.joined(separator: "\n  "))
+        guard let checks = try guestChecks(in: results, harness: outcome) else { return }
+        #expect(checks.map(\.name) == Self.expectedChecks, "checks run: \(checks.map(\.name))")
+        expectAllPassed(checks, title: "kernel interrupt checks \(mountOptions)", detailLimit: 1200)
 
         #expect(server.stop() == 0, "ninepd did not exit cleanly on SIGTERM; log: \(server.logText.suffix(2000))")
     }

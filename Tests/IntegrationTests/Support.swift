@@ -186,3 +186,45 @@ func run(_ executable: String, _ arguments: [String], timeout: Duration = .secon
     }
     return (child.status ?? -1, text)
 }
+
+/// One check of a guest-side script's results.json (battery.py, interrupt.py).
+struct GuestCheck {
+    let name: String
+    let ok: Bool
+    let skipped: Bool
+    let detail: String
+    let seconds: Double
+}
+
+/// Reads the checks the guest script wrote to `results`/results.json; records an issue (with
+/// the harness and script output) and returns nil when the run produced none.
+func guestChecks(in results: URL, harness outcome: (status: Int32, output: String)) throws -> [GuestCheck]? {
+    let resultsFile = results.appendingPathComponent("results.json")
+    guard outcome.status == 0, let data = FileManager.default.contents(atPath: resultsFile.path) else {
+        let stdout = (try? String(contentsOf: results.appendingPathComponent("battery.stdout"), encoding: .utf8)) ?? ""
+        let stderr = (try? String(contentsOf: results.appendingPathComponent("battery.stderr"), encoding: .utf8)) ?? ""
+        Issue.record("""
+            the kernel client run produced no results (status \(outcome.status)): \(outcome.output.suffix(3000))
+            checks so far: \(stdout.suffix(4000)) \(stderr.suffix(2000))
+            """)
+        return nil
+    }
+    let json = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+    return (json["checks"] as? [[String: Any]] ?? []).map { check in
+        GuestCheck(
+            name: check["name"] as? String ?? "?", ok: check["ok"] as? Bool ?? false,
+            skipped: check["skipped"] as? Bool ?? false, detail: check["detail"] as? String ?? "",
+            seconds: check["seconds"] as? Double ?? 0)
+    }
+}
+
+/// Expects every check ok and none skipped; prints a summary line per check.
+func expectAllPassed(_ checks: [GuestCheck], title: String, detailLimit: Int = 160) {
+    var summary: [String] = []
+    for check in checks {
+        let passed = check.ok && !check.skipped
+        #expect(passed, "\(title) \(check.name): \(check.detail)")
+        summary.append("\(passed ? "ok  " : "FAIL") \(check.name) (\(String(format: "%.2f", check.seconds)) s) \(check.detail.prefix(detailLimit))")
+    }
+    print("\(title):\n  " + summary.joined(separator: "\n  "))
+}

@@ -43,31 +43,11 @@ import sys
 import time
 import traceback
 
-KiB, MiB = 1024, 1024 * 1024
+from checklib import CHECKS, KiB, MiB, CheckTimeout, Skip, check, ename, expect, read_all, step, write_all
+
 TWRITE_HDR = 23   # size[4] type[1] tag[2] fid[4] offset[8] count[4]
 RREAD_HDR = 11    # size[4] type[1] tag[2] count[4]
 
-CHECKS = []       # (name, function, per-check timeout factor)
-
-
-def check(name, slow=1):
-    def register(fn):
-        CHECKS.append((name, fn, slow))
-        return fn
-    return register
-
-
-class Skip(Exception):
-    """Raised by a check that cannot run here; reported as skipped."""
-
-
-class CheckTimeout(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
 
 
 def expect_errno(fn, codes, what):
@@ -90,27 +70,6 @@ def expect_errno(fn, codes, what):
 
 def sha(data):
     return hashlib.sha256(data).hexdigest()[:16]
-
-
-def write_all(fd, data, offset=None):
-    view = memoryview(data)
-    done = 0
-    while done < len(view):
-        if offset is None:
-            n = os.write(fd, view[done:])
-        else:
-            n = os.pwrite(fd, view[done:], offset + done)
-        expect(n > 0, "write returned %d" % n)
-        done += n
-
-
-def read_all(fd, chunk=1 * MiB):
-    parts = []
-    while True:
-        b = os.read(fd, chunk)
-        if not b:
-            return b"".join(parts)
-        parts.append(b)
 
 
 def put(path, data, mode=0o644):
@@ -138,18 +97,6 @@ def drop_caches():
         return True
     except OSError:
         return False
-
-
-def step(label, fn, *a, **kw):
-    """fn(*a, **kw); an OSError becomes a failure that names the step."""
-    try:
-        return fn(*a, **kw)
-    except OSError as e:
-        raise AssertionError("%s -> %s" % (label, ename(e)))
-
-
-def ename(e):
-    return errno.errorcode.get(e.errno, str(e.errno)) if isinstance(e, OSError) else type(e).__name__
 
 
 class Child:

@@ -86,68 +86,15 @@ import tempfile
 import time
 import traceback
 
-KiB, MiB = 1024, 1024 * 1024
+from checklib import CHECKS, KiB, MiB, CheckTimeout, Skip, check, ename, expect, read_all, step, write_all
+
 BLOCK = 4096
 GONE_WITHIN = 2.0        # seconds from kill(2) to the child being reapable
 BLOCK_BEFORE_KILL = 0.5  # seconds a child sits blocked before the signal
 REAP_LIMIT = 10.0        # how long we wait at most for a signalled child
 
-CHECKS = []              # (name, function, per-check timeout factor)
 LIVE = {}                # pid -> label: forked helpers not reaped yet
 STUCK = {}               # pid -> label: helpers we could not reap even after SIGKILL
-
-
-def check(name, slow=1):
-    def register(fn):
-        CHECKS.append((name, fn, slow))
-        return fn
-    return register
-
-
-class Skip(Exception):
-    """Raised by a check that cannot run here; reported as skipped."""
-
-
-class CheckTimeout(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise AssertionError(what)
-
-
-def ename(e):
-    return errno.errorcode.get(e.errno, str(e.errno)) if isinstance(e, OSError) else type(e).__name__
-
-
-def step(label, fn, *a, **kw):
-    """fn(*a, **kw); an OSError becomes a failure that names the step."""
-    try:
-        return fn(*a, **kw)
-    except OSError as e:
-        raise AssertionError("%s -> %s" % (label, ename(e)))
-
-
-def write_all(fd, data, offset=None):
-    view = memoryview(data)
-    done = 0
-    while done < len(view):
-        if offset is None:
-            n = os.write(fd, view[done:])
-        else:
-            n = os.pwrite(fd, view[done:], offset + done)
-        expect(n > 0, "write returned %d" % n)
-        done += n
-
-
-def read_all(fd, chunk=1 * MiB):
-    parts = []
-    while True:
-        b = os.read(fd, chunk)
-        if not b:
-            return b"".join(parts)
-        parts.append(b)
 
 
 def signame(sig):
