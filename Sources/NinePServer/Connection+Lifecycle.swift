@@ -168,10 +168,7 @@ extension Connection {
         enum Decision { case replyNow, queued, abortedNow(RequestContext), violation }
         let decision: Decision = stateLock.withLock {
             if closing { return .queued }
-            for context in contexts where context.inFlight && !context.suppressed {
-                if context.tag == tag { return .violation }
-                for pending in context.pendingFlushes where pending == tag { return .violation }
-            }
+            if tagInUseLocked(tag) { return .violation }
             guard let target = contexts.first(where: {
                 $0.inFlight && !$0.suppressed && ($0.tag == oldtag || $0.pendingFlushes.contains(oldtag))
             }) else {

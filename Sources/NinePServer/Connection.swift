@@ -23,7 +23,6 @@ final class Connection: @unchecked Sendable {
     let writeLock = ConditionLock()
     private(set) var contexts: [RequestContext] = []
     private var freeContexts: [Int] = []
-    private var waitingForContext = false
     var inFlightCount = 0
     var closing = false
     var msize: UInt32
@@ -83,7 +82,7 @@ final class Connection: @unchecked Sendable {
             if size > limit {
                 // The stream cannot be trusted past this point: answer, then close.
                 logger.warning("closing connection: message of \(size) bytes exceeds msize \(limit)", metadata: ["peer": "\(peer)"])
-                sendSmall(tag: tag, errno: LinuxErrno.EMSGSIZE)
+                sendRlerror(tag: tag, errno: LinuxErrno.EMSGSIZE, scratch: flushReply)
                 return nil
             }
             if type == MessageType.tflush.rawValue && size == 9 {
@@ -119,10 +118,10 @@ final class Connection: @unchecked Sendable {
 
     /// Decodes, checks the tag, serves Tversion inline, and queues everything else.
     private func admit(_ context: RequestContext) {
-        let limit = stateLock.withLock { msize }
         let message: TMessage
         do {
-            message = try TMessage.decode(context.frame, msize: limit)
+            // The reader has already checked the size field against the msize.
+            message = try TMessage.decode(context.frame, msize: UInt32(context.frameLength))
         } catch {
             let tag = context.frame.loadUnaligned(fromByteOffset: 5, as: UInt16.self).littleEndian
             logger.debug("rejecting malformed message: \(error)", metadata: ["peer": "\(peer)", "tag": "\(tag)"])
@@ -132,7 +131,7 @@ final class Connection: @unchecked Sendable {
             } else if tagInUse(tag) {
                 closeForProtocolViolation("malformed message reuses tag \(tag) that is in flight")
             } else {
-                replyInline(context, tag: tag, errno: error.errno)
+                sendRlerror(tag: tag, errno: error.errno, scratch: context.smallReply)
             }
             releaseContext(context)
             return
@@ -196,7 +195,7 @@ final class Connection: @unchecked Sendable {
     /// A tag is in use while its request is in flight or while it is a Tflush waiting for
     /// its Rflush. Requests of a session that a Tversion ended (suppressed) no longer hold
     /// their tags: the new session may reuse them (version(5)).
-    private func tagInUseLocked(_ tag: UInt16) -> Bool {
+    func tagInUseLocked(_ tag: UInt16) -> Bool {
         for context in contexts where context.inFlight && !context.suppressed {
             if context.tag == tag { return true }
             for pending in context.pendingFlushes where pending == tag { return true }
@@ -208,10 +207,8 @@ final class Connection: @unchecked Sendable {
         stateLock.lock()
         defer { stateLock.unlock() }
         while freeContexts.isEmpty && !closing {
-            waitingForContext = true
             stateLock.wait()
         }
-        waitingForContext = false
         if closing { return nil }
         return contexts[freeContexts.removeLast()]
     }
@@ -241,16 +238,11 @@ final class Connection: @unchecked Sendable {
         writeLock.withLock { _ = SocketIO.writeFully(fd, bytes) }
     }
 
-    private func sendSmall(tag: UInt16, errno: UInt32) {
-        var writer = WireWriter(flushReply)
+    /// Encodes an Rlerror into `scratch` and sends it.
+    private func sendRlerror(tag: UInt16, errno: UInt32, scratch: UnsafeMutableRawBufferPointer) {
+        var writer = WireWriter(scratch)
         guard let length = try? writer.rlerror(tag: tag, errno: errno) else { return }
-        send(UnsafeRawBufferPointer(rebasing: flushReply[0..<length]))
-    }
-
-    private func replyInline(_ context: RequestContext, tag: UInt16, errno: UInt32) {
-        var writer = WireWriter(context.smallReply)
-        guard let length = try? writer.rlerror(tag: tag, errno: errno) else { return }
-        send(UnsafeRawBufferPointer(rebasing: context.smallReply[0..<length]))
+        send(UnsafeRawBufferPointer(rebasing: scratch[0..<length]))
     }
 
     func closeForProtocolViolation(_ reason: String) {
@@ -273,10 +265,13 @@ final class Connection: @unchecked Sendable {
     /// Signals every worker serving this connection, so a system call blocked on the outside
     /// world (a FIFO, a socket) returns EINTR. No SA_RESTART on the handler.
     func interruptInFlight() {
-        stateLock.withLock {
-            for context in contexts where context.inFlight {
-                if let thread = context.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
-            }
+        stateLock.withLock { signalWorkersLocked() }
+    }
+
+    /// Signals the worker of every request in flight (state lock held).
+    private func signalWorkersLocked() {
+        for context in contexts where context.inFlight {
+            if let thread = context.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
         }
     }
 
@@ -294,11 +289,9 @@ final class Connection: @unchecked Sendable {
                 stateLock.lock()
                 if inFlightCount == 0 { break }
             }
-            // A worker blocked in a system call (a FIFO read) is interrupted with a signal
+            // A worker blocked in a system call (a FIFO open) is interrupted with a signal
             // without SA_RESTART; repeat in case the signal landed just before the call.
-            for context in contexts where context.inFlight {
-                if let thread = context.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
-            }
+            signalWorkersLocked()
             if rounds == 40 {
                 // Two seconds on: a worker may be stuck sending to a peer that stopped reading.
                 _ = shutdown(fd, Int32(SHUT_RDWR))

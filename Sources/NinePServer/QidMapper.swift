@@ -30,7 +30,7 @@ final class QidMapper: Sendable {
     /// version from the birth time, so that a file deleted and recreated with the same inode
     /// number gets another qid while writes to one file do not change it.
     func qid(_ st: statx) -> Qid {
-        let device = UInt64(st.stx_dev_major) << 32 | UInt64(st.stx_dev_minor)
+        let device = st.deviceID
         let version = UInt32(truncatingIfNeeded: UInt64(bitPattern: st.stx_btime.tv_sec)) ^ st.stx_btime.tv_nsec
         return Qid(type: QidMapper.type(mode: UInt32(st.stx_mode)), version: version, path: path(device: device, inode: st.stx_ino))
     }
@@ -50,4 +50,10 @@ final class QidMapper: Sendable {
         default: Qid.typeFile
         }
     }
+}
+
+extension statx {
+    /// The device number as one value (major in the high half), used for qid paths and for
+    /// telling the export root apart.
+    var deviceID: UInt64 { UInt64(stx_dev_major) << 32 | UInt64(stx_dev_minor) }
 }

@@ -49,7 +49,7 @@ public final class Server: @unchecked Sendable {
             throw StartError(description: "cannot stat export directory '\(configuration.exportPath)'")
         }
         rootFd = fd
-        rootDevice = UInt64(st.stx_dev_major) << 32 | UInt64(st.stx_dev_minor)
+        rootDevice = st.deviceID
         rootInode = st.stx_ino
         var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         if realpath(configuration.exportPath, &resolved) != nil {
@@ -170,6 +170,9 @@ public final class Server: @unchecked Sendable {
         }
         logger.info("client disconnected", metadata: ["peer": "\(connection.peer)", "connection": "\(connection.id)"])
     }
+
+    /// True when `st` describes the exported directory itself.
+    func isExportRoot(_ st: statx) -> Bool { st.deviceID == rootDevice && st.stx_ino == rootInode }
 
     public var connectionCount: Int { registry.withLock { connections.count } }
 

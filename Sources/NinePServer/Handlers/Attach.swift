@@ -49,7 +49,7 @@ extension Worker {
         var entry = FidEntry()
         entry.pathFd = root
         entry.qid = server.qids.qid(st)
-        entry.device = Self.device(st)
+        entry.device = st.deviceID
         entry.uid = credentials.uid
         entry.isRoot = true
         let ref: FidRef

@@ -186,8 +186,6 @@ extension Worker {
         return st
     }
 
-    static func device(_ st: statx) -> UInt64 { UInt64(st.stx_dev_major) << 32 | UInt64(st.stx_dev_minor) }
-
     func component(_ view: ByteView, slot: Int) throws(ServerErrno) -> UnsafePointer<CChar> {
         try componentName(view, slot: slot).get()
     }

@@ -127,7 +127,7 @@ extension Worker {
             Glibc.close(parent)
             throw error
         }
-        guard found.stx_ino == expected.stx_ino, Self.device(found) == Self.device(expected) else {
+        guard found.stx_ino == expected.stx_ino, found.deviceID == expected.deviceID else {
             Glibc.close(parent)
             throw ServerErrno(LinuxErrno.ENOENT)
         }

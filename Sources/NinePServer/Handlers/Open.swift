@@ -151,7 +151,7 @@ extension Worker {
                 entry.bufferedFd = buffered
                 entry.openFlags = hostFlags
                 entry.qid = qid
-                entry.device = Self.device(st)
+                entry.device = st.deviceID
                 entry.isRoot = false
                 entry.streaming = FileMode.isStreaming(UInt32(st.stx_mode))
             }

@@ -67,8 +67,8 @@ extension Worker {
                 current = next
                 ownsCurrent = true
                 qid = server.qids.qid(st)
-                device = Self.device(st)
-                atRoot = Self.device(st) == server.rootDevice && st.stx_ino == server.rootInode
+                device = st.deviceID
+                atRoot = server.isExportRoot(st)
                 do { try w.qid(qid) } catch { failure = ServerErrno(LinuxErrno.ENOMEM); break }
                 walked += 1
             }
@@ -121,13 +121,13 @@ extension Worker {
         defer { Glibc.close(current) }
         for _ in 0..<4096 {
             guard let st = try? stat(current) else { return false }
-            if Self.device(st) == server.rootDevice && st.stx_ino == server.rootInode { return true }
+            if server.isExportRoot(st) { return true }
             let parent = openat(current, "..", NINEP_O_PATH | O_DIRECTORY | O_CLOEXEC)
             guard parent >= 0, let parentStat = try? stat(parent) else {
                 if parent >= 0 { Glibc.close(parent) }
                 return false
             }
-            if parentStat.stx_ino == st.stx_ino && Self.device(parentStat) == Self.device(st) {
+            if parentStat.stx_ino == st.stx_ino && parentStat.deviceID == st.deviceID {
                 Glibc.close(parent)
                 return false  // reached "/" without meeting the export root
             }
