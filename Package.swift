@@ -1,7 +1,8 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Layers (see DESIGN.md): NinePWire -> NinePMemory -> NinePTransport -> NinePServer -> ninepd.
+// Layers (see DESIGN.md): NinePWire -> NinePMemory -> NinePTransport -> NinePServer / NinePClient
+// -> ninepd / ninep.
 // A lower layer never imports a higher one; CNinePShims holds what Swift cannot call directly.
 let strict: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -12,23 +13,43 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "ninepd", targets: ["ninepd"]),
+        .executable(name: "ninep", targets: ["ninep"]),
         .library(name: "NinePWire", targets: ["NinePWire"]),
         .library(name: "NinePServer", targets: ["NinePServer"]),
+        .library(name: "NinePClient", targets: ["NinePClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
     ],
     targets: [
         .target(name: "CNinePShims"),
         .target(name: "NinePWire", swiftSettings: strict),
-        .target(name: "NinePMemory", dependencies: ["CNinePShims"], swiftSettings: strict),
+        .target(
+            name: "NinePMemory",
+            dependencies: ["CNinePShims", .product(name: "Metrics", package: "swift-metrics")],
+            swiftSettings: strict
+        ),
         .target(name: "NinePTransport", dependencies: ["CNinePShims", "NinePMemory"], swiftSettings: strict),
         .target(
             name: "NinePServer",
             dependencies: [
                 "CNinePShims", "NinePWire", "NinePMemory", "NinePTransport",
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "NinePClient",
+            dependencies: ["CNinePShims", "NinePWire", "NinePMemory", "NinePTransport"],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "ninep",
+            dependencies: [
+                "NinePClient", "NinePWire", "NinePTransport", "CNinePShims",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
         ),
@@ -49,7 +70,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["ninepd", "NinePWire", "CNinePShims"]),
+        .testTarget(
+            name: "NinePClientTests",
+            dependencies: ["NinePClient", "NinePWire", "NinePServer", "NinePTransport", "CNinePShims", .product(name: "Logging", package: "swift-log")]
+        ),
+        .testTarget(name: "IntegrationTests", dependencies: ["ninepd", "ninep", "NinePWire", "CNinePShims"]),
     ],
     swiftLanguageModes: [.v6]
 )

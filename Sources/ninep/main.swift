@@ -1,0 +1,2 @@
+// Placeholder until the client issue lands.
+print("ninep: not yet implemented")

@@ -1,0 +1,4 @@
+import Testing
+@testable import NinePClient
+
+@Test func placeholderBuilds() { #expect(Bool(true)) }
