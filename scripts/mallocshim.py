@@ -182,7 +182,8 @@ def _demangle(lines):
     return out if len(out) == len(lines) else lines
 
 
-def symbolize(bt_file, out=sys.stdout, max_frames=24):
+def symbolized_records(bt_file, max_frames=32):
+    """[(header, [frame, ...])] with frames as "function  [module]  file:line"."""
     with open(bt_file, errors="replace") as f:
         raw = f.read().splitlines()
     regions = _parse_maps(l[5:] for l in raw if l.startswith("maps "))
@@ -193,9 +194,9 @@ def symbolize(bt_file, out=sys.stdout, max_frames=24):
         if line.startswith("=== "):
             current = [line, []]
             records.append(current)
-        elif current is not None:
+        elif current is not None and len(current[1]) < max_frames:
             current[1].append(line)
-    # Collect the frames to resolve, per module.
+    # Collect the frames to resolve, per module (return addresses minus one: the call).
     wanted = {}
     for _, frames in records:
         for frame in frames:
@@ -224,20 +225,29 @@ def symbolize(bt_file, out=sys.stdout, max_frames=24):
                 resolved[(path, offset)] = (lines[2 * i], lines[2 * i + 1])
     names = sorted({v[0] for v in resolved.values()})
     demangled = dict(zip(names, _demangle(names)))
+    result = []
     for header, frames in records:
-        out.write(header + "\n")
-        for frame in frames[:max_frames]:
+        out_frames = []
+        for frame in frames:
             m = FRAME.match(frame.strip())
-            if not m:
-                out.write("    " + frame + "\n")
-                continue
-            path, offset = _module_offset(regions, int(m.group("address"), 16) - 1)
+            path, offset = (None, None)
+            if m:
+                path, offset = _module_offset(regions, int(m.group("address"), 16) - 1)
             if (path, offset) in resolved:
                 function, where = resolved[(path, offset)]
                 where = "" if where.startswith("??") else "  " + where
-                out.write("    %s  [%s]%s\n" % (demangled.get(function, function), os.path.basename(path), where))
+                out_frames.append("%s  [%s]%s" % (demangled.get(function, function), os.path.basename(path), where))
             else:
-                out.write("    " + frame + "\n")
+                out_frames.append(frame.strip())
+        result.append((header, out_frames))
+    return result
+
+
+def symbolize(bt_file, out=sys.stdout, max_frames=24):
+    for header, frames in symbolized_records(bt_file, max_frames):
+        out.write(header + "\n")
+        for frame in frames:
+            out.write("    " + frame + "\n")
 
 
 def main(argv):
