@@ -56,7 +56,7 @@ let package = Package(
         .executableTarget(
             name: "ninepd",
             dependencies: [
-                "NinePServer", "NinePTransport", "CNinePShims",
+                "NinePServer", "NinePMemory", "NinePTransport", "CNinePShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

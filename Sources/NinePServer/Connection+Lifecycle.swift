@@ -1,5 +1,6 @@
 import CNinePShims
 import Glibc
+import NinePMemory
 import NinePTransport
 import NinePWire
 
@@ -49,7 +50,11 @@ extension Connection {
     /// Called by a handler: park the request until `fd` is ready, unless it was aborted.
     /// Returns false if it must not park (aborted, closing, or the descriptor can't be
     /// watched); the handler then answers (the reply is dropped if aborted).
-    func park(_ context: RequestContext, fd: Int32, events: UInt32, releasingReceive: Bool = false) -> Bool {
+    ///
+    /// A parked request keeps only its small reply buffer (a parked write has moved its data
+    /// there), and that buffer goes into the arena's parking reserve when this connection
+    /// has room in it: requests waiting on the outside world never hold shared memory.
+    func park(_ context: RequestContext, fd: Int32, events: UInt32) -> Bool {
         stateLock.withLock {
             // A Tflush that came while the request ran was queued as "reply first"; but a
             // request about to wait has changed nothing yet, so it is aborted instead.
@@ -63,17 +68,29 @@ extension Connection {
                 context.phase = .running
                 return false
             }
-            // A parked request holds no large reply buffer: when it runs again, a stream read
-            // reads what fits in its small one (a short read is legal).
-            if let large = context.largeReply {
-                context.largeReply = nil
-                server.largeBuffers.release(large)
-            }
-            if releasingReceive, let large = context.largeReceive {
-                context.largeReceive = nil
-                server.largeBuffers.release(large)
-            }
+            keepOnlySmallReplyLocked(context)
             return true
+        }
+    }
+
+    /// Gives back everything but a small reply buffer and moves that one into the parking
+    /// reserve if this connection's share has room (state lock held). The request's message
+    /// must no longer point into its receive buffer.
+    private func keepOnlySmallReplyLocked(_ context: RequestContext) {
+        if let buffer = context.receive {
+            context.receive = nil
+            server.arena.release(buffer)
+        }
+        // A reply buffer bigger than needed (a read that turned out to be a stream) is
+        // traded for a small one when one is free; a stream read then reads what fits.
+        if let reply = context.reply, reply.count > MemoryPlan.smallBufferBytes, let small = server.arena.tryAcquireSmall() {
+            context.reply = small
+            server.arena.release(reply)
+        }
+        if let reply = context.reply, reply.count == MemoryPlan.smallBufferBytes, !context.replyInParkingReserve,
+           parkedInReserve < server.arena.plan.parkingPerConnection, server.arena.moveToParkingReserve() {
+            context.replyInParkingReserve = true
+            parkedInReserve += 1
         }
     }
 
@@ -84,6 +101,9 @@ extension Connection {
             if !context.pendingFlushes.isEmpty { context.aborted = true }
             if context.aborted { return false }
             context.interruptible = true
+            // Waiting on the outside world: hold no shared memory meanwhile. The caller's
+            // message (a Tlopen: fid and flags) holds no view into the receive buffer.
+            keepOnlySmallReplyLocked(context)
             return true
         }
     }
@@ -120,7 +140,7 @@ extension Connection {
         if !silent && replyLength > 0 {
             _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: context.replyRegion[0..<replyLength]))
         }
-        for flushTag in worker.flushTags { sendRflushLocked(flushTag, scratch: context.smallReply) }
+        for flushTag in worker.flushTags { sendRflushLocked(flushTag, scratch: writeScratch) }
         writeLock.unlock()
         if context.aborted { server.waiter.stopInterrupting(context) }
         releaseContext(context)
@@ -135,7 +155,7 @@ extension Connection {
             swap(&context.pendingFlushes, &context.flushesToSend)
             retire(context)
         }
-        for flushTag in context.flushesToSend { sendRflushLocked(flushTag, scratch: context.smallReply) }
+        for flushTag in context.flushesToSend { sendRflushLocked(flushTag, scratch: writeScratch) }
         context.flushesToSend.removeAll(keepingCapacity: true)
         writeLock.unlock()
         releaseContext(context)
@@ -238,7 +258,7 @@ extension Connection {
         // outstanding I/O is aborted); the others run to their end and reply to nobody.
         abortWaitingForClose()
         fids.clunkAll()
-        var writer = WireWriter(context.smallReply)
+        var writer = WireWriter(context.replyBuffer)
         let reply: Response
         if known {
             reply = .version(msize: offered, version: ByteView(static: "9P2000.L"))
@@ -246,7 +266,7 @@ extension Connection {
             reply = .version(msize: offered, version: ByteView(static: "unknown"))
         }
         if let length = try? reply.encode(tag: context.message.tag, into: &writer) {
-            send(UnsafeRawBufferPointer(rebasing: context.smallReply[0..<length]))
+            send(UnsafeRawBufferPointer(rebasing: context.replyBuffer[0..<length]))
         }
         logger.debug("Tversion: msize \(offered), \(known ? "9P2000.L" : "unknown version \(version)")", metadata: ["peer": "\(peer)"])
     }

@@ -12,12 +12,17 @@ import NinePWire
 /// `stateLock` while it waits for `writeLock`.
 final class Connection: @unchecked Sendable {
     // @unchecked Sendable: mutable fields are guarded by `stateLock` (contexts' shared fields,
-    // `freeContexts`, `closing`, `msize`, `inFlightCount`) or owned by the reader thread
-    // (`headerScratch`, `flushReply`); see each field.
+    // `freeContexts`, `closing`, `msize`, `inFlightCount`, `parkedInReserve`), by `writeLock`
+    // (`writeScratch`), or owned by the reader thread (`headerScratch`, `flushReply`). The
+    // session fields (`fd`, `peer`, `id`) are written only while the slot is idle, before the
+    // reader starts the session under `assignment`'s lock, and read-only while it runs.
     unowned let server: Server
-    let fd: Int32
-    let peer: String
-    let id: Int
+    private(set) var fd: Int32 = -1
+    private(set) var peer = PeerAddress.none
+    private(set) var id = 0
+    /// A slot of the preallocated table (reused for the next client) or a connection
+    /// allocated beyond it (its reader thread ends with it).
+    let preallocated: Bool
     let fids: FidTable
     let stateLock = ConditionLock()
     let writeLock = ConditionLock()
@@ -27,18 +32,28 @@ final class Connection: @unchecked Sendable {
     var closing = false
     var msize: UInt32
     var versionNegotiated = false
-    /// Reader-owned scratch.
-    private let headerScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 16, alignment: 8)
+    /// Requests whose remaining buffer sits in the arena's parking reserve.
+    var parkedInReserve = 0
+    /// The reader's place in the memory arena's FIFO.
+    let memoryWaiter = MemoryWaiter()
+    /// Reader-owned scratch: a header, and the body of a Tread/Treaddir read ahead to size
+    /// its reply before asking for memory.
+    private let headerScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 32, alignment: 8)
+    /// The flush reserve: Rlerror and Rflush encoded by the reader need no pool buffer.
     let flushReply = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+    /// Rflushes sent by workers: used only with `writeLock` held.
+    let writeScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+    /// Hands a client to an idle slot's reader thread.
+    private let assignment = ConditionLock()
+    private var assigned = false
 
-    init(server: Server, fd: Int32, peer: String, id: Int) {
+    init(server: Server, preallocated: Bool) {
         self.server = server
-        self.fd = fd
-        self.peer = peer
-        self.id = id
-        self.fids = FidTable(limit: server.configuration.maxFidsPerConnection)
-        self.msize = server.configuration.maxMessageSize
-        let count = server.configuration.maxRequestsPerConnection
+        self.preallocated = preallocated
+        let configuration = server.configuration
+        self.fids = FidTable(limit: configuration.maxFidsPerConnection, preallocated: configuration.preallocatedFidsPerConnection)
+        self.msize = configuration.maxMessageSize
+        let count = configuration.maxRequestsPerConnection
         contexts.reserveCapacity(count)
         freeContexts.reserveCapacity(count)
         for index in 0..<count {
@@ -50,13 +65,60 @@ final class Connection: @unchecked Sendable {
     deinit {
         headerScratch.deallocate()
         flushReply.deallocate()
+        writeScratch.deallocate()
+    }
+
+    /// What one connection slot costs, for the memory plan.
+    static func slotBytes(_ configuration: ServerConfiguration) -> Int {
+        let context = 256 + 2 * RequestContext.maxPendingFlushes * 2
+        let fid = MemoryLayout<FidEntry>.stride + MemoryLayout<Int>.stride + 48
+        return 1024 + configuration.maxRequestsPerConnection * context + min(configuration.maxFidsPerConnection, configuration.preallocatedFidsPerConnection) * fid
     }
 
     var logger: Logger { server.logger }
 
+    // MARK: Sessions
+
+    /// Gives this idle slot a client; its reader thread starts serving it.
+    func assign(fd: Int32, peer: PeerAddress, id: Int) {
+        assignment.withLock {
+            self.fd = fd
+            self.peer = peer
+            self.id = id
+            stateLock.withLock {
+                closing = false
+                msize = server.configuration.maxMessageSize
+                versionNegotiated = false
+            }
+            assigned = true
+            assignment.signal()
+        }
+    }
+
+    /// The reader thread's life: serve each client assigned to this slot in turn. A
+    /// connection beyond the table serves one client and ends.
+    func readerThread() {
+        while true {
+            let proceed: Bool = assignment.withLock {
+                while !assigned && !server.isStopping { assignment.wait() }
+                return assigned
+            }
+            guard proceed else { return }
+            readLoop()
+            assignment.withLock { assigned = false }
+            server.connectionClosed(self)
+            if !preallocated { return }
+        }
+    }
+
+    /// Wakes an idle reader so it sees the server stopping.
+    func wakeIdleReader() {
+        assignment.withLock { assignment.broadcast() }
+    }
+
     // MARK: Reading and admission
 
-    /// The reader thread's loop: read a frame, admit it, hand it to the workers.
+    /// The reader thread's loop for one client: read a frame, admit it, hand it to the workers.
     func readLoop() {
         while let context = readNextRequest() {
             admit(context)
@@ -65,7 +127,9 @@ final class Connection: @unchecked Sendable {
     }
 
     /// Reads the next request that needs a worker. Tflush is served right here, from the
-    /// reader's own buffer, so it never waits for a context or a pool buffer.
+    /// reader's own buffer, so it never waits for a context or a pool buffer. Anything else
+    /// first gets a request context and every buffer it needs (receive and reply) from the
+    /// memory arena; while it waits for them, the connection is not read.
     private func readNextRequest() -> RequestContext? {
         while true {
             guard SocketIO.readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: headerScratch[0..<NineP.headerSize])) == .complete else {
@@ -93,27 +157,62 @@ final class Connection: @unchecked Sendable {
                 if !handleFlush(tag: tag, oldtag: oldtag) { return nil }
                 continue
             }
-            guard let context = acquireContext() else { return nil }
+            // A Tread or Treaddir is read whole (23 bytes) so its count sizes the reply.
+            var readAhead = NineP.headerSize
+            var reply = BufferClass.small
+            if (type == MessageType.tread.rawValue || type == MessageType.treaddir.rawValue) && size == 23 {
+                guard SocketIO.readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: headerScratch[7..<23])) == .complete else {
+                    return nil
+                }
+                readAhead = 23
+                reply = replyClass(type: type, limit: limit)
+            }
             let offset = RequestContext.alignedFrameOffset(type: type)
-            if Int(size) + offset > context.smallReceive.count {
-                guard let large = server.largeBuffers.acquire() else {
+            let receive: BufferClass = Int(size) + offset > MemoryPlan.smallBufferBytes ? .large : .small
+            guard let context = acquireContext() else { return nil }
+            let need = MemoryNeed(receive: receive, reply: reply)
+            guard let grant = server.arena.acquire(need, waiter: memoryWaiter, site: MemorySite.of(need), stillWanted: { stillWanted() }) else {
+                releaseContext(context)
+                return nil
+            }
+            context.receive = grant.receive
+            context.reply = grant.reply
+            let buffer = context.receiveBuffer
+            UnsafeMutableRawBufferPointer(rebasing: buffer[offset...])
+                .copyMemory(from: UnsafeRawBufferPointer(rebasing: headerScratch[0..<readAhead]))
+            if Int(size) > readAhead {
+                let body = UnsafeMutableRawBufferPointer(rebasing: buffer[(offset + readAhead)..<(offset + Int(size))])
+                guard SocketIO.readFully(fd, into: body) == .complete else {
                     releaseContext(context)
                     return nil
                 }
-                context.largeReceive = large
-            }
-            let buffer = context.receiveBuffer
-            UnsafeMutableRawBufferPointer(rebasing: buffer[offset...])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: headerScratch[0..<NineP.headerSize]))
-            let body = UnsafeMutableRawBufferPointer(rebasing: buffer[(offset + NineP.headerSize)..<(offset + Int(size))])
-            guard SocketIO.readFully(fd, into: body) == .complete else {
-                releaseContext(context)
-                return nil
             }
             context.frameLength = Int(size)
             context.frameOffset = offset
             return context
         }
+    }
+
+    /// The reply buffer a Tread/Treaddir in `headerScratch` needs: large only when its count
+    /// does not fit a small one. A read of a FIFO or socket may wait on the outside world:
+    /// it takes a small buffer whatever it asks for (a short read is legal).
+    private func replyClass(type: UInt8, limit: UInt32) -> BufferClass {
+        let fid = headerScratch.loadUnaligned(fromByteOffset: 7, as: UInt32.self).littleEndian
+        let count = Int(headerScratch.loadUnaligned(fromByteOffset: 19, as: UInt32.self).littleEndian)
+        let isRead = type == MessageType.tread.rawValue
+        if isRead && fids.isStreaming(fid) { return .small }
+        let offset = isRead ? RequestContext.alignmentSlack - NineP.readReplyOverhead : 0
+        let needed = min(count, Int(limit) - NineP.readReplyOverhead) + NineP.readReplyOverhead + offset
+        return needed > MemoryPlan.smallBufferBytes ? .large : .small
+    }
+
+    /// Asked while the reader waits for memory: false once the peer hung up or the
+    /// connection is closing, which ends the wait.
+    private func stillWanted() -> Bool {
+        if stateLock.withLock({ closing }) { return false }
+        var poller = pollfd(fd: fd, events: Int16(NINEP_POLLRDHUP), revents: 0)
+        if poll(&poller, 1, 0) == 1 && poller.revents & Int16(NINEP_POLLRDHUP | POLLHUP | POLLERR) != 0 { return false }
+        return true
     }
 
     /// Decodes, checks the tag, serves Tversion inline, and queues everything else.
@@ -131,7 +230,7 @@ final class Connection: @unchecked Sendable {
             } else if tagInUse(tag) {
                 closeForProtocolViolation("malformed message reuses tag \(tag) that is in flight")
             } else {
-                sendRlerror(tag: tag, errno: error.errno, scratch: context.smallReply)
+                sendRlerror(tag: tag, errno: error.errno, scratch: context.replyBuffer)
             }
             releaseContext(context)
             return
@@ -142,22 +241,11 @@ final class Connection: @unchecked Sendable {
             releaseContext(context)
             return
         }
-        // Reserve the reply buffer now, so the request holds all it needs before it starts.
+        // An Rread's data lands 4096-aligned in the reply buffer (for NINEP_O_DIRECT).
         if case .read = message.request {
             context.replyOffset = RequestContext.alignmentSlack - NineP.readReplyOverhead
         } else {
             context.replyOffset = 0
-        }
-        // A read of a FIFO or socket may wait on the outside world: it must not hold a large
-        // buffer meanwhile, so it reads what fits in its small one (a short read is legal).
-        var streamingRead = false
-        if case let .read(fid, _, _) = message.request { streamingRead = fids.isStreaming(fid) }
-        if !streamingRead, let needed = Self.replySizeNeeded(message.request), needed + context.replyOffset > context.smallReply.count {
-            guard let large = server.largeBuffers.acquire() else {
-                releaseContext(context)
-                return
-            }
-            context.largeReply = large
         }
         let admitted: Bool = stateLock.withLock {
             if closing { return false }
@@ -182,14 +270,6 @@ final class Connection: @unchecked Sendable {
         server.queue.enqueue(context)
     }
 
-    /// The reply size a request may need beyond a small buffer.
-    static func replySizeNeeded(_ request: Request) -> Int? {
-        switch request {
-        case let .read(_, _, count), let .readdir(_, _, count): return Int(count) + NineP.readReplyOverhead
-        default: return nil
-        }
-    }
-
     func tagInUse(_ tag: UInt16) -> Bool { stateLock.withLock { tagInUseLocked(tag) } }
 
     /// A tag is in use while its request is in flight or while it is a Tflush waiting for
@@ -203,25 +283,34 @@ final class Connection: @unchecked Sendable {
         return false
     }
 
+    /// A free request context; when all are in flight the reader waits (and stops reading:
+    /// the transport pushes back on the client).
     private func acquireContext() -> RequestContext? {
         stateLock.lock()
         defer { stateLock.unlock() }
+        var start: UInt64? = nil
         while freeContexts.isEmpty && !closing {
+            if start == nil { start = MemoryClock.nanoseconds() }
             stateLock.wait()
         }
         if closing { return nil }
+        let waited = start.map { MemoryClock.nanoseconds() &- $0 }
+        if waited != nil { server.arena.recordWait(site: MemorySite.requestSlot, nanoseconds: waited) }
         return contexts[freeContexts.removeLast()]
     }
 
-    /// Returns a context and its large buffers after its reply (if any) went out.
+    /// Returns a context and its buffers after its reply (if any) went out.
     func releaseContext(_ context: RequestContext) {
-        if let large = context.largeReceive {
-            server.largeBuffers.release(large)
-            context.largeReceive = nil
+        if let buffer = context.receive {
+            context.receive = nil
+            server.arena.release(buffer)
         }
-        if let large = context.largeReply {
-            server.largeBuffers.release(large)
-            context.largeReply = nil
+        if let buffer = context.reply {
+            context.reply = nil
+            let parked = context.replyInParkingReserve
+            context.replyInParkingReserve = false
+            server.arena.release(buffer, returningParkingBuffer: parked)
+            if parked { stateLock.withLock { parkedInReserve -= 1 } }
         }
         context.frameLength = 0
         stateLock.withLock {
@@ -260,6 +349,7 @@ final class Connection: @unchecked Sendable {
             closing = true
             stateLock.broadcast()
         }
+        server.arena.cancel(memoryWaiter)
     }
 
     /// Signals every worker serving this connection, so a system call blocked on the outside
@@ -302,6 +392,5 @@ final class Connection: @unchecked Sendable {
         stateLock.unlock()
         fids.clunkAll()
         Glibc.close(fd)
-        server.connectionClosed(self)
     }
 }

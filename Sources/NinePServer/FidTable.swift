@@ -1,5 +1,6 @@
 import CNinePShims
 import Glibc
+import NinePMemory
 import NinePWire
 import Synchronization
 
@@ -74,6 +75,8 @@ final class FidTable: Sendable {
         case unknownFid
         case fidInUse
         case tableFull
+        /// The table is full of its preallocated slots and memory to grow it was refused.
+        case outOfMemory
     }
 
     private struct State {
@@ -86,12 +89,12 @@ final class FidTable: Sendable {
     let limit: Int
     private let state: Mutex<State>
 
-    init(limit: Int) {
+    init(limit: Int, preallocated: Int) {
         self.limit = limit
-        // Reserve a working set up front; beyond it the table grows (amortised, and only
-        // while a client holds more fids than ever before), never shrinks, so a steady
+        // Reserve a working set up front (part of the connection slot's budget); beyond it
+        // the table grows only if memory allows (see `insert`), never shrinks, so a steady
         // walk/clunk loop allocates nothing.
-        let initial = min(limit, 1024)
+        let initial = min(limit, preallocated)
         var entries = [FidEntry]()
         entries.reserveCapacity(initial)
         var freeSlots = [Int]()
@@ -117,6 +120,9 @@ final class FidTable: Sendable {
                 s.entries[slot] = e
             } else {
                 guard s.entries.count < limit else { return .failure(.tableFull) }
+                if s.entries.count == s.entries.capacity || s.slotByFid.count == s.slotByFid.capacity {
+                    guard Self.grow(&s, limit: limit) else { return .failure(.outOfMemory) }
+                }
                 slot = s.entries.count
                 s.entries.append(e)
             }
@@ -124,6 +130,17 @@ final class FidTable: Sendable {
             return .success(FidRef(slot: slot, entry: e))
         }
         return try result.get()
+    }
+
+    /// Doubles the table's storage, asking malloc first (Swift would trap on a refusal).
+    private static func grow(_ s: inout State, limit: Int) -> Bool {
+        let capacity = min(limit, max(16, s.entries.capacity * 2))
+        let bytes = capacity * (MemoryLayout<FidEntry>.stride + MemoryLayout<Int>.stride + 48)
+        guard MemoryProbe.canAllocate(bytes: bytes) else { return false }
+        s.entries.reserveCapacity(capacity)
+        s.freeSlots.reserveCapacity(capacity)
+        s.slotByFid.reserveCapacity(capacity)
+        return true
     }
 
     /// True if `fid` is open on a FIFO, socket or character device.
@@ -231,10 +248,21 @@ final class FidTable: Sendable {
         return ref.entry.pathFd
     }
 
-    /// Clunks every fid (Tversion, connection close).
+    /// Clunks every fid (Tversion, connection close), slot by slot: no list is built, so
+    /// closing a connection allocates nothing.
     func clunkAll() {
-        let fids = state.withLock { Array($0.slotByFid.keys) }
-        for fid in fids { _ = clunk(fid) }
+        var slot = 0
+        while true {
+            let next: (done: Bool, fid: UInt32?) = state.withLock { s in
+                guard slot < s.entries.count else { return (true, nil) }
+                let fid = s.entries[slot].fid
+                let live = !s.entries[slot].clunked && s.slotByFid[fid] == slot
+                return (false, live ? fid : nil)
+            }
+            if next.done { return }
+            if let fid = next.fid { _ = clunk(fid) }
+            slot += 1
+        }
     }
 
     private static func reclaimIfUnused(_ s: inout State, slot: Int) -> (Int32, Int32, Int32)? {

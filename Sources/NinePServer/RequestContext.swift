@@ -1,9 +1,10 @@
 import Glibc
+import NinePMemory
 import NinePWire
 
-/// Everything one request needs from admission to reply: its buffers, its decoded message,
-/// and the Tflush tags waiting for it. Contexts are created with their connection and reused;
-/// nothing here is allocated per request.
+/// Everything one request needs from admission to reply: its buffers (granted by the memory
+/// arena before it starts), its decoded message, and the Tflush tags waiting for it. Contexts
+/// are created with their connection slot and reused; nothing here is allocated per request.
 ///
 /// `@unchecked Sendable`: a context is owned by exactly one thread at a time (the reader while
 /// admitting, then the worker serving it); the hand-off goes through `WorkQueue`'s lock, which
@@ -12,10 +13,12 @@ import NinePWire
 final class RequestContext: @unchecked Sendable {
     unowned let connection: Connection
     let index: Int
-    let smallReceive: UnsafeMutableRawBufferPointer
-    let smallReply: UnsafeMutableRawBufferPointer
-    var largeReceive: UnsafeMutableRawBufferPointer?
-    var largeReply: UnsafeMutableRawBufferPointer?
+    /// Granted at admission, given back when the request ends (the receive buffer earlier
+    /// when the request waits on the outside world).
+    var receive: UnsafeMutableRawBufferPointer?
+    var reply: UnsafeMutableRawBufferPointer?
+    /// The reply buffer sits in the arena's parking reserve (see `Connection.park`).
+    var replyInParkingReserve = false
     var frameLength = 0
     /// Where the frame starts in the receive buffer: a Twrite is placed so that its payload
     /// starts on a 4096-byte boundary, which NINEP_O_DIRECT descriptors require of user buffers.
@@ -53,26 +56,19 @@ final class RequestContext: @unchecked Sendable {
 
     static let maxPendingFlushes = 16
     /// Buffers are 4096-aligned and this much larger than their message capacity.
-    static let alignmentSlack = 4096
+    static let alignmentSlack = MemoryPlan.alignmentSlack
 
     init(connection: Connection, index: Int) {
         self.connection = connection
         self.index = index
-        smallReceive = .allocate(byteCount: ServerConfiguration.smallBufferSize + Self.alignmentSlack, alignment: Self.alignmentSlack)
-        smallReply = .allocate(byteCount: ServerConfiguration.smallBufferSize + Self.alignmentSlack, alignment: Self.alignmentSlack)
         pendingFlushes = []
         pendingFlushes.reserveCapacity(Self.maxPendingFlushes)
         flushesToSend = []
         flushesToSend.reserveCapacity(Self.maxPendingFlushes)
     }
 
-    deinit {
-        smallReceive.deallocate()
-        smallReply.deallocate()
-    }
-
-    var receiveBuffer: UnsafeMutableRawBufferPointer { largeReceive ?? smallReceive }
-    var replyBuffer: UnsafeMutableRawBufferPointer { largeReply ?? smallReply }
+    var receiveBuffer: UnsafeMutableRawBufferPointer { receive! }
+    var replyBuffer: UnsafeMutableRawBufferPointer { reply! }
     var frame: UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(rebasing: receiveBuffer[frameOffset..<(frameOffset + frameLength)])
     }

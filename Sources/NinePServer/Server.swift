@@ -7,8 +7,8 @@ import Synchronization
 
 /// A 9P2000.L file server: listeners, connections, the worker pool, and the exported root.
 public final class Server: @unchecked Sendable {
-    // @unchecked Sendable: immutable after init except `connections`, `listeners` and
-    // `acceptedCount`, which are guarded by `registry`.
+    // @unchecked Sendable: immutable after init except `active`, `idleSlots`, `listeners`,
+    // `nextConnectionID`, `stopping` and `droppedLogLines`, which are guarded by `registry`.
     public let configuration: ServerConfiguration
     let logger: Logger
     let rootFd: Int32
@@ -18,7 +18,16 @@ public final class Server: @unchecked Sendable {
     let qids: QidMapper
     let users = UserDirectory()
     let queue: WorkQueue
-    let largeBuffers: BufferPool
+    /// Every buffer of the request path, from one budget (see `MemoryPlan`).
+    let arena: MemoryArena
+    public var memoryPlan: MemoryPlan { arena.plan }
+    /// Whether the buffer pools are locked in RAM, and why not.
+    public var memoryLocked: Bool { arena.locked }
+    public var memoryLockError: String {
+        let code = arena.small.lockError != 0 ? arena.small.lockError : arena.large.lockError
+        return String(cString: strerror(code))
+    }
+    let metrics: MemoryMetrics
     let waiter = ReadinessWaiter()
     /// Root: each request runs with the attaching user's fsuid/fsgid/groups.
     let switchesIdentity: Bool
@@ -26,10 +35,17 @@ public final class Server: @unchecked Sendable {
     /// Log every request and its reply (--log-level trace).
     let tracesRequests: Bool
     private let registry = ConditionLock()
-    private var connections: [Int: Connection] = [:]
+    /// Connections serving a client: preallocated slots in use and those beyond the table.
+    private var active: [Connection] = []
+    /// Preallocated slots waiting for a client.
+    private var idleSlots: [Connection] = []
+    private var slots: [Connection] = []
     private var listeners: [Listener] = []
     private var nextConnectionID = 0
     private var stopping = false
+    /// Log lines skipped because memory was short when they were due.
+    private var droppedLogLines = 0
+    private let housekeeping = ConditionLock()
 
     public struct StartError: Error, CustomStringConvertible {
         public let description: String
@@ -61,7 +77,18 @@ public final class Server: @unchecked Sendable {
         switchesIdentity = geteuid() == 0
         let contexts = configuration.maxConnections * configuration.maxRequestsPerConnection
         queue = WorkQueue(capacity: contexts)
-        largeBuffers = BufferPool(bufferSize: Int(configuration.maxMessageSize) + RequestContext.alignmentSlack, capacity: configuration.largeBuffers)
+        let plan: MemoryPlan
+        do {
+            plan = try MemoryPlan.derive(MemoryPlan.Inputs(
+                budget: configuration.memoryBudget, messageSize: Int(configuration.maxMessageSize),
+                workers: configuration.workerThreads, maxConnections: configuration.maxConnections,
+                connectionSlotBytes: Connection.slotBytes(configuration), largeBuffers: configuration.largeBuffers))
+            arena = try MemoryArena(plan: plan, sites: MemorySite.names)
+        } catch {
+            Glibc.close(fd)
+            throw StartError(description: "\(error)")
+        }
+        metrics = MemoryMetrics(arena: arena)
         tracesRequests = logger.logLevel <= .trace
         for address in configuration.listen {
             do {
@@ -73,6 +100,11 @@ public final class Server: @unchecked Sendable {
         }
         let mount = ninep_reopen(fd, O_RDONLY | O_DIRECTORY)
         if mount >= 0 { mountDescriptors.withLock { $0[rootDevice] = mount } }
+        // The connection table, allocated now: accepting a client into it allocates nothing.
+        active.reserveCapacity(configuration.maxConnections)
+        idleSlots.reserveCapacity(plan.connectionSlots)
+        for _ in 0..<plan.connectionSlots { slots.append(Connection(server: self, preallocated: true)) }
+        idleSlots.append(contentsOf: slots.reversed())
     }
 
     deinit { Glibc.close(rootFd) }
@@ -104,7 +136,7 @@ public final class Server: @unchecked Sendable {
         }
         var closed = connection.fids.evictIdle(fraction: 0.25, mountFd: record)
         if closed == 0 {
-            for other in registry.withLock({ Array(connections.values) }) where other !== connection {
+            for other in registry.withLock({ active }) where other !== connection {
                 closed += other.fids.evictIdle(fraction: 0.25, mountFd: record)
             }
         }
@@ -124,7 +156,8 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Starts the workers and one accept thread per listener.
+    /// Starts the workers, the readers of the connection table, one accept thread per
+    /// listener, and the housekeeping thread that publishes metrics.
     public func start() {
         _ = ninep_install_interrupt_handler(ninep_interrupt_signal())
         waiter.start(name: "9p-waiter")
@@ -133,69 +166,156 @@ public final class Server: @unchecked Sendable {
                 Worker(server: self).run()
             }
         }
+        for (index, slot) in slots.enumerated() {
+            DaemonThread.start(name: "9p-conn-\(index)") { [self] in
+                if ioFlusher { _ = ninep_set_io_flusher() }
+                slot.readerThread()
+            }
+        }
         for listener in registry.withLock({ listeners }) {
             DaemonThread.start(name: "9p-accept") { [self] in
                 acceptLoop(listener)
             }
         }
+        DaemonThread.start(name: "9p-metrics") { [self] in
+            publishMetricsUntilStopped()
+        }
+    }
+
+    var isStopping: Bool { registry.withLock { stopping } }
+
+    private enum Admission {
+        case slot(Connection)
+        case beyondTable
+        case refused
     }
 
     private func acceptLoop(_ listener: Listener) {
         if ioFlusher { _ = ninep_set_io_flusher() }
-        while let (fd, peer) = listener.accept() {
-            let connection: Connection? = registry.withLock {
-                if stopping || connections.count >= configuration.maxConnections { return nil }
+        while let (fd, peer) = listener.acceptPeer() {
+            let (admission, id): (Admission, Int) = registry.withLock {
+                if stopping || active.count >= configuration.maxConnections { return (.refused, 0) }
                 nextConnectionID += 1
-                let connection = Connection(server: self, fd: fd, peer: peer, id: nextConnectionID)
-                connections[connection.id] = connection
-                return connection
+                if let slot = idleSlots.popLast() {
+                    active.append(slot)
+                    return (.slot(slot), nextConnectionID)
+                }
+                return (.beyondTable, nextConnectionID)
             }
-            guard let connection else {
-                logger.warning("refusing connection from \(peer): \(stopping ? "shutting down" : "limit of \(configuration.maxConnections) connections reached (--max-connections)")")
+            switch admission {
+            case .refused:
+                if MemoryProbe.canAllocate(bytes: 65536) {
+                    logger.warning("refusing connection from \(peer): \(isStopping ? "shutting down" : "limit of \(configuration.maxConnections) connections reached (--max-connections)")")
+                } else {
+                    RawLog.write("ninepd: refusing a connection: connection limit reached and memory is short\n")
+                }
                 Glibc.close(fd)
-                continue
-            }
-            logger.info("client connected", metadata: ["peer": "\(peer)", "connection": "\(connection.id)"])
-            DaemonThread.start(name: "9p-conn-\(connection.id)") { [self] in
-                if ioFlusher { _ = ninep_set_io_flusher() }
-                connection.readLoop()
+            case let .slot(connection):
+                logConnected(peer: peer, id: id, table: "slot")
+                connection.assign(fd: fd, peer: peer, id: id)
+            case .beyondTable:
+                acceptBeyondTable(fd: fd, peer: peer, id: id)
             }
         }
     }
 
+    /// A client beyond the preallocated table: its connection is allocated now, if memory
+    /// allows (asked first, so a refusal is an error, not a trap), with its own reader thread.
+    private func acceptBeyondTable(fd: Int32, peer: PeerAddress, id: Int) {
+        guard MemoryProbe.canAllocate(bytes: Connection.slotBytes(configuration) + 65536) else {
+            RawLog.write("ninepd: refusing a connection beyond the preallocated table: out of memory (raise --memory-budget for more connection slots)\n")
+            Glibc.close(fd)
+            return
+        }
+        let connection = Connection(server: self, preallocated: false)
+        registry.withLock { active.append(connection) }
+        connection.assign(fd: fd, peer: peer, id: id)
+        guard DaemonThread.tryStart(name: "9p-conn-x\(id)", { [self] in
+            if ioFlusher { _ = ninep_set_io_flusher() }
+            connection.readerThread()
+        }) != nil else {
+            RawLog.write("ninepd: refusing a connection beyond the preallocated table: no thread for it (out of memory or thread limit)\n")
+            registry.withLock { remove(connection) }
+            Glibc.close(fd)
+            return
+        }
+        logConnected(peer: peer, id: id, table: "allocated")
+    }
+
+    /// The connect log line, when memory allows one (a log line allocates).
+    private func logConnected(peer: PeerAddress, id: Int, table: String) {
+        if MemoryProbe.canAllocate(bytes: 65536) {
+            logger.info("client connected", metadata: ["peer": "\(peer)", "connection": "\(id)", "memory": "\(table)"])
+        } else {
+            registry.withLock { droppedLogLines += 1 }
+        }
+    }
+
+    private func remove(_ connection: Connection) {
+        if let index = active.firstIndex(where: { $0 === connection }) { active.swapAt(index, active.count - 1); active.removeLast() }
+    }
+
+    /// Called by a reader when its client's session has ended.
     func connectionClosed(_ connection: Connection) {
+        if MemoryProbe.canAllocate(bytes: 65536) {
+            logger.info("client disconnected", metadata: ["peer": "\(connection.peer)", "connection": "\(connection.id)"])
+        } else {
+            registry.withLock { droppedLogLines += 1 }
+        }
         registry.withLock {
-            connections[connection.id] = nil
+            remove(connection)
+            if connection.preallocated { idleSlots.append(connection) }
             registry.broadcast()
         }
-        logger.info("client disconnected", metadata: ["peer": "\(connection.peer)", "connection": "\(connection.id)"])
+    }
+
+    /// Pushes memory telemetry into swift-metrics about once a second.
+    private func publishMetricsUntilStopped() {
+        while true {
+            let stop: Bool = housekeeping.withLock {
+                if !isStopping { housekeeping.wait(milliseconds: 1000) }
+                return isStopping
+            }
+            metrics.publish()
+            if stop { return }
+        }
+    }
+
+    /// Lines for the status dump (SIGUSR1): connections, memory pools and wait sites.
+    public func statusReport() -> [String] {
+        let (count, table, idle, dropped) = registry.withLock { (active.count, slots.count, idleSlots.count, droppedLogLines) }
+        var lines = ["\(count) connections (\(table - idle) of \(table) preallocated slots in use), \(dropped) log lines dropped while memory was short"]
+        lines.append(contentsOf: arena.report())
+        return lines
     }
 
     /// True when `st` describes the exported directory itself.
     func isExportRoot(_ st: statx) -> Bool { st.deviceID == rootDevice && st.stx_ino == rootInode }
 
-    public var connectionCount: Int { registry.withLock { connections.count } }
+    public var connectionCount: Int { registry.withLock { active.count } }
 
     /// Stops accepting, stops reading every connection, lets requests in flight finish (blocked
     /// system calls are interrupted), closes the sockets, and stops the workers.
     public func shutdown() {
         let (listeners, open): ([Listener], [Connection]) = registry.withLock {
             stopping = true
-            return (self.listeners, Array(connections.values))
+            return (self.listeners, active)
         }
         for listener in listeners { listener.close() }
-        // Readers waiting for a large buffer give up; buffers still come back from workers.
-        largeBuffers.close()
+        // Readers waiting for memory give up; buffers still come back from workers.
+        arena.close()
         for connection in open { connection.stopReading() }
         registry.lock()
-        while !connections.isEmpty {
-            let remaining = Array(connections.values)
+        while !active.isEmpty {
+            let remaining = active
             registry.unlock()
             for connection in remaining { connection.interruptInFlight() }
             registry.lock()
-            if !connections.isEmpty { registry.wait(milliseconds: 50) }
+            if !active.isEmpty { registry.wait(milliseconds: 50) }
         }
         registry.unlock()
+        for slot in slots { slot.wakeIdleReader() }
+        housekeeping.withLock { housekeeping.broadcast() }
         queue.stop()
         waiter.stop()
     }

@@ -1,3 +1,4 @@
+import NinePMemory
 import NinePTransport
 
 /// Everything a server is started with; the defaults are what `ninepd` uses with no options.
@@ -16,8 +17,14 @@ public struct ServerConfiguration: Sendable {
     public var maxRequestsPerConnection = 64
     /// Worker threads for blocking file work, shared by all connections.
     public var workerThreads = 16
-    /// Buffers of `maxMessageSize` bytes shared by all connections, for large reads/writes.
-    public var largeBuffers = 32
+    /// Bytes for every buffer, request context and fid slot on the request path, allocated
+    /// and locked at start-up (nil: derived from msize, workers and connections).
+    public var memoryBudget: Int? = nil
+    /// Forces the number of msize-sized buffers (tests); nil: derived from the budget.
+    public var largeBuffers: Int? = nil
+    /// Fid slots each preallocated connection slot holds; beyond them a table grows only if
+    /// memory allows (else Rlerror ENOMEM).
+    public var preallocatedFidsPerConnection = 256
     /// Mode of unix sockets (nil: by the umask).
     public var socketMode: UInt32? = nil
     /// Users who may attach (nil: everyone). Checked against the attaching uid.
@@ -27,9 +34,9 @@ public struct ServerConfiguration: Sendable {
     /// Longest accepted name component (bytes); Linux's NAME_MAX.
     public var maxNameLength = 255
 
-    /// Small messages (everything but large reads, writes and readdirs) use per-request
-    /// buffers of this size; larger ones take a large buffer.
-    public static let smallBufferSize = 8192 + 64
+    /// Small messages (everything but large reads, writes and readdirs) use buffers of this
+    /// message capacity; larger ones take a large buffer.
+    public static let smallBufferSize = MemoryPlan.smallMessageCapacity
 
     public init(exportPath: String, listen: [ListenAddress]) {
         self.exportPath = exportPath

@@ -85,6 +85,13 @@ public final class Listener: @unchecked Sendable {
 
     /// The next connection's descriptor and a printable peer address, or nil once closed.
     public func accept() -> (fd: Int32, peer: String)? {
+        guard let (fd, peer) = acceptPeer() else { return nil }
+        return (fd, peer.description)
+    }
+
+    /// Like `accept()`, but the peer's address stays raw until someone prints it: accepting
+    /// allocates nothing.
+    public func acceptPeer() -> (fd: Int32, peer: PeerAddress)? {
         while true {
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
@@ -93,7 +100,7 @@ public final class Listener: @unchecked Sendable {
             }
             if client >= 0 {
                 if case .tcp = address { _ = ninep_set_nodelay(client) }
-                return (client, Listener.describe(storage, unixPath: address))
+                return (client, PeerAddress(storage: storage, listenAddress: address))
             }
             let e = errno
             if e == EINTR || e == ECONNABORTED || e == EPROTO { continue }
@@ -115,7 +122,7 @@ public final class Listener: @unchecked Sendable {
         if case let .unix(path) = address { unlink(path) }
     }
 
-    private static func describe(_ storage: sockaddr_storage, unixPath: ListenAddress) -> String {
+    static func describe(_ storage: sockaddr_storage, unixPath: ListenAddress) -> String {
         var copy = storage
         var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN) + 1)
         switch Int32(storage.ss_family) {
@@ -139,4 +146,21 @@ public final class Listener: @unchecked Sendable {
             return unixPath.description
         }
     }
+}
+
+/// A connected peer's address as accept() returned it; printed only when logged.
+public struct PeerAddress: Sendable, CustomStringConvertible {
+    // sockaddr_storage is plain bytes; it is copied, never shared.
+    nonisolated(unsafe) var storage: sockaddr_storage
+    let listenAddress: ListenAddress
+
+    public init(storage: sockaddr_storage, listenAddress: ListenAddress) {
+        self.storage = storage
+        self.listenAddress = listenAddress
+    }
+
+    /// A placeholder for a connection slot not in use.
+    public static let none = PeerAddress(storage: sockaddr_storage(), listenAddress: .unix(path: "(none)"))
+
+    public var description: String { Listener.describe(storage, unixPath: listenAddress) }
 }

@@ -14,9 +14,19 @@ public enum DaemonThread {
         }
     }
 
-    /// Starts a detached thread running `body`; returns its pthread_t.
+    /// Starts a detached thread running `body`; returns its pthread_t. Traps if the system
+    /// refuses a thread: for start-up, where nothing can go on without it.
     @discardableResult
     public static func start(name: String, stackSize: Int = 512 * 1024, _ body: @escaping @Sendable () -> Void) -> pthread_t {
+        guard let thread = tryStart(name: name, stackSize: stackSize, body) else {
+            preconditionFailure("pthread_create failed for thread \(name)")
+        }
+        return thread
+    }
+
+    /// Starts a detached thread, or returns nil if the system refuses one (no memory, thread
+    /// limit): for threads started while serving, where the caller can refuse the work.
+    public static func tryStart(name: String, stackSize: Int = 512 * 1024, _ body: @escaping @Sendable () -> Void) -> pthread_t? {
         let entry = Unmanaged.passRetained(Entry(body, name: name)).toOpaque()
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
@@ -31,7 +41,10 @@ public enum DaemonThread {
             return nil
         }, entry)
         pthread_attr_destroy(&attributes)
-        precondition(rc == 0, "pthread_create failed: \(rc)")
+        guard rc == 0 else {
+            Unmanaged<Entry>.fromOpaque(entry).release()
+            return nil
+        }
         return thread
     }
 }

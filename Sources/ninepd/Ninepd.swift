@@ -2,6 +2,7 @@ import ArgumentParser
 import CNinePShims
 import Glibc
 import Logging
+import NinePMemory
 import NinePServer
 import NinePTransport
 
@@ -21,7 +22,9 @@ struct Ninepd: ParsableCommand {
 
             As root, each request runs with the attaching user's fsuid, fsgid and groups (mount with access=user so that the kernel attaches once per user). As any other user, every access is that user's.
 
-            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs a status line.
+            Memory: every buffer, request context and fid slot on the request path comes from one budget (--memory-budget), allocated, touched and locked in RAM at start-up; the start-up log shows what it buys. A request that finds no free buffer waits (the connection stops being read, so the client is pushed back); it never fails for lack of memory. Give the daemon --oom-score-adj -1000 so the kernel's OOM killer picks another process.
+
+            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs the connections, each memory pool's free buffers and the time requests waited for memory, per call site.
             """
     )
 
@@ -55,8 +58,18 @@ struct Ninepd: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Worker threads for file work, shared by all connections.", valueName: "n"))
     var workers = 16
 
-    @Option(name: .long, help: ArgumentHelp("Buffers of msize bytes for large reads and writes, shared by all connections.", valueName: "n"))
-    var largeBuffers = 32
+    @Option(name: .long, help: ArgumentHelp(
+        "Memory for buffers, request contexts and fid slots, all allocated and locked at start-up: bytes, or with a K, M or G suffix (e.g. 64M). Default: derived from --msize, --workers and --max-connections. The smallest budget that works holds one msize buffer.",
+        valueName: "size"))
+    var memoryBudget: String?
+
+    @Option(name: .long, help: ArgumentHelp(
+        "Write this to /proc/self/oom_score_adj (-1000 to 1000): -1000 keeps the OOM killer away from ninepd.",
+        valueName: "n"))
+    var oomScoreAdj: Int?
+
+    @Flag(name: .long, help: "Do not lock the daemon's memory in RAM (mlockall); the buffer pools are still locked when permitted.")
+    var noMlockall = false
 
     @Option(name: .long, help: ArgumentHelp("Permissions of unix sockets, in octal (e.g. 660).", valueName: "mode"))
     var socketMode: String?
@@ -78,8 +91,14 @@ struct Ninepd: ParsableCommand {
             throw ValidationError("--msize \(msize) is out of range: give 4096 to 16777216 bytes (1048576 is a good default)")
         }
         for (name, value) in [("--max-connections", maxConnections), ("--max-fids", maxFids), ("--max-requests", maxRequests),
-                              ("--workers", workers), ("--large-buffers", largeBuffers)] where value < 1 {
+                              ("--workers", workers)] where value < 1 {
             throw ValidationError("\(name) must be at least 1 (got \(value))")
+        }
+        if let memoryBudget, MemoryPlan.parse(bytes: memoryBudget) == nil {
+            throw ValidationError("--memory-budget '\(memoryBudget)' is not a size: give bytes or a number with K, M or G (e.g. 64M)")
+        }
+        if let oomScoreAdj, !(-1000...1000).contains(oomScoreAdj) {
+            throw ValidationError("--oom-score-adj \(oomScoreAdj) is out of range: give -1000 to 1000")
         }
         if let socketMode, UInt32(socketMode, radix: 8) == nil {
             throw ValidationError("--socket-mode '\(socketMode)' is not an octal mode such as 660")
@@ -120,7 +139,7 @@ struct Ninepd: ParsableCommand {
         configuration.maxFidsPerConnection = maxFids
         configuration.maxRequestsPerConnection = maxRequests
         configuration.workerThreads = workers
-        configuration.largeBuffers = largeBuffers
+        configuration.memoryBudget = memoryBudget.flatMap(MemoryPlan.parse(bytes:))
         configuration.socketMode = socketMode.flatMap { UInt32($0, radix: 8) }
         configuration.allowedUsers = allowUser.isEmpty ? nil : Set(allowUser)
         if let squashUid { configuration.squashUser = (squashUid, squashGid ?? squashUid) }
@@ -141,6 +160,12 @@ struct Ninepd: ParsableCommand {
         if !ioFlusher {
             logger.notice("PR_SET_IO_FLUSHER refused (\(String(cString: strerror(errno)))): needs CAP_SYS_RESOURCE; continuing without it")
         }
+        if let oomScoreAdj {
+            let code = MemoryHardening.setOOMScoreAdjustment(oomScoreAdj)
+            if code != 0 {
+                logger.warning("cannot set oom_score_adj to \(oomScoreAdj): \(String(cString: strerror(code))) (lowering it needs CAP_SYS_RESOURCE)")
+            }
+        }
         let server: Server
         do {
             server = try Server(configuration: configuration, logger: logger, ioFlusher: ioFlusher)
@@ -148,13 +173,25 @@ struct Ninepd: ParsableCommand {
             logger.critical("\(error.description)")
             throw ExitCode(1)
         }
+        let plan = server.memoryPlan
+        if !server.memoryLocked {
+            logger.warning("buffer pools are not locked in RAM (mlock: \(server.memoryLockError)); under memory pressure they may be swapped out. Raise RLIMIT_MEMLOCK (ulimit -l) or grant CAP_IPC_LOCK")
+        }
+        if !noMlockall {
+            // Lock what is mapped now and what is touched later (MCL_ONFAULT: thread stacks
+            // and heap are locked as they are used, not populated whole).
+            let code = MemoryHardening.lockAll()
+            if code != 0 {
+                logger.warning("mlockall refused (\(String(cString: strerror(code)))): the daemon's code and heap may be swapped out under memory pressure; raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK")
+            }
+        }
         server.start()
         let bound = server.boundAddresses.map(\.description).joined(separator: ", ")
         let identity = geteuid() == 0 ? (configuration.squashUser != nil ? "squashed to uid \(configuration.squashUser!.uid)" : "per attaching user") : "as uid \(geteuid()) for everyone"
         logger.info("""
             exporting \(server.exportDescription) on \(bound): msize \(msize), \(readOnly ? "read-only" : "read-write"), \
             identity \(identity), \(workers) workers, up to \(maxConnections) connections x \(maxRequests) requests in flight, \
-            \(maxFids) fids per connection, \(files.rlim_cur) descriptors, \(largeBuffers) large buffers (\(largeBuffers * Int(msize) / 1_048_576) MiB)
+            \(maxFids) fids per connection, \(files.rlim_cur) descriptors; \(plan.summary)
             """)
         for address in addresses where !address.isLoopback {
             logger.warning("\(address) is reachable from other hosts; there is no authentication: restrict it with --allow-user, a firewall, or a loopback address")
@@ -163,7 +200,7 @@ struct Ninepd: ParsableCommand {
         while true {
             let signal = ninep_wait_termination_signal()
             if signal == SIGUSR1 {
-                logger.info("status: \(server.connectionCount) connections")
+                for line in server.statusReport() { logger.info("status: \(line)") }
                 continue
             }
             logger.info("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")

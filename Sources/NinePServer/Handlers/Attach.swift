@@ -67,6 +67,7 @@ extension Worker {
         switch failure {
         case .unknownFid, .fidInUse: ServerErrno.badFid
         case .tableFull: ServerErrno(LinuxErrno.EMFILE)
+        case .outOfMemory: ServerErrno(LinuxErrno.ENOMEM)
         }
     }
 }

@@ -1,5 +1,6 @@
 import CNinePShims
 import Glibc
+import NinePMemory
 import NinePWire
 
 extension Worker {
@@ -78,19 +79,17 @@ extension Worker {
                         if errno == EINTR && !ref.entry.streaming { continue }
                         if done > 0 { break }
                         if ref.entry.streaming && (errno == EAGAIN || errno == EWOULDBLOCK), let context {
-                            // Nothing is written yet. A payload in a large buffer keeps only what
-                            // fits the small one, so the parked write holds no large buffer; it
-                            // then answers a short count and the client sends the rest.
-                            let shrink = context.largeReceive != nil
-                            if shrink {
-                                let kept = min(data.count, ServerConfiguration.smallBufferSize)
-                                let destination = context.smallReceive.baseAddress! + RequestContext.alignmentSlack
-                                destination.copyMemory(from: data.base.baseAddress!, byteCount: kept)
-                                context.message = TMessage(
-                                    tag: tag,
-                                    request: .write(fid: fid, offset: offset, data: ByteView(UnsafeRawBufferPointer(start: destination, count: kept))))
-                            }
-                            if connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLOUT), releasingReceive: shrink) {
+                            // Nothing is written yet. A parked request keeps only its small
+                            // reply buffer: what fits of the payload moves there (after the
+                            // reply's own bytes, 4096-aligned), the receive buffer goes back,
+                            // and the write answers a short count; the client sends the rest.
+                            let kept = min(data.count, MemoryPlan.smallMessageCapacity)
+                            let destination = context.replyBuffer.baseAddress! + RequestContext.alignmentSlack
+                            destination.copyMemory(from: data.base.baseAddress!, byteCount: kept)
+                            context.message = TMessage(
+                                tag: tag,
+                                request: .write(fid: fid, offset: offset, data: ByteView(UnsafeRawBufferPointer(start: destination, count: kept))))
+                            if connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLOUT)) {
                                 return Worker.parked
                             }
                         }
