@@ -13,7 +13,8 @@ As a module:
 As a command:
     mallocshim.py create PATH            fresh control file (mode 0)
     mallocshim.py show PATH              counters and mode
-    mallocshim.py mode PATH MODE [ARG]   0 count, 1 fail all, 2 fail > ARG bytes, 3 record ARG backtraces
+    mallocshim.py mode PATH MODE [ARG]   0 count, 1 fail all, 2 fail > ARG bytes, 3 record ARG backtraces,
+                                         4 fail all and record the first ARG failures' backtraces
     mallocshim.py symbolize BTFILE       the backtrace file with frames resolved (llvm-symbolizer /
                                          addr2line) and Swift names demangled
 """
@@ -30,7 +31,7 @@ MAGIC = 0x434F4C4C414D504E  # "NPMALLOC"
 LAYOUT = 1
 SIZE = 4096
 
-COUNT, FAIL_ALL, FAIL_LARGER, BACKTRACE = 0, 1, 2, 3
+COUNT, FAIL_ALL, FAIL_LARGER, BACKTRACE, FAIL_ALL_RECORDING = 0, 1, 2, 3, 4
 
 OFFSETS = {
     "magic": 0, "layout": 8, "mode": 16, "threshold": 24, "bt_budget": 32, "pid": 40, "ready": 48,
@@ -95,6 +96,11 @@ class Control:
         """Mode 3: the next `count` allocations write a backtrace to the .bt file."""
         self.put("bt_budget", count)
         self.set_mode(BACKTRACE)
+
+    def fail_all_recording(self, count):
+        """Mode 4: fail every allocation; the first `count` failures write a backtrace."""
+        self.put("bt_budget", count)
+        self.set_mode(FAIL_ALL_RECORDING)
 
     def close(self):
         self.words.release()
@@ -269,6 +275,8 @@ def main(argv):
         argument = int(argv[4]) if len(argv) > 4 else None
         if mode == BACKTRACE:
             control.record_backtraces(argument if argument is not None else 20)
+        elif mode == FAIL_ALL_RECORDING:
+            control.fail_all_recording(argument if argument is not None else 20)
         else:
             control.set_mode(mode, argument)
     elif command == "symbolize":

@@ -127,11 +127,12 @@ def git_head():
         return "unknown"
 
 
-def build_description(binary):
+def build_description(binary, label=None):
     binary = os.path.abspath(binary)
     flavour = "release" if "/release/" in binary else "debug" if "/debug/" in binary else "unknown configuration"
     stamp = datetime.datetime.fromtimestamp(os.stat(binary).st_mtime).strftime("%Y-%m-%d %H:%M:%S")
-    return "%s (%s, built %s, sha256 %s); tree %s" % (os.path.relpath(binary, ROOT), flavour, stamp, file_digest(binary), git_head())
+    shown = os.path.relpath(binary, ROOT) if binary.startswith(ROOT + "/") else binary
+    return "%s (%s, built %s, sha256 %s); %s" % (shown, flavour, stamp, file_digest(binary), label or "tree " + git_head())
 
 
 def machine_description():

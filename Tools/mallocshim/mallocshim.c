@@ -51,6 +51,8 @@
  *      backtrace_symbols_fd lines; the first record of a process is preceded by a copy of
  *      /proc/self/maps (lines starting "maps ") so addresses can be symbolized offline
  *      (mallocshim.py symbolize).
+ *   4  like 1 (fail every allocation), and record the backtraces of the first `bt_budget`
+ *      failed allocations as in mode 3: where the process asked for memory it did not get.
  * frees are never failed.
  *
  * Processes: the counters belong to the process that loaded the shim. A child created by fork
@@ -210,8 +212,9 @@ static inline int should_fail(const char *function, size_t size) {
     if (shared == NULL || in_shim) return 0;
     ADD(attempts, 1);
     uint64_t mode = LOAD(mode);
-    if (mode == 1 || (mode == 2 && size > LOAD(threshold))) {
+    if (mode == 1 || mode == 4 || (mode == 2 && size > LOAD(threshold))) {
         ADD(failed, 1);
+        if (mode == 4) record_backtrace(function, size);
         return 1;
     }
     if (mode == 3) record_backtrace(function, size);
