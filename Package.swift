@@ -66,7 +66,7 @@ let package = Package(
         .testTarget(
             name: "NinePServerTests",
             dependencies: [
-                "NinePWire", "NinePServer", "NinePTransport", "CNinePShims",
+                "NinePWire", "NinePServer", "NinePMemory", "NinePTransport", "CNinePShims",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -281,6 +281,9 @@ public final class Server: @unchecked Sendable {
         }
     }
 
+    /// Every memory wait site's figures now.
+    public func memoryWaitSnapshot() -> [WaitStatistics.SiteSnapshot] { arena.snapshot() }
+
     /// Lines for the status dump (SIGUSR1): connections, memory pools and wait sites.
     public func statusReport() -> [String] {
         let (count, table, idle, dropped) = registry.withLock { (active.count, slots.count, idleSlots.count, droppedLogLines) }
