@@ -1,2 +1,100 @@
-// Placeholder until the client issue lands.
-public enum NinePClientPlaceholder {}
+import Glibc
+import NinePTransport
+import NinePWire
+
+/// A 9P2000.L client: one connection, attached once, shared by any number of tasks. Calls are
+/// pipelined (many in flight, replies matched by tag in any order) and every call can be
+/// cancelled: the task's cancellation sends Tflush and gives the caller control back.
+///
+///     let client = try await NinePClient.connect(to: "tcp:127.0.0.1:5640")
+///     let file = try await client.open("/notes.txt")
+///     let bytes = try await file.read(at: 0, count: 4096)
+///     try await file.close()
+///
+/// Paths are relative to the attached root; "/a/b" and "a/b" mean the same.
+public final class NinePClient: Sendable {
+    let connection: Connection
+    public let configuration: ClientConfiguration
+    /// The qid of the attached root.
+    public let rootQid: Qid
+
+    /// The msize both sides agreed on.
+    public var msize: UInt32 { connection.msize }
+    /// The most file data one Tread or Twrite carries: msize less P9_IOHDRSZ (24), the
+    /// header room the Linux client and diod reserve (diod refuses larger counts).
+    public var maxIOSize: Int { Int(msize) - 24 }
+
+    private init(connection: Connection, configuration: ClientConfiguration, rootQid: Qid) {
+        self.connection = connection
+        self.configuration = configuration
+        self.rootQid = rootQid
+    }
+
+    deinit { connection.shutdown() }
+
+    /// Connects, negotiates the msize, and attaches `configuration.aname`.
+    public static func connect(_ configuration: ClientConfiguration) async throws -> NinePClient {
+        let connection = try Connection.open(configuration)
+        let uid = configuration.uid ?? UInt32(getuid())
+        do {
+            let qid = try await connection.call(.attach, timeout: configuration.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
+                try w.beginFrame(.tattach, tag: tag)
+                try w.u32(FidAllocator.root); try w.u32(NineP.noFid)
+                try w.string(configuration.uname); try w.string(configuration.aname); try w.u32(uid)
+                w.finishFrame()
+            } decode: { response throws(NinePError) in
+                guard case let .attach(qid) = response else { throw .protocolViolation(.attach) }
+                return qid
+            }
+            return NinePClient(connection: connection, configuration: configuration, rootQid: qid)
+        } catch let error as NinePError {
+            connection.shutdown()
+            throw error.at(configuration.aname.isEmpty ? configuration.address.description : configuration.aname)
+        } catch {
+            connection.shutdown()
+            throw error
+        }
+    }
+
+    /// Connects to `address` (`tcp:HOST:PORT` or `unix:PATH`).
+    public static func connect(
+        to address: String, uname: String = ClientConfiguration.currentUserName, aname: String = "", msize: UInt32 = 1 << 20
+    ) async throws -> NinePClient {
+        let parsed: ListenAddress
+        do {
+            parsed = try ListenAddress(parsing: address)
+        } catch {
+            throw NinePError(.invalidArgument, errno: EINVAL, operation: .connect, path: address)
+        }
+        return try await connect(ClientConfiguration(address: parsed, uname: uname, aname: aname, msize: msize))
+    }
+
+    /// Closes the connection; calls still waiting fail with a lost connection.
+    public func close() { connection.shutdown() }
+
+    // MARK: Timeouts
+
+    /// A time limit for the calls made inside `body` (nil: no limit), instead of
+    /// `configuration.callTimeout`.
+    public static func withCallTimeout<T>(_ timeout: Duration?, _ body: () async throws -> T) async rethrows -> T {
+        try await $timeoutOverride.withValue(TimeoutOverride(limit: timeout), operation: body)
+    }
+
+    struct TimeoutOverride: Sendable {
+        let limit: Duration?
+    }
+
+    @TaskLocal static var timeoutOverride: TimeoutOverride? = nil
+
+    var callTimeout: Duration? {
+        if let override = NinePClient.timeoutOverride { return override.limit }
+        return configuration.callTimeout
+    }
+
+    /// The number of tags reserved right now (calls in flight, flushes awaiting Rflush, and
+    /// flushed calls whose Rflush has not come).
+    public var tagsInUse: Int { connection.state.withLock { $0.tagsInUse } }
+
+    /// Message buffers allocated so far (they are kept for reuse).
+    public var messageBuffersAllocated: Int { connection.state.withLock { $0.buffers.allocated } }
+}

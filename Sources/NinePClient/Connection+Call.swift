@@ -1,0 +1,112 @@
+import Glibc
+import NinePWire
+import Synchronization
+
+extension Connection {
+    /// One request/reply exchange: take a slot (and tag), encode into its buffer, send, wait
+    /// for the reply and decode it while the slot is still held.
+    ///
+    /// Cancellation of the calling task, or the deadline passing, makes the housekeeper send
+    /// Tflush; the call then waits at most the flush grace for the server to settle it: a
+    /// reply is returned (the operation happened), Rflush gives CancellationError (or a
+    /// timeout error). After the grace the caller gets control back regardless, and the tag
+    /// stays reserved until Rflush; `undo` says what to clean up if the reply comes late.
+    ///
+    /// Allocation-free in the steady state: slots, tags and buffers are fixed, and the
+    /// continuation lives in the task's own frame.
+    func call<R>(
+        _ operation: NinePOperation, undo: Undo = .none, timeout: Duration?,
+        encode: (inout WireWriter, UInt16) throws(WireError) -> Void,
+        decode: (Response) throws(NinePError) -> R
+    ) async throws -> R {
+        let index = try await acquireSlot(operation)
+        defer { state.withLock { $0.finish(index) } }
+        let (tag, slotBuffer) = state.withLock { state in (state.slots[index].tag, SlotBuffer(state.buffers.buffer(for: index))) }
+        let buffer = slotBuffer.bytes!
+        var writer = WireWriter(buffer)
+        do {
+            try encode(&writer, tag)
+        } catch {
+            state.withLock { state in
+                state.slots[index].undo = undo
+                state.slots[index].callerGone = true
+                state.settle(index, reply: nil)
+            }
+            throw NinePError(.invalidArgument, errno: error == .noRoom ? ENAMETOOLONG : EINVAL, operation: operation)
+        }
+        state.withLock { $0.slots[index].undo = undo }
+        let frame = SlotFrame(slot: index, tag: tag, bytes: writer.written)
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        let wake = await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
+                start(frame, continuation, deadline: deadline)
+            }
+        } onCancel: {
+            if state.withLock({ $0.cancel(index, tag: tag) }) { pokeHousekeeper() }
+        }
+        switch wake {
+        case let .reply(length):
+            let message: RMessage
+            do {
+                message = try RMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<length]), msize: msize)
+            } catch {
+                throw NinePError.protocolViolation(operation)
+            }
+            if case let .lerror(code) = message.response { throw NinePError.server(code, operation) }
+            return try decode(message.response)
+        case .flushed, .abandoned(.cancelled):
+            throw CancellationError()
+        case .abandoned(.timedOut):
+            throw NinePError.timedOut(operation)
+        case .connectionLost:
+            throw NinePError.connectionLost(operation)
+        }
+    }
+
+    /// Registers the caller and puts its frame on the wire.
+    private func start(_ frame: SlotFrame, _ continuation: UnsafeContinuation<Wake, Never>, deadline: ContinuousClock.Instant?) {
+        let start = state.withLock { $0.install(frame.slot, continuation, deadline: deadline) }
+        guard case let .send(poke) = start else { return }
+        if poke { pokeHousekeeper() }
+        guard send(frame.bytes) else {
+            shutdown()
+            return
+        }
+        if state.withLock({ $0.markSent(frame.slot, tag: frame.tag) }) { pokeHousekeeper() }
+    }
+
+    /// A request slot; waits (FIFO) while all are in flight.
+    private func acquireSlot(_ operation: NinePOperation) async throws -> Int {
+        if Task.isCancelled { throw CancellationError() }
+        switch state.withLock({ $0.acquire() }) {
+        case let .slot(index): return index
+        case .closed: throw NinePError.connectionLost(operation)
+        case .full: break
+        }
+        let ticket = WaiterTicket()
+        let index = await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
+                state.withLock { state in
+                    let id = state.enqueueWaiter(continuation)
+                    ticket.id.store(id, ordering: .sequentiallyConsistent)
+                    if id != 0 && ticket.cancelled.load(ordering: .sequentiallyConsistent) { state.cancelWaiter(id) }
+                }
+            }
+        } onCancel: {
+            ticket.cancelled.store(true, ordering: .sequentiallyConsistent)
+            state.withLock { state in
+                let id = ticket.id.load(ordering: .sequentiallyConsistent)
+                if id != 0 { state.cancelWaiter(id) }
+            }
+        }
+        if index >= 0 { return index }
+        if isClosed { throw NinePError.connectionLost(operation) }
+        throw CancellationError()
+    }
+}
+
+/// Shared between a caller waiting for a slot and its cancellation handler (slow path only).
+private final class WaiterTicket: Sendable {
+    let id = Atomic<UInt64>(0)
+    let cancelled = Atomic<Bool>(false)
+}

@@ -1,0 +1,189 @@
+import CNinePShims
+import Glibc
+import NinePTransport
+import NinePWire
+import Synchronization
+
+/// One 9P connection shared by many tasks: callers encode into their slot's buffer and send the
+/// frame themselves (under `sendLock`, so frames never interleave); one reader thread receives
+/// every reply straight into the buffer of the slot that holds its tag and wakes that caller;
+/// one housekeeper thread sends Tflush for cancelled and timed-out calls, ends the flush grace
+/// and clunks fids that callers left behind.
+final class Connection: Sendable {
+    let fd: Int32
+    let msize: UInt32
+    let requestSlots: Int
+    let state: Mutex<ConnectionState>
+    private let sendLock = Mutex(())
+    /// An eventfd that wakes the housekeeper.
+    private let wakeFD: Int32
+
+    private init(fd: Int32, msize: UInt32, configuration: ClientConfiguration) {
+        self.fd = fd
+        self.msize = msize
+        requestSlots = max(1, min(configuration.maxInFlight, 4096))
+        state = Mutex(ConnectionState(requestSlots: requestSlots, msize: msize, grace: configuration.flushGrace))
+        wakeFD = ninep_eventfd()
+    }
+
+    deinit {
+        Glibc.close(fd)
+        Glibc.close(wakeFD)
+    }
+
+    /// Connects, negotiates the version and msize, and starts the reader and housekeeper.
+    static func open(_ configuration: ClientConfiguration) throws(NinePError) -> Connection {
+        let fd = try SocketConnector.connect(to: configuration.address)
+        let msize: UInt32
+        do {
+            msize = try negotiateVersion(fd: fd, msize: configuration.msize)
+        } catch {
+            Glibc.close(fd)
+            throw error.at(configuration.address.description)
+        }
+        let connection = Connection(fd: fd, msize: msize, configuration: configuration)
+        DaemonThread.start(name: "9p-reader") { connection.readReplies() }
+        DaemonThread.start(name: "9p-housekeeper") { connection.keepHouse() }
+        return connection
+    }
+
+    /// Tversion/Rversion (tag NOTAG), before any other traffic: the msize both sides accept.
+    private static func negotiateVersion(fd: Int32, msize: UInt32) throws(NinePError) -> UInt32 {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 16)
+        defer { buffer.deallocate() }
+        var writer = WireWriter(buffer)
+        guard let length = try? Request.version(msize: msize, version: ByteView(static: "9P2000.L")).encode(tag: NineP.noTag, into: &writer),
+              SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<length])) == .complete
+        else { throw .connectionLost(.version) }
+        let header = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<NineP.headerSize])
+        guard SocketIO.readFully(fd, into: header) == .complete else { throw .connectionLost(.version) }
+        guard let frame = try? FrameHeader.decode(UnsafeRawBufferPointer(header), msize: UInt32(buffer.count)) else {
+            throw .protocolViolation(.version)
+        }
+        let body = UnsafeMutableRawBufferPointer(rebasing: buffer[NineP.headerSize..<Int(frame.size)])
+        guard SocketIO.readFully(fd, into: body) == .complete else { throw .connectionLost(.version) }
+        let message: RMessage
+        do {
+            message = try RMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<Int(frame.size)]), msize: UInt32(buffer.count))
+        } catch {
+            throw .protocolViolation(.version)
+        }
+        switch message.response {
+        case let .version(offered, version):
+            guard version.equals("9P2000.L") else { throw NinePError(.protocolViolation, errno: EPROTONOSUPPORT, operation: .version) }
+            guard offered >= 4096, offered <= msize else { throw .protocolViolation(.version) }
+            return offered
+        case let .lerror(code):
+            throw .server(code, .version)
+        default:
+            throw .protocolViolation(.version)
+        }
+    }
+
+    // MARK: Sending
+
+    /// Sends one whole frame; false when the connection is gone.
+    func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        sendLock.withLock { _ in SocketIO.writeFully(fd, bytes) == .complete }
+    }
+
+    /// Wakes the housekeeper (it drains the eventfd before it looks at the state).
+    func pokeHousekeeper() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { Glibc.write(wakeFD, $0.baseAddress, 8) }
+    }
+
+    /// Closes the connection: every waiting call fails with a lost connection.
+    func shutdown() {
+        state.withLock { $0.close() }
+        _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        pokeHousekeeper()
+    }
+
+    var isClosed: Bool { state.withLock { $0.closed } }
+
+    // MARK: Fids
+
+    func allocateFid() -> UInt32 { state.withLock { $0.fids.allocate() } }
+
+    func releaseFid(_ fid: UInt32) { state.withLock { $0.fids.release(fid) } }
+
+    /// Clunks `fid` in the background (for handles dropped without close, and for cleanup on
+    /// paths where the caller cannot wait, e.g. after its task was cancelled).
+    func clunkLater(_ fid: UInt32) {
+        let closed = state.withLock { state in
+            if !state.closed { state.pendingClunks.append(fid) }
+            return state.closed
+        }
+        if !closed { pokeHousekeeper() }
+    }
+
+    // MARK: Reader thread
+
+    /// Receives replies until the connection ends, each straight into its slot's buffer.
+    private func readReplies() {
+        let header = UnsafeMutableRawBufferPointer.allocate(byteCount: NineP.headerSize, alignment: 8)
+        let discard = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        defer {
+            header.deallocate()
+            discard.deallocate()
+        }
+        while SocketIO.readFully(fd, into: header) == .complete {
+            guard let frame = try? FrameHeader.decode(UnsafeRawBufferPointer(header), msize: msize) else { break }
+            let size = Int(frame.size)
+            let destination = state.withLock { SlotBuffer($0.destination(for: frame.tag, size: size)) }
+            if let bytes = destination.bytes {
+                bytes.copyMemory(from: UnsafeRawBufferPointer(header))
+                let body = UnsafeMutableRawBufferPointer(rebasing: bytes[NineP.headerSize..<size])
+                guard SocketIO.readFully(fd, into: body) == .complete else { break }
+                if state.withLock({ $0.deliver(tag: frame.tag, length: size) }) { pokeHousekeeper() }
+            } else {
+                var left = size - NineP.headerSize
+                var ok = true
+                while left > 0 && ok {
+                    let chunk = min(left, discard.count)
+                    ok = SocketIO.readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: discard[0..<chunk])) == .complete
+                    left -= chunk
+                }
+                if !ok { break }
+            }
+        }
+        shutdown()
+    }
+
+    // MARK: Housekeeper thread
+
+    /// Sends flushes and background clunks, and ends deadlines and flush graces, until closed.
+    private func keepHouse() {
+        var wake = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
+        var drained: UInt64 = 0
+        while true {
+            _ = Glibc.read(wakeFD, &drained, 8)
+            let now = ContinuousClock.now
+            let chores = state.withLock { state in state.closed ? nil : state.chores(now: now) }
+            guard let chores else { return }
+            for frame in chores.frames {
+                guard send(frame.bytes) else {
+                    shutdown()
+                    return
+                }
+                if frame.slot < requestSlots { _ = state.withLock { $0.markSent(frame.slot, tag: frame.tag) } }
+            }
+            var timeout: Int32 = -1
+            if let next = chores.nextLook {
+                let (seconds, attoseconds) = now.duration(to: next).components
+                timeout = Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
+            }
+            _ = poll(&wake, 1, timeout)
+        }
+    }
+}
+
+/// A slot buffer handed out of the state lock. `@unchecked Sendable`: the slot it belongs to
+/// is reserved for the holder (the caller that owns the slot, or the reader thread between
+/// `destination` and `deliver`, while the tag is awaited), and the memory lives as long as
+/// the connection.
+struct SlotBuffer: @unchecked Sendable {
+    let bytes: UnsafeMutableRawBufferPointer?
+    init(_ bytes: UnsafeMutableRawBufferPointer?) { self.bytes = bytes }
+}

@@ -1,0 +1,338 @@
+import NinePWire
+
+/// Everything a connection shares between callers, its reader thread and its housekeeper: the
+/// slots, the tag table, the buffers, the fid numbers, the callers waiting for a slot and the
+/// clunks still to send. Lives in one `Mutex` in `Connection`; every method runs under it.
+///
+/// Slots 0..<requestSlots carry requests, the rest are the flush reserve: one per request slot,
+/// so every request in flight can always be flushed, whatever the others hold.
+struct ConnectionState: ~Copyable {
+    var slots: [Slot]
+    var tags = TagAllocator()
+    var buffers: MessageBuffers
+    var fids = FidAllocator()
+    let requestSlots: Int
+    let msize: UInt32
+    let grace: Duration
+    private var freeRequestSlots: [Int]
+    private var freeFlushSlots: [Int]
+    private var slotWaiters: [(id: UInt64, continuation: UnsafeContinuation<Int, Never>)] = []
+    private var nextWaiterID: UInt64 = 0
+    var pendingClunks: [UInt32] = []
+    /// When the housekeeper will next look at deadlines (nil: only when poked).
+    var housekeeperWakes: ContinuousClock.Instant? = nil
+    private(set) var closed = false
+    /// Replies whose tag was not in flight (a misbehaving server), counted for diagnostics.
+    private(set) var strayReplies = 0
+
+    init(requestSlots: Int, msize: UInt32, grace: Duration) {
+        self.requestSlots = requestSlots
+        self.msize = msize
+        self.grace = grace
+        slots = Array(repeating: Slot(), count: 2 * requestSlots)
+        buffers = MessageBuffers(requestSlots: requestSlots, flushSlots: requestSlots, capacity: Int(msize))
+        // Popped from the end: slot 0 first, and the most recently freed slot is reused first,
+        // so a sequential caller keeps using one warm buffer.
+        freeRequestSlots = Array((0..<requestSlots).reversed())
+        freeFlushSlots = Array((requestSlots..<(2 * requestSlots)).reversed())
+        slotWaiters.reserveCapacity(64)
+        pendingClunks.reserveCapacity(64)
+    }
+
+    // MARK: Callers
+
+    enum Acquired {
+        case slot(Int)
+        case full
+        case closed
+    }
+
+    /// A free request slot with a fresh tag, held by the caller.
+    mutating func acquire() -> Acquired {
+        if closed { return .closed }
+        guard let index = freeRequestSlots.popLast() else { return .full }
+        occupy(index)
+        return .slot(index)
+    }
+
+    private mutating func occupy(_ index: Int) {
+        slots[index].reset()
+        slots[index].inUse = true
+        slots[index].callerHolds = true
+        slots[index].tag = tags.allocate(for: index)
+    }
+
+    /// Queues a caller for the next free slot (resumed with its index, or -1 when the
+    /// connection closes or the wait is cancelled).
+    mutating func enqueueWaiter(_ continuation: UnsafeContinuation<Int, Never>) -> UInt64 {
+        if closed {
+            continuation.resume(returning: -1)
+            return 0
+        }
+        if case let .slot(index) = acquire() {
+            continuation.resume(returning: index)
+            return 0
+        }
+        nextWaiterID += 1
+        slotWaiters.append((nextWaiterID, continuation))
+        return nextWaiterID
+    }
+
+    mutating func cancelWaiter(_ id: UInt64) {
+        guard let position = slotWaiters.firstIndex(where: { $0.id == id }) else { return }
+        slotWaiters.remove(at: position).continuation.resume(returning: -1)
+    }
+
+    enum Start {
+        /// Send the frame; `pokeHousekeeper` when the deadline is earlier than its next wake.
+        case send(pokeHousekeeper: Bool)
+        /// The caller was already resumed (cancelled before sending, or the connection is gone).
+        case resumed
+    }
+
+    /// Registers the waiting caller just before its frame is sent.
+    mutating func install(_ index: Int, _ continuation: UnsafeContinuation<Wake, Never>, deadline: ContinuousClock.Instant?) -> Start {
+        if closed {
+            slots[index].callerGone = true
+            continuation.resume(returning: .connectionLost)
+            return .resumed
+        }
+        if slots[index].cancelRequested {
+            slots[index].callerGone = true
+            continuation.resume(returning: .abandoned(.cancelled))
+            settle(index, reply: nil)
+            return .resumed
+        }
+        slots[index].continuation = continuation
+        slots[index].awaitingReply = true
+        slots[index].deadline = deadline
+        guard let deadline else { return .send(pokeHousekeeper: false) }
+        if let wakes = housekeeperWakes, wakes <= deadline { return .send(pokeHousekeeper: false) }
+        housekeeperWakes = deadline
+        return .send(pokeHousekeeper: true)
+    }
+
+    /// The frame of `tag` is on the wire; true when a flush already waits for it.
+    mutating func markSent(_ index: Int, tag: UInt16) -> Bool {
+        guard slots[index].inUse, slots[index].tag == tag else { return false }
+        slots[index].sent = true
+        return slots[index].flushWanted && slots[index].awaitingReply
+    }
+
+    /// Task cancellation: flush the request (through the housekeeper), or, before it is sent,
+    /// make sure it never is. True when the housekeeper must be poked.
+    mutating func cancel(_ index: Int, tag: UInt16) -> Bool {
+        guard slots[index].inUse, slots[index].tag == tag, slots[index].callerHolds, !slots[index].callerGone else { return false }
+        if slots[index].continuation == nil && !slots[index].awaitingReply {
+            slots[index].cancelRequested = true
+            return false
+        }
+        return requestFlush(index, reason: .cancelled, now: .now)
+    }
+
+    mutating func requestFlush(_ index: Int, reason: AbandonReason, now: ContinuousClock.Instant) -> Bool {
+        guard slots[index].awaitingReply, !slots[index].flushWanted else { return false }
+        slots[index].flushWanted = true
+        slots[index].flushReason = reason
+        slots[index].graceDeadline = now + grace
+        return true
+    }
+
+    /// The caller is done with the slot (it has read the reply, or stopped waiting).
+    mutating func finish(_ index: Int) {
+        slots[index].callerHolds = false
+        slots[index].continuation = nil
+        freeIfSettled(index)
+    }
+
+    // MARK: Reader thread
+
+    /// Where the body of a reply with `tag` goes: its slot's buffer, or nil (discard: the tag
+    /// is not in flight, or the reply is larger than the slot's buffer).
+    mutating func destination(for tag: UInt16, size: Int) -> UnsafeMutableRawBufferPointer? {
+        guard let index = tags.slot(of: tag), slots[index].awaitingReply else {
+            strayReplies += 1
+            return nil
+        }
+        let buffer = buffers.buffer(for: index)
+        guard size <= buffer.count else { return nil }
+        return buffer
+    }
+
+    /// A whole reply of `length` bytes for `tag` is in its slot's buffer. Returns true when the
+    /// housekeeper has work (a clunk to send).
+    mutating func deliver(tag: UInt16, length: Int) -> Bool {
+        guard let index = tags.slot(of: tag), slots[index].awaitingReply else { return false }
+        slots[index].awaitingReply = false
+        if index >= requestSlots { return deliverRflush(flushSlot: index) }
+        if let continuation = slots[index].continuation {
+            // The caller still waits: the reply is the answer, even if a flush is on its way.
+            slots[index].continuation = nil
+            continuation.resume(returning: .reply(length: length))
+            return false
+        }
+        let poke = slots[index].callerGone ? settle(index, reply: length) : false
+        freeIfSettled(index)
+        return poke
+    }
+
+    private mutating func deliverRflush(flushSlot: Int) -> Bool {
+        let target = slots[flushSlot].flushTarget
+        releaseSlot(flushSlot)
+        guard target >= 0 else { return false }
+        slots[target].flushSlot = -1
+        var poke = false
+        if slots[target].awaitingReply {
+            // Rflush without the reply: the request never happened, and no reply can follow.
+            slots[target].awaitingReply = false
+            if let continuation = slots[target].continuation {
+                slots[target].continuation = nil
+                slots[target].callerGone = true
+                continuation.resume(returning: .flushed)
+            }
+            if slots[target].callerGone { poke = settle(target, reply: nil) }
+        }
+        freeIfSettled(target)
+        return poke
+    }
+
+    /// The request of a caller who stopped waiting has settled (`reply` bytes in its buffer,
+    /// or nil when it never happened): undo what would leak. True when a clunk was queued.
+    @discardableResult
+    mutating func settle(_ index: Int, reply: Int?) -> Bool {
+        let undo = slots[index].undo
+        slots[index].undo = .none
+        switch undo {
+        case .none:
+            return false
+        case let .releaseFid(fid):
+            // A Tclunk: answered, the fid is gone; flushed unanswered, it still exists.
+            if reply != nil {
+                fids.release(fid)
+                return false
+            }
+            pendingClunks.append(fid)
+            return true
+        case let .clunk(fid):
+            pendingClunks.append(fid)
+            return true
+        case let .walk(newfid, names):
+            if let reply, walkSucceeded(index, length: reply, names: names) {
+                pendingClunks.append(newfid)
+                return true
+            }
+            fids.release(newfid)
+            return false
+        }
+    }
+
+    private mutating func walkSucceeded(_ index: Int, length: Int, names: Int) -> Bool {
+        let frame = UnsafeRawBufferPointer(rebasing: buffers.buffer(for: index)[0..<length])
+        guard let message = try? RMessage.decode(frame, msize: msize), case let .walk(qids) = message.response else { return false }
+        return qids.count == names
+    }
+
+    private mutating func freeIfSettled(_ index: Int) {
+        let slot = slots[index]
+        guard slot.inUse, !slot.callerHolds, !slot.awaitingReply, slot.flushSlot < 0 else { return }
+        releaseSlot(index)
+    }
+
+    private mutating func releaseSlot(_ index: Int) {
+        tags.free(slots[index].tag)
+        slots[index].reset()
+        if index >= requestSlots {
+            freeFlushSlots.append(index)
+        } else if !slotWaiters.isEmpty && !closed {
+            // Hand the slot straight to the longest waiting caller.
+            let waiter = slotWaiters.removeFirst()
+            occupy(index)
+            waiter.continuation.resume(returning: index)
+        } else {
+            freeRequestSlots.append(index)
+        }
+    }
+
+    /// The connection is gone: every waiting caller fails, nothing is recycled any more.
+    mutating func close() {
+        guard !closed else { return }
+        closed = true
+        for index in slots.indices {
+            if let continuation = slots[index].continuation {
+                slots[index].continuation = nil
+                slots[index].callerGone = true
+                continuation.resume(returning: .connectionLost)
+            }
+        }
+        for waiter in slotWaiters { waiter.continuation.resume(returning: -1) }
+        slotWaiters.removeAll()
+    }
+
+    // MARK: Housekeeper
+
+    /// What the housekeeper does now: frames to send (Tflush, Tclunk), and when to look again.
+    struct Chores {
+        var frames: [SlotFrame] = []
+        var nextLook: ContinuousClock.Instant? = nil
+    }
+
+    mutating func chores(now: ContinuousClock.Instant) -> Chores {
+        var chores = Chores()
+        func later(_ instant: ContinuousClock.Instant) {
+            if chores.nextLook.map({ instant < $0 }) ?? true { chores.nextLook = instant }
+        }
+        for index in 0..<requestSlots where slots[index].inUse {
+            if let deadline = slots[index].deadline, slots[index].awaitingReply, !slots[index].flushWanted {
+                if deadline <= now {
+                    _ = requestFlush(index, reason: .timedOut, now: now)
+                } else {
+                    later(deadline)
+                }
+            }
+            if slots[index].flushWanted, slots[index].sent, slots[index].awaitingReply, slots[index].flushSlot < 0,
+               let flushSlot = freeFlushSlots.popLast() {
+                chores.frames.append(encodeFlush(of: index, in: flushSlot))
+            }
+            if let grace = slots[index].graceDeadline, let continuation = slots[index].continuation {
+                if grace <= now {
+                    slots[index].continuation = nil
+                    slots[index].callerGone = true
+                    continuation.resume(returning: .abandoned(slots[index].flushReason))
+                } else {
+                    later(grace)
+                }
+            }
+        }
+        while !pendingClunks.isEmpty, let index = freeRequestSlots.popLast() {
+            let fid = pendingClunks.removeFirst()
+            occupy(index)
+            // Nobody waits for this one: settling it gives the fid number back.
+            slots[index].callerHolds = false
+            slots[index].callerGone = true
+            slots[index].awaitingReply = true
+            slots[index].undo = .releaseFid(fid)
+            var writer = WireWriter(buffers.buffer(for: index))
+            let length = (try? Request.clunk(fid: fid).encode(tag: slots[index].tag, into: &writer)) ?? 0
+            chores.frames.append(SlotFrame(slot: index, tag: slots[index].tag, bytes: UnsafeRawBufferPointer(rebasing: writer.buffer[0..<length])))
+        }
+        if !pendingClunks.isEmpty { later(now + .milliseconds(20)) }
+        housekeeperWakes = chores.nextLook
+        return chores
+    }
+
+    private mutating func encodeFlush(of index: Int, in flushSlot: Int) -> SlotFrame {
+        slots[flushSlot].reset()
+        slots[flushSlot].inUse = true
+        slots[flushSlot].awaitingReply = true
+        slots[flushSlot].flushTarget = index
+        let tag = tags.allocate(for: flushSlot)
+        slots[flushSlot].tag = tag
+        slots[index].flushSlot = flushSlot
+        var writer = WireWriter(buffers.buffer(for: flushSlot))
+        let length = (try? Request.flush(oldtag: slots[index].tag).encode(tag: tag, into: &writer)) ?? 0
+        return SlotFrame(slot: flushSlot, tag: tag, bytes: UnsafeRawBufferPointer(rebasing: writer.buffer[0..<length]))
+    }
+
+    /// Tags in use right now (for tests and diagnostics).
+    var tagsInUse: Int { tags.inUse }
+}

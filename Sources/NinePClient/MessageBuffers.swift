@@ -1,0 +1,46 @@
+/// The fixed message buffers of one connection: one per request slot, each `capacity` bytes,
+/// allocated the first time its slot is used and kept until the connection goes away, so that
+/// the steady state allocates nothing. Flush slots get small buffers (Tflush and Rflush are a
+/// few bytes).
+///
+/// This is the one place that owns client message memory, so that it can move to the memory
+/// layer's pools (NinePMemory) without touching the rest of the client.
+///
+/// Not synchronised: every access happens under the connection's state lock, or by the one
+/// thread that owns the slot at that moment (see `ConnectionState`).
+struct MessageBuffers: ~Copyable {
+    private let storage: UnsafeMutablePointer<UnsafeMutableRawBufferPointer>
+    let count: Int
+    let requestSlots: Int
+    let capacity: Int
+    static let flushCapacity = 64
+
+    init(requestSlots: Int, flushSlots: Int, capacity: Int) {
+        count = requestSlots + flushSlots
+        self.requestSlots = requestSlots
+        self.capacity = capacity
+        storage = .allocate(capacity: count)
+        storage.initialize(repeating: UnsafeMutableRawBufferPointer(start: nil, count: 0), count: count)
+    }
+
+    /// The buffer of `slot`, allocated on first use.
+    mutating func buffer(for slot: Int) -> UnsafeMutableRawBufferPointer {
+        if storage[slot].baseAddress == nil {
+            let size = slot < requestSlots ? capacity : MessageBuffers.flushCapacity
+            storage[slot] = .allocate(byteCount: size, alignment: 4096)
+        }
+        return storage[slot]
+    }
+
+    /// How many buffers have been allocated so far (for tests of warm-up).
+    var allocated: Int {
+        var n = 0
+        for i in 0..<count where storage[i].baseAddress != nil { n += 1 }
+        return n
+    }
+
+    deinit {
+        for i in 0..<count where storage[i].baseAddress != nil { storage[i].deallocate() }
+        storage.deallocate()
+    }
+}

@@ -1,0 +1,52 @@
+import CNinePShims
+import Glibc
+import NinePTransport
+
+/// Opens a stream socket to a `tcp:` or `unix:` address (blocking connect).
+enum SocketConnector {
+    static func connect(to address: ListenAddress) throws(NinePError) -> Int32 {
+        switch address {
+        case let .unix(path):
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw NinePError(.connectionLost, errno: errno, operation: .connect, path: address.description) }
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+                raw.initializeMemory(as: UInt8.self, repeating: 0)
+                for (i, byte) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
+            }
+            let rc = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard rc == 0 else {
+                let e = errno
+                close(fd)
+                throw NinePError(.connectionLost, errno: e, operation: .connect, path: address.description)
+            }
+            return fd
+        case let .tcp(host, port):
+            var hints = addrinfo()
+            hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+            hints.ai_flags = AI_NUMERICSERV
+            var result: UnsafeMutablePointer<addrinfo>?
+            guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else {
+                throw NinePError(.connectionLost, errno: EHOSTUNREACH, operation: .connect, path: address.description)
+            }
+            defer { freeaddrinfo(result) }
+            var lastErrno = ECONNREFUSED
+            var entry: UnsafeMutablePointer<addrinfo>? = first
+            while let info = entry {
+                entry = info.pointee.ai_next
+                let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+                guard fd >= 0 else { lastErrno = errno; continue }
+                if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
+                    _ = ninep_set_nodelay(fd)
+                    return fd
+                }
+                lastErrno = errno
+                close(fd)
+            }
+            throw NinePError(.connectionLost, errno: lastErrno, operation: .connect, path: address.description)
+        }
+    }
+}

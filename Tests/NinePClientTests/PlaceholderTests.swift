@@ -1,4 +1,0 @@
-import Testing
-@testable import NinePClient
-
-@Test func placeholderBuilds() { #expect(Bool(true)) }
