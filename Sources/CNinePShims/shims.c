@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CNinePShims.h"
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -175,3 +176,13 @@ int ninep_epoll_wait(int epfd, int *fds, int capacity, int timeout_ms) {
     return n;
 }
 int ninep_eventfd(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+/* Asks malloc for n bytes and gives them back: 1 if malloc said yes. The volatile pointer
+   keeps the compiler from pairing malloc with free and deleting both (LLVM removes an
+   unused malloc/free pair and assumes success), which would make the answer always yes. */
+int ninep_can_allocate(size_t n) {
+    void *volatile probe = malloc(n);
+    if (probe == NULL) return 0;
+    free(probe);
+    return 1;
+}

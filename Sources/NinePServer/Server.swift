@@ -276,7 +276,9 @@ public final class Server: @unchecked Sendable {
                 if !isStopping { housekeeping.wait(milliseconds: 1000) }
                 return isStopping
             }
-            metrics.publish()
+            // Publishing builds snapshots and calls the metrics backend, which allocate: when
+            // malloc refuses, skip this beat rather than trap.
+            if MemoryProbe.canAllocate(bytes: 1 << 20) { metrics.publish() }
             if stop { return }
         }
     }

@@ -1,5 +1,6 @@
 import CNinePShims
 import Glibc
+import NinePMemory
 import NinePWire
 
 /// One worker thread's private state: its identity and scratch buffers for C strings and
@@ -39,6 +40,12 @@ final class Worker {
     }
 
     enum NameError: Error { case invalid, tooLong }
+
+    /// For the few handlers that must allocate (attach, xattrs): Rlerror ENOMEM when malloc
+    /// refuses now, instead of a trap inside the handler.
+    func requireAllocatable() throws(ServerErrno) {
+        if !MemoryProbe.canAllocate(bytes: 256 * 1024) { throw ServerErrno(LinuxErrno.ENOMEM) }
+    }
 
     /// Copies a path component into scratch slot `slot` as a C string, rejecting what must
     /// never reach a *at() call: empty names, "/", NUL bytes, "." and "..".

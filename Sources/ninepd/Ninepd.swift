@@ -200,7 +200,12 @@ struct Ninepd: ParsableCommand {
         while true {
             let signal = ninep_wait_termination_signal()
             if signal == SIGUSR1 {
-                for line in server.statusReport() { logger.info("status: \(line)") }
+                // Formatting the report allocates: when malloc refuses, say so without it.
+                if MemoryProbe.canAllocate(bytes: 1 << 20) {
+                    for line in server.statusReport() { logger.info("status: \(line)") }
+                } else {
+                    _ = write(2, "ninepd: status skipped: memory is short\n", 39)
+                }
                 continue
             }
             logger.info("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")

@@ -78,6 +78,9 @@ int ninep_pthread_kill(pthread_t thread, int signo);
 // --- readiness (epoll wrappers: epoll_event is a packed struct with a union, awkward in Swift)
 #define NINEP_EPOLLIN 0x001
 #define NINEP_POLLRDHUP 0x2000
+
+/* 1 if malloc(n) succeeds right now (the memory is freed again). */
+int ninep_can_allocate(size_t n);
 #define NINEP_EPOLLOUT 0x004
 int ninep_epoll_create(void);
 int ninep_epoll_add(int epfd, int fd, uint32_t events);

@@ -1,5 +1,6 @@
 import CNinePShims
 import Glibc
+import NinePMemory
 import NinePWire
 
 extension Worker {
@@ -11,6 +12,9 @@ extension Worker {
     ) throws(ServerErrno) -> Int {
         let configuration = server.configuration
         if afid != NineP.noFid { throw ServerErrno(LinuxErrno.EINVAL) }
+        // Attach looks the user up and builds its group list, which allocates: ask first, so
+        // a refusal is Rlerror ENOMEM rather than a trap.
+        try requireAllocatable()
         if aname.count > 0 {
             let name = aname.makeString()
             let trimmed = name.count > 1 && name.hasSuffix("/") ? String(name.dropLast()) : name

@@ -60,6 +60,7 @@ extension Worker {
                 guard offset == UInt64(xattr.value.count), xattr.value.count + data.count <= xattr.expectedSize else {
                     throw ServerErrno(LinuxErrno.EINVAL)
                 }
+                try requireAllocatable()
                 xattr.value.append(contentsOf: data)
                 return try encode(.write(count: UInt32(data.count)), tag: tag, into: &w)
             case .xattrRead:

@@ -13,6 +13,7 @@ extension Worker {
         _ connection: Connection, tag: UInt16, fid: UInt32, newfid: UInt32, name: ByteView, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         let cName = try cString(name, slot: 0, limit: 255).get()
+        try requireAllocatable()  // the value or name list is copied into the fid
         return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             let restricted = restrictsXattrs(uid: ref.entry.uid)
@@ -61,6 +62,7 @@ extension Worker {
         try requireWritable()
         _ = try cString(name, slot: 0, limit: 255).get()
         if name.count == 0 { throw ServerErrno.invalid }
+        try requireAllocatable()  // the value is collected in the fid
         guard size <= UInt64(Self.maxXattrSize) else { throw ServerErrno(LinuxErrno.E2BIG) }
         guard flags & ~UInt32(Self.xattrCreate | Self.xattrReplace) == 0 else { throw ServerErrno.invalid }
         return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
