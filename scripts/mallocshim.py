@@ -242,7 +242,10 @@ def symbolized_records(bt_file, max_frames=32):
             if (path, offset) in resolved:
                 function, where = resolved[(path, offset)]
                 where = "" if where.startswith("??") else "  " + where
-                out_frames.append("%s  [%s]%s" % (demangled.get(function, function), os.path.basename(path), where))
+                name = demangled.get(function, function)
+                if len(name) > 160:
+                    name = name[:157] + "..."   # C++ template names from the Swift runtime
+                out_frames.append("%s  [%s]%s" % (name, os.path.basename(path), where))
             else:
                 out_frames.append(frame.strip())
         result.append((header, out_frames))
