@@ -20,6 +20,8 @@ public final class MemoryMetrics: @unchecked Sendable {
     private let waiting: Gauge
     private var lastGrants: [UInt64]
     private var lastWaits: [UInt64]
+    private var grantsNow: [UInt64]
+    private var waitsNow: [UInt64]
     private var drained: [(site: Int, nanoseconds: UInt64)] = []
 
     public init(arena: MemoryArena) {
@@ -40,31 +42,36 @@ public final class MemoryMetrics: @unchecked Sendable {
         Gauge(label: "ninep_pool_buffer_bytes", dimensions: [("pool", "large")]).record(arena.large.bufferSize)
         lastGrants = Array(repeating: 0, count: sites.count)
         lastWaits = Array(repeating: 0, count: sites.count)
+        grantsNow = Array(repeating: 0, count: sites.count)
+        waitsNow = Array(repeating: 0, count: sites.count)
         drained.reserveCapacity(WaitStatistics.ringCapacity)
     }
 
-    /// Pushes what changed since the last call into swift-metrics.
+    /// Pushes what changed since the last call into swift-metrics. Allocates nothing itself
+    /// (every array here is sized at init), so it can run while malloc refuses; what the
+    /// installed metrics backend does is the backend's business.
     public func publish() {
-        let (snapshot, free, waitingNow, dropped): ([WaitStatistics.SiteSnapshot], (Int, Int, Int), Int, UInt64) = arena.lock.withLock {
-            let dropped = arena.statistics.drainLocked(into: &drained)
-            return (
-                arena.statistics.snapshotLocked(),
-                (arena.small.freeCount, arena.large.freeCount, arena.parkingUnusedForReport),
-                arena.waitingCountLocked, dropped
-            )
+        var dropped: UInt64 = 0
+        var free = (small: 0, large: 0, parking: 0)
+        var waitingNow = 0
+        arena.lock.withLock {
+            dropped = arena.statistics.drainLocked(into: &drained)
+            arena.statistics.copyCountsLocked(grants: &grantsNow, waits: &waitsNow)
+            free = (arena.small.freeCount, arena.large.freeCount, arena.parkingUnusedForReport)
+            waitingNow = arena.waitingCountLocked
         }
         for sample in drained { waitTimers[sample.site].recordNanoseconds(Int64(clamping: sample.nanoseconds)) }
         drained.removeAll(keepingCapacity: true)
         if dropped > 0 { droppedWaits.increment(by: Int64(clamping: dropped)) }
-        for (index, site) in snapshot.enumerated() {
-            if site.grants > lastGrants[index] { grantCounters[index].increment(by: Int64(clamping: site.grants - lastGrants[index])) }
-            if site.waits > lastWaits[index] { waitCounters[index].increment(by: Int64(clamping: site.waits - lastWaits[index])) }
-            lastGrants[index] = site.grants
-            lastWaits[index] = site.waits
+        for index in grantsNow.indices {
+            if grantsNow[index] > lastGrants[index] { grantCounters[index].increment(by: Int64(clamping: grantsNow[index] - lastGrants[index])) }
+            if waitsNow[index] > lastWaits[index] { waitCounters[index].increment(by: Int64(clamping: waitsNow[index] - lastWaits[index])) }
+            lastGrants[index] = grantsNow[index]
+            lastWaits[index] = waitsNow[index]
         }
-        freeSmall.record(free.0)
-        freeLarge.record(free.1)
-        freeParking.record(free.2)
+        freeSmall.record(free.small)
+        freeLarge.record(free.large)
+        freeParking.record(free.parking)
         waiting.record(waitingNow)
     }
 }

@@ -111,6 +111,14 @@ public final class WaitStatistics: @unchecked Sendable {
         }
     }
 
+    /// Copies the grant and wait counters into arrays of one entry per site, lock held.
+    func copyCountsLocked(grants grantsOut: inout [UInt64], waits waitsOut: inout [UInt64]) {
+        for site in sites.indices {
+            grantsOut[site] = grants[site]
+            waitsOut[site] = waits[site]
+        }
+    }
+
     /// Moves the recent waits out of the ring (for the metrics publisher), lock held.
     func drainLocked(into sink: inout [(site: Int, nanoseconds: UInt64)]) -> UInt64 {
         for index in 0..<ringCount { sink.append((Int(ringSite[index]), ringNanoseconds[index])) }

@@ -276,9 +276,7 @@ public final class Server: @unchecked Sendable {
                 if !isStopping { housekeeping.wait(milliseconds: 1000) }
                 return isStopping
             }
-            // Publishing builds snapshots and calls the metrics backend, which allocate: when
-            // malloc refuses, skip this beat rather than trap.
-            if MemoryProbe.canAllocate(bytes: 1 << 20) { metrics.publish() }
+            metrics.publish()
             if stop { return }
         }
     }
