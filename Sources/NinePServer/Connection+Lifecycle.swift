@@ -189,11 +189,14 @@ extension Connection {
         let decision: Decision = stateLock.withLock {
             if closing { return .queued }
             if tagInUseLocked(tag) { return .violation }
-            guard let target = contexts.first(where: {
-                $0.inFlight && !$0.suppressed && ($0.tag == oldtag || $0.pendingFlushes.contains(oldtag))
-            }) else {
-                return .replyNow
+            var found: RequestContext? = nil
+            for candidate in contexts where candidate.inFlight && !candidate.suppressed {
+                if candidate.tag == oldtag || candidate.pendingFlushes.contains(oldtag) {
+                    found = candidate
+                    break
+                }
             }
+            guard let target = found else { return .replyNow }
             guard target.pendingFlushes.count < RequestContext.maxPendingFlushes else { return .violation }
             // Rflushes go out in the order their Tflushes came: a flush of a flush joins the
             // queue of the request the first flush named.

@@ -26,7 +26,9 @@ final class Connection: @unchecked Sendable {
     let fids: FidTable
     let stateLock = ConditionLock()
     let writeLock = ConditionLock()
-    private(set) var contexts: [RequestContext] = []
+    /// Fixed for the slot's life. A raw buffer rather than an Array: scanning it does not go
+    /// through Array's read coroutine, which allocates in unoptimised builds.
+    let contexts: UnsafeMutableBufferPointer<RequestContext>
     private var freeContexts: [Int] = []
     var inFlightCount = 0
     var closing = false
@@ -54,15 +56,18 @@ final class Connection: @unchecked Sendable {
         self.fids = FidTable(limit: configuration.maxFidsPerConnection, preallocated: configuration.preallocatedFidsPerConnection)
         self.msize = configuration.maxMessageSize
         let count = configuration.maxRequestsPerConnection
-        contexts.reserveCapacity(count)
+        contexts = .allocate(capacity: count)
         freeContexts.reserveCapacity(count)
+        for index in 0..<count { freeContexts.append(count - 1 - index) }
+        // `self` is complete once every stored property is set: the contexts point back to it.
         for index in 0..<count {
-            contexts.append(RequestContext(connection: self, index: index))
-            freeContexts.append(count - 1 - index)
+            (contexts.baseAddress! + index).initialize(to: RequestContext(connection: self, index: index))
         }
     }
 
     deinit {
+        _ = contexts.deinitialize()
+        contexts.deallocate()
         headerScratch.deallocate()
         flushReply.deallocate()
         writeScratch.deallocate()

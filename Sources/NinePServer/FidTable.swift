@@ -218,7 +218,7 @@ final class FidTable: Sendable {
             for (_, slot) in candidates.prefix(wanted) {
                 let fd = s.entries[slot].pathFd
                 var st = statx()
-                guard ninep_statx(fd, "", NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_NLINK), &st) == 0, st.stx_nlink > 0 else {
+                guard ninep_statx(fd, emptyPath, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_NLINK), &st) == 0, st.stx_nlink > 0 else {
                     continue  // an unlinked file has no handle to come back by
                 }
                 let length = handle.withUnsafeMutableBytes { ninep_handle_of(fd, $0.baseAddress, $0.count) }

@@ -57,7 +57,7 @@ extension Worker {
             if f.valid & (SetattrValid.uid | SetattrValid.gid) != 0 {
                 let uid = f.valid & SetattrValid.uid != 0 ? uid_t(f.uid) : uid_t.max
                 let gid = f.valid & SetattrValid.gid != 0 ? gid_t(f.gid) : gid_t.max
-                if fchownat(pathFd, "", uid, gid, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 { throw ServerErrno.current }
+                if fchownat(pathFd, emptyPath, uid, gid, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 { throw ServerErrno.current }
             }
             if f.valid & SetattrValid.size != 0 {
                 guard f.size <= UInt64(Int64.max) else { throw ServerErrno(LinuxErrno.EFBIG) }
@@ -73,7 +73,7 @@ extension Worker {
                                     seconds: f.mtimeSeconds, nanoseconds: f.mtimeNanoseconds)
                 let rc = withUnsafePointer(to: &times) { pointer in
                     pointer.withMemoryRebound(to: timespec.self, capacity: 2) { ts in
-                        if ref.entry.qid.isSymlink { return utimensat(pathFd, "", ts, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
+                        if ref.entry.qid.isSymlink { return utimensat(pathFd, emptyPath, ts, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
                         return openFd >= 0 ? futimens(openFd, ts) : ninep_fd_utimens(pathFd, ts)
                     }
                 }

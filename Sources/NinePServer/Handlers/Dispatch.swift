@@ -171,7 +171,7 @@ extension Worker {
     /// statx of a descriptor itself (never following a symlink).
     func stat(_ fd: Int32) throws(ServerErrno) -> statx {
         var st = statx()
-        if ninep_statx(fd, "", NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_BASIC_STATS | STATX_BTIME), &st) != 0 {
+        if ninep_statx(fd, emptyPath, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_BASIC_STATS | STATX_BTIME), &st) != 0 {
             throw ServerErrno.current
         }
         return st
@@ -190,3 +190,12 @@ extension Worker {
         try componentName(view, slot: slot).get()
     }
 }
+
+/// "" as a C string for the *at(fd, "", AT_EMPTY_PATH) calls: a Swift literal passed as a C
+/// string is copied into a temporary in unoptimised builds, which would allocate per request.
+/// nonisolated(unsafe): the one byte is written once, before the first read, and never again.
+nonisolated(unsafe) let emptyPath: UnsafePointer<CChar> = {
+    let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
+    pointer.initialize(to: 0)
+    return UnsafePointer(pointer)
+}()

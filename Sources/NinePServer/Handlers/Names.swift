@@ -89,7 +89,7 @@ extension Worker {
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             guard ref.entry.qid.isSymlink else { throw ServerErrno.invalid }
             let buffer = names[2]
-            let n = readlinkat(ref.entry.pathFd, "", buffer, Worker.nameCapacity - 1)
+            let n = readlinkat(ref.entry.pathFd, emptyPath, buffer, Worker.nameCapacity - 1)
             if n < 0 { throw ServerErrno.current }
             let target = ByteView(UnsafeRawBufferPointer(start: buffer, count: n))
             return try encode(.readlink(target: target), tag: tag, into: &w)
