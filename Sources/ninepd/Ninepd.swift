@@ -63,7 +63,8 @@ struct Ninepd: ParsableCommand {
         valueName: "size"))
     var memoryBudget: String?
 
-    @Option(name: .long, help: ArgumentHelp(
+    // .unconditional: "--oom-score-adj -1000" must not read -1000 as an option.
+    @Option(name: .long, parsing: .unconditional, help: ArgumentHelp(
         "Write this to /proc/self/oom_score_adj (-1000 to 1000): -1000 keeps the OOM killer away from ninepd.",
         valueName: "n"))
     var oomScoreAdj: Int?
