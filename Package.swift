@@ -68,6 +68,7 @@ let package = Package(
             dependencies: [
                 "NinePWire", "NinePServer", "NinePMemory", "NinePTransport", "CNinePShims",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(

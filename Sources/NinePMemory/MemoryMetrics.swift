@@ -24,22 +24,23 @@ public final class MemoryMetrics: @unchecked Sendable {
     private var waitsNow: [UInt64]
     private var drained: [(site: Int, nanoseconds: UInt64)] = []
 
-    public init(arena: MemoryArena) {
+    /// `factory`: the metrics backend (the one bootstrapped in MetricsSystem by default).
+    public init(arena: MemoryArena, factory: any MetricsFactory = MetricsSystem.factory) {
         self.arena = arena
         let sites = arena.statistics.sites
-        waitTimers = sites.map { Metrics.Timer(label: "ninep_memory_wait", dimensions: [("site", $0)]) }
-        grantCounters = sites.map { Counter(label: "ninep_memory_grants_total", dimensions: [("site", $0)]) }
-        waitCounters = sites.map { Counter(label: "ninep_memory_waits_total", dimensions: [("site", $0)]) }
-        droppedWaits = Counter(label: "ninep_memory_wait_samples_dropped_total")
-        freeSmall = Gauge(label: "ninep_pool_free_buffers", dimensions: [("pool", "small")])
-        freeLarge = Gauge(label: "ninep_pool_free_buffers", dimensions: [("pool", "large")])
-        freeParking = Gauge(label: "ninep_pool_free_buffers", dimensions: [("pool", "parking")])
-        waiting = Gauge(label: "ninep_memory_waiters")
-        Gauge(label: "ninep_pool_buffers", dimensions: [("pool", "small")]).record(arena.small.capacity)
-        Gauge(label: "ninep_pool_buffers", dimensions: [("pool", "large")]).record(arena.large.capacity)
-        Gauge(label: "ninep_pool_buffers", dimensions: [("pool", "parking")]).record(arena.plan.parkingReserve)
-        Gauge(label: "ninep_pool_buffer_bytes", dimensions: [("pool", "small")]).record(arena.small.bufferSize)
-        Gauge(label: "ninep_pool_buffer_bytes", dimensions: [("pool", "large")]).record(arena.large.bufferSize)
+        waitTimers = sites.map { Metrics.Timer(label: "ninep_memory_wait", dimensions: [("site", $0)], factory: factory) }
+        grantCounters = sites.map { Counter(label: "ninep_memory_grants_total", dimensions: [("site", $0)], factory: factory) }
+        waitCounters = sites.map { Counter(label: "ninep_memory_waits_total", dimensions: [("site", $0)], factory: factory) }
+        droppedWaits = Counter(label: "ninep_memory_wait_samples_dropped_total", factory: factory)
+        freeSmall = Gauge(label: "ninep_pool_free_buffers", dimensions: [("pool", "small")], factory: factory)
+        freeLarge = Gauge(label: "ninep_pool_free_buffers", dimensions: [("pool", "large")], factory: factory)
+        freeParking = Gauge(label: "ninep_pool_free_buffers", dimensions: [("pool", "parking")], factory: factory)
+        waiting = Gauge(label: "ninep_memory_waiters", factory: factory)
+        Gauge(label: "ninep_pool_buffers", dimensions: [("pool", "small")], factory: factory).record(arena.small.capacity)
+        Gauge(label: "ninep_pool_buffers", dimensions: [("pool", "large")], factory: factory).record(arena.large.capacity)
+        Gauge(label: "ninep_pool_buffers", dimensions: [("pool", "parking")], factory: factory).record(arena.plan.parkingReserve)
+        Gauge(label: "ninep_pool_buffer_bytes", dimensions: [("pool", "small")], factory: factory).record(arena.small.bufferSize)
+        Gauge(label: "ninep_pool_buffer_bytes", dimensions: [("pool", "large")], factory: factory).record(arena.large.bufferSize)
         lastGrants = Array(repeating: 0, count: sites.count)
         lastWaits = Array(repeating: 0, count: sites.count)
         grantsNow = Array(repeating: 0, count: sites.count)

@@ -19,6 +19,20 @@ public struct MemoryPlan: Sendable, Equatable {
     public var connectionSlots: Int
     public var connectionSlotBytes: Int
 
+    /// A plan given piece by piece (tests; `derive` is how the server makes one).
+    public init(
+        budget: Int, largeBufferBytes: Int, largeBuffers: Int, smallBuffers: Int,
+        parkingPerConnection: Int, connectionSlots: Int, connectionSlotBytes: Int
+    ) {
+        self.budget = budget
+        self.largeBufferBytes = largeBufferBytes
+        self.largeBuffers = largeBuffers
+        self.smallBuffers = smallBuffers
+        self.parkingPerConnection = parkingPerConnection
+        self.connectionSlots = connectionSlots
+        self.connectionSlotBytes = connectionSlotBytes
+    }
+
     public var parkingReserve: Int { connectionSlots * parkingPerConnection }
     public var largeBytes: Int { largeBuffers * largeBufferBytes }
     public var smallBytes: Int { smallBuffers * Self.smallBufferBytes }
