@@ -22,7 +22,10 @@ public final class MemoryMetrics: @unchecked Sendable {
     private var lastWaits: [UInt64]
     private var grantsNow: [UInt64]
     private var waitsNow: [UInt64]
-    private var drained: [(site: Int, nanoseconds: UInt64)] = []
+    /// Wait samples moved out of the arena's ring; a raw buffer, so iterating it needs no
+    /// conformance lookup (which allocates on first use in unoptimised builds).
+    private let drainedSites: UnsafeMutablePointer<Int>
+    private let drainedNanoseconds: UnsafeMutablePointer<UInt64>
 
     /// `factory`: the metrics backend (the one bootstrapped in MetricsSystem by default).
     public init(arena: MemoryArena, factory: any MetricsFactory = MetricsSystem.factory) {
@@ -45,7 +48,13 @@ public final class MemoryMetrics: @unchecked Sendable {
         lastWaits = Array(repeating: 0, count: sites.count)
         grantsNow = Array(repeating: 0, count: sites.count)
         waitsNow = Array(repeating: 0, count: sites.count)
-        drained.reserveCapacity(WaitStatistics.ringCapacity)
+        drainedSites = .allocate(capacity: WaitStatistics.ringCapacity)
+        drainedNanoseconds = .allocate(capacity: WaitStatistics.ringCapacity)
+    }
+
+    deinit {
+        drainedSites.deallocate()
+        drainedNanoseconds.deallocate()
     }
 
     /// Pushes what changed since the last call into swift-metrics. Allocates nothing itself
@@ -53,18 +62,22 @@ public final class MemoryMetrics: @unchecked Sendable {
     /// installed metrics backend does is the backend's business.
     public func publish() {
         var dropped: UInt64 = 0
+        var drainedCount = 0
         var free = (small: 0, large: 0, parking: 0)
         var waitingNow = 0
         arena.lock.withLock {
-            dropped = arena.statistics.drainLocked(into: &drained)
+            (drainedCount, dropped) = arena.statistics.drainLocked(sites: drainedSites, nanoseconds: drainedNanoseconds)
             arena.statistics.copyCountsLocked(grants: &grantsNow, waits: &waitsNow)
             free = (arena.small.freeCount, arena.large.freeCount, arena.parkingUnusedForReport)
             waitingNow = arena.waitingCountLocked
         }
-        for sample in drained { waitTimers[sample.site].recordNanoseconds(Int64(clamping: sample.nanoseconds)) }
-        drained.removeAll(keepingCapacity: true)
+        var index = 0
+        while index < drainedCount {
+            waitTimers[drainedSites[index]].recordNanoseconds(Int64(clamping: drainedNanoseconds[index]))
+            index += 1
+        }
         if dropped > 0 { droppedWaits.increment(by: Int64(clamping: dropped)) }
-        for index in grantsNow.indices {
+        for index in 0..<grantsNow.count {
             if grantsNow[index] > lastGrants[index] { grantCounters[index].increment(by: Int64(clamping: grantsNow[index] - lastGrants[index])) }
             if waitsNow[index] > lastWaits[index] { waitCounters[index].increment(by: Int64(clamping: waitsNow[index] - lastWaits[index])) }
             lastGrants[index] = grantsNow[index]

@@ -119,13 +119,20 @@ public final class WaitStatistics: @unchecked Sendable {
         }
     }
 
-    /// Moves the recent waits out of the ring (for the metrics publisher), lock held.
-    func drainLocked(into sink: inout [(site: Int, nanoseconds: UInt64)]) -> UInt64 {
-        for index in 0..<ringCount { sink.append((Int(ringSite[index]), ringNanoseconds[index])) }
+    /// Moves the recent waits out of the ring into two arrays of `ringCapacity` entries
+    /// (lock held); returns how many were moved and how many were dropped since last time.
+    func drainLocked(sites sitesOut: UnsafeMutablePointer<Int>, nanoseconds nanosecondsOut: UnsafeMutablePointer<UInt64>) -> (count: Int, dropped: UInt64) {
+        var index = 0
+        while index < ringCount {
+            sitesOut[index] = Int(ringSite[index])
+            nanosecondsOut[index] = ringNanoseconds[index]
+            index += 1
+        }
+        let moved = ringCount
         ringCount = 0
         let dropped = ringDropped
         ringDropped = 0
-        return dropped
+        return (moved, dropped)
     }
 }
 

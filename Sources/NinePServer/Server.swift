@@ -251,8 +251,18 @@ public final class Server: @unchecked Sendable {
         }
     }
 
+    /// Takes `connection` out of `active` (registry locked). An index loop: closing a
+    /// connection must not allocate, and generic algorithms do in unoptimised builds.
     private func remove(_ connection: Connection) {
-        if let index = active.firstIndex(where: { $0 === connection }) { active.swapAt(index, active.count - 1); active.removeLast() }
+        var index = 0
+        while index < active.count {
+            if active[index] === connection {
+                active.swapAt(index, active.count - 1)
+                active.removeLast()
+                return
+            }
+            index += 1
+        }
     }
 
     /// Called by a reader when its client's session has ended.

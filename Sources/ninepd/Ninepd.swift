@@ -205,7 +205,8 @@ struct Ninepd: ParsableCommand {
                 if MemoryProbe.canAllocate(bytes: 1 << 20) {
                     for line in server.statusReport() { logger.info("status: \(line)") }
                 } else {
-                    _ = write(2, "ninepd: status skipped: memory is short\n", 39)
+                    let message: StaticString = "ninepd: status skipped: memory is short\n"
+                    _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
                 }
                 continue
             }
