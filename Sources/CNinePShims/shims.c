@@ -186,3 +186,8 @@ int ninep_can_allocate(size_t n) {
     free(probe);
     return 1;
 }
+
+/* Starts writeback of a just-written range without waiting for it (write-behind). */
+int ninep_start_writeback(int fd, long long offset, long long length) {
+    return (int)syscall(SYS_sync_file_range, fd, offset, length, 2 /* SYNC_FILE_RANGE_WRITE */);
+}

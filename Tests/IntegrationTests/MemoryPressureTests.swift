@@ -25,7 +25,7 @@ struct MemoryPressureTests {
         let outcome = try run("/usr/bin/env", [
             "python3", script, "--ninepd", Paths.ninepd.path, "--servers", "ninepd,diod",
             "--duration", "60", "--connections", "16", "--depth", "16",
-            "--budget", "64M", "--margin", "32M", "--output", "-", "--json", json.path,
+            "--budget", "32M", "--margin", "64M", "--output", "-", "--json", json.path,
         ], timeout: .seconds(540))
         print(outcome.output)
         guard let data = FileManager.default.contents(atPath: json.path),

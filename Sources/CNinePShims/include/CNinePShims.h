@@ -81,6 +81,9 @@ int ninep_pthread_kill(pthread_t thread, int signo);
 
 /* 1 if malloc(n) succeeds right now (the memory is freed again). */
 int ninep_can_allocate(size_t n);
+
+/* sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE): start writeback, do not wait. */
+int ninep_start_writeback(int fd, long long offset, long long length);
 #define NINEP_EPOLLOUT 0x004
 int ninep_epoll_create(void);
 int ninep_epoll_add(int epfd, int fd, uint32_t events);
