@@ -27,11 +27,14 @@ struct AllocationTests {
             Issue.record("bench-allocs produced no figures (status \(outcome.status)): \(outcome.output.suffix(4000))")
             return
         }
+        // The counter must be live, or every zero below would be vacuous.
+        let counted = figures["allocations_before_measuring"] as? Int ?? 0
+        #expect(counted > 0, "the shim counted no allocation in ninepd from start-up to the end of warm-up: is LD_PRELOAD honoured?")
         func perRequest(_ name: String) -> Double? { rows[name]?["per_request"] as? Double }
         let summary = rows.keys.sorted().map { name in
-            "\(name): \(String(format: "%.2f", perRequest(name) ?? -1))"
+            "\(name): \(String(format: "%.4f", perRequest(name) ?? -1))"
         }.joined(separator: ", ")
-        print("mallocs per request after warm-up (\(Paths.ninepd.path)): \(summary)")
+        print("mallocs per request after warm-up (\(Paths.ninepd.path); \(counted) allocations before measuring): \(summary)")
         for name in Self.required {
             guard let count = perRequest(name) else {
                 Issue.record("bench-allocs reported no row \(name): \(outcome.output.suffix(3000))")
