@@ -29,7 +29,8 @@ struct MallocFailureTests {
         #expect(result["setup_error"] == nil, "setup failed: \(result["setup_error"] ?? "")")
         // Every check the script made must hold; at least the ones that prove the promise must have been made.
         let expected = [
-            "new connections get served or a clear refusal", "a connection beyond --max-connections is refused",
+            "new connections get served or a clear refusal",
+            "a new connection is refused clearly, at --max-connections at the latest",
             "new fids beyond the table get ENOMEM/EMFILE", "no corrupted bytes",
             "steady loop keeps serving on every connection", "exits 0 on SIGTERM",
         ]
