@@ -44,8 +44,14 @@ extension NinePClient {
     /// Tgetattr of `path`.
     public func stat(_ path: String) async throws -> FileAttributes {
         let file = try await walk(path)
-        defer { Task { await file.close() } }
-        return try await file.stat()
+        do {
+            let attributes = try await file.stat()
+            await file.close()
+            return attributes
+        } catch {
+            await file.close()
+            throw error
+        }
     }
 
     /// Tsetattr of `path`.

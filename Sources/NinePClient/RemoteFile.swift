@@ -86,15 +86,18 @@ public final class RemoteFile: Sendable {
         }
     }
 
-    /// Up to `count` bytes at `offset` (several Treads when needed; fewer bytes at the end).
+    /// Up to `count` bytes at `offset`: Treads of `ioSize` until `count` bytes or a short read
+    /// (the end of the file, or all that a FIFO or socket has now).
     public func read(at offset: UInt64, count: Int) async throws -> [UInt8] {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
         defer { buffer.deallocate() }
         var done = 0
         while done < count {
-            let n = try await read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<count]), at: offset + UInt64(done))
-            if n == 0 { break }
+            let asked = min(count - done, ioSize)
+            let n = try await read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + asked)]), at: offset + UInt64(done))
             done += n
+            // A short read is the end of the file (or all a FIFO has now): do not wait for more.
+            if n < asked { break }
         }
         return Array(UnsafeRawBufferPointer(rebasing: buffer[0..<done]))
     }

@@ -63,7 +63,7 @@ final class InProcessNinepd: TestPeer {
         var configuration = ServerConfiguration(exportPath: export.path, listen: [.tcp(host: "127.0.0.1", port: 0)])
         configuration.workerThreads = 4
         var logger = Logger(label: "ninepd-client-test")
-        logger.logLevel = .critical
+        logger.logLevel = getenv("NINEP_TEST_TRACE") != nil ? .trace : .critical
         server = try Server(configuration: configuration, logger: logger)
         server.start()
         guard case let .tcp(_, port)? = server.boundAddresses.first else { throw TestError("no TCP address bound") }

@@ -1,0 +1,231 @@
+import Glibc
+import NinePClient
+import NinePWire
+import Synchronization
+import Testing
+
+/// Cancellation and timeouts against fake servers that settle a flushed request each way
+/// flush(5) allows, or never.
+@Suite(.serialized)
+struct CancellationTests {
+    /// A client with a short flush grace, as the scenarios below assume (250 ms).
+    func connect(_ server: FakeServer, maxInFlight: Int = 32) async throws -> NinePClient {
+        let configuration = ClientConfiguration(
+            address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 65536, maxInFlight: maxInFlight,
+            flushGrace: .milliseconds(250))
+        return try await NinePClient.connect(configuration)
+    }
+
+    /// Waits (at most `limit`) until `condition` holds.
+    func eventually(_ limit: Duration = .seconds(3), _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
+    }
+
+    @Test func replyBeforeRflushIsReturnedToTheCaller() async throws {
+        // Twalk of one name is answered only when flushed: reply first, then Rflush.
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .twalk where message.names == 1: break
+            case .tflush:
+                server.rwalk(tag: message.oldtag!, names: 1)
+                server.rflush(tag: message.tag)
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await connect(server)
+        let walk = Task { try await client.walk("/slow") }
+        try await Task.sleep(for: .milliseconds(100))
+        walk.cancel()
+        let file = try await walk.value
+        let log = server.log
+        let walked = try #require(log.last { $0.type == .twalk && $0.names == 1 })
+        #expect(log.contains { $0.type == .tflush && $0.oldtag == walked.tag }, "no Tflush for the cancelled walk")
+        #expect(file.qid.path == 100, "the walk's reply was not returned")
+        await file.close()
+        #expect(server.log.contains { $0.type == .tclunk && $0.fid == walked.newfid }, "closing the returned file sent no Tclunk")
+        #expect(await eventually { client.tagsInUse == 0 })
+    }
+
+    @Test func lateReplyAfterTheCallerLeftIsClunked() async throws {
+        // The reply comes 600 ms after the Tflush (after the 250 ms grace), then Rflush.
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .twalk where message.names == 1: break
+            case .tflush:
+                DaemonThreadForTests.after(.milliseconds(600)) {
+                    server.rwalk(tag: message.oldtag!, names: 1)
+                    server.rflush(tag: message.tag)
+                }
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await connect(server)
+        let clock = ContinuousClock()
+        let walk = Task { try await client.walk("/slow") }
+        try await Task.sleep(for: .milliseconds(100))
+        let cancelled = clock.now
+        walk.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await walk.value }
+        let waited = clock.now - cancelled
+        #expect(waited < .seconds(1), "cancellation took \(waited)")
+        let walked = try #require(server.log.last { $0.type == .twalk && $0.names == 1 })
+        #expect(client.tagsInUse == 2, "the walk's tag and its flush's tag stay reserved until Rflush")
+        // The walk happened after all: its fid must not leak.
+        #expect(await eventually { server.log.contains { $0.type == .tclunk && $0.fid == walked.newfid } }, "the fid of the late walk was not clunked")
+        #expect(await eventually { client.tagsInUse == 0 })
+        print("cancellation with a late reply: control back after \(waited); fid \(walked.newfid!) clunked after the late Rwalk")
+    }
+
+    @Test func rflushWithoutReplyMeansTheWalkNeverHappened() async throws {
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .twalk where message.names == 1: break
+            case .tflush: server.rflush(tag: message.tag)
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await connect(server)
+        let walk = Task { try await client.walk("/slow") }
+        try await Task.sleep(for: .milliseconds(50))
+        walk.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await walk.value }
+        let walked = try #require(server.log.last { $0.type == .twalk && $0.names == 1 })
+        #expect(await eventually { client.tagsInUse == 0 })
+        // No clunk for a fid that was never made, and its number is reused.
+        let file = try await client.walk("/ok/next")
+        #expect(!server.log.contains { $0.type == .tclunk && $0.fid == walked.newfid })
+        #expect(server.log.last { $0.type == .twalk }?.newfid == walked.newfid, "the unused fid number was not given back")
+        await file.close()
+    }
+
+    @Test func silentServerCancellationAndTimeoutReturnAndTagsStayReserved() async throws {
+        // One-name walks and every Tflush go unanswered until the test says so.
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .twalk where message.names == 1, .tflush: break
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await connect(server)
+        let clock = ContinuousClock()
+
+        let walk = Task { try await client.walk("/stuck") }
+        try await Task.sleep(for: .milliseconds(100))
+        let cancelledAt = clock.now
+        walk.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await walk.value }
+        let cancelLatency = clock.now - cancelledAt
+
+        let timedAt = clock.now
+        do {
+            _ = try await NinePClient.withCallTimeout(.milliseconds(300)) { try await client.walk("/stuck-too") }
+            Issue.record("a walk that is never answered returned")
+        } catch let error as NinePError {
+            #expect(error.kind == .timedOut && error.errno == ETIMEDOUT && error.operation == .walk, "\(error)")
+        }
+        let timeoutLatency = clock.now - timedAt
+        #expect(cancelLatency < .seconds(1) && timeoutLatency < .seconds(1), "cancel \(cancelLatency), timeout \(timeoutLatency)")
+
+        let stuck = server.log.filter { $0.type == .twalk && $0.names == 1 }.map(\.tag)
+        let flushes = server.log.filter { $0.type == .tflush }
+        #expect(stuck.count == 2 && flushes.map(\.oldtag!) == stuck, "each stuck call was flushed once: \(flushes)")
+        #expect(client.tagsInUse == 4, "two stuck requests and two flushes hold their tags: \(client.tagsInUse)")
+
+        // The connection stays usable, and no new request reuses a reserved tag.
+        let reserved = Set(stuck + flushes.map(\.tag))
+        let before = server.log.count
+        for _ in 0..<50 { _ = try await client.stat("/ok/file") }
+        let later = server.log[before...]
+        #expect(later.count == 150 && later.allSatisfy { !reserved.contains($0.tag) }, "a reserved tag was reused")
+
+        // Rflush releases them; the stuck walks' fids were never made, so nothing is clunked.
+        for flush in flushes { server.rflush(tag: flush.tag) }
+        #expect(await eventually { client.tagsInUse == 0 }, "tags still in use after Rflush: \(client.tagsInUse)")
+        print("silent server: cancel returned after \(cancelLatency), 300 ms timeout after \(timeoutLatency)")
+    }
+
+    @Test func cancellingACallWaitingForASlotReturns() async throws {
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .twalk where message.names == 1: break
+            case .tflush: server.rflush(tag: message.tag)
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await connect(server, maxInFlight: 1)
+        let holder = Task { try await client.walk("/stuck") }
+        try await Task.sleep(for: .milliseconds(50))
+        let waiter = Task { try await client.stat("/ok/file") }
+        try await Task.sleep(for: .milliseconds(50))
+        waiter.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await waiter.value }
+        holder.cancel()
+        await #expect(throws: CancellationError.self) { _ = try await holder.value }
+        #expect(try await client.stat("/ok/file").size == 42, "the only slot did not come back")
+    }
+
+    @Test func connectionLossFailsEveryWaiter() async throws {
+        let server = try FakeServer { server, message in
+            if !(message.type == .twalk && message.names == 1) { server.answerNormally(message) }
+        }
+        defer { server.stop() }
+        let client = try await connect(server)
+        let clock = ContinuousClock()
+        let calls = (0..<10).map { index in Task { try await client.walk("/stuck-\(index)") } }
+        try await Task.sleep(for: .milliseconds(100))
+        let dropped = clock.now
+        server.dropConnection()
+        for call in calls {
+            do {
+                _ = try await call.value
+                Issue.record("a call survived the connection")
+            } catch let error as NinePError {
+                #expect(error.kind == .connectionLost && error.errno == ECONNRESET, "\(error)")
+            }
+        }
+        #expect(clock.now - dropped < .seconds(1))
+        do {
+            _ = try await client.stat("/ok/file")
+            Issue.record("a call on a closed connection succeeded")
+        } catch let error as NinePError {
+            #expect(error.kind == .connectionLost)
+        }
+    }
+}
+
+/// Runs `body` on a thread after `delay`.
+enum DaemonThreadForTests {
+    static func after(_ delay: Duration, _ body: @escaping @Sendable () -> Void) {
+        let (seconds, attoseconds) = delay.components
+        let micros = UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
+        let thread = Thread { usleep(micros); body() }
+        thread.start()
+    }
+}
+
+/// A minimal thread wrapper (pthread) for test helpers.
+final class Thread: Sendable {
+    private let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+
+    func start() {
+        let box = Unmanaged.passRetained(self).toOpaque()
+        var thread = pthread_t()
+        pthread_create(&thread, nil, { raw in
+            let me = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
+            me.body()
+            return nil
+        }, box)
+        pthread_detach(thread)
+    }
+}
