@@ -17,6 +17,9 @@ public final class NinePClient: Sendable {
     public let configuration: ClientConfiguration
     /// The qid of the attached root.
     public let rootQid: Qid
+    /// Run calling tasks on this executor (as their preference) for a steady state without heap
+    /// allocation; see `ClientExecutor`.
+    public let executor = ClientExecutor()
 
     /// The msize both sides agreed on.
     public var msize: UInt32 { connection.msize }
@@ -30,7 +33,10 @@ public final class NinePClient: Sendable {
         self.rootQid = rootQid
     }
 
-    deinit { connection.shutdown() }
+    deinit {
+        connection.shutdown()
+        executor.stop()
+    }
 
     /// Connects, negotiates the msize, and attaches `configuration.aname`.
     public static func connect(_ configuration: ClientConfiguration) async throws -> NinePClient {

@@ -1,0 +1,117 @@
+import ArgumentParser
+import Glibc
+import NinePClient
+import Synchronization
+
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure throughput and latency against a server.",
+        discussion: """
+            Workloads (repeat --workload to run several, in order):
+              read      Tread of --size bytes at rotating offsets of a --file-size file
+              write     Twrite of --size bytes at rotating offsets of the same file
+              getattr   Tgetattr on an open fid (no walk)
+              metadata  stat by path: Twalk + Tgetattr + Tclunk
+
+            --concurrency tasks share one connection, each with one call in flight.
+            Every workload warms up for --warmup seconds, then runs for --duration
+            seconds and reports operations and bytes per second and latency percentiles
+            (p50/p90/p99). The work file is --directory/ninep-bench.dat (created, and
+            removed at the end).
+
+            Under an LD_PRELOAD interposer that exports ninep_alloc_calls() (see
+            README), --count-allocations also reports heap allocations per operation.
+
+              ninep bench --workload read --size 1m --concurrency 8
+              ninep bench --json --duration 10 > result.json
+            """
+    )
+
+    @OptionGroup var server: ServerOptions
+    @Option(help: "read, write, getattr or metadata; repeat for several.") var workload: [Workload] = [.read, .write, .getattr, .metadata]
+    @Option(help: "Bytes per read or write (suffixes k, m).") var size: ByteCount = ByteCount(65536)
+    @Option(help: "Size of the work file (suffixes k, m, g).") var fileSize: ByteCount = ByteCount(64 << 20)
+    @Option(help: "Tasks issuing calls at once.") var concurrency = 4
+    @Option(help: "Seconds measured per workload.") var duration = 5.0
+    @Option(help: "Seconds of warm-up per workload (not measured).") var warmup = 1.0
+    @Option(help: "Remote directory for the work file.") var directory = "/"
+    @Flag(help: "Print one JSON object instead of text.") var json = false
+    @Flag(help: "Report heap allocations per operation (needs the interposer).") var countAllocations = false
+
+    func validate() throws {
+        guard concurrency >= 1 && concurrency <= 1024 else { throw ValidationError("--concurrency must be 1 to 1024") }
+        guard duration > 0 && warmup >= 0 else { throw ValidationError("--duration must be positive, --warmup not negative") }
+        guard size.bytes >= 1 && fileSize.bytes >= size.bytes else { throw ValidationError("--file-size must be at least --size") }
+    }
+
+    func run() async throws {
+        if countAllocations && !AllocationCounter.available {
+            Report.printError("ninep: bench: --count-allocations needs LD_PRELOAD of an interposer exporting ninep_alloc_calls")
+            throw ExitCode(64)
+        }
+        let client = try await server.connect(for: "bench")
+        let path = Formatting.join(directory, "ninep-bench.dat")
+        var results: [BenchResult] = []
+        do {
+            let ioSize = min(size.bytes, client.maxIOSize)
+            try await prepareFile(client, path)
+            for kind in workload {
+                let result = try await BenchRun(
+                    client: client, path: path, workload: kind, ioSize: ioSize, fileSize: fileSize.bytes, concurrency: concurrency,
+                    warmup: .milliseconds(Int64(warmup * 1000)), duration: .milliseconds(Int64(duration * 1000)),
+                    countAllocations: countAllocations
+                ).run()
+                results.append(result)
+                if !json { print(result.text) }
+            }
+            try? await client.remove(path)
+        } catch {
+            Report.failure("bench", error, path: path)
+            throw ExitCode(Report.status(error))
+        }
+        if json {
+            let server = (try? self.server.address().description) ?? ""
+            print("{\"server\":\"\(server)\",\"msize\":\(client.msize),\"results\":[\(results.map(\.json).joined(separator: ","))]}")
+        }
+    }
+
+    /// The work file: `fileSize` bytes of a pattern (written once).
+    private func prepareFile(_ client: NinePClient, _ path: String) async throws {
+        let file = try await client.create(path, permissions: 0o644, .write, options: .truncate)
+        let pattern = (0..<client.maxIOSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        try await using(file) { file in
+            var offset = 0
+            while offset < fileSize.bytes {
+                let count = min(pattern.count, fileSize.bytes - offset)
+                try await file.write(contentsOf: Array(pattern[0..<count]), at: UInt64(offset))
+                offset += count
+            }
+        }
+    }
+}
+
+enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
+    case read, write, getattr, metadata
+}
+
+/// A byte count written as 4096, 64k, 1m or 2g.
+struct ByteCount: ExpressibleByArgument, Sendable {
+    let bytes: Int
+
+    init(_ bytes: Int) { self.bytes = bytes }
+
+    init?(argument: String) {
+        let lower = argument.lowercased()
+        let multipliers: [Character: Int] = ["k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
+        var digits = Substring(lower)
+        var multiplier = 1
+        if let last = lower.last, let m = multipliers[last] {
+            multiplier = m
+            digits = lower.dropLast()
+        }
+        guard let value = Int(digits), value >= 0 else { return nil }
+        bytes = value * multiplier
+    }
+
+    var defaultValueDescription: String { String(bytes) }
+}

@@ -1,0 +1,31 @@
+import ArgumentParser
+
+@main
+struct Ninep: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ninep",
+        abstract: "Use a 9P2000.L file server (ninepd, diod, QEMU's virtfs, ...) from the shell.",
+        discussion: """
+            Every command talks to one server. Name it with --server ADDR or the
+            NINEP_SERVER environment variable; ADDR is tcp:HOST:PORT, HOST:PORT or
+            unix:PATH. Remote paths are relative to the attached export ("/" is its
+            root).
+
+              export NINEP_SERVER=tcp:127.0.0.1:5640
+              ninep ls -l /
+              ninep put big.iso /images/big.iso
+              ninep cat /etc/motd | less
+              ninep df --server 10.0.0.2:564 --aname /srv/share
+
+            diod wants the exported path as the attach name: --aname /srv/share.
+
+            Exit status: 0 on success, 1 when an operation failed (the message says
+            which path and why, as cp or rm would), 2 when the server cannot be reached
+            or the connection is lost, 64 for a usage error.
+            """,
+        subcommands: [
+            List.self, Stat.self, Cat.self, Get.self, Put.self, Remove.self, MakeDirectory.self, Move.self, Link.self,
+            DiskFree.self, Bench.self,
+        ]
+    )
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Glibc
+import NinePClient
+import NinePTransport
+
+/// How every command reaches its server.
+struct ServerOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "The server: tcp:HOST:PORT, HOST:PORT or unix:PATH (default: $NINEP_SERVER).", valueName: "addr"))
+    var server: String?
+
+    @Option(help: ArgumentHelp("Attach name: which export to attach (diod needs the exported path).", valueName: "name"))
+    var aname = ""
+
+    @Option(help: ArgumentHelp("User name sent in Tattach (default: your login name).", valueName: "user"))
+    var uname: String?
+
+    @Option(help: ArgumentHelp("Largest 9P message to ask for, in bytes (4096 to 16777216).", valueName: "bytes"))
+    var msize: UInt32 = 1 << 20
+
+    @Option(help: ArgumentHelp("Give up on a call after this many seconds (default: wait).", valueName: "seconds"))
+    var timeout: Double?
+
+    func validate() throws {
+        guard (4096...16 << 20).contains(msize) else { throw ValidationError("--msize must be between 4096 and 16777216") }
+        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
+    }
+
+    /// The address from --server or NINEP_SERVER, in the client's syntax.
+    func address() throws -> ListenAddress {
+        guard let text = server ?? getenv("NINEP_SERVER").map({ String(cString: $0) }), !text.isEmpty else {
+            throw ValidationError("no server: pass --server tcp:HOST:PORT or set NINEP_SERVER")
+        }
+        var spelled = text
+        if text.hasPrefix("/") {
+            spelled = "unix:" + text
+        } else if !text.hasPrefix("tcp:") && !text.hasPrefix("unix:") {
+            spelled = "tcp:" + text
+        }
+        do {
+            return try ListenAddress(parsing: spelled)
+        } catch {
+            throw ValidationError(error.description)
+        }
+    }
+
+    /// Connects and attaches; failures end the command with status 2.
+    func connect(for command: String) async throws -> NinePClient {
+        let configuration = ClientConfiguration(
+            address: try address(), uname: uname ?? ClientConfiguration.currentUserName, aname: aname, msize: msize,
+            callTimeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
+        do {
+            return try await NinePClient.connect(configuration)
+        } catch {
+            Report.failure(command, error)
+            throw ExitCode(2)
+        }
+    }
+}

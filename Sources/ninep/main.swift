@@ -1,2 +1,0 @@
-// Placeholder until the client issue lands.
-print("ninep: not yet implemented")
