@@ -57,7 +57,7 @@ public struct NinePError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The C library's text for the errno ("No such file or directory").
     public var reason: String {
         switch kind {
-        case .connectionLost: "connection to the server lost"
+        case .connectionLost where operation != .connect: "connection to the server lost"
         case .timedOut: "no reply within the call's timeout"
         default: String(cString: strerror(errno))
         }
