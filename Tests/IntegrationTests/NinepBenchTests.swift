@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+
+/// `ninep bench`: figures in JSON, and no heap allocation per read, write or getattr after
+/// warm-up, counted by the Tools/alloccount interposer (DESIGN.md promise 5, client side).
+@Suite(.serialized)
+struct NinepBenchTests {
+    /// Compiles Tools/alloccount/alloccount.c into `directory`.
+    func buildAllocationCounter(in directory: URL) throws -> String {
+        let source = Paths.packageRoot.appendingPathComponent("Tools/alloccount/alloccount.c").path
+        let library = directory.appendingPathComponent("alloccount.so").path
+        let build = try run("/usr/bin/cc", ["-O2", "-shared", "-fPIC", "-Wall", "-o", library, source], timeout: .seconds(60))
+        guard build.status == 0 else { throw TestFailure("cc alloccount.c: \(build.output)") }
+        return library
+    }
+
+    func results(_ output: String) throws -> [[String: Any]] {
+        guard let line = output.split(separator: "\n").last(where: { $0.hasPrefix("{") }),
+              let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+              let results = object["results"] as? [[String: Any]]
+        else { throw TestFailure("bench printed no JSON: \(output)") }
+        return results
+    }
+
+    @Test func readWriteGetattrAllocateNothingPerOperation() throws {
+        let root = try Paths.temporaryDirectory("ninep-bench")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let library = try buildAllocationCounter(in: root)
+        let export = root.appendingPathComponent("export")
+        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+        let server = try NinepdProcess(export: export, logDirectory: root)
+        defer { _ = server.stop() }
+        var summary: [String] = []
+        for concurrency in [1, 4] {
+            let bench = try run("/usr/bin/env", [
+                "LD_PRELOAD=\(library)", NinepCommandTests.ninep, "bench", "--server", "127.0.0.1:\(server.port)",
+                "--workload", "read", "--workload", "write", "--workload", "getattr", "--size", "64k", "--file-size", "16m",
+                "--concurrency", "\(concurrency)", "--warmup", "0.5", "--duration", "1", "--json", "--count-allocations",
+            ], timeout: .seconds(120))
+            #expect(bench.status == 0, "bench: \(bench.output)")
+            for result in try results(bench.output) {
+                let workload = result["workload"] as? String ?? "?"
+                let operations = result["operations"] as? Int ?? 0
+                let allocations = result["allocations"] as? Int ?? -1
+                let latency = result["latencyMicroseconds"] as? [String: Double] ?? [:]
+                let p50 = latency["p50"] ?? 0, p90 = latency["p90"] ?? 0, p99 = latency["p99"] ?? 0
+                #expect(operations > 1000, "\(workload) x\(concurrency): only \(operations) operations")
+                #expect(allocations == 0, "\(workload) x\(concurrency): \(allocations) heap allocations in \(operations) operations")
+                #expect(p50 > 0 && p50 <= p90 && p90 <= p99, "\(workload) percentiles \(latency)")
+                summary.append("\(workload) x\(concurrency): \(operations) ops, \(allocations) allocations, p50 \(p50) µs p90 \(p90) µs p99 \(p99) µs")
+            }
+            #expect(!FileManager.default.fileExists(atPath: export.appendingPathComponent("ninep-bench.dat").path), "the work file was left behind")
+        }
+        print("bench with alloccount:\n  " + summary.joined(separator: "\n  "))
+    }
+
+    @Test func textOutputAndMetadataWorkloadAgainstDiod() throws {
+        let root = try Paths.temporaryDirectory("ninep-bench-diod")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let port = try freeLoopbackPort()
+        let diod = try Spawned("/usr/sbin/diod", ["-f", "-n", "-e", root.path, "-l", "127.0.0.1:\(port)", "-L", "stderr"], output: "/dev/null")
+        defer { diod.terminate() }
+        #expect(waitForListener(port: port))
+        let bench = try run(NinepCommandTests.ninep, [
+            "bench", "--server", "127.0.0.1:\(port)", "--aname", root.path, "--workload", "metadata", "--workload", "read",
+            "--file-size", "4m", "--warmup", "0.2", "--duration", "0.5",
+        ], timeout: .seconds(60))
+        #expect(bench.status == 0, "bench: \(bench.output)")
+        let lines = bench.output.split(separator: "\n")
+        #expect(lines.count == 2 && lines[0].hasPrefix("metadata") && lines[1].hasPrefix("read"), "bench text: \(bench.output)")
+        #expect(lines.allSatisfy { $0.contains("ops/s") && $0.contains("p50") && $0.contains("p99") }, "bench text: \(bench.output)")
+        print("bench against diod:\n  " + lines.joined(separator: "\n  "))
+    }
+}
