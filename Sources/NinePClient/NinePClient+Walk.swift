@@ -66,9 +66,16 @@ extension NinePClient {
     /// Clunks `fid`, in the background when this task cannot wait (cancelled) or the call fails.
     func clunk(_ fid: UInt32) async {
         if Task.isCancelled {
-            connection.clunkLater(fid)
+            // This task can no longer wait on the server: a task of its own clunks, for at most
+            // the flush grace (after which the housekeeper finishes the job).
+            let grace = configuration.flushGrace
+            await Task.detached { [self] in await NinePClient.withCallTimeout(grace) { await clunkNow(fid) } }.value
             return
         }
+        await clunkNow(fid)
+    }
+
+    private func clunkNow(_ fid: UInt32) async {
         do {
             try await connection.call(.clunk, undo: .releaseFid(fid), timeout: callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
                 try Request.clunk(fid: fid).encode(tag: tag, into: &w)

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Glibc
+import Synchronization
 
 @main
 struct Ninep: AsyncParsableCommand {
@@ -28,4 +30,47 @@ struct Ninep: AsyncParsableCommand {
             DiskFree.self, Bench.self,
         ]
     )
+
+    /// Runs the command in a task that ^C cancels: the call in flight is flushed, and the
+    /// process exits with 130 as a shell expects after an interrupt.
+    static func main() async {
+        let command: any ParsableCommand
+        do {
+            command = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        let interrupted = Interrupted()
+        let box = CommandBox(command: command)
+        let task = Task {
+            var command = box.command
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        }
+        Interrupts.onInterrupt {
+            interrupted.flag.store(true, ordering: .sequentiallyConsistent)
+            task.cancel()
+        }
+        do {
+            try await task.value
+        } catch {
+            if interrupted.flag.load(ordering: .sequentiallyConsistent) { Glibc.exit(130) }
+            exit(withError: error)
+        }
+        if interrupted.flag.load(ordering: .sequentiallyConsistent) { Glibc.exit(130) }
+    }
+}
+
+/// Set once the user pressed ^C.
+final class Interrupted: Sendable {
+    let flag = Atomic<Bool>(false)
+}
+
+/// Hands the parsed command to the task that runs it. `@unchecked Sendable`: the value is
+/// moved, not shared: `main` never touches it after creating the task.
+struct CommandBox: @unchecked Sendable {
+    let command: any ParsableCommand
 }

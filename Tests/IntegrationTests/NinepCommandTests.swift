@@ -107,6 +107,34 @@ struct NinepCommandTests {
         #expect(result.status == 64 && result.output.contains("no server"), "no server given: \(result.output)")
     }
 
+    @Test func interruptFlushesABlockedCatAndExits130() throws {
+        let root = try Paths.temporaryDirectory("ninep-cli-int")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let fifo = root.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o666) == 0)
+        let writer = open(fifo, O_RDWR | O_NONBLOCK)  // a writer that never writes
+        defer { close(writer) }
+        let server = try NinepdProcess(export: root, extraArguments: ["--log-level", "trace"], logDirectory: root)
+        defer { _ = server.stop() }
+        let log = root.appendingPathComponent("cat.log").path
+        let cat = try Spawned(Self.ninep, ["cat", "/fifo", "--server", "127.0.0.1:\(server.port)"], output: log)
+        #expect(!cat.wait(timeout: .milliseconds(800)), "cat of an empty FIFO returned")
+        let clock = ContinuousClock()
+        let sent = clock.now
+        kill(cat.pid, SIGINT)
+        #expect(cat.wait(timeout: .seconds(2)))
+        let latency = clock.now - sent
+        #expect(cat.status == 130 && latency < .seconds(1), "status \(String(describing: cat.status)) after \(latency)")
+        // The read was flushed (no reply for it), and the fid clunked, before the exit.
+        // (read after ninepd has exited and flushed its log, as bytes: the trace holds binary
+        // qids, which are not valid UTF-8)
+        #expect(server.stop() == 0)
+        let trace = String(decoding: (try? Data(contentsOf: server.log)) ?? Data(), as: UTF8.self)
+        #expect(trace.contains("clunk(fid: 1)"), "no Tclunk of the FIFO's fid: \(trace.suffix(1000).filter { $0.isASCII })")
+        #expect(!trace.contains("read(fid: 1"), "the flushed read was answered: \(trace.suffix(1000).filter { $0.isASCII })")
+        print("^C on a blocked ninep cat: exit 130 after \(latency)")
+    }
+
     @Test func progressBarOnlyOnATerminal() throws {
         let root = try Paths.temporaryDirectory("ninep-cli-tty")
         defer { try? FileManager.default.removeItem(at: root) }

@@ -1,5 +1,5 @@
 import Glibc
-import NinePClient
+@testable import NinePClient
 import NinePWire
 import Synchronization
 import Testing
@@ -27,178 +27,190 @@ struct CancellationTests {
     }
 
     @Test func replyBeforeRflushIsReturnedToTheCaller() async throws {
-        // Twalk of one name is answered only when flushed: reply first, then Rflush.
-        let server = try FakeServer { server, message in
-            switch message.type {
-            case .twalk where message.names == 1: break
-            case .tflush:
-                server.rwalk(tag: message.oldtag!, names: 1)
-                server.rflush(tag: message.tag)
-            default: server.answerNormally(message)
+        try await withTaskExecutorPreference(timingExecutor) {
+            // Twalk of one name is answered only when flushed: reply first, then Rflush.
+            let server = try FakeServer { server, message in
+                switch message.type {
+                case .twalk where message.names == 1: break
+                case .tflush:
+                    server.rwalk(tag: message.oldtag!, names: 1)
+                    server.rflush(tag: message.tag)
+                default: server.answerNormally(message)
+                }
             }
+            defer { server.stop() }
+            let client = try await connect(server)
+            let walk = Task(executorPreference: timingExecutor) { try await client.walk("/slow") }
+            try await Task.sleep(for: .milliseconds(100))
+            walk.cancel()
+            let file = try await walk.value
+            let log = server.log
+            let walked = try #require(log.last { $0.type == .twalk && $0.names == 1 })
+            #expect(log.contains { $0.type == .tflush && $0.oldtag == walked.tag }, "no Tflush for the cancelled walk")
+            #expect(file.qid.path == 100, "the walk's reply was not returned")
+            await file.close()
+            #expect(server.log.contains { $0.type == .tclunk && $0.fid == walked.newfid }, "closing the returned file sent no Tclunk")
+            #expect(await eventually { client.tagsInUse == 0 })
         }
-        defer { server.stop() }
-        let client = try await connect(server)
-        let walk = Task { try await client.walk("/slow") }
-        try await Task.sleep(for: .milliseconds(100))
-        walk.cancel()
-        let file = try await walk.value
-        let log = server.log
-        let walked = try #require(log.last { $0.type == .twalk && $0.names == 1 })
-        #expect(log.contains { $0.type == .tflush && $0.oldtag == walked.tag }, "no Tflush for the cancelled walk")
-        #expect(file.qid.path == 100, "the walk's reply was not returned")
-        await file.close()
-        #expect(server.log.contains { $0.type == .tclunk && $0.fid == walked.newfid }, "closing the returned file sent no Tclunk")
-        #expect(await eventually { client.tagsInUse == 0 })
     }
 
     @Test func lateReplyAfterTheCallerLeftIsClunked() async throws {
-        // The reply comes 600 ms after the Tflush (after the 250 ms grace), then Rflush.
-        let server = try FakeServer { server, message in
-            switch message.type {
-            case .twalk where message.names == 1: break
-            case .tflush:
-                DaemonThreadForTests.after(.milliseconds(600)) {
-                    server.rwalk(tag: message.oldtag!, names: 1)
-                    server.rflush(tag: message.tag)
+        try await withTaskExecutorPreference(timingExecutor) {
+            // The reply comes 600 ms after the Tflush (after the 250 ms grace), then Rflush.
+            let server = try FakeServer { server, message in
+                switch message.type {
+                case .twalk where message.names == 1: break
+                case .tflush:
+                    DaemonThreadForTests.after(.milliseconds(600)) {
+                        server.rwalk(tag: message.oldtag!, names: 1)
+                        server.rflush(tag: message.tag)
+                    }
+                default: server.answerNormally(message)
                 }
-            default: server.answerNormally(message)
             }
+            defer { server.stop() }
+            let client = try await connect(server)
+            let clock = ContinuousClock()
+            let walk = Task(executorPreference: timingExecutor) { try await client.walk("/slow") }
+            try await Task.sleep(for: .milliseconds(100))
+            let cancelled = clock.now
+            walk.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await walk.value }
+            let waited = clock.now - cancelled
+            #expect(waited < .seconds(1), "cancellation took \(waited)")
+            let walked = try #require(server.log.last { $0.type == .twalk && $0.names == 1 })
+            #expect(client.tagsInUse == 2, "the walk's tag and its flush's tag stay reserved until Rflush")
+            // The walk happened after all: its fid must not leak.
+            #expect(await eventually { server.log.contains { $0.type == .tclunk && $0.fid == walked.newfid } }, "the fid of the late walk was not clunked")
+            #expect(await eventually { client.tagsInUse == 0 })
+            print("cancellation with a late reply: control back after \(waited); fid \(walked.newfid!) clunked after the late Rwalk")
         }
-        defer { server.stop() }
-        let client = try await connect(server)
-        let clock = ContinuousClock()
-        let walk = Task { try await client.walk("/slow") }
-        try await Task.sleep(for: .milliseconds(100))
-        let cancelled = clock.now
-        walk.cancel()
-        await #expect(throws: CancellationError.self) { _ = try await walk.value }
-        let waited = clock.now - cancelled
-        #expect(waited < .seconds(1), "cancellation took \(waited)")
-        let walked = try #require(server.log.last { $0.type == .twalk && $0.names == 1 })
-        #expect(client.tagsInUse == 2, "the walk's tag and its flush's tag stay reserved until Rflush")
-        // The walk happened after all: its fid must not leak.
-        #expect(await eventually { server.log.contains { $0.type == .tclunk && $0.fid == walked.newfid } }, "the fid of the late walk was not clunked")
-        #expect(await eventually { client.tagsInUse == 0 })
-        print("cancellation with a late reply: control back after \(waited); fid \(walked.newfid!) clunked after the late Rwalk")
     }
 
     @Test func rflushWithoutReplyMeansTheWalkNeverHappened() async throws {
-        let server = try FakeServer { server, message in
-            switch message.type {
-            case .twalk where message.names == 1: break
-            case .tflush: server.rflush(tag: message.tag)
-            default: server.answerNormally(message)
+        try await withTaskExecutorPreference(timingExecutor) {
+            let server = try FakeServer { server, message in
+                switch message.type {
+                case .twalk where message.names == 1: break
+                case .tflush: server.rflush(tag: message.tag)
+                default: server.answerNormally(message)
+                }
             }
+            defer { server.stop() }
+            let client = try await connect(server)
+            let walk = Task(executorPreference: timingExecutor) { try await client.walk("/slow") }
+            try await Task.sleep(for: .milliseconds(50))
+            walk.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await walk.value }
+            let walked = try #require(server.log.last { $0.type == .twalk && $0.names == 1 })
+            #expect(await eventually { client.tagsInUse == 0 })
+            // No clunk for a fid that was never made, and its number is reused.
+            let file = try await client.walk("/ok/next")
+            #expect(!server.log.contains { $0.type == .tclunk && $0.fid == walked.newfid })
+            #expect(server.log.last { $0.type == .twalk }?.newfid == walked.newfid, "the unused fid number was not given back")
+            await file.close()
         }
-        defer { server.stop() }
-        let client = try await connect(server)
-        let walk = Task { try await client.walk("/slow") }
-        try await Task.sleep(for: .milliseconds(50))
-        walk.cancel()
-        await #expect(throws: CancellationError.self) { _ = try await walk.value }
-        let walked = try #require(server.log.last { $0.type == .twalk && $0.names == 1 })
-        #expect(await eventually { client.tagsInUse == 0 })
-        // No clunk for a fid that was never made, and its number is reused.
-        let file = try await client.walk("/ok/next")
-        #expect(!server.log.contains { $0.type == .tclunk && $0.fid == walked.newfid })
-        #expect(server.log.last { $0.type == .twalk }?.newfid == walked.newfid, "the unused fid number was not given back")
-        await file.close()
     }
 
     @Test func silentServerCancellationAndTimeoutReturnAndTagsStayReserved() async throws {
-        // One-name walks and every Tflush go unanswered until the test says so.
-        let server = try FakeServer { server, message in
-            switch message.type {
-            case .twalk where message.names == 1, .tflush: break
-            default: server.answerNormally(message)
+        try await withTaskExecutorPreference(timingExecutor) {
+            // One-name walks and every Tflush go unanswered until the test says so.
+            let server = try FakeServer { server, message in
+                switch message.type {
+                case .twalk where message.names == 1, .tflush: break
+                default: server.answerNormally(message)
+                }
             }
+            defer { server.stop() }
+            let client = try await connect(server)
+            let clock = ContinuousClock()
+
+            let walk = Task(executorPreference: timingExecutor) { try await client.walk("/stuck") }
+            try await Task.sleep(for: .milliseconds(100))
+            let cancelledAt = clock.now
+            walk.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await walk.value }
+            let cancelLatency = clock.now - cancelledAt
+
+            let timedAt = clock.now
+            do {
+                _ = try await NinePClient.withCallTimeout(.milliseconds(300)) { try await client.walk("/stuck-too") }
+                Issue.record("a walk that is never answered returned")
+            } catch let error as NinePError {
+                #expect(error.kind == .timedOut && error.errno == ETIMEDOUT && error.operation == .walk, "\(error)")
+            }
+            let timeoutLatency = clock.now - timedAt
+            #expect(cancelLatency < .seconds(1) && timeoutLatency < .seconds(1), "cancel \(cancelLatency), timeout \(timeoutLatency)")
+
+            let stuck = server.log.filter { $0.type == .twalk && $0.names == 1 }.map(\.tag)
+            let flushes = server.log.filter { $0.type == .tflush }
+            #expect(stuck.count == 2 && flushes.map(\.oldtag!) == stuck, "each stuck call was flushed once: \(flushes)")
+            #expect(client.tagsInUse == 4, "two stuck requests and two flushes hold their tags: \(client.tagsInUse)")
+
+            // The connection stays usable, and no new request reuses a reserved tag.
+            let reserved = Set(stuck + flushes.map(\.tag))
+            let before = server.log.count
+            for _ in 0..<50 { _ = try await client.stat("/ok/file") }
+            let later = server.log[before...]
+            #expect(later.count == 150 && later.allSatisfy { !reserved.contains($0.tag) }, "a reserved tag was reused")
+
+            // Rflush releases them; the stuck walks' fids were never made, so nothing is clunked.
+            for flush in flushes { server.rflush(tag: flush.tag) }
+            #expect(await eventually { client.tagsInUse == 0 }, "tags still in use after Rflush: \(client.tagsInUse)")
+            print("silent server: cancel returned after \(cancelLatency), 300 ms timeout after \(timeoutLatency)")
         }
-        defer { server.stop() }
-        let client = try await connect(server)
-        let clock = ContinuousClock()
-
-        let walk = Task { try await client.walk("/stuck") }
-        try await Task.sleep(for: .milliseconds(100))
-        let cancelledAt = clock.now
-        walk.cancel()
-        await #expect(throws: CancellationError.self) { _ = try await walk.value }
-        let cancelLatency = clock.now - cancelledAt
-
-        let timedAt = clock.now
-        do {
-            _ = try await NinePClient.withCallTimeout(.milliseconds(300)) { try await client.walk("/stuck-too") }
-            Issue.record("a walk that is never answered returned")
-        } catch let error as NinePError {
-            #expect(error.kind == .timedOut && error.errno == ETIMEDOUT && error.operation == .walk, "\(error)")
-        }
-        let timeoutLatency = clock.now - timedAt
-        #expect(cancelLatency < .seconds(1) && timeoutLatency < .seconds(1), "cancel \(cancelLatency), timeout \(timeoutLatency)")
-
-        let stuck = server.log.filter { $0.type == .twalk && $0.names == 1 }.map(\.tag)
-        let flushes = server.log.filter { $0.type == .tflush }
-        #expect(stuck.count == 2 && flushes.map(\.oldtag!) == stuck, "each stuck call was flushed once: \(flushes)")
-        #expect(client.tagsInUse == 4, "two stuck requests and two flushes hold their tags: \(client.tagsInUse)")
-
-        // The connection stays usable, and no new request reuses a reserved tag.
-        let reserved = Set(stuck + flushes.map(\.tag))
-        let before = server.log.count
-        for _ in 0..<50 { _ = try await client.stat("/ok/file") }
-        let later = server.log[before...]
-        #expect(later.count == 150 && later.allSatisfy { !reserved.contains($0.tag) }, "a reserved tag was reused")
-
-        // Rflush releases them; the stuck walks' fids were never made, so nothing is clunked.
-        for flush in flushes { server.rflush(tag: flush.tag) }
-        #expect(await eventually { client.tagsInUse == 0 }, "tags still in use after Rflush: \(client.tagsInUse)")
-        print("silent server: cancel returned after \(cancelLatency), 300 ms timeout after \(timeoutLatency)")
     }
 
     @Test func cancellingACallWaitingForASlotReturns() async throws {
-        let server = try FakeServer { server, message in
-            switch message.type {
-            case .twalk where message.names == 1: break
-            case .tflush: server.rflush(tag: message.tag)
-            default: server.answerNormally(message)
+        try await withTaskExecutorPreference(timingExecutor) {
+            let server = try FakeServer { server, message in
+                switch message.type {
+                case .twalk where message.names == 1: break
+                case .tflush: server.rflush(tag: message.tag)
+                default: server.answerNormally(message)
+                }
             }
+            defer { server.stop() }
+            let client = try await connect(server, maxInFlight: 1)
+            let holder = Task(executorPreference: timingExecutor) { try await client.walk("/stuck") }
+            try await Task.sleep(for: .milliseconds(50))
+            let waiter = Task(executorPreference: timingExecutor) { try await client.stat("/ok/file") }
+            try await Task.sleep(for: .milliseconds(50))
+            waiter.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await waiter.value }
+            holder.cancel()
+            await #expect(throws: CancellationError.self) { _ = try await holder.value }
+            #expect(try await client.stat("/ok/file").size == 42, "the only slot did not come back")
         }
-        defer { server.stop() }
-        let client = try await connect(server, maxInFlight: 1)
-        let holder = Task { try await client.walk("/stuck") }
-        try await Task.sleep(for: .milliseconds(50))
-        let waiter = Task { try await client.stat("/ok/file") }
-        try await Task.sleep(for: .milliseconds(50))
-        waiter.cancel()
-        await #expect(throws: CancellationError.self) { _ = try await waiter.value }
-        holder.cancel()
-        await #expect(throws: CancellationError.self) { _ = try await holder.value }
-        #expect(try await client.stat("/ok/file").size == 42, "the only slot did not come back")
     }
 
     @Test func connectionLossFailsEveryWaiter() async throws {
-        let server = try FakeServer { server, message in
-            if !(message.type == .twalk && message.names == 1) { server.answerNormally(message) }
-        }
-        defer { server.stop() }
-        let client = try await connect(server)
-        let clock = ContinuousClock()
-        let calls = (0..<10).map { index in Task { try await client.walk("/stuck-\(index)") } }
-        try await Task.sleep(for: .milliseconds(100))
-        let dropped = clock.now
-        server.dropConnection()
-        for call in calls {
-            do {
-                _ = try await call.value
-                Issue.record("a call survived the connection")
-            } catch let error as NinePError {
-                #expect(error.kind == .connectionLost && error.errno == ECONNRESET, "\(error)")
+        try await withTaskExecutorPreference(timingExecutor) {
+            let server = try FakeServer { server, message in
+                if !(message.type == .twalk && message.names == 1) { server.answerNormally(message) }
             }
-        }
-        #expect(clock.now - dropped < .seconds(1))
-        do {
-            _ = try await client.stat("/ok/file")
-            Issue.record("a call on a closed connection succeeded")
-        } catch let error as NinePError {
-            #expect(error.kind == .connectionLost)
+            defer { server.stop() }
+            let client = try await connect(server)
+            let clock = ContinuousClock()
+            let calls = (0..<10).map { index in Task(executorPreference: timingExecutor) { try await client.walk("/stuck-\(index)") } }
+            try await Task.sleep(for: .milliseconds(100))
+            let dropped = clock.now
+            server.dropConnection()
+            for call in calls {
+                do {
+                    _ = try await call.value
+                    Issue.record("a call survived the connection")
+                } catch let error as NinePError {
+                    #expect(error.kind == .connectionLost && error.errno == ECONNRESET, "\(error)")
+                }
+            }
+            #expect(clock.now - dropped < .seconds(1))
+            do {
+                _ = try await client.stat("/ok/file")
+                Issue.record("a call on a closed connection succeeded")
+            } catch let error as NinePError {
+                #expect(error.kind == .connectionLost)
+            }
         }
     }
 }

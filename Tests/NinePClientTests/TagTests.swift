@@ -1,4 +1,3 @@
-import NinePClient
 import NinePWire
 import Testing
 
@@ -31,37 +30,39 @@ struct TagTests {
     }
 
     @Test func tagsOnTheWireAreCyclicAndSkipAReservedTag() async throws {
-        // One walk is never answered (nor its flush), so its tag stays reserved across a wrap.
-        let server = try FakeServer { server, message in
-            switch message.type {
-            case .twalk where message.names == 1, .tflush: break
-            default: server.answerNormally(message)
+        try await withTaskExecutorPreference(timingExecutor) {
+            // One walk is never answered (nor its flush), so its tag stays reserved across a wrap.
+            let server = try FakeServer { server, message in
+                switch message.type {
+                case .twalk where message.names == 1, .tflush: break
+                default: server.answerNormally(message)
+                }
             }
+            defer { server.stop() }
+            let configuration = ClientConfiguration(address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 8192, flushGrace: .milliseconds(50))
+            let client = try await NinePClient.connect(configuration)
+            let file = try await client.walk("/ok/file")
+            let stuck = Task(executorPreference: timingExecutor) { try await client.walk("/stuck") }
+            try await Task.sleep(for: .milliseconds(50))
+            stuck.cancel()
+            _ = try? await stuck.value
+            let reserved = server.log.filter { $0.type == .twalk && $0.names == 1 || $0.type == .tflush }.map(\.tag)
+            #expect(reserved.count == 2)
+            // 65,600 sequential calls: the counter goes once round the whole tag space.
+            for _ in 0..<65_600 { _ = try await file.stat() }
+            let tags = server.log.filter { $0.type == .tgetattr }.map(\.tag)
+            #expect(tags.count == 65_600)
+            var steps: [String] = []
+            for (previous, next) in zip(tags, tags.dropFirst()) {
+                var expected = previous &+ 1
+                while expected == 0xFFFF || reserved.contains(expected) { expected = expected == 0xFFFF ? 0 : expected &+ 1 }
+                if next != expected { steps.append("\(previous)->\(next)") }
+            }
+            #expect(steps.isEmpty, "tags not handed out cyclically: \(steps.prefix(10))")
+            #expect(!tags.contains(0xFFFF) && !tags.contains { reserved.contains($0) })
+            let wrap = tags.firstIndex(of: 0xFFFE).map { Array(tags[max(0, $0 - 3)...min(tags.count - 1, $0 + 3)]) } ?? []
+            print("tags: first \(tags.prefix(6).map(String.init).joined(separator: ",")); around the wrap \(wrap.map(String.init).joined(separator: ",")); reserved (skipped) \(reserved)")
+            await file.close()
         }
-        defer { server.stop() }
-        let configuration = ClientConfiguration(address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 8192, flushGrace: .milliseconds(50))
-        let client = try await NinePClient.connect(configuration)
-        let file = try await client.walk("/ok/file")
-        let stuck = Task { try await client.walk("/stuck") }
-        try await Task.sleep(for: .milliseconds(50))
-        stuck.cancel()
-        _ = try? await stuck.value
-        let reserved = server.log.filter { $0.type == .twalk && $0.names == 1 || $0.type == .tflush }.map(\.tag)
-        #expect(reserved.count == 2)
-        // 65,600 sequential calls: the counter goes once round the whole tag space.
-        for _ in 0..<65_600 { _ = try await file.stat() }
-        let tags = server.log.filter { $0.type == .tgetattr }.map(\.tag)
-        #expect(tags.count == 65_600)
-        var steps: [String] = []
-        for (previous, next) in zip(tags, tags.dropFirst()) {
-            var expected = previous &+ 1
-            while expected == 0xFFFF || reserved.contains(expected) { expected = expected == 0xFFFF ? 0 : expected &+ 1 }
-            if next != expected { steps.append("\(previous)->\(next)") }
-        }
-        #expect(steps.isEmpty, "tags not handed out cyclically: \(steps.prefix(10))")
-        #expect(!tags.contains(0xFFFF) && !tags.contains { reserved.contains($0) })
-        let wrap = tags.firstIndex(of: 0xFFFE).map { Array(tags[max(0, $0 - 3)...min(tags.count - 1, $0 + 3)]) } ?? []
-        print("tags: first \(tags.prefix(6).map(String.init).joined(separator: ",")); around the wrap \(wrap.map(String.init).joined(separator: ",")); reserved (skipped) \(reserved)")
-        await file.close()
     }
 }

@@ -1,6 +1,6 @@
 import Glibc
 import Logging
-import NinePClient
+@testable import NinePClient
 import NinePServer
 import NinePTransport
 import Synchronization
@@ -218,3 +218,8 @@ func patternedBytes(_ count: Int, seed: UInt64) -> [UInt8] {
     }
     return Array(out.prefix(count))
 }
+
+/// A thread of its own for the tests that measure how fast a call returns: other suites run
+/// blocking work on the shared cooperative pool (two threads on a two-core machine), which
+/// would otherwise delay the test's own wake-ups, not the client's.
+let timingExecutor = ClientExecutor(name: "test-timing")
