@@ -19,7 +19,8 @@ extension Connection {
         encode: (inout WireWriter, UInt16) throws(WireError) -> Void,
         decode: (Response) throws(NinePError) -> R
     ) async throws -> R {
-        let index = try await acquireSlot(operation)
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        let index = try await acquireSlot(operation, deadline: deadline)
         defer { state.withLock { $0.finish(index) } }
         let (tag, slotBuffer) = state.withLock { state in (state.slots[index].tag, SlotBuffer(state.buffers.buffer(for: index))) }
         let buffer = slotBuffer.bytes!
@@ -36,7 +37,6 @@ extension Connection {
         }
         state.withLock { $0.slots[index].undo = undo }
         let frame = SlotFrame(slot: index, tag: tag, bytes: writer.written)
-        let deadline = timeout.map { ContinuousClock.now + $0 }
         let wake = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
                 start(frame, continuation, deadline: deadline)
@@ -75,8 +75,8 @@ extension Connection {
         if state.withLock({ $0.markSent(frame.slot, tag: frame.tag) }) { pokeHousekeeper() }
     }
 
-    /// A request slot; waits (FIFO) while all are in flight.
-    private func acquireSlot(_ operation: NinePOperation) async throws -> Int {
+    /// A request slot; waits (FIFO) while all are in flight, at most until `deadline`.
+    private func acquireSlot(_ operation: NinePOperation, deadline: ContinuousClock.Instant?) async throws -> Int {
         if Task.isCancelled { throw CancellationError() }
         switch state.withLock({ $0.acquire() }) {
         case let .slot(index): return index
@@ -87,10 +87,12 @@ extension Connection {
         let index = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
                 state.withLock { state in
-                    let id = state.enqueueWaiter(continuation)
+                    let (id, poke) = state.enqueueWaiter(continuation, deadline: deadline)
                     ticket.id.store(id, ordering: .sequentiallyConsistent)
+                    ticket.poke.store(poke, ordering: .sequentiallyConsistent)
                     if id != 0 && ticket.cancelled.load(ordering: .sequentiallyConsistent) { state.cancelWaiter(id) }
                 }
+                if ticket.poke.load(ordering: .sequentiallyConsistent) { pokeHousekeeper() }
             }
         } onCancel: {
             ticket.cancelled.store(true, ordering: .sequentiallyConsistent)
@@ -100,6 +102,7 @@ extension Connection {
             }
         }
         if index >= 0 { return index }
+        if index == ConnectionState.timedOut { throw NinePError.timedOut(operation) }
         if isClosed { throw NinePError.connectionLost(operation) }
         throw CancellationError()
     }
@@ -109,4 +112,5 @@ extension Connection {
 private final class WaiterTicket: Sendable {
     let id = Atomic<UInt64>(0)
     let cancelled = Atomic<Bool>(false)
+    let poke = Atomic<Bool>(false)
 }

@@ -16,7 +16,7 @@ struct ConnectionState: ~Copyable {
     let grace: Duration
     private var freeRequestSlots: [Int]
     private var freeFlushSlots: [Int]
-    private var slotWaiters: [(id: UInt64, continuation: UnsafeContinuation<Int, Never>)] = []
+    private var slotWaiters: [SlotWaiter] = []
     private var nextWaiterID: UInt64 = 0
     var pendingClunks: [UInt32] = []
     /// When the housekeeper will next look at deadlines (nil: only when poked).
@@ -62,25 +62,40 @@ struct ConnectionState: ~Copyable {
         slots[index].tag = tags.allocate(for: index)
     }
 
-    /// Queues a caller for the next free slot (resumed with its index, or -1 when the
-    /// connection closes or the wait is cancelled).
-    mutating func enqueueWaiter(_ continuation: UnsafeContinuation<Int, Never>) -> UInt64 {
+    /// A caller waiting for a slot.
+    struct SlotWaiter {
+        let id: UInt64
+        let continuation: UnsafeContinuation<Int, Never>
+        let deadline: ContinuousClock.Instant?
+    }
+
+    /// Resumed instead of a slot index when the wait is cancelled or the connection closes.
+    static let noSlot = -1
+    /// Resumed instead of a slot index when the call's deadline passes while it waits.
+    static let timedOut = -2
+
+    /// Queues a caller for the next free slot (resumed with its index, or `noSlot` /
+    /// `timedOut`). The second value says whether the housekeeper must look at its deadline.
+    mutating func enqueueWaiter(_ continuation: UnsafeContinuation<Int, Never>, deadline: ContinuousClock.Instant?) -> (id: UInt64, poke: Bool) {
         if closed {
-            continuation.resume(returning: -1)
-            return 0
+            continuation.resume(returning: ConnectionState.noSlot)
+            return (0, false)
         }
         if case let .slot(index) = acquire() {
             continuation.resume(returning: index)
-            return 0
+            return (0, false)
         }
         nextWaiterID += 1
-        slotWaiters.append((nextWaiterID, continuation))
-        return nextWaiterID
+        slotWaiters.append(SlotWaiter(id: nextWaiterID, continuation: continuation, deadline: deadline))
+        guard let deadline else { return (nextWaiterID, false) }
+        if let wakes = housekeeperWakes, wakes <= deadline { return (nextWaiterID, false) }
+        housekeeperWakes = deadline
+        return (nextWaiterID, true)
     }
 
     mutating func cancelWaiter(_ id: UInt64) {
         guard let position = slotWaiters.firstIndex(where: { $0.id == id }) else { return }
-        slotWaiters.remove(at: position).continuation.resume(returning: -1)
+        slotWaiters.remove(at: position).continuation.resume(returning: ConnectionState.noSlot)
     }
 
     enum Start {
@@ -264,7 +279,7 @@ struct ConnectionState: ~Copyable {
                 continuation.resume(returning: .connectionLost)
             }
         }
-        for waiter in slotWaiters { waiter.continuation.resume(returning: -1) }
+        for waiter in slotWaiters { waiter.continuation.resume(returning: ConnectionState.noSlot) }
         slotWaiters.removeAll()
     }
 
@@ -302,6 +317,17 @@ struct ConnectionState: ~Copyable {
                     later(grace)
                 }
             }
+        }
+        var position = 0
+        while position < slotWaiters.count {
+            if let deadline = slotWaiters[position].deadline {
+                if deadline <= now {
+                    slotWaiters.remove(at: position).continuation.resume(returning: ConnectionState.timedOut)
+                    continue
+                }
+                later(deadline)
+            }
+            position += 1
         }
         while !pendingClunks.isEmpty, let index = freeRequestSlots.popLast() {
             let fid = pendingClunks.removeFirst()

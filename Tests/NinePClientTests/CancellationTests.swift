@@ -181,6 +181,21 @@ struct CancellationTests {
             holder.cancel()
             await #expect(throws: CancellationError.self) { _ = try await holder.value }
             #expect(try await client.stat("/ok/file").size == 42, "the only slot did not come back")
+
+        // A call that waits for a slot ends at its deadline too.
+        let stuck = Task(executorPreference: timingExecutor) { try await client.walk("/stuck-again") }
+        try await Task.sleep(for: .milliseconds(50))
+        let clock = ContinuousClock()
+        let began = clock.now
+        do {
+            _ = try await NinePClient.withCallTimeout(.milliseconds(200)) { try await client.stat("/ok/file") }
+            Issue.record("a call behind a stuck one got a slot")
+        } catch let error as NinePError {
+            #expect(error.kind == .timedOut, "\(error)")
+        }
+        #expect(clock.now - began < .seconds(1), "waiting for a slot ignored the deadline: \(clock.now - began)")
+        stuck.cancel()
+        _ = try? await stuck.value
         }
     }
 
