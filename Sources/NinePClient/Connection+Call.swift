@@ -68,11 +68,7 @@ extension Connection {
         let start = state.withLock { $0.install(frame.slot, continuation, deadline: deadline) }
         guard case let .send(poke) = start else { return }
         if poke { pokeHousekeeper() }
-        guard send(frame.bytes) else {
-            shutdown()
-            return
-        }
-        if state.withLock({ $0.markSent(frame.slot, tag: frame.tag) }) { pokeHousekeeper() }
+        if !send(frame) { shutdown() }
     }
 
     /// A request slot; waits (FIFO) while all are in flight, at most until `deadline`.

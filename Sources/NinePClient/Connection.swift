@@ -4,8 +4,9 @@ import NinePTransport
 import NinePWire
 import Synchronization
 
-/// One 9P connection shared by many tasks: callers encode into their slot's buffer and send the
-/// frame themselves (under `sendLock`, so frames never interleave); one reader thread receives
+/// One 9P connection shared by many tasks: callers encode into their slot's buffer and hand the
+/// frame to the `FrameSender` (written at once when the socket takes it, else by the sender
+/// thread, in order, so a caller never blocks on the socket); one reader thread receives
 /// every reply straight into the buffer of the slot that holds its tag and wakes that caller;
 /// one housekeeper thread sends Tflush for cancelled and timed-out calls, ends the flush grace
 /// and clunks fids that callers left behind.
@@ -14,9 +15,10 @@ final class Connection: Sendable {
     let msize: UInt32
     let requestSlots: Int
     let state: Mutex<ConnectionState>
-    private let sendLock = Mutex(())
     /// An eventfd that wakes the housekeeper.
     private let wakeFD: Int32
+    /// Set once, right after init (the sender's callbacks need the connection).
+    private let senderBox = Mutex<FrameSender?>(nil)
 
     private init(fd: Int32, msize: UInt32, configuration: ClientConfiguration) {
         self.fd = fd
@@ -42,6 +44,12 @@ final class Connection: Sendable {
             throw error.at(configuration.address.description)
         }
         let connection = Connection(fd: fd, msize: msize, configuration: configuration)
+        let sender = FrameSender(fd: fd, capacity: 2 * connection.requestSlots) { [weak connection] frame in
+            connection?.frameSent(frame)
+        } onFailure: { [weak connection] in
+            connection?.shutdown()
+        }
+        connection.senderBox.withLock { $0 = sender }
         DaemonThread.start(name: "9p-reader") { connection.readReplies() }
         DaemonThread.start(name: "9p-housekeeper") { connection.keepHouse() }
         return connection
@@ -82,9 +90,25 @@ final class Connection: Sendable {
 
     // MARK: Sending
 
-    /// Sends one whole frame; false when the connection is gone.
-    func send(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        sendLock.withLock { _ in SocketIO.writeFully(fd, bytes) == .complete }
+    /// Puts a slot's frame on the wire without blocking (see `FrameSender`); false when the
+    /// connection is gone.
+    func send(_ frame: SlotFrame) -> Bool {
+        guard let sender = senderBox.withLock({ $0 }) else { return false }
+        switch sender.submit(frame) {
+        case .sent:
+            frameSent(frame)
+            return true
+        case .queued:
+            return true
+        case .failed:
+            return false
+        }
+    }
+
+    /// A request frame is wholly on the wire: a flush may now follow it.
+    func frameSent(_ frame: SlotFrame) {
+        guard frame.slot < requestSlots else { return }
+        if state.withLock({ $0.markSent(frame.slot, tag: frame.tag) }) { pokeHousekeeper() }
     }
 
     /// Wakes the housekeeper (it drains the eventfd before it looks at the state).
@@ -97,6 +121,7 @@ final class Connection: Sendable {
     func shutdown() {
         state.withLock { $0.close() }
         _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        senderBox.withLock { $0 }?.close()
         pokeHousekeeper()
     }
 
@@ -163,11 +188,10 @@ final class Connection: Sendable {
             let chores = state.withLock { state in state.closed ? nil : state.chores(now: now) }
             guard let chores else { return }
             for frame in chores.frames {
-                guard send(frame.bytes) else {
+                guard send(frame) else {
                     shutdown()
                     return
                 }
-                if frame.slot < requestSlots { _ = state.withLock { $0.markSent(frame.slot, tag: frame.tag) } }
             }
             var timeout: Int32 = -1
             if let next = chores.nextLook {

@@ -199,6 +199,49 @@ struct CancellationTests {
         }
     }
 
+    @Test func aServerThatStopsReadingCannotHoldTheCaller() async throws {
+        try await withTaskExecutorPreference(timingExecutor) {
+            // The first Twrite makes the server stop reading until the test lets it go on, so
+            // the socket fills up and later frames cannot be written whole.
+            let release = Flag()
+            let server = try FakeServer { server, message in
+                if message.type == .twrite && !release.isSet {
+                    for _ in 0..<1000 where !release.isSet { usleep(10_000) }
+                }
+                server.answerNormally(message)
+            }
+            defer { server.stop() }
+            let configuration = ClientConfiguration(
+                address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 1 << 20, flushGrace: .milliseconds(250))
+            let client = try await NinePClient.connect(configuration)
+            let file = try await client.walk("/ok/file")
+            let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: client.maxIOSize, alignment: 16)
+            payload.initializeMemory(as: UInt8.self, repeating: 7)
+            defer { payload.deallocate() }
+            let bytes = Payload(bytes: UnsafeRawBufferPointer(payload))
+            let writes = (0..<16).map { index in
+                Task(executorPreference: timingExecutor) { try await file.write(bytes.bytes, at: UInt64(index) << 20) }
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            let arrived = server.log.filter { $0.type == .twrite }.count
+            #expect(arrived < 16, "every frame reached the server: the socket never filled")
+            let clock = ContinuousClock()
+            let cancelled = clock.now
+            for write in writes { write.cancel() }
+            for write in writes { _ = try? await write.value }
+            let latency = clock.now - cancelled
+            #expect(latency < .seconds(1), "cancelled writes stuck behind a full socket took \(latency)")
+            // Let the server read again: the queued frames and the flushes follow, whole.
+            release.set()
+            #expect(try await file.stat().size == 42, "the connection did not recover")
+            let deadline = ContinuousClock.now + .seconds(3)
+            while client.tagsInUse > 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(client.tagsInUse == 0, "tags still reserved: \(client.tagsInUse)")
+            #expect(server.log.filter { $0.type == .twrite }.allSatisfy { $0.size == client.maxIOSize }, "a frame arrived torn")
+            print("server stopped reading with \(arrived) of 16 writes received: 16 cancelled writes returned after \(latency)")
+        }
+    }
+
     @Test func connectionLossFailsEveryWaiter() async throws {
         try await withTaskExecutorPreference(timingExecutor) {
             let server = try FakeServer { server, message in
@@ -255,4 +298,17 @@ final class Thread: Sendable {
         }, box)
         pthread_detach(thread)
     }
+}
+
+/// A read-only buffer handed to several tasks. `@unchecked Sendable`: nobody writes it while
+/// the tasks run.
+struct Payload: @unchecked Sendable {
+    let bytes: UnsafeRawBufferPointer
+}
+
+/// A flag set once by the test and read by a fake server's thread.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    func set() { value.store(true, ordering: .releasing) }
+    var isSet: Bool { value.load(ordering: .acquiring) }
 }

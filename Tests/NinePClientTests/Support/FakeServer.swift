@@ -16,6 +16,8 @@ final class FakeServer: Sendable {
         let fid: UInt32?
         let newfid: UInt32?
         let names: Int
+        /// Twrite's byte count.
+        var size = 0
     }
 
     let port: UInt16
@@ -77,6 +79,8 @@ final class FakeServer: Sendable {
         switch message.request {
         case let .flush(oldtag): Received(type: .tflush, tag: message.tag, oldtag: oldtag, fid: nil, newfid: nil, names: 0)
         case let .walk(fid, newfid, names): Received(type: .twalk, tag: message.tag, oldtag: nil, fid: fid, newfid: newfid, names: names.count)
+        case let .write(fid, _, data):
+            Received(type: .twrite, tag: message.tag, oldtag: nil, fid: fid, newfid: nil, names: 0, size: data.count)
         case let .clunk(fid), let .getattr(fid, _), let .read(fid, _, _), let .lopen(fid, _):
             Received(type: message.request.type, tag: message.tag, oldtag: nil, fid: fid, newfid: nil, names: 0)
         default: Received(type: message.request.type, tag: message.tag, oldtag: nil, fid: nil, newfid: nil, names: 0)
@@ -124,6 +128,7 @@ final class FakeServer: Sendable {
         case .tflush: rflush(tag: message.tag)
         case .twalk: rwalk(tag: message.tag, names: message.names)
         case .tgetattr: rgetattr(tag: message.tag)
+        case .twrite: reply(tag: message.tag) { w, tag in try Response.write(count: UInt32(message.size)).encode(tag: tag, into: &w) }
         default: rlerror(tag: message.tag, 95)
         }
     }
