@@ -13,6 +13,24 @@ struct InteropBatteryTests {
         try await runBattery(peer)
     }
 
+    @Test func unixSocketAndPipelinedStatsAgainstNinepd() async throws {
+        let peer = try InProcessNinepd()
+        defer { peer.stop() }
+        writeLocal("\(peer.exportPath)/file", patternedBytes(5000, seed: 3))
+        let client = try await NinePClient.connect(to: "unix:\(peer.unixSocket)", uname: "root")
+        defer { client.close() }
+        let file = try await client.open("/file")
+        #expect(try await file.read(at: 0, count: 10_000) == patternedBytes(5000, seed: 3))
+        // 200 getattrs from 20 tasks at once on one fid, over the unix socket.
+        let sizes = try await withThrowingTaskGroup(of: UInt64.self) { group in
+            for _ in 0..<20 { group.addTask { var last: UInt64 = 0; for _ in 0..<10 { last = try await file.stat().size }; return last } }
+            return try await group.reduce(into: [UInt64]()) { $0.append($1) }
+        }
+        #expect(sizes == Array(repeating: 5000, count: 20))
+        await file.close()
+        #expect(client.tagsInUse == 0)
+    }
+
     @Test func batteryAgainstDiod() async throws {
         let peer = try DiodProcess()
         defer { peer.stop() }

@@ -59,18 +59,25 @@ final class InProcessNinepd: TestPeer {
     var exportPath: String { export.path }
     var aname: String { "" }
 
+    /// A unix socket it also listens on.
+    var unixSocket: String { export.path + ".sock" }
+
     init() throws {
         var configuration = ServerConfiguration(exportPath: export.path, listen: [.tcp(host: "127.0.0.1", port: 0)])
+        configuration.listen.append(.unix(path: export.path + ".sock"))
         configuration.workerThreads = 4
         var logger = Logger(label: "ninepd-client-test")
         logger.logLevel = getenv("NINEP_TEST_TRACE") != nil ? .trace : .critical
         server = try Server(configuration: configuration, logger: logger)
         server.start()
-        guard case let .tcp(_, port)? = server.boundAddresses.first else { throw TestError("no TCP address bound") }
+        guard case let .tcp(_, port)? = server.boundAddresses.first(where: { if case .tcp = $0 { true } else { false } }) else { throw TestError("no TCP address bound") }
         self.port = port
     }
 
-    func stop() { server.shutdown() }
+    func stop() {
+        server.shutdown()
+        unlink(unixSocket)
+    }
 }
 
 /// Debian's diod, started on a free loopback port and killed when stopped.
