@@ -58,7 +58,8 @@ struct NinepBenchTests {
         let root = try Paths.temporaryDirectory("ninep-bench-diod")
         defer { try? FileManager.default.removeItem(at: root) }
         let port = try freeLoopbackPort()
-        let diod = try Spawned("/usr/sbin/diod", ["-f", "-n", "-e", root.path, "-l", "127.0.0.1:\(port)", "-L", "stderr"], output: "/dev/null")
+        // In the scratch directory: diod may crash when stopped, and its core lands there.
+        let diod = try Spawned("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", root.path, "/usr/sbin/diod", "-f", "-n", "-e", root.path, "-l", "127.0.0.1:\(port)", "-L", "stderr"], output: "/dev/null")
         defer { diod.terminate() }
         #expect(waitForListener(port: port))
         let bench = try run(NinepCommandTests.ninep, [

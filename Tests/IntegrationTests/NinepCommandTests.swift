@@ -28,7 +28,8 @@ struct NinepCommandTests {
         let export = root.appendingPathComponent("export")
         try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
         let port = try freeLoopbackPort()
-        let diod = try Spawned("/usr/sbin/diod", ["-f", "-n", "-e", export.path, "-l", "127.0.0.1:\(port)", "-L", "stderr"], output: root.appendingPathComponent("diod.log").path)
+        // In the scratch directory: diod may crash when stopped, and its core lands there.
+        let diod = try Spawned("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", root.path, "/usr/sbin/diod", "-f", "-n", "-e", export.path, "-l", "127.0.0.1:\(port)", "-L", "stderr"], output: root.appendingPathComponent("diod.log").path)
         defer { diod.terminate() }
         #expect(waitForListener(port: port))
         try commandBattery(server: ["--server", "tcp:127.0.0.1:\(port)", "--aname", export.path], export: export, scratch: root)

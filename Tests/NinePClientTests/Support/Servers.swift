@@ -83,6 +83,7 @@ final class InProcessNinepd: TestPeer {
 /// Debian's diod, started on a free loopback port and killed when stopped.
 final class DiodProcess: TestPeer {
     let export = Scratch("ninep-client-diod")
+    let workDirectory = Scratch("ninep-client-diod-cwd")
     let pid: pid_t
     let port: UInt16
     var name: String { "diod" }
@@ -92,7 +93,11 @@ final class DiodProcess: TestPeer {
 
     init() throws {
         port = try freePort()
-        pid = try spawn("/usr/sbin/diod", ["-f", "-n", "-e", export.path, "-l", "127.0.0.1:\(port)", "-L", "stderr"], log: "/tmp/ninep-client-diod-\(port).log")
+        // Started in a scratch directory: diod 1.0.24 sometimes crashes when stopped while a
+        // connection closes, and it raises its own core limit, so the core lands there.
+        pid = try spawn(
+            "/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", workDirectory.path, "/usr/sbin/diod", "-f", "-n", "-e", export.path, "-l", "127.0.0.1:\(port)", "-L", "stderr"],
+            log: "/tmp/ninep-client-diod-\(port).log")
         guard waitForPort(port) else {
             stop()
             throw TestError("diod did not listen on \(port)")
