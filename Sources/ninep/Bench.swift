@@ -77,7 +77,12 @@ struct Bench: AsyncParsableCommand {
 
     /// The work file: `fileSize` bytes of a pattern (written once).
     private func prepareFile(_ client: NinePClient, _ path: String) async throws {
-        let file = try await client.create(path, permissions: 0o644, .write, options: .truncate)
+        let file: RemoteFile
+        do {
+            file = try await client.open(path, .write, options: .truncate)  // left by an interrupted run
+        } catch let error as NinePError where error.errno == ENOENT {
+            file = try await client.create(path, permissions: 0o644, .write)
+        }
         let pattern = (0..<client.maxIOSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         try await using(file) { file in
             var offset = 0
