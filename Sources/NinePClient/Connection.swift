@@ -35,10 +35,14 @@ final class Connection: Sendable {
 
     /// Connects, negotiates the version and msize, and starts the reader and housekeeper.
     static func open(_ configuration: ClientConfiguration) throws(NinePError) -> Connection {
-        let fd = try SocketConnector.connect(to: configuration.address)
+        // Connecting and Tversion block this thread: bounded by the call timeout (30 s if none).
+        let limit = configuration.callTimeout ?? .seconds(30)
+        let fd = try SocketConnector.connect(to: configuration.address, timeout: limit)
         let msize: UInt32
         do {
+            setSocketTimeouts(fd, limit)
             msize = try negotiateVersion(fd: fd, msize: configuration.msize)
+            setSocketTimeouts(fd, .zero)
         } catch {
             Glibc.close(fd)
             throw error.at(configuration.address.description)
@@ -53,6 +57,14 @@ final class Connection: Sendable {
         DaemonThread.start(name: "9p-reader") { connection.readReplies() }
         DaemonThread.start(name: "9p-housekeeper") { connection.keepHouse() }
         return connection
+    }
+
+    /// SO_RCVTIMEO and SO_SNDTIMEO (zero: none).
+    private static func setSocketTimeouts(_ fd: Int32, _ limit: Duration) {
+        let (seconds, attoseconds) = limit.components
+        var value = timeval(tv_sec: Int(seconds), tv_usec: Int(attoseconds / 1_000_000_000_000))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &value, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Tversion/Rversion (tag NOTAG), before any other traffic: the msize both sides accept.

@@ -2,9 +2,9 @@ import CNinePShims
 import Glibc
 import NinePTransport
 
-/// Opens a stream socket to a `tcp:` or `unix:` address (blocking connect).
+/// Opens a stream socket to a `tcp:` or `unix:` address, giving up after `timeout`.
 enum SocketConnector {
-    static func connect(to address: ListenAddress) throws(NinePError) -> Int32 {
+    static func connect(to address: ListenAddress, timeout: Duration) throws(NinePError) -> Int32 {
         switch address {
         case let .unix(path):
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
@@ -16,7 +16,7 @@ enum SocketConnector {
                 for (i, byte) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
             }
             let rc = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connectWithin(timeout, fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
             guard rc == 0 else {
                 let e = errno
@@ -39,7 +39,7 @@ enum SocketConnector {
                 entry = info.pointee.ai_next
                 let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
                 guard fd >= 0 else { lastErrno = errno; continue }
-                if Glibc.connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
+                if connectWithin(timeout, fd, info.pointee.ai_addr, info.pointee.ai_addrlen) == 0 {
                     _ = ninep_set_nodelay(fd)
                     return fd
                 }
@@ -48,5 +48,32 @@ enum SocketConnector {
             }
             throw NinePError(.connectionLost, errno: lastErrno, operation: .connect, path: address.description)
         }
+    }
+
+    /// connect(2) that waits at most `timeout` (non-blocking connect, then poll); the socket
+    /// is blocking again on return. 0 or -1 with errno set.
+    private static func connectWithin(_ timeout: Duration, _ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
+        let flags = fcntl(fd, F_GETFL)
+        _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
+        defer { _ = fcntl(fd, F_SETFL, flags) }
+        if Glibc.connect(fd, address, length) == 0 { return 0 }
+        guard errno == EINPROGRESS || errno == EINTR else { return -1 }
+        var pending = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        let (seconds, attoseconds) = timeout.components
+        let milliseconds = Int32(clamping: seconds * 1000 + attoseconds / 1_000_000_000_000_000)
+        let ready = poll(&pending, 1, milliseconds)
+        if ready == 0 {
+            errno = ETIMEDOUT
+            return -1
+        }
+        guard ready > 0 else { return -1 }
+        var error: Int32 = 0
+        var size = socklen_t(MemoryLayout<Int32>.size)
+        _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size)
+        if error != 0 {
+            errno = error
+            return -1
+        }
+        return 0
     }
 }

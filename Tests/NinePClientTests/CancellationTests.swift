@@ -1,5 +1,6 @@
 import Glibc
 @testable import NinePClient
+import NinePTransport
 import NinePWire
 import Synchronization
 import Testing
@@ -240,6 +241,23 @@ struct CancellationTests {
             #expect(server.log.filter { $0.type == .twrite }.allSatisfy { $0.size == client.maxIOSize }, "a frame arrived torn")
             print("server stopped reading with \(arrived) of 16 writes received: 16 cancelled writes returned after \(latency)")
         }
+    }
+
+    @Test func connectingToASilentPeerEndsAtTheTimeout() async throws {
+        // A listener that never accepts: TCP connects, Tversion goes out, nothing comes back.
+        let listener = try Listener(.tcp(host: "127.0.0.1", port: 0))
+        defer { listener.close() }
+        let configuration = ClientConfiguration(
+            address: .tcp(host: "127.0.0.1", port: listener.boundPort), uname: "test", uid: 0, callTimeout: .milliseconds(300))
+        let clock = ContinuousClock()
+        let began = clock.now
+        do {
+            _ = try await NinePClient.connect(configuration)
+            Issue.record("connected to a peer that never answered Tversion")
+        } catch let error as NinePError {
+            #expect(error.operation == .version, "\(error)")
+        }
+        #expect(clock.now - began < .seconds(2), "connect took \(clock.now - began)")
     }
 
     @Test func connectionLossFailsEveryWaiter() async throws {
