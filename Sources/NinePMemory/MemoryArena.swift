@@ -55,6 +55,8 @@ public final class MemoryArena: @unchecked Sendable {
 
     /// True when every pool is locked in RAM.
     public var locked: Bool { small.locked && large.locked }
+    /// errno of the first refused mlock (0 when every pool is locked).
+    public var lockError: Int32 { small.lockError != 0 ? small.lockError : large.lockError }
 
     // MARK: Granting
 

@@ -152,7 +152,7 @@ extension MemoryArena {
     public func report() -> [String] {
         let (sites, free, waiting) = lock.withLock { (statistics.snapshotLocked(), (small.freeCount, large.freeCount, parkingUnusedForReport), waitingCountLocked) }
         var lines = [
-            "memory pools: small \(free.0) of \(small.capacity) free (\(free.2) of \(plan.parkingReserve) parking buffers unused), large \(free.1) of \(large.capacity) free, \(waiting) waiting; \(locked ? "locked in RAM" : "NOT locked in RAM (mlock: \(String(cString: strerror(small.lockError != 0 ? small.lockError : large.lockError))))")"
+            "memory pools: small \(free.0) of \(small.capacity) free (\(free.2) of \(plan.parkingReserve) parking buffers unused), large \(free.1) of \(large.capacity) free, \(waiting) waiting; \(locked ? "locked in RAM" : "NOT locked in RAM (mlock: \(String(cString: strerror(lockError))))")"
         ]
         for site in sites where site.grants > 0 || site.waits > 0 {
             let average = site.waits > 0 ? site.waitedNanoseconds / site.waits : 0

@@ -23,10 +23,7 @@ public final class Server: @unchecked Sendable {
     public var memoryPlan: MemoryPlan { arena.plan }
     /// Whether the buffer pools are locked in RAM, and why not.
     public var memoryLocked: Bool { arena.locked }
-    public var memoryLockError: String {
-        let code = arena.small.lockError != 0 ? arena.small.lockError : arena.large.lockError
-        return String(cString: strerror(code))
-    }
+    public var memoryLockError: String { String(cString: strerror(arena.lockError)) }
     let metrics: MemoryMetrics
     let waiter = ReadinessWaiter()
     /// Root: each request runs with the attaching user's fsuid/fsgid/groups.
@@ -204,7 +201,7 @@ public final class Server: @unchecked Sendable {
             }
             switch admission {
             case .refused:
-                if MemoryProbe.canAllocate(bytes: 65536) {
+                if MemoryProbe.canAllocate(bytes: Self.logLineBytes) {
                     logger.warning("refusing connection from \(peer): \(isStopping ? "shutting down" : "limit of \(configuration.maxConnections) connections reached (--max-connections)")")
                 } else {
                     RawLog.write("ninepd: refusing a connection: connection limit reached and memory is short\n")
@@ -222,7 +219,7 @@ public final class Server: @unchecked Sendable {
     /// A client beyond the preallocated table: its connection is allocated now, if memory
     /// allows (asked first, so a refusal is an error, not a trap), with its own reader thread.
     private func acceptBeyondTable(fd: Int32, peer: PeerAddress, id: Int) {
-        guard MemoryProbe.canAllocate(bytes: Connection.slotBytes(configuration) + 65536) else {
+        guard MemoryProbe.canAllocate(bytes: Connection.slotBytes(configuration) + Self.logLineBytes) else {
             RawLog.write("ninepd: refusing a connection beyond the preallocated table: out of memory (raise --memory-budget for more connection slots)\n")
             Glibc.close(fd)
             return
@@ -242,10 +239,21 @@ public final class Server: @unchecked Sendable {
         logConnected(peer: peer, id: id, table: "allocated")
     }
 
-    /// The connect log line, when memory allows one (a log line allocates).
+    /// The connect log line, when memory allows one.
     private func logConnected(peer: PeerAddress, id: Int, table: String) {
-        if MemoryProbe.canAllocate(bytes: 65536) {
+        logWhenMemoryAllows {
             logger.info("client connected", metadata: ["peer": "\(peer)", "connection": "\(id)", "memory": "\(table)"])
+        }
+    }
+
+    /// Bytes a formatted log line may need; malloc is asked for them before one is written.
+    static let logLineBytes = 65536
+
+    /// Runs `log` if malloc can give a log line's worth now (formatting allocates, and Swift
+    /// traps when malloc refuses); otherwise counts the line as dropped.
+    private func logWhenMemoryAllows(_ log: () -> Void) {
+        if MemoryProbe.canAllocate(bytes: Self.logLineBytes) {
+            log()
         } else {
             registry.withLock { droppedLogLines += 1 }
         }
@@ -267,10 +275,8 @@ public final class Server: @unchecked Sendable {
 
     /// Called by a reader when its client's session has ended.
     func connectionClosed(_ connection: Connection) {
-        if MemoryProbe.canAllocate(bytes: 65536) {
+        logWhenMemoryAllows {
             logger.info("client disconnected", metadata: ["peer": "\(connection.peer)", "connection": "\(connection.id)"])
-        } else {
-            registry.withLock { droppedLogLines += 1 }
         }
         registry.withLock {
             remove(connection)

@@ -1,4 +1,3 @@
-import NinePMemory
 import NinePTransport
 
 /// Everything a server is started with; the defaults are what `ninepd` uses with no options.
@@ -34,9 +33,6 @@ public struct ServerConfiguration: Sendable {
     /// Longest accepted name component (bytes); Linux's NAME_MAX.
     public var maxNameLength = 255
 
-    /// Small messages (everything but large reads, writes and readdirs) use buffers of this
-    /// message capacity; larger ones take a large buffer.
-    public static let smallBufferSize = MemoryPlan.smallMessageCapacity
 
     public init(exportPath: String, listen: [ListenAddress]) {
         self.exportPath = exportPath

@@ -83,14 +83,8 @@ public final class Listener: @unchecked Sendable {
         }
     }
 
-    /// The next connection's descriptor and a printable peer address, or nil once closed.
-    public func accept() -> (fd: Int32, peer: String)? {
-        guard let (fd, peer) = acceptPeer() else { return nil }
-        return (fd, peer.description)
-    }
-
-    /// Like `accept()`, but the peer's address stays raw until someone prints it: accepting
-    /// allocates nothing.
+    /// The next connection's descriptor and its peer's address, or nil once closed. The
+    /// address stays raw until someone prints it: accepting allocates nothing.
     public func acceptPeer() -> (fd: Int32, peer: PeerAddress)? {
         while true {
             var storage = sockaddr_storage()
