@@ -17,6 +17,9 @@ let package = Package(
         .library(name: "NinePWire", targets: ["NinePWire"]),
         .library(name: "NinePServer", targets: ["NinePServer"]),
         .library(name: "NinePClient", targets: ["NinePClient"]),
+        // For Benchmarks/ (a separate package): the pools and the socket helpers it measures.
+        .library(name: "NinePMemory", targets: ["NinePMemory"]),
+        .library(name: "NinePTransport", targets: ["NinePTransport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),

@@ -63,16 +63,18 @@ public final class BufferPool: @unchecked Sendable {
 
     public var totalBytes: Int { bufferSize * capacity }
 
-    /// A free buffer, or nil when all are in use (the arena's lock held).
-    func take() -> UnsafeMutableRawBufferPointer? {
+    /// A free buffer, or nil when all are in use. Not thread-safe: the caller serialises
+    /// (`MemoryArena` calls it with its lock held). Public so that Benchmarks/ can measure
+    /// the pool alone; servers go through `MemoryArena`.
+    public func take() -> UnsafeMutableRawBufferPointer? {
         guard freeCount > 0 else { return nil }
         freeCount -= 1
         let index = Int(freeStack[freeCount])
         return UnsafeMutableRawBufferPointer(start: region + index * bufferSize, count: bufferSize)
     }
 
-    /// Gives a buffer back (the arena's lock held).
-    func put(_ buffer: UnsafeMutableRawBufferPointer) {
+    /// Gives back a buffer `take()` returned. Not thread-safe, as `take()`.
+    public func put(_ buffer: UnsafeMutableRawBufferPointer) {
         let index = (buffer.baseAddress! - region) / bufferSize
         precondition(index >= 0 && index < capacity && buffer.count == bufferSize, "buffer returned to the wrong pool")
         freeStack[freeCount] = Int32(index)
