@@ -32,6 +32,10 @@ public struct ServerConfiguration: Sendable {
     public var squashUser: (uid: UInt32, gid: UInt32)? = nil
     /// Longest accepted name component (bytes); Linux's NAME_MAX.
     public var maxNameLength = 255
+    /// Start writeback of every write of 64 KiB or more at once (sync_file_range), so dirty
+    /// page cache cannot fill a memory cgroup (see `MemoryCgroup`). Off, writes stay in the page
+    /// cache as the kernel sees fit: faster, and no disk wait in front of a reply or an Rflush.
+    public var writeBehind = false
 
 
     public init(exportPath: String, listen: [ListenAddress]) {

@@ -20,11 +20,14 @@ final class Worker {
     var context: RequestContext?
     /// What a handler returns when it parked its request (no reply yet).
     static let parked = -1
+    /// ServerConfiguration.writeBehind, read once.
+    let writeBehind: Bool
 
     init(server: Server) {
         self.server = server
         identity = ThreadIdentity(enabled: server.switchesIdentity)
         thread = pthread_self()
+        writeBehind = server.configuration.writeBehind
         names = (0..<3).map { _ in UnsafeMutablePointer<CChar>.allocate(capacity: Worker.nameCapacity) }
         direntBuffer = .allocate(byteCount: 64 * 1024, alignment: 8)
         flushTags = []

@@ -72,6 +72,11 @@ struct Ninepd: ParsableCommand {
     @Flag(name: .long, help: "Do not lock the daemon's memory in RAM (mlockall); the buffer pools are still locked when permitted.")
     var noMlockall = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Start writing each write of 64 KiB or more to disk at once: auto (when ninepd runs in a memory-limited cgroup, where dirty page cache counts against the limit and can get the daemon OOM-killed), on, or off.",
+        valueName: "auto|on|off"))
+    var writeBehind: String = "auto"
+
     @Option(name: .long, help: ArgumentHelp("Permissions of unix sockets, in octal (e.g. 660).", valueName: "mode"))
     var socketMode: String?
 
@@ -100,6 +105,9 @@ struct Ninepd: ParsableCommand {
         }
         if let oomScoreAdj, !(-1000...1000).contains(oomScoreAdj) {
             throw ValidationError("--oom-score-adj \(oomScoreAdj) is out of range: give -1000 to 1000")
+        }
+        if !["auto", "on", "off"].contains(writeBehind) {
+            throw ValidationError("--write-behind '\(writeBehind)' is not one of auto, on, off")
         }
         if let socketMode, UInt32(socketMode, radix: 8) == nil {
             throw ValidationError("--socket-mode '\(socketMode)' is not an octal mode such as 660")
@@ -144,6 +152,11 @@ struct Ninepd: ParsableCommand {
         configuration.socketMode = socketMode.flatMap { UInt32($0, radix: 8) }
         configuration.allowedUsers = allowUser.isEmpty ? nil : Set(allowUser)
         if let squashUid { configuration.squashUser = (squashUid, squashGid ?? squashUid) }
+        let cgroupLimit = MemoryCgroup.limitBytes()
+        configuration.writeBehind = writeBehind == "on" || (writeBehind == "auto" && cgroupLimit != nil)
+        let writeBehindText = configuration.writeBehind
+            ? "write-behind on" + (cgroupLimit.map { " (memory cgroup limit \(MemoryPlan.format(bytes: $0)))" } ?? "")
+            : "write-behind off"
 
         // Every fid holds a descriptor (two when open): raise the soft limit as far as allowed.
         var files = rlimit()
@@ -192,7 +205,7 @@ struct Ninepd: ParsableCommand {
         logger.info("""
             exporting \(server.exportDescription) on \(bound): msize \(msize), \(readOnly ? "read-only" : "read-write"), \
             identity \(identity), \(workers) workers, up to \(maxConnections) connections x \(maxRequests) requests in flight, \
-            \(maxFids) fids per connection, \(files.rlim_cur) descriptors; \(plan.summary)
+            \(maxFids) fids per connection, \(files.rlim_cur) descriptors, \(writeBehindText); \(plan.summary)
             """)
         for address in addresses where !address.isLoopback {
             logger.warning("\(address) is reachable from other hosts; there is no authentication: restrict it with --allow-user, a firewall, or a loopback address")

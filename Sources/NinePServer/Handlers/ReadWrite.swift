@@ -100,11 +100,12 @@ extension Worker {
                     done += n
                     if ref.entry.streaming { break }
                 }
-                // Write-behind: large writes start their writeback at once, so dirty pages do
-                // not pile up. Under a cgroup v1 memory limit, reclaim cannot write dirty pages
-                // itself but waits for pages under writeback: a cgroup full of dirty page cache
-                // ends in an OOM kill, one under writeback only slows the writer.
-                if done >= Self.writeBehindThreshold && !ref.entry.streaming {
+                // Write-behind (only in a memory-limited cgroup, see ServerConfiguration):
+                // large writes start their writeback at once, so dirty pages do not pile up.
+                // Under a cgroup v1 memory limit, reclaim cannot write dirty pages itself but
+                // waits for pages under writeback: a cgroup full of dirty page cache ends in an
+                // OOM kill, one under writeback only slows the writer.
+                if writeBehind && done >= Self.writeBehindThreshold && !ref.entry.streaming {
                     _ = ninep_start_writeback(fd, Int64(bitPattern: offset), Int64(done))
                 }
                 return try encode(.write(count: UInt32(done)), tag: tag, into: &w)
