@@ -12,29 +12,40 @@ struct Bench: AsyncParsableCommand {
               write     Twrite of --size bytes at rotating offsets of the same file
               getattr   Tgetattr on an open fid (no walk)
               metadata  stat by path: Twalk + Tgetattr + Tclunk
+              seqread   one pass over the whole --file-size file, --size per Tread
+              seqwrite  the file truncated, then written whole, --size per Twrite
+              smallfile create + write 4 KiB + clunk + stat by path + unlink
+              readdir   list --listing whole (Treaddir until empty); entries/s
 
             --concurrency tasks share one connection, each with one call in flight.
             Every workload warms up for --warmup seconds, then runs for --duration
             seconds and reports operations and bytes per second and latency percentiles
-            (p50/p90/p99). The work file is --directory/ninep-bench.dat (created, and
-            removed at the end).
+            (p50/p90/p99). seqread and seqwrite instead make one pass over the file
+            (no warm-up; --size rounded down to whole 4 KiB blocks, the tasks taking
+            the next block in turn) and report the time it took. The work file is
+            --directory/ninep-bench.dat (created, and removed at the end unless
+            --keep-file); smallfile works on --directory/ninep-small-TASK.
 
             Under an LD_PRELOAD interposer that exports ninep_alloc_calls() (see
             README), --count-allocations also reports heap allocations per operation.
 
               ninep bench --workload read --size 1m --concurrency 8
               ninep bench --json --duration 10 > result.json
+              ninep bench --workload seqwrite --workload seqread --size 1m --file-size 1g
             """
     )
 
     @OptionGroup var server: ServerOptions
-    @Option(help: "read, write, getattr or metadata; repeat for several.") var workload: [Workload] = [.read, .write, .getattr, .metadata]
+    @Option(help: "read, write, getattr, metadata, seqread, seqwrite, smallfile or readdir; repeat for several.")
+    var workload: [Workload] = [.read, .write, .getattr, .metadata]
     @Option(help: "Bytes per read or write (suffixes k, m).") var size: ByteCount = ByteCount(65536)
     @Option(help: "Size of the work file (suffixes k, m, g).") var fileSize: ByteCount = ByteCount(64 << 20)
     @Option(help: "Tasks issuing calls at once.") var concurrency = 4
     @Option(help: "Seconds measured per workload.") var duration = 5.0
     @Option(help: "Seconds of warm-up per workload (not measured).") var warmup = 1.0
     @Option(help: "Remote directory for the work file.") var directory = "/"
+    @Option(help: "Remote directory the readdir workload lists.") var listing = "/"
+    @Flag(help: "Leave the work file at the end; reuse one of --file-size bytes already there.") var keepFile = false
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Report heap allocations per operation (needs the interposer).") var countAllocations = false
 
@@ -56,15 +67,23 @@ struct Bench: AsyncParsableCommand {
             let ioSize = min(size.bytes, client.maxIOSize)
             try await prepareFile(client, path)
             for kind in workload {
-                let result = try await BenchRun(
-                    client: client, path: path, workload: kind, ioSize: ioSize, fileSize: fileSize.bytes, concurrency: concurrency,
-                    warmup: .milliseconds(Int64(warmup * 1000)), duration: .milliseconds(Int64(duration * 1000)),
-                    countAllocations: countAllocations
-                ).run()
+                let result: BenchResult
+                if kind.isSequential {
+                    result = try await SequentialRun(
+                        client: client, path: path, workload: kind, ioSize: max(4096, ioSize & ~4095), fileSize: fileSize.bytes,
+                        concurrency: concurrency
+                    ).run()
+                } else {
+                    result = try await BenchRun(
+                        client: client, path: path, listing: listing, directory: directory, workload: kind, ioSize: ioSize,
+                        fileSize: fileSize.bytes, concurrency: concurrency, warmup: .milliseconds(Int64(warmup * 1000)),
+                        duration: .milliseconds(Int64(duration * 1000)), countAllocations: countAllocations
+                    ).run()
+                }
                 results.append(result)
                 if !json { print(result.text) }
             }
-            try? await client.remove(path)
+            if !keepFile { try? await client.remove(path) }
         } catch {
             Report.failure("bench", error, path: path)
             throw ExitCode(Report.status(error))
@@ -75,13 +94,21 @@ struct Bench: AsyncParsableCommand {
         }
     }
 
-    /// The work file: `fileSize` bytes of a pattern (written once).
+    /// The work file: `fileSize` bytes of a pattern (written once), or empty when the first
+    /// workload to use its data is seqwrite (which writes it) or none does. With --keep-file, a
+    /// file already there of the right size is used as it is.
     private func prepareFile(_ client: NinePClient, _ path: String) async throws {
+        if keepFile, let existing = try? await client.stat(path), existing.size == UInt64(fileSize.bytes) { return }
         let file: RemoteFile
         do {
             file = try await client.open(path, .write, options: .truncate)  // left by an interrupted run
         } catch let error as NinePError where error.errno == ENOENT {
             file = try await client.create(path, permissions: 0o644, .write)
+        }
+        let firstData = workload.first { $0.usesFileData }
+        guard firstData != nil && firstData != .seqwrite else {
+            await file.close()
+            return
         }
         let pattern = (0..<client.maxIOSize).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
         try await using(file) { file in
@@ -96,7 +123,13 @@ struct Bench: AsyncParsableCommand {
 }
 
 enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
-    case read, write, getattr, metadata
+    case read, write, getattr, metadata, seqread, seqwrite, smallfile, readdir
+
+    /// One timed pass over the file rather than a loop for --duration.
+    var isSequential: Bool { self == .seqread || self == .seqwrite }
+
+    /// Reads or writes the work file's data.
+    var usesFileData: Bool { self == .read || self == .write || isSequential }
 }
 
 /// A byte count written as 4096, 64k, 1m or 2g.

@@ -7,6 +7,8 @@ import Synchronization
 struct BenchRun {
     let client: NinePClient
     let path: String
+    let listing: String
+    let directory: String
     let workload: Workload
     let ioSize: Int
     let fileSize: Int
@@ -23,6 +25,7 @@ struct BenchRun {
     /// What a worker measured.
     struct Tally: Sendable {
         var operations: UInt64 = 0
+        var entries = 0
         var buckets: [UInt64] = []
         var allocationsBefore: UInt64 = 0
         var allocationsAfter: UInt64 = 0
@@ -34,7 +37,7 @@ struct BenchRun {
         let start = clock.now + .milliseconds(20)
         let measureFrom = start + warmup
         let until = measureFrom + duration
-        let buffers = (0..<concurrency).map { _ in Buffer(bytes: .allocate(byteCount: ioSize, alignment: 4096)) }
+        let buffers = (0..<concurrency).map { _ in Buffer(bytes: .allocate(byteCount: max(ioSize, SmallFile.size), alignment: 4096)) }
         defer { for buffer in buffers { buffer.bytes.deallocate() } }
         for buffer in buffers { buffer.bytes.initializeMemory(as: UInt8.self, repeating: 0x5a) }
         let blocks = max(1, fileSize / ioSize)
@@ -57,6 +60,7 @@ struct BenchRun {
         var histogram = LatencyHistogram()
         var operations: UInt64 = 0
         var allocations: UInt64 = 0
+        let entries = tallies.map(\.entries).max() ?? 0
         for tally in tallies {
             var part = LatencyHistogram()
             part.load(tally.buckets)
@@ -65,9 +69,10 @@ struct BenchRun {
             if tally.allocationsAfter >= tally.allocationsBefore { allocations = max(allocations, tally.allocationsAfter - tally.allocationsBefore) }
         }
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        let bytesPerOperation = workload == .read || workload == .write ? ioSize : 0
+        let bytesPerOperation = workload == .read || workload == .write ? ioSize : workload == .smallfile ? SmallFile.size : 0
         return BenchResult(
             workload: workload, size: bytesPerOperation, concurrency: concurrency, seconds: seconds, operations: operations,
+            bytes: operations * UInt64(bytesPerOperation), entries: workload == .readdir ? entries : nil,
             p50: histogram.percentile(0.50), p90: histogram.percentile(0.90), p99: histogram.percentile(0.99),
             allocationsPerOperation: countAllocations && operations > 0 ? Double(allocations) / Double(operations) : nil,
             allocations: countAllocations ? allocations : nil)
@@ -128,6 +133,8 @@ struct BenchRun {
         var measuring = false
         let clock = ContinuousClock()
         let readOnly = UnsafeRawBufferPointer(buffer.bytes)
+        let small = SmallFile(client: client, path: Formatting.join(directory, "ninep-small-\(worker)"), data: UnsafeRawBufferPointer(rebasing: readOnly[0..<SmallFile.size]))
+        if workload == .smallfile { try? await client.remove(small.path) }  // left by an interrupted run
         while true {
             let began = clock.now
             if began >= until { break }
@@ -142,6 +149,9 @@ struct BenchRun {
             case .write: _ = try await file.write(readOnly, at: offset)
             case .getattr: _ = try await file.stat()
             case .metadata: _ = try await client.stat(path)
+            case .smallfile: try await small.cycle()
+            case .readdir: tally.entries = try await countEntries()
+            case .seqread, .seqwrite: preconditionFailure("sequential workloads run in SequentialRun")
             }
             if measuring {
                 let elapsed = clock.now - began
@@ -155,6 +165,14 @@ struct BenchRun {
         tally.buckets = histogram.export()
         return tally
     }
+
+
+    /// One full listing of `listing`: the number of entries ("." and ".." left out).
+    private func countEntries() async throws -> Int {
+        var count = 0
+        for try await _ in client.readdir(listing) { count += 1 }
+        return count
+    }
 }
 
 extension LatencyHistogram {
@@ -164,50 +182,5 @@ extension LatencyHistogram {
 
     mutating func load(_ buckets: [UInt64]) {
         for (index, count) in buckets.enumerated() { add(count, toBucket: index) }
-    }
-}
-
-/// One workload's figures.
-struct BenchResult: Sendable {
-    let workload: Workload
-    let size: Int
-    let concurrency: Int
-    let seconds: Double
-    let operations: UInt64
-    let p50: UInt64
-    let p90: UInt64
-    let p99: UInt64
-    let allocationsPerOperation: Double?
-    let allocations: UInt64?
-
-    var operationsPerSecond: Double { Double(operations) / seconds }
-    var bytesPerSecond: Double { operationsPerSecond * Double(size) }
-
-    static func micros(_ nanoseconds: UInt64) -> String { Formatting.fixed(Double(nanoseconds) / 1000, 1) }
-
-    var text: String {
-        var line = Formatting.pad(workload.rawValue, 9, left: true)
-        line += size > 0 ? " \(Formatting.size(Double(size))) x\(concurrency): " : " x\(concurrency): "
-        line += "\(Formatting.fixed(operationsPerSecond, 0)) ops/s"
-        if size > 0 { line += ", \(Formatting.size(bytesPerSecond))/s" }
-        line += "; latency p50 \(BenchResult.micros(p50)) µs, p90 \(BenchResult.micros(p90)) µs, p99 \(BenchResult.micros(p99)) µs"
-        if let allocationsPerOperation, let allocations {
-            line += "; \(Formatting.fixed(allocationsPerOperation, 4)) allocations/op (\(allocations) in \(operations) ops)"
-        }
-        return line
-    }
-
-    var json: String {
-        var fields = [
-            "\"workload\":\"\(workload.rawValue)\"", "\"size\":\(size)", "\"concurrency\":\(concurrency)",
-            "\"seconds\":\(Formatting.fixed(seconds, 3))", "\"operations\":\(operations)",
-            "\"operationsPerSecond\":\(Formatting.fixed(operationsPerSecond, 1))", "\"bytesPerSecond\":\(Formatting.fixed(bytesPerSecond, 0))",
-            "\"latencyMicroseconds\":{\"p50\":\(BenchResult.micros(p50)),\"p90\":\(BenchResult.micros(p90)),\"p99\":\(BenchResult.micros(p99))}",
-        ]
-        if let allocationsPerOperation, let allocations {
-            fields.append("\"allocations\":\(allocations)")
-            fields.append("\"allocationsPerOperation\":\(Formatting.fixed(allocationsPerOperation, 6))")
-        }
-        return "{" + fields.joined(separator: ",") + "}"
     }
 }
