@@ -146,29 +146,35 @@ final class Fixture {
 /// Holds the fixture of the benchmark running now (set up and torn down around it).
 final class FixtureHolder {
     var fixture: Fixture?
-    var frame = UnsafeRawBufferPointer(start: nil, count: 0)
+    var steps: [(frame: UnsafeRawBufferPointer, expected: MessageType, count: UInt32?)] = []
 }
 
-/// A benchmark of one request/reply: `encode` builds the request once; every iteration sends
-/// it and reads a reply that must be `expected` (and carry `count` when given).
-func roundTripBenchmark(
-    _ name: String, expected: MessageType, count: UInt32? = nil,
-    _ encode: @escaping (inout WireWriter) throws(WireError) -> Int
-) {
+/// One request of an iteration: how to encode it (once, before the run), the reply type it
+/// must get, and the count that reply must carry (Rread, Rwrite) when given.
+struct Step {
+    var expected: MessageType
+    var count: UInt32? = nil
+    var encode: (inout WireWriter) throws(WireError) -> Int
+}
+
+/// A benchmark whose every iteration sends each step's request in turn and checks its reply.
+func roundTripBenchmark(_ name: String, _ steps: [Step]) {
     let holder = FixtureHolder()
     Benchmark(
         name, configuration: benchmarkConfiguration(),
         closure: { benchmark in
             guard let fixture = holder.fixture else { return benchmark.error("\(name): no server") }
             for _ in benchmark.scaledIterations {
-                guard let header = fixture.roundTrip(holder.frame), header.type == expected.rawValue,
-                      count == nil || fixture.replyCount == count
-                else { return benchmark.error("\(name): unexpected reply") }
+                for step in holder.steps {
+                    guard let header = fixture.roundTrip(step.frame), header.type == step.expected.rawValue,
+                          step.count == nil || fixture.replyCount == step.count
+                    else { return benchmark.error("\(name): unexpected reply") }
+                }
             }
         },
         setup: {
             let fixture = try Fixture()
-            holder.frame = try fixture.frame(encode)
+            holder.steps = try steps.map { step in (try fixture.frame(step.encode), step.expected, step.count) }
             holder.fixture = fixture
         },
         teardown: {
@@ -180,26 +186,36 @@ func roundTripBenchmark(
 
 let benchmarks: @Sendable () -> Void = {
     // Tgetattr as the kernel client sends it for a stat (P9_GETATTR_BASIC).
-    roundTripBenchmark("Tgetattr round trip", expected: .rgetattr) { w throws(WireError) in
-        try Request.getattr(fid: 1, mask: 0x7FF).encode(tag: 2, into: &w)
-    }
-    roundTripBenchmark("Tread 4 KiB round trip", expected: .rread, count: 4096) { w throws(WireError) in
-        try Request.read(fid: 1, offset: 8192, count: 4096).encode(tag: 3, into: &w)
-    }
-    let payload = ByteView(static: """
-        9P2000.L micro-benchmark payload: one page written again and again at the same offset. \
-        0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
-        """)
-    roundTripBenchmark("Twrite 4 KiB round trip", expected: .rwrite, count: 4096) { w throws(WireError) in
-        // 4096 bytes: the static text repeated, written into the frame once before the run.
-        try w.beginFrame(.twrite, tag: 4)
-        try w.u32(1); try w.u64(0); try w.u32(4096)
-        var left = 4096
-        while left > 0 {
-            let piece = min(left, payload.count)
-            try w.bytes(ByteView(UnsafeRawBufferPointer(rebasing: payload.base[0..<piece])))
-            left -= piece
-        }
-        return w.finishFrame()
-    }
+    roundTripBenchmark("Tgetattr round trip", [
+        Step(expected: .rgetattr) { w throws(WireError) in try Request.getattr(fid: 1, mask: 0x7FF).encode(tag: 2, into: &w) },
+    ])
+    roundTripBenchmark("Tread 4 KiB round trip", [
+        Step(expected: .rread, count: 4096) { w throws(WireError) in
+            try Request.read(fid: 1, offset: 8192, count: 4096).encode(tag: 3, into: &w)
+        },
+    ])
+    roundTripBenchmark("Twrite 4 KiB round trip", [
+        Step(expected: .rwrite, count: 4096) { w throws(WireError) in
+            // 4096 bytes of a repeating pattern, written into the frame once before the run.
+            try w.beginFrame(.twrite, tag: 4)
+            try w.u32(1); try w.u64(0); try w.u32(4096)
+            let data = try w.reserve(4096)
+            for i in 0..<4096 { data[i] = UInt8(truncatingIfNeeded: i &* 31 &+ 7) }
+            return w.finishFrame()
+        },
+    ])
+    let names: [StaticString] = ["data"]
+    roundTripBenchmark("Twalk + Tclunk (2 round trips)", [
+        Step(expected: .rwalk) { w throws(WireError) in try w.twalk(tag: 5, fid: 0, newfid: 2, names: names) },
+        Step(expected: .rclunk) { w throws(WireError) in try Request.clunk(fid: 2).encode(tag: 6, into: &w) },
+    ])
+    // A control: Tattach looks the user up (getpwuid_r and its groups), which allocates on the
+    // server's worker thread. Non-zero mallocs here show the counter sees the server's threads.
+    roundTripBenchmark("control: Tattach + Tclunk (2 round trips; attach allocates)", [
+        Step(expected: .rattach) { w throws(WireError) in
+            try Request.attach(fid: 3, afid: NineP.noFid, uname: ByteView(static: ""), aname: ByteView(static: ""), nuname: getuid())
+                .encode(tag: 7, into: &w)
+        },
+        Step(expected: .rclunk) { w throws(WireError) in try Request.clunk(fid: 3).encode(tag: 8, into: &w) },
+    ])
 }

@@ -164,11 +164,6 @@ let benchmarks: @Sendable () -> Void = {
     response("Rread 128 KiB", memory, .read(data: memory.payload128K), batch: .one)
     response("Rwrite", memory, .write(count: 4096))
     response("Rlopen", memory, .lopen(qid: Qid(type: Qid.typeFile, version: 1, path: 42), iounit: 0))
-    encodeBenchmark("Rwalk 3 qids", memory) { (w: inout WireWriter) throws(WireError) in
-        try w.beginRwalk(tag: 1)
-        for path: UInt64 in 1...3 { try w.qid(Qid(type: Qid.typeDir, version: 0, path: path)) }
-        return w.finishRwalk(count: 3)
-    }
     response("Rgetattr", memory, .getattr(sampleAttributes()))
     encodeBenchmark("Rreaddir 32 entries", memory) { (w: inout WireWriter) throws(WireError) in
         try encodeReaddir(into: w.buffer)
@@ -182,4 +177,20 @@ let benchmarks: @Sendable () -> Void = {
     decodeResponseBenchmark("Rlerror", memory.frame { (w: inout WireWriter) throws(WireError) in
         try w.rlerror(tag: 1, errno: 2)
     })
+    encodeBenchmark("Rwalk 3 qids", memory) { (w: inout WireWriter) throws(WireError) in try encodeRwalk(&w) }
+    decodeResponseBenchmark("Rwalk 3 qids", memory.frame { (w: inout WireWriter) throws(WireError) in try encodeRwalk(&w) })
+
+    // A control: one heap allocation per operation, so a zero elsewhere is a real zero.
+    Benchmark("control: one 64-byte array (1 malloc)", configuration: configuration(batch: .kilo)) { benchmark in
+        for _ in benchmark.scaledIterations {
+            blackHole([UInt8](repeating: 1, count: 64))
+        }
+    }
+}
+
+/// An Rwalk of 3 directory qids, written as the server writes it.
+func encodeRwalk(_ w: inout WireWriter) throws(WireError) -> Int {
+    try w.beginRwalk(tag: 1)
+    for path: UInt64 in 1...3 { try w.qid(Qid(type: Qid.typeDir, version: 0, path: path)) }
+    return w.finishRwalk(count: 3)
 }
