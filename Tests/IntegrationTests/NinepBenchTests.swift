@@ -72,4 +72,70 @@ struct NinepBenchTests {
         #expect(lines.allSatisfy { $0.contains("ops/s") && $0.contains("p50") && $0.contains("p99") }, "bench text: \(bench.output)")
         print("bench against diod:\n  " + lines.joined(separator: "\n  "))
     }
+
+    /// Runs `ninep bench --json` against a fresh ninepd on `export`; the results by workload.
+    func bench(_ export: URL, root: URL, _ arguments: [String]) throws -> [[String: Any]] {
+        let server = try NinepdProcess(export: export, logDirectory: root)
+        defer { _ = server.stop() }
+        let bench = try run(NinepCommandTests.ninep, ["bench", "--server", "127.0.0.1:\(server.port)", "--json"] + arguments, timeout: .seconds(60))
+        #expect(bench.status == 0, "bench: \(bench.output)")
+        return try results(bench.output)
+    }
+
+    @Test func sequentialWriteThenReadMoveTheWholeFile() throws {
+        let root = try Paths.temporaryDirectory("ninep-bench-seq")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let export = root.appendingPathComponent("export")
+        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+        let fileSize = 8 << 20 + 12345  // not a whole number of calls: the last one is short
+        let results = try bench(export, root: root, [
+            "--workload", "seqwrite", "--workload", "seqread", "--size", "1m", "--file-size", "\(fileSize)", "--concurrency", "3",
+        ])
+        #expect(results.map { $0["workload"] as? String } == ["seqwrite", "seqread"])
+        for result in results {
+            let workload = result["workload"] as? String ?? "?"
+            #expect(result["bytes"] as? Int == fileSize, "\(workload) moved \(result["bytes"] ?? "nothing"), not \(fileSize) bytes")
+            #expect(result["size"] as? Int == 1 << 20 - 4096, "\(workload): calls of whole 4 KiB blocks below the msize")
+            #expect(result["operations"] as? Int == (fileSize + (1 << 20 - 4096) - 1) / (1 << 20 - 4096), "\(workload): \(result)")
+            #expect((result["bytesPerSecond"] as? Double ?? 0) > 0, "\(workload): \(result)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: export.appendingPathComponent("ninep-bench.dat").path), "the work file was left behind")
+    }
+
+    @Test func smallFileLoopLeavesNoFiles() throws {
+        let root = try Paths.temporaryDirectory("ninep-bench-small")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let export = root.appendingPathComponent("export")
+        try FileManager.default.createDirectory(at: export.appendingPathComponent("work"), withIntermediateDirectories: true)
+        let results = try bench(export, root: root, [
+            "--workload", "smallfile", "--directory", "/work", "--concurrency", "4", "--warmup", "0.2", "--duration", "1",
+        ])
+        let operations = results.first?["operations"] as? Int ?? 0
+        #expect(results.first?["workload"] as? String == "smallfile" && operations > 20, "smallfile: \(results)")
+        #expect(results.first?["bytes"] as? Int == operations * 4096, "smallfile: 4 KiB written per cycle: \(results)")
+        let left = try FileManager.default.contentsOfDirectory(atPath: export.appendingPathComponent("work").path)
+        #expect(left.isEmpty, "files left behind: \(left)")
+    }
+
+    @Test func readdirCountsEveryEntry() throws {
+        let root = try Paths.temporaryDirectory("ninep-bench-readdir")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let export = root.appendingPathComponent("export")
+        let listed = export.appendingPathComponent("many")
+        try FileManager.default.createDirectory(at: listed, withIntermediateDirectories: true)
+        let count = 2500
+        for index in 0..<count {
+            #expect(FileManager.default.createFile(atPath: listed.appendingPathComponent("entry-\(index)").path, contents: nil))
+        }
+        let results = try bench(export, root: root, [
+            "--workload", "readdir", "--listing", "/many", "--concurrency", "2", "--warmup", "0.2", "--duration", "1",
+        ])
+        let result = results.first ?? [:]
+        let operations = result["operations"] as? Int ?? 0
+        #expect(result["entriesPerListing"] as? Int == count, "readdir: \(result)")
+        #expect(operations >= 2, "readdir: \(result)")
+        let perSecond = result["entriesPerSecond"] as? Double ?? 0
+        let expected = Double(operations * count) / (result["seconds"] as? Double ?? 1)
+        #expect(abs(perSecond - expected) <= expected * 0.01, "readdir entries/s \(perSecond), expected \(expected)")
+    }
 }
