@@ -143,6 +143,11 @@ let benchmarks: @Sendable () -> Void = {
     decodeRequestBenchmark("Twalk 3 names", memory.frame { (w: inout WireWriter) throws(WireError) in
         try w.twalk(tag: 1, fid: 0, newfid: 1, names: walkNames)
     })
+    // The same with Swift strings, as NinePClient walks.
+    let stringNames = ["usr", "share", "doc"]
+    encodeBenchmark("Twalk 3 names (String)", memory) { (w: inout WireWriter) throws(WireError) in
+        try w.twalk(tag: 1, fid: 0, newfid: 1, names: stringNames)
+    }
     request("Tlopen", memory, .lopen(fid: 1, flags: 2))
     request("Tread", memory, .read(fid: 1, offset: 4096, count: 4096))
     request("Twrite 4 KiB", memory, .write(fid: 1, offset: 0, data: memory.payload4K))
