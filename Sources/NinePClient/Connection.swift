@@ -1,3 +1,4 @@
+import NinePMemory
 import CNinePShims
 import Glibc
 import NinePTransport
@@ -14,17 +15,17 @@ final class Connection: Sendable {
     let fd: Int32
     let msize: UInt32
     let requestSlots: Int
-    let state: Mutex<ConnectionState>
+    let state: AdaptiveMutex<ConnectionState>
     /// An eventfd that wakes the housekeeper.
     private let wakeFD: Int32
     /// Set once, right after init (the sender's callbacks need the connection).
-    private let senderBox = Mutex<FrameSender?>(nil)
+    private let senderBox = AdaptiveMutex<FrameSender?>(nil)
 
     private init(fd: Int32, msize: UInt32, configuration: ClientConfiguration) {
         self.fd = fd
         self.msize = msize
         requestSlots = max(1, min(configuration.maxInFlight, 4096))
-        state = Mutex(ConnectionState(requestSlots: requestSlots, msize: msize, grace: configuration.flushGrace))
+        state = AdaptiveMutex(ConnectionState(requestSlots: requestSlots, msize: msize, grace: configuration.flushGrace))
         wakeFD = ninep_eventfd()
     }
 

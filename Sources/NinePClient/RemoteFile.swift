@@ -1,3 +1,4 @@
+import NinePMemory
 import Glibc
 import NinePWire
 import Synchronization
@@ -14,7 +15,7 @@ public final class RemoteFile: Sendable {
     public let qid: Qid
     /// The path it was reached by (for messages).
     public let path: String
-    private let state = Mutex(FileState())
+    private let state = AdaptiveMutex(FileState())
 
     struct FileState {
         var closed = false

@@ -1,3 +1,4 @@
+import CNinePShims
 import Glibc
 
 /// A pthread mutex with one condition variable, for threads that must sleep until a state
@@ -12,7 +13,8 @@ public final class ConditionLock: @unchecked Sendable {
     public init() {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
+        // Adaptive: spins briefly before sleeping; the sections it guards are short.
+        ninep_mutex_init_adaptive(mutex)
         condition = .allocate(capacity: 1)
         condition.initialize(to: pthread_cond_t())
         pthread_cond_init(condition, nil)

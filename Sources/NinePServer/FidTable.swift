@@ -87,7 +87,7 @@ final class FidTable: Sendable {
     }
 
     let limit: Int
-    private let state: Mutex<State>
+    private let state: AdaptiveMutex<State>
 
     init(limit: Int, preallocated: Int) {
         self.limit = limit
@@ -101,7 +101,7 @@ final class FidTable: Sendable {
         freeSlots.reserveCapacity(initial)
         var slotByFid = [UInt32: Int]()
         slotByFid.reserveCapacity(initial)
-        state = Mutex(State(entries: entries, freeSlots: freeSlots, slotByFid: slotByFid))
+        state = AdaptiveMutex(State(entries: entries, freeSlots: freeSlots, slotByFid: slotByFid))
     }
 
     var count: Int { state.withLock { $0.slotByFid.count } }

@@ -1,3 +1,4 @@
+import NinePMemory
 import Synchronization
 import CNinePShims
 import NinePWire
@@ -8,7 +9,7 @@ import Glibc
 /// The export's own device has index 0, so its qid paths are plain inode numbers.
 final class QidMapper: Sendable {
     private let rootDevice: UInt64
-    private let devices = Mutex<[UInt64: UInt64]>([:])
+    private let devices = AdaptiveMutex<[UInt64: UInt64]>([:])
 
     init(rootDevice: UInt64) {
         self.rootDevice = rootDevice

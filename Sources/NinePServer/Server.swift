@@ -107,7 +107,7 @@ public final class Server: @unchecked Sendable {
     deinit { Glibc.close(rootFd) }
 
     /// One descriptor per device under the export, for open_by_handle_at.
-    private let mountDescriptors = Mutex<[UInt64: Int32]>([:])
+    private let mountDescriptors = AdaptiveMutex<[UInt64: Int32]>([:])
     private let evictions = Atomic<Int>(0)
 
     /// open_by_handle_at needs a real open descriptor (not NINEP_O_PATH) on the same mount: a

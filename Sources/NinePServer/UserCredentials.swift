@@ -1,3 +1,4 @@
+import NinePMemory
 import CNinePShims
 import Glibc
 import NinePWire
@@ -44,7 +45,7 @@ struct UserCredentials: Sendable {
 /// Credentials by uid, filled at Tattach (where allocation is allowed) and read on the request
 /// path without allocating.
 final class UserDirectory: Sendable {
-    private let users = Mutex<[UInt32: UserCredentials]>([:])
+    private let users = AdaptiveMutex<[UInt32: UserCredentials]>([:])
 
     func register(_ credentials: UserCredentials) {
         users.withLock { $0[credentials.uid] = credentials }

@@ -79,6 +79,9 @@ int ninep_pthread_kill(pthread_t thread, int signo);
 #define NINEP_EPOLLIN 0x001
 #define NINEP_POLLRDHUP 0x2000
 
+/* pthread_mutex_init with PTHREAD_MUTEX_ADAPTIVE_NP (spin briefly, then sleep). */
+int ninep_mutex_init_adaptive(pthread_mutex_t *mutex);
+
 /* 1 if malloc(n) succeeds right now (the memory is freed again). */
 int ninep_can_allocate(size_t n);
 
