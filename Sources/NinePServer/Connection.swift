@@ -46,6 +46,9 @@ final class Connection: @unchecked Sendable {
     /// Rflushes sent by workers: used only with `writeLock` held.
     let writeScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     /// Hands a client to an idle slot's reader thread.
+    /// The reader thread's own worker state, for the requests it serves itself (see
+    /// `servedByReader`); made on the reader thread when it starts.
+    private var readerWorker: Worker?
     private let assignment = ConditionLock()
     private var assigned = false
 
@@ -103,6 +106,7 @@ final class Connection: @unchecked Sendable {
     /// The reader thread's life: serve each client assigned to this slot in turn. A
     /// connection beyond the table serves one client and ends.
     func readerThread() {
+        readerWorker = Worker(server: server, direntCapacity: 0)
         while true {
             let proceed: Bool = assignment.withLock {
                 while !assigned && !server.isStopping { assignment.wait() }
@@ -272,7 +276,24 @@ final class Connection: @unchecked Sendable {
             releaseContext(context)
             return
         }
-        server.queue.enqueue(context)
+        if Self.servedByReader(message.request), let readerWorker {
+            serve(context, on: readerWorker)
+        } else {
+            server.queue.enqueue(context)
+        }
+    }
+
+    /// Requests the reader serves itself instead of handing them to a worker: short system
+    /// calls on descriptors and names (statx, close, openat2 with O_PATH, readlinkat, fstatfs)
+    /// that never wait on another process, a FIFO or a lock. Handing one to a worker costs two
+    /// thread wake-ups, more than the request itself; and while the reader serves it, nothing
+    /// can be flushed that this request could have been, so Tflush loses nothing. Anything that
+    /// may wait (opens, reads, writes, locks, directory reads, changes) goes to the workers.
+    static func servedByReader(_ request: Request) -> Bool {
+        switch request {
+        case .getattr, .clunk, .walk, .statfs, .readlink: true
+        default: false
+        }
     }
 
     func tagInUse(_ tag: UInt16) -> Bool { stateLock.withLock { tagInUseLocked(tag) } }

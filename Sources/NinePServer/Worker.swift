@@ -23,13 +23,14 @@ final class Worker {
     /// ServerConfiguration.writeBehind, read once.
     let writeBehind: Bool
 
-    init(server: Server) {
+    /// `direntCapacity`: bytes for getdents64 (0 for a reader, which never serves Treaddir).
+    init(server: Server, direntCapacity: Int = 64 * 1024) {
         self.server = server
         identity = ThreadIdentity(enabled: server.switchesIdentity)
         thread = pthread_self()
         writeBehind = server.configuration.writeBehind
         names = (0..<3).map { _ in UnsafeMutablePointer<CChar>.allocate(capacity: Worker.nameCapacity) }
-        direntBuffer = .allocate(byteCount: 64 * 1024, alignment: 8)
+        direntBuffer = .allocate(byteCount: direntCapacity, alignment: 8)
         flushTags = []
         flushTags.reserveCapacity(RequestContext.maxPendingFlushes)
     }
