@@ -8,20 +8,26 @@ import Testing
 struct WriteBehindTests {
     static var canRun: Bool { MemoryPressureTests.canRun }
 
-    /// Starts ninepd (in `cgroup` when given) for about a second and returns its log.
+    /// Starts ninepd (in `cgroup` when given), waits for its start-up line, stops it and
+    /// returns the line.
     func startUpLine(cgroup: String?, extra: [String]) throws -> String {
         let export = try Paths.temporaryDirectory("ninep-writebehind")
         defer { try? FileManager.default.removeItem(at: export) }
         let port = try freeLoopbackPort()
+        let log = export.appendingPathComponent("ninepd.log").path
         let ninepd = ([Paths.ninepd.path, "--export", export.path, "--listen", "tcp:127.0.0.1:\(port)"] + extra)
             .map { "'\($0)'" }.joined(separator: " ")
         let enter = cgroup.map { "echo $$ > '\($0)/cgroup.procs' && " } ?? ""
-        let outcome = try run("/bin/sh", ["-c", "\(enter)exec timeout -s TERM 1.5 \(ninepd) 2>&1"], timeout: .seconds(30))
-        guard let line = outcome.output.split(separator: "\n").first(where: { $0.contains("exporting ") }) else {
-            Issue.record("no start-up line (status \(outcome.status)): \(outcome.output)")
-            return ""
+        let child = try Spawned("/bin/sh", ["-c", "\(enter)exec \(ninepd)"], output: log)
+        defer { child.terminate() }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline && child.isRunning {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let line = text.split(separator: "\n").first(where: { $0.contains("exporting ") }) { return String(line) }
+            usleep(50_000)
         }
-        return String(line)
+        Issue.record("no start-up line within 30 s: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        return ""
     }
 
     @Test(.enabled(if: canRun, MemoryPressureTests.skipReason))
