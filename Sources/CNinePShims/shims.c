@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <sys/prctl.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
 #include <sys/fsuid.h>
@@ -201,4 +202,11 @@ int ninep_mutex_init_adaptive(pthread_mutex_t *mutex) {
     int result = pthread_mutex_init(mutex, &attributes);
     pthread_mutexattr_destroy(&attributes);
     return result;
+}
+
+/* preadv2 with RWF_NOWAIT: the bytes that are in the page cache now, or -1/EAGAIN if none
+   (or EOPNOTSUPP where the file system cannot tell). Never waits for the disk. */
+long ninep_pread_nowait(int fd, void *buffer, size_t count, long long offset) {
+    struct iovec vector = { .iov_base = buffer, .iov_len = count };
+    return (long)preadv2(fd, &vector, 1, (off_t)offset, RWF_NOWAIT);
 }

@@ -29,6 +29,16 @@ extension Connection {
         }
         let length = worker.handle(context)
         if length == Worker.parked { return }  // the readiness waiter owns it now
+        if length == Worker.wouldBlock {
+            // The reader tried it without waiting (see `servedByReader`); no Tflush can have
+            // come meanwhile, since only the reader reads them.
+            stateLock.withLock {
+                context.phase = .queued
+                context.worker = nil
+            }
+            server.queue.enqueue(context)
+            return
+        }
         complete(context, replyLength: length, worker: worker)
     }
 

@@ -106,7 +106,7 @@ final class Connection: @unchecked Sendable {
     /// The reader thread's life: serve each client assigned to this slot in turn. A
     /// connection beyond the table serves one client and ends.
     func readerThread() {
-        readerWorker = Worker(server: server, direntCapacity: 0)
+        readerWorker = Worker(server: server, direntCapacity: 0, onlyWithoutWaiting: true)
         while true {
             let proceed: Bool = assignment.withLock {
                 while !assigned && !server.isStopping { assignment.wait() }
@@ -256,9 +256,14 @@ final class Connection: @unchecked Sendable {
         } else {
             context.replyOffset = 0
         }
+        // Whether nothing else of this connection is in flight: only then may the reader
+        // serve the request itself, so that it cannot overtake an earlier request (a Tread
+        // sent right behind the Tlopen of its fid, a Tgetattr behind a Tsetattr).
+        var alone = false
         let admitted: Bool = stateLock.withLock {
             if closing { return false }
             if tagInUseLocked(message.tag) { return false }
+            alone = inFlightCount == 0
             context.tag = message.tag
             context.inFlight = true
             context.phase = .queued
@@ -276,22 +281,27 @@ final class Connection: @unchecked Sendable {
             releaseContext(context)
             return
         }
-        if Self.servedByReader(message.request), let readerWorker {
+        if alone, Self.servedByReader(message.request), let readerWorker {
             serve(context, on: readerWorker)
         } else {
             server.queue.enqueue(context)
         }
     }
 
-    /// Requests the reader serves itself instead of handing them to a worker: short system
-    /// calls on descriptors and names (statx, close, openat2 with O_PATH, readlinkat, fstatfs)
-    /// that never wait on another process, a FIFO or a lock. Handing one to a worker costs two
-    /// thread wake-ups, more than the request itself; and while the reader serves it, nothing
-    /// can be flushed that this request could have been, so Tflush loses nothing. Anything that
-    /// may wait (opens, reads, writes, locks, directory reads, changes) goes to the workers.
+    /// Requests the reader serves itself instead of handing them to a worker, when nothing
+    /// else of the connection is in flight: short system calls on descriptors and names
+    /// (statx, close, openat2 with O_PATH, readlinkat, fstatfs) that never wait on another
+    /// process, a FIFO or a lock. Handing one to a worker costs two thread wake-ups, more than
+    /// the request itself; and while the reader serves it, no Tflush can name it, so Tflush
+    /// loses nothing. Anything that may wait (opens, writes, locks, directory reads, changes)
+    /// goes to the workers.
+    ///
+    /// A Tread is tried too, from the page cache only (preadv2 RWF_NOWAIT): when the data is
+    /// not there, or the fid is a FIFO, a socket or opened O_DIRECT, the handler says
+    /// `Worker.wouldBlock` and the request goes to the workers unchanged.
     static func servedByReader(_ request: Request) -> Bool {
         switch request {
-        case .getattr, .clunk, .walk, .statfs, .readlink: true
+        case .getattr, .clunk, .walk, .statfs, .readlink, .read: true
         default: false
         }
     }

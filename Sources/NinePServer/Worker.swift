@@ -20,11 +20,17 @@ final class Worker {
     var context: RequestContext?
     /// What a handler returns when it parked its request (no reply yet).
     static let parked = -1
+    /// What a handler returns when the request would have to wait and this worker may not
+    /// (`onlyWithoutWaiting`): the request goes to the worker pool instead, unchanged.
+    static let wouldBlock = -2
+    /// A connection's reader serving requests itself: reads are tried from the page cache only.
+    let onlyWithoutWaiting: Bool
     /// ServerConfiguration.writeBehind, read once.
     let writeBehind: Bool
 
     /// `direntCapacity`: bytes for getdents64 (0 for a reader, which never serves Treaddir).
-    init(server: Server, direntCapacity: Int = 64 * 1024) {
+    init(server: Server, direntCapacity: Int = 64 * 1024, onlyWithoutWaiting: Bool = false) {
+        self.onlyWithoutWaiting = onlyWithoutWaiting
         self.server = server
         identity = ThreadIdentity(enabled: server.switchesIdentity)
         thread = pthread_self()

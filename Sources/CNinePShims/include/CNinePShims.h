@@ -79,6 +79,9 @@ int ninep_pthread_kill(pthread_t thread, int signo);
 #define NINEP_EPOLLIN 0x001
 #define NINEP_POLLRDHUP 0x2000
 
+/* preadv2(RWF_NOWAIT): what the page cache holds now; -1 with EAGAIN or EOPNOTSUPP otherwise. */
+long ninep_pread_nowait(int fd, void *buffer, size_t count, long long offset);
+
 /* pthread_mutex_init with PTHREAD_MUTEX_ADAPTIVE_NP (spin briefly, then sleep). */
 int ninep_mutex_init_adaptive(pthread_mutex_t *mutex);
 

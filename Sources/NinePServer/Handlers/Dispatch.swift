@@ -14,7 +14,7 @@ extension Worker {
             self.context = nil
         }
         let length = dispatch(context)
-        if server.tracesRequests && length != Worker.parked { trace(context, replyLength: length) }
+        if server.tracesRequests && length != Worker.parked && length != Worker.wouldBlock { trace(context, replyLength: length) }
         return length
     }
 

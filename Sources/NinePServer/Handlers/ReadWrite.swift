@@ -13,6 +13,15 @@ extension Worker {
             let wanted = min(Int(count), msize - NineP.readReplyOverhead)
             let region: UnsafeMutableRawBufferPointer
             do { region = try w.beginRread(tag: tag, maxCount: max(wanted, 0)) } catch { throw ServerErrno(LinuxErrno.ENOMEM) }
+            if onlyWithoutWaiting {
+                // The reader: only what the page cache holds now, of an open, buffered regular
+                // file; anything else (errors included) is left to a worker.
+                let e = ref.entry
+                guard e.kind == .file && e.isOpen && !e.streaming && e.bufferedFd < 0 else { return Worker.wouldBlock }
+                let n = ninep_pread_nowait(e.openFd, region.baseAddress, region.count, Int64(bitPattern: offset))
+                if n < 0 { return Worker.wouldBlock }
+                return w.finishRread(reserved: region.count, produced: n)
+            }
             switch ref.entry.kind {
             case .xattrRead:
                 guard let xattr = ref.entry.xattr else { throw ServerErrno.badFid }
