@@ -48,6 +48,36 @@ import Testing
         #expect(errnoOf { try c.read(3, offset: 0, count: 10) } == LinuxErrno.EBADF)
     }
 
+    /// A Tread whose range is only partly in the page cache answers every byte: the reader's
+    /// page-cache-only attempt (RWF_NOWAIT) would return just the cached part, and a client
+    /// takes a short read of a regular file for its end. Found by scripts/bench-compare.
+    @Test func readOfAPartlyCachedRangeIsWhole() throws {
+        let s = try TestServer()
+        defer { s.shutdown() }
+        let data = pseudoRandomBytes(256 * 1024, seed: 9)
+        let fd = open(s("partly.bin"), O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        #expect(fd >= 0)
+        defer { Glibc.close(fd) }
+        #expect(data.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) } == data.count)
+        #expect(fsync(fd) == 0)  // clean pages can be dropped
+        let c = try s.session()
+        try c.walk(0, 1, ["partly.bin"])
+        _ = try c.lopen(1, OpenFlags.readOnly)
+        // Warm through our own descriptor with readahead off, so that exactly the bytes read
+        // are cached.
+        #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM) == 0)
+        var scratch = [UInt8](repeating: 0, count: 68 * 1024)
+        for round in 0..<4 {
+            // Cached up to 68 KiB, not cached from there on.
+            #expect(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) == 0)
+            #expect(scratch.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) } == scratch.count)
+            let offset = 32 * 1024 + round * 4096
+            let whole = try c.read(1, offset: UInt64(offset), count: 65536)
+            #expect(whole.count == 65536, "round \(round): \(whole.count) of 65536 bytes at offset \(offset)")
+            #expect(whole == Array(data[offset..<(offset + whole.count)]))
+        }
+    }
+
     @Test func lopenFlagsTruncateAndAppend() throws {
         let s = try TestServer()
         defer { s.shutdown() }

@@ -19,7 +19,10 @@ extension Worker {
                 let e = ref.entry
                 guard e.kind == .file && e.isOpen && !e.streaming && e.bufferedFd < 0 else { return Worker.wouldBlock }
                 let n = ninep_pread_nowait(e.openFd, region.baseAddress, region.count, Int64(bitPattern: offset))
-                if n < 0 { return Worker.wouldBlock }
+                // Short means "only part of it was cached" as often as "end of file", and
+                // clients take a short read of a regular file for its end (the kernel's netfs
+                // zero-fills the rest of the page): a worker reads it whole instead.
+                if n < region.count { return Worker.wouldBlock }
                 return w.finishRread(reserved: region.count, produced: n)
             }
             switch ref.entry.kind {
