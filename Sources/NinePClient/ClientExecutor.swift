@@ -1,4 +1,5 @@
 import Glibc
+import NinePMemory
 import NinePTransport
 
 /// A task executor with its own thread, for callers that want the steady state to allocate
@@ -11,9 +12,8 @@ import NinePTransport
 /// the enqueue is a store into a fixed ring and a condition signal.
 public final class ClientExecutor: TaskExecutor, @unchecked Sendable {
     // @unchecked Sendable: `ring`, `head`, `count` and `stopped` are read and written only
-    // with `mutex` held; the mutex and condition live in heap memory that never moves.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    // with `lock` held (a ConditionLock, itself thread-safe).
+    private let lock = ConditionLock()
     private let ring: UnsafeMutablePointer<UnownedJob?>
     private let capacity: Int
     private var head = 0
@@ -24,50 +24,40 @@ public final class ClientExecutor: TaskExecutor, @unchecked Sendable {
 
     init(capacity: Int = 4096, name: String = "9p-executor") {
         self.capacity = capacity
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-        condition = .allocate(capacity: 1)
-        condition.initialize(to: pthread_cond_t())
-        pthread_cond_init(condition, nil)
         ring = .allocate(capacity: capacity)
         ring.initialize(repeating: nil, count: capacity)
         DaemonThread.start(name: name) { [self] in runJobs() }
     }
 
     deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
         ring.deallocate()
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
-        pthread_mutex_lock(mutex)
+        lock.lock()
         if count < capacity {
             ring[(head + count) % capacity] = job
             count += 1
         } else {
             overflow.append(job)
         }
-        pthread_cond_signal(condition)
-        pthread_mutex_unlock(mutex)
+        lock.signal()
+        lock.unlock()
     }
 
     /// Lets the thread finish once the queue is empty.
     func stop() {
-        pthread_mutex_lock(mutex)
+        lock.lock()
         stopped = true
-        pthread_cond_signal(condition)
-        pthread_mutex_unlock(mutex)
+        lock.signal()
+        lock.unlock()
     }
 
     private func runJobs() {
         while true {
-            pthread_mutex_lock(mutex)
-            while count == 0 && overflow.isEmpty && !stopped { pthread_cond_wait(condition, mutex) }
+            lock.lock()
+            while count == 0 && overflow.isEmpty && !stopped { lock.wait() }
             var next: UnownedJob? = nil
             if count > 0 {
                 next = ring[head]
@@ -80,7 +70,7 @@ public final class ClientExecutor: TaskExecutor, @unchecked Sendable {
                 }
             }
             let done = next == nil && stopped
-            pthread_mutex_unlock(mutex)
+            lock.unlock()
             if done { return }
             next?.runSynchronously(on: asUnownedTaskExecutor())
         }

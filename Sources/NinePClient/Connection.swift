@@ -3,7 +3,6 @@ import CNinePShims
 import Glibc
 import NinePTransport
 import NinePWire
-import Synchronization
 
 /// One 9P connection shared by many tasks: callers encode into their slot's buffer and hand the
 /// frame to the `FrameSender` (written at once when the socket takes it, else by the sender

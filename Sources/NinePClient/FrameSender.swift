@@ -1,4 +1,5 @@
 import Glibc
+import NinePMemory
 import NinePTransport
 import NinePWire
 
@@ -12,12 +13,11 @@ import NinePWire
 /// on its way.
 final class FrameSender: @unchecked Sendable {
     // @unchecked Sendable: `ring`, `head`, `count`, `headOffset` and `closed` are touched only
-    // with `mutex` held, except that the sender thread reads the head frame's bytes outside the
+    // with `lock` held, except that the sender thread reads the head frame's bytes outside the
     // lock: the head entry is removed only by that thread, and its bytes belong to a slot that
     // stays reserved until the frame is sent and settled.
     private let fd: Int32
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private let lock = ConditionLock()
     private let ring: UnsafeMutablePointer<SlotFrame?>
     private let capacity: Int
     private var head = 0
@@ -34,22 +34,12 @@ final class FrameSender: @unchecked Sendable {
         self.capacity = capacity
         self.onSent = onSent
         self.onFailure = onFailure
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        pthread_mutex_init(mutex, nil)
-        condition = .allocate(capacity: 1)
-        condition.initialize(to: pthread_cond_t())
-        pthread_cond_init(condition, nil)
         ring = .allocate(capacity: capacity)
         ring.initialize(repeating: nil, count: capacity)
         DaemonThread.start(name: "9p-sender") { [self] in drain() }
     }
 
     deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
         ring.deallocate()
     }
 
@@ -63,8 +53,8 @@ final class FrameSender: @unchecked Sendable {
 
     /// Writes `frame` now if the socket takes all of it, else queues what is left.
     func submit(_ frame: SlotFrame) -> Outcome {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        lock.lock()
+        defer { lock.unlock() }
         if closed { return .failed }
         var written = 0
         if count == 0 {
@@ -87,31 +77,31 @@ final class FrameSender: @unchecked Sendable {
         ring[(head + count) % capacity] = frame
         if count == 0 { headOffset = written }
         count += 1
-        pthread_cond_signal(condition)
+        lock.signal()
         return .queued
     }
 
     /// Stops the sender thread (after shutdown of the socket, writes fail anyway).
     func close() {
-        pthread_mutex_lock(mutex)
+        lock.lock()
         closed = true
-        pthread_cond_signal(condition)
-        pthread_mutex_unlock(mutex)
+        lock.signal()
+        lock.unlock()
     }
 
     /// The sender thread: writes the head frame as the socket drains.
     private func drain() {
         var writable = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
         while true {
-            pthread_mutex_lock(mutex)
-            while count == 0 && !closed { pthread_cond_wait(condition, mutex) }
+            lock.lock()
+            while count == 0 && !closed { lock.wait() }
             if closed {
-                pthread_mutex_unlock(mutex)
+                lock.unlock()
                 return
             }
             let frame = ring[head]!
             var offset = headOffset
-            pthread_mutex_unlock(mutex)
+            lock.unlock()
 
             var failed = false
             while offset < frame.bytes.count {
@@ -128,25 +118,25 @@ final class FrameSender: @unchecked Sendable {
                 if isClosed { return }
             }
             if failed {
-                pthread_mutex_lock(mutex)
+                lock.lock()
                 closed = true
-                pthread_mutex_unlock(mutex)
+                lock.unlock()
                 onFailure()
                 return
             }
-            pthread_mutex_lock(mutex)
+            lock.lock()
             ring[head] = nil
             head = (head + 1) % capacity
             count -= 1
             headOffset = 0
-            pthread_mutex_unlock(mutex)
+            lock.unlock()
             onSent(frame)
         }
     }
 
     private var isClosed: Bool {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
+        lock.lock()
+        defer { lock.unlock() }
         return closed
     }
 }

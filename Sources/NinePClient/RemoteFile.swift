@@ -1,7 +1,6 @@
 import NinePMemory
 import Glibc
 import NinePWire
-import Synchronization
 
 /// A fid on the server: a file or directory reached by a walk, opened or not. `close()` clunks
 /// it; a handle dropped without `close()` is clunked in the background.

@@ -9,12 +9,7 @@ enum SocketConnector {
         case let .unix(path):
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw NinePError(.connectionLost, errno: errno, operation: .connect, path: address.description) }
-            var addr = sockaddr_un()
-            addr.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-                raw.initializeMemory(as: UInt8.self, repeating: 0)
-                for (i, byte) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
-            }
+            var addr = unixSocketAddress(path)
             let rc = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connectWithin(timeout, fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }

@@ -45,10 +45,10 @@ final class Connection: @unchecked Sendable {
     let flushReply = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     /// Rflushes sent by workers: used only with `writeLock` held.
     let writeScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
-    /// Hands a client to an idle slot's reader thread.
     /// The reader thread's own worker state, for the requests it serves itself (see
     /// `servedByReader`); made on the reader thread when it starts.
     private var readerWorker: Worker?
+    /// Hands a client to an idle slot's reader thread.
     private let assignment = ConditionLock()
     private var assigned = false
 
@@ -81,6 +81,7 @@ final class Connection: @unchecked Sendable {
         let context = 256 + 2 * RequestContext.maxPendingFlushes * 2
         let fid = MemoryLayout<FidEntry>.stride + MemoryLayout<Int>.stride + 48
         return 1024 + configuration.maxRequestsPerConnection * context + min(configuration.maxFidsPerConnection, configuration.preallocatedFidsPerConnection) * fid
+            + Worker.scratchBytes(direntCapacity: 0)  // the reader's own (readerWorker)
     }
 
     var logger: Logger { server.logger }

@@ -2,7 +2,6 @@ import CNinePShims
 import Glibc
 import NinePMemory
 import NinePWire
-import Synchronization
 
 /// What a fid stands for.
 enum FidKind: Equatable {

@@ -1,5 +1,4 @@
 import NinePMemory
-import Synchronization
 import CNinePShims
 import NinePWire
 import Glibc

@@ -2,7 +2,6 @@ import NinePMemory
 import CNinePShims
 import Glibc
 import NinePWire
-import Synchronization
 
 /// The identity a request runs as: uid, primary gid and supplementary groups.
 struct UserCredentials: Sendable {

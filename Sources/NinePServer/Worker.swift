@@ -28,6 +28,11 @@ final class Worker {
     /// ServerConfiguration.writeBehind, read once.
     let writeBehind: Bool
 
+    /// Heap bytes one worker's scratch takes (names, getdents64 buffer, flush tags, object).
+    static func scratchBytes(direntCapacity: Int) -> Int {
+        3 * nameCapacity + direntCapacity + RequestContext.maxPendingFlushes * 2 + 256
+    }
+
     /// `direntCapacity`: bytes for getdents64 (0 for a reader, which never serves Treaddir).
     init(server: Server, direntCapacity: Int = 64 * 1024, onlyWithoutWaiting: Bool = false) {
         self.onlyWithoutWaiting = onlyWithoutWaiting

@@ -1,3 +1,5 @@
+import Glibc
+
 /// Where a server listens or a client connects: `tcp:HOST:PORT` or `unix:PATH`.
 public enum ListenAddress: Equatable, Sendable, CustomStringConvertible {
     case tcp(host: String, port: UInt16)
@@ -55,4 +57,16 @@ public enum ListenAddress: Equatable, Sendable, CustomStringConvertible {
         case .unix: true
         }
     }
+}
+
+/// The sockaddr_un for a unix socket path (bind and connect); a path longer than sun_path holds
+/// is cut at its size less the terminating NUL.
+public func unixSocketAddress(_ path: String) -> sockaddr_un {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        raw.initializeMemory(as: UInt8.self, repeating: 0)
+        for (i, byte) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
+    }
+    return address
 }

@@ -20,12 +20,7 @@ public final class Listener: @unchecked Sendable {
             // Replace a stale socket left by a previous run, but never a regular file.
             var st = stat()
             if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
-            var addr = sockaddr_un()
-            addr.sun_family = sa_family_t(AF_UNIX)
-            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-                raw.initializeMemory(as: UInt8.self, repeating: 0)
-                for (i, byte) in path.utf8.enumerated() where i < raw.count - 1 { raw[i] = byte }
-            }
+            var addr = unixSocketAddress(path)
             let rc = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
             }
