@@ -13,7 +13,7 @@ import NinePWire
 final class Connection: @unchecked Sendable {
     // @unchecked Sendable: mutable fields are guarded by `stateLock` (contexts' shared fields,
     // `freeContexts`, `closing`, `msize`, `inFlightCount`, `parkedInReserve`), by `writeLock`
-    // (`writeScratch`), or owned by the reader thread (`headerScratch`, `flushReply`). The
+    // (`writeScratch`, `backlog`, `backlogSent`, `backlogEnd`), or owned by the reader thread (`headerScratch`, `flushReply`). The
     // session fields (`fd`, `peer`, `id`) are written only while the slot is idle, before the
     // reader starts the session under `assignment`'s lock, and read-only while it runs.
     unowned let server: Server
@@ -36,6 +36,13 @@ final class Connection: @unchecked Sendable {
     var versionNegotiated = false
     /// Requests whose remaining buffer sits in the arena's parking reserve.
     var parkedInReserve = 0
+    /// A reply the reader wrote only in part because the socket was full: the reader never
+    /// waits for its client to read (it would stop reading the client, who may itself be
+    /// blocked sending). Whoever takes `writeLock` next writes the rest first, so frames never
+    /// interleave; a worker is queued to do it if nobody else does (`lockOutput`).
+    var backlog: RequestContext? = nil
+    var backlogSent = 0
+    var backlogEnd = 0
     /// The reader's place in the memory arena's FIFO.
     let memoryWaiter = MemoryWaiter()
     /// Reader-owned scratch: a header, and the body of a Tread/Treaddir read ahead to size
@@ -361,7 +368,9 @@ final class Connection: @unchecked Sendable {
     /// Writes a reply under the write lock. A failed write means the peer is gone: the reader
     /// notices on its next read.
     func send(_ bytes: UnsafeRawBufferPointer) {
-        writeLock.withLock { _ = SocketIO.writeFully(fd, bytes) }
+        lockOutput()
+        _ = SocketIO.writeFully(fd, bytes)
+        writeLock.unlock()
     }
 
     /// Encodes an Rlerror into `scratch` and sends it.

@@ -43,6 +43,9 @@ final class RequestContext: @unchecked Sendable {
     var interruptible = false
     /// The duplicate descriptor this request is parked on, while parked.
     var parkedFd: Int32 = -1
+    /// Queued only to see its reply's backlog written and to be released (phase `replying`).
+    /// Set by the reader before it queues the context, read by the worker that takes it.
+    var finishesSend = false
 
     enum Phase {
         case idle
@@ -52,6 +55,9 @@ final class RequestContext: @unchecked Sendable {
         case running
         /// Waiting, without a worker, for a FIFO or socket to become ready.
         case parked
+        /// Served by the reader, whose reply the socket took only in part: the rest is the
+        /// connection's backlog, which the next writer sends first (see `Connection.backlog`).
+        case replying
     }
 
     static let maxPendingFlushes = 16

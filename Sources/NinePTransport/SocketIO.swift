@@ -37,4 +37,21 @@ public enum SocketIO {
         }
         return .complete
     }
+
+    /// Writes what the socket takes now (MSG_DONTWAIT): the number of bytes written, all of
+    /// `bytes` or fewer when the socket is full; -1 when the peer is gone.
+    public static func writeWithoutWaiting(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Int {
+        var done = 0
+        while done < bytes.count {
+            let n = send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            if n >= 0 {
+                done += n
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                return done
+            } else if errno != EINTR {
+                return -1
+            }
+        }
+        return done
+    }
 }

@@ -58,11 +58,19 @@ final class RawClient {
     private var nextTag: UInt16 = 1
     let timeoutSeconds: Int
 
-    init(port: UInt16, timeoutSeconds: Int = 5) throws {
+    /// `receiveBufferBytes` and `sendBufferBytes` set SO_RCVBUF and SO_SNDBUF before
+    /// connecting (small socket buffers: a client whose traffic backs up quickly).
+    init(port: UInt16, timeoutSeconds: Int = 5, receiveBufferBytes: Int32? = nil, sendBufferBytes: Int32? = nil) throws {
         self.timeoutSeconds = timeoutSeconds
         sendBuffer = .allocate(byteCount: 2 << 20, alignment: 16)
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ClientError.unexpected("socket: errno \(errno)") }
+        if var bytes = receiveBufferBytes {
+            setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
+        }
+        if var bytes = sendBufferBytes {
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian

@@ -1,0 +1,140 @@
+import Glibc
+import NinePWire
+import Testing
+
+/// A client whose replies pile up unread (one that sends from the same thread it reads with,
+/// or whose reading thread is busy) can still send: the server goes on reading its requests
+/// while it has memory for them. No thread that reads a connection waits for that client to
+/// read; only when the connection's requests hold all the memory they may does the server
+/// stop reading it (the designed push-back).
+///
+/// The reader thread serves a lone Tread itself (page cache, RWF_NOWAIT); it used to write
+/// the reply itself too, blocking, so a full socket stopped it reading: the client then
+/// blocked in send() while the server blocked in send() towards it. CI's memory pressure run
+/// lost a connection that way after 30 s ("send TWRITE: timed out").
+@Suite struct SlowReaderTests {
+    @Test func clientCanSendWhileItsRepliesWaitUnread() throws {
+        let s = try TestServer {
+            $0.maxMessageSize = 1 << 20
+            $0.largeBuffers = 24
+        }
+        defer { s.shutdown() }
+        let count = (1 << 20) - 4096
+        let data = pseudoRandomBytes(count, seed: 21)
+        makeFile(s("big.bin"), data)  // in the page cache: the reader serves the reads itself
+        makeFile(s("out.bin"))
+        // Socket buffers of a few KiB on the client's side: its traffic backs up at once. A
+        // send blocked for 5 s fails (SO_SNDTIMEO).
+        let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096, sendBufferBytes: 4096)
+        _ = try c.version(msize: 1 << 20)
+        try c.attach(fid: 0)
+        try c.walk(0, 1, ["big.bin"])
+        _ = try c.lopen(1, OpenFlags.readOnly)
+        try c.walk(0, 2, ["out.bin"])
+        _ = try c.lopen(2, OpenFlags.writeOnly)
+
+        // 12 MiB of Rread, more than the server's socket send buffer holds (tcp_wmem's
+        // maximum is 4 MiB), none of it read yet.
+        let reads = 12
+        var expected: [UInt16: Bool] = [:]  // tag -> is a read
+        for _ in 0..<reads {
+            let tag = c.freshTag()
+            #expect(c.send(.read(fid: 1, offset: 0, count: UInt32(count)), tag: tag))
+            expected[tag] = true
+        }
+        // Then 2 MiB of Twrite, more than the socket buffers in between hold: each send
+        // completes only if the server reads it.
+        let writes = 2
+        for index in 0..<writes {
+            let tag = c.freshTag()
+            let sent = c.send(.write(fid: 2, offset: UInt64(index * count), data: c.view(data)), tag: tag)
+            guard sent else {
+                Issue.record("Twrite \(index + 1) of \(writes) could not be sent within 5 s behind \(reads) unread Rreads: the server stopped reading the connection")
+                return
+            }
+            expected[tag] = false
+        }
+
+        // Every reply then arrives whole and right.
+        while !expected.isEmpty {
+            guard case let .message(m) = c.receive() else {
+                Issue.record("connection ended or timed out with \(expected.count) replies missing")
+                return
+            }
+            guard let isRead = expected.removeValue(forKey: m.tag) else {
+                Issue.record("reply to tag \(m.tag), which is not in flight")
+                return
+            }
+            switch m.response {
+            case let .read(bytes):
+                #expect(isRead && bytes.count == count && Array(bytes) == data, "Rread to tag \(m.tag): \(bytes.count) bytes")
+            case let .write(written):
+                #expect(!isRead && written == UInt32(count), "Rwrite to tag \(m.tag): \(written) bytes")
+            default:
+                Issue.record("unexpected \(m.response.type) to tag \(m.tag)")
+            }
+        }
+        #expect(fileBytes(s("out.bin")) == data + data)
+        // And the connection still serves.
+        #expect(try c.getattr(2).size == UInt64(writes * count))
+    }
+
+    /// Tflushes sent while replies wait unread: each Rflush comes after the reply it follows,
+    /// no frame is cut by another, and the reader is not held up writing them.
+    @Test func flushesBehindUnreadRepliesKeepTheirOrder() throws {
+        let s = try TestServer {
+            $0.maxMessageSize = 1 << 20
+            $0.largeBuffers = 24
+        }
+        defer { s.shutdown() }
+        let count = (1 << 20) - 4096
+        let data = pseudoRandomBytes(count, seed: 22)
+        makeFile(s("big.bin"), data)
+        let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096, sendBufferBytes: 4096)
+        _ = try c.version(msize: 1 << 20)
+        try c.attach(fid: 0)
+        try c.walk(0, 1, ["big.bin"])
+        _ = try c.lopen(1, OpenFlags.readOnly)
+        var reads: [UInt16] = []
+        for _ in 0..<8 {
+            let tag = c.freshTag()
+            #expect(c.send(.read(fid: 1, offset: 0, count: UInt32(count)), tag: tag))
+            reads.append(tag)
+        }
+        // A flush of the first read (served by the reader: written whole, or partly and the
+        // rest waiting), of the last one (queued or running on a worker) and of a tag nobody
+        // holds.
+        let flushFirst = c.freshTag(), flushLast = c.freshTag(), flushNobody = c.freshTag()
+        #expect(c.send(.flush(oldtag: reads[0]), tag: flushFirst))
+        #expect(c.send(.flush(oldtag: reads[7]), tag: flushLast))
+        #expect(c.send(.flush(oldtag: 60000), tag: flushNobody))
+
+        // Every read but the last is answered (the reader's was running, the others are
+        // queued behind it on few workers or answered); the last one at most before its Rflush.
+        let needed = Set(reads[0..<7]).union([flushFirst, flushLast, flushNobody])
+        var order: [UInt16] = []
+        while !needed.isSubset(of: Set(order)) {
+            guard case let .message(m) = c.receive() else {
+                Issue.record("connection ended or timed out after these replies: \(order)")
+                return
+            }
+            order.append(m.tag)
+            switch m.response {
+            case let .read(bytes):
+                #expect(reads.contains(m.tag) && Array(bytes) == data, "Rread to tag \(m.tag): \(bytes.count) bytes")
+            case .flush:
+                #expect([flushFirst, flushLast, flushNobody].contains(m.tag))
+            default:
+                Issue.record("unexpected \(m.response.type) to tag \(m.tag)")
+            }
+        }
+        c.setTimeout(seconds: 0, milliseconds: 300)
+        if case let .message(m) = c.receive() { Issue.record("a reply after every Rflush: tag \(m.tag) (\(m.response.type)); before: \(order)") }
+        c.setTimeout(seconds: 5)
+        func position(_ tag: UInt16) -> Int { order.firstIndex(of: tag) ?? Int.max }
+        #expect(position(reads[0]) < position(flushFirst), "Rflush before the reply it follows: \(order)")
+        #expect(position(flushFirst) != Int.max && position(flushLast) != Int.max && position(flushNobody) != Int.max, "\(order)")
+        if order.contains(reads[7]) { #expect(position(reads[7]) < position(flushLast), "\(order)") }
+        #expect(try c.getattr(1).size == UInt64(count))
+    }
+}
