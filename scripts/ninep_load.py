@@ -285,18 +285,24 @@ class Connection:
         raise ProtocolError("all 65535 tags in flight")
 
     def send(self, mtype, body, tag=None):
+        tag, frame = self.frame(mtype, body, tag)
+        try:
+            self.sock.sendall(frame)
+        except (OSError, socket.timeout) as e:
+            raise ConnectionLost("send %s: %s" % (NAMES.get(mtype, mtype), e)) from e
+        return tag
+
+    def frame(self, mtype, body, tag=None):
+        """(tag, frame) of a request now counted in flight, for the caller to send itself (from
+        a sending thread, say, while this one reads replies)."""
         if tag is None:
             tag = self.allocate_tag()
         size = HEADER + len(body)
         if size > self.msize:
             raise ProtocolError("%s of %d bytes exceeds msize %d" % (NAMES.get(mtype, mtype), size, self.msize))
-        try:
-            self.sock.sendall(_HDR.pack(size, mtype, tag) + body)
-        except (OSError, socket.timeout) as e:
-            raise ConnectionLost("send %s: %s" % (NAMES.get(mtype, mtype), e)) from e
         self.in_flight[tag] = mtype
         self.sent += 1
-        return tag
+        return tag, _HDR.pack(size, mtype, tag) + body
 
     def _read_exact(self, view):
         got = 0
