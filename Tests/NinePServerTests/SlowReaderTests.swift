@@ -13,23 +13,30 @@ import Testing
 /// blocked in send() while the server blocked in send() towards it. CI's memory pressure run
 /// lost a connection that way after 30 s ("send TWRITE: timed out").
 @Suite struct SlowReaderTests {
-    @Test func clientCanSendWhileItsRepliesWaitUnread() throws {
+    /// A server with msize 1 MiB and room for many large buffers; fid 1 of the client is
+    /// "big.bin" (`count` bytes of `data`, in the page cache, so the reader serves reads of it
+    /// itself) opened for reading. The client's socket buffers are a few KiB: its traffic backs
+    /// up at once, and a send blocked for 5 s fails (SO_SNDTIMEO).
+    private func slowReadingClient(seed: UInt64) throws -> (server: TestServer, client: RawClient, data: [UInt8]) {
         let s = try TestServer {
             $0.maxMessageSize = 1 << 20
             $0.largeBuffers = 24
         }
-        defer { s.shutdown() }
-        let count = (1 << 20) - 4096
-        let data = pseudoRandomBytes(count, seed: 21)
-        makeFile(s("big.bin"), data)  // in the page cache: the reader serves the reads itself
-        makeFile(s("out.bin"))
-        // Socket buffers of a few KiB on the client's side: its traffic backs up at once. A
-        // send blocked for 5 s fails (SO_SNDTIMEO).
+        let data = pseudoRandomBytes((1 << 20) - 4096, seed: seed)
+        makeFile(s("big.bin"), data)
         let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096, sendBufferBytes: 4096)
         _ = try c.version(msize: 1 << 20)
         try c.attach(fid: 0)
         try c.walk(0, 1, ["big.bin"])
         _ = try c.lopen(1, OpenFlags.readOnly)
+        return (s, c, data)
+    }
+
+    @Test func clientCanSendWhileItsRepliesWaitUnread() throws {
+        let (s, c, data) = try slowReadingClient(seed: 21)
+        defer { s.shutdown() }
+        let count = data.count
+        makeFile(s("out.bin"))
         try c.walk(0, 2, ["out.bin"])
         _ = try c.lopen(2, OpenFlags.writeOnly)
 
@@ -82,19 +89,9 @@ import Testing
     /// Tflushes sent while replies wait unread: each Rflush comes after the reply it follows,
     /// no frame is cut by another, and the reader is not held up writing them.
     @Test func flushesBehindUnreadRepliesKeepTheirOrder() throws {
-        let s = try TestServer {
-            $0.maxMessageSize = 1 << 20
-            $0.largeBuffers = 24
-        }
+        let (s, c, data) = try slowReadingClient(seed: 22)
         defer { s.shutdown() }
-        let count = (1 << 20) - 4096
-        let data = pseudoRandomBytes(count, seed: 22)
-        makeFile(s("big.bin"), data)
-        let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096, sendBufferBytes: 4096)
-        _ = try c.version(msize: 1 << 20)
-        try c.attach(fid: 0)
-        try c.walk(0, 1, ["big.bin"])
-        _ = try c.lopen(1, OpenFlags.readOnly)
+        let count = data.count
         var reads: [UInt16] = []
         for _ in 0..<8 {
             let tag = c.freshTag()
