@@ -48,13 +48,9 @@ extension Connection {
             if written < 0 || written == item.totalBytes { return true }
             headSent = written
         }
-        // A reply always has room (its context's place). Lone frames have `loneFrames`
-        // places; when they are taken the reader waits, which is push-back on a client that
-        // sends Tflushes and reads nothing, and never holds up a worker.
-        if item.context == nil {
-            while outboxLone == Self.loneFrames { writeLock.wait() }
-            outboxLone += 1
-        }
+        // Only lone frames can fill it (a reply has its context's place): the reader then
+        // waits, which is push-back on a client that sends Tflushes and reads nothing.
+        while outboxCount == outbox.count { writeLock.wait() }
         outbox[(outboxHead + outboxCount) % outbox.count] = item
         outboxCount += 1
         writeLock.broadcast()
@@ -91,7 +87,6 @@ extension Connection {
             outbox[outboxHead] = .none
             outboxHead = (outboxHead + 1) % outbox.count
             outboxCount -= 1
-            if item.context == nil { outboxLone -= 1 }
             headSent = 0
             writeLock.broadcast()
             writeLock.unlock()

@@ -41,8 +41,6 @@ final class Connection: @unchecked Sendable {
     let outbox: UnsafeMutableBufferPointer<OutputItem>
     var outboxHead = 0
     var outboxCount = 0
-    /// Lone frames in the outbox (at most `loneFrames`).
-    var outboxLone = 0
     /// Bytes of the outbox's head already written (it was begun without waiting).
     var headSent = 0
     var writerStopping = false
