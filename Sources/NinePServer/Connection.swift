@@ -13,7 +13,7 @@ import NinePWire
 final class Connection: @unchecked Sendable {
     // @unchecked Sendable: mutable fields are guarded by `stateLock` (contexts' shared fields,
     // `freeContexts`, `closing`, `msize`, `inFlightCount`, `parkedInReserve`), by `writeLock`
-    // (the outbox and `writerStopping`), or owned by the reader thread (`headerScratch`). The
+    // (`writeScratch`, `backlog`, `backlogSent`, `backlogEnd`), or owned by the reader thread (`headerScratch`, `flushReply`). The
     // session fields (`fd`, `peer`, `id`) are written only while the slot is idle, before the
     // reader starts the session under `assignment`'s lock, and read-only while it runs.
     unowned let server: Server
@@ -36,20 +36,22 @@ final class Connection: @unchecked Sendable {
     var versionNegotiated = false
     /// Requests whose remaining buffer sits in the arena's parking reserve.
     var parkedInReserve = 0
-    /// Replies waiting for the socket, first in first out (see Connection+Output): a ring with
-    /// a place for every context and for `loneFrames` lone Rflushes or Rlerrors.
-    let outbox: UnsafeMutableBufferPointer<OutputItem>
-    var outboxHead = 0
-    var outboxCount = 0
-    /// Bytes of the outbox's head already written (it was begun without waiting).
-    var headSent = 0
-    var writerStopping = false
-    static let loneFrames = 64
+    /// A reply the reader wrote only in part because the socket was full: the reader never
+    /// waits for its client to read (it would stop reading the client, who may itself be
+    /// blocked sending). Whoever takes `writeLock` next writes the rest first, so frames never
+    /// interleave; a worker is queued to do it if nobody else does (`lockOutput`).
+    var backlog: RequestContext? = nil
+    var backlogSent = 0
+    var backlogEnd = 0
     /// The reader's place in the memory arena's FIFO.
     let memoryWaiter = MemoryWaiter()
     /// Reader-owned scratch: a header, and the body of a Tread/Treaddir read ahead to size
     /// its reply before asking for memory.
     private let headerScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 32, alignment: 8)
+    /// The flush reserve: Rlerror and Rflush encoded by the reader need no pool buffer.
+    let flushReply = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
+    /// Rflushes sent by workers: used only with `writeLock` held.
+    let writeScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     /// The reader thread's own worker state, for the requests it serves itself (see
     /// `servedByReader`); made on the reader thread when it starts.
     private var readerWorker: Worker?
@@ -65,8 +67,6 @@ final class Connection: @unchecked Sendable {
         self.msize = configuration.maxMessageSize
         let count = configuration.maxRequestsPerConnection
         contexts = .allocate(capacity: count)
-        outbox = .allocate(capacity: count + Self.loneFrames)
-        outbox.initialize(repeating: .none)
         freeContexts.reserveCapacity(count)
         for index in 0..<count { freeContexts.append(count - 1 - index) }
         // `self` is complete once every stored property is set: the contexts point back to it.
@@ -78,17 +78,16 @@ final class Connection: @unchecked Sendable {
     deinit {
         _ = contexts.deinitialize()
         contexts.deallocate()
-        _ = outbox.deinitialize()
-        outbox.deallocate()
         headerScratch.deallocate()
+        flushReply.deallocate()
+        writeScratch.deallocate()
     }
 
     /// What one connection slot costs, for the memory plan.
     static func slotBytes(_ configuration: ServerConfiguration) -> Int {
         let context = 256 + 2 * RequestContext.maxPendingFlushes * 2
         let fid = MemoryLayout<FidEntry>.stride + MemoryLayout<Int>.stride + 48
-        let outbox = (configuration.maxRequestsPerConnection + loneFrames) * MemoryLayout<OutputItem>.stride
-        return 1024 + outbox + configuration.maxRequestsPerConnection * context + min(configuration.maxFidsPerConnection, configuration.preallocatedFidsPerConnection) * fid
+        return 1024 + configuration.maxRequestsPerConnection * context + min(configuration.maxFidsPerConnection, configuration.preallocatedFidsPerConnection) * fid
             + Worker.scratchBytes(direntCapacity: 0)  // the reader's own (readerWorker)
     }
 
@@ -124,7 +123,6 @@ final class Connection: @unchecked Sendable {
             guard proceed else { return }
             readLoop()
             assignment.withLock { assigned = false }
-            if !preallocated { stopWriter() }
             server.connectionClosed(self)
             if !preallocated { return }
         }
@@ -165,7 +163,7 @@ final class Connection: @unchecked Sendable {
             if size > limit {
                 // The stream cannot be trusted past this point: answer, then close.
                 logger.warning("closing connection: message of \(size) bytes exceeds msize \(limit)", metadata: ["peer": "\(peer)"])
-                deliver(.rlerror(tag: tag, errno: LinuxErrno.EMSGSIZE))
+                sendRlerror(tag: tag, errno: LinuxErrno.EMSGSIZE, scratch: flushReply)
                 return nil
             }
             if type == MessageType.tflush.rawValue && size == 9 {
@@ -249,14 +247,15 @@ final class Connection: @unchecked Sendable {
             } else if tagInUse(tag) {
                 closeForProtocolViolation("malformed message reuses tag \(tag) that is in flight")
             } else {
-                deliver(.rlerror(tag: tag, errno: error.errno))
+                sendRlerror(tag: tag, errno: error.errno, scratch: context.replyBuffer)
             }
             releaseContext(context)
             return
         }
         context.message = message
         if case let .version(clientSize, version) = message.request {
-            handleVersion(context, clientSize: clientSize, version: version)  // releases the context
+            handleVersion(context, clientSize: clientSize, version: version)
+            releaseContext(context)
             return
         }
         // An Rread's data lands 4096-aligned in the reply buffer (for NINEP_O_DIRECT).
@@ -364,6 +363,23 @@ final class Connection: @unchecked Sendable {
         }
     }
 
+    // MARK: Sending
+
+    /// Writes a reply under the write lock. A failed write means the peer is gone: the reader
+    /// notices on its next read.
+    func send(_ bytes: UnsafeRawBufferPointer) {
+        lockOutput()
+        _ = SocketIO.writeFully(fd, bytes)
+        writeLock.unlock()
+    }
+
+    /// Encodes an Rlerror into `scratch` and sends it.
+    private func sendRlerror(tag: UInt16, errno: UInt32, scratch: UnsafeMutableRawBufferPointer) {
+        var writer = WireWriter(scratch)
+        guard let length = try? writer.rlerror(tag: tag, errno: errno) else { return }
+        send(UnsafeRawBufferPointer(rebasing: scratch[0..<length]))
+    }
+
     func closeForProtocolViolation(_ reason: String) {
         logger.warning("closing connection: \(reason)", metadata: ["peer": "\(peer)"])
         _ = shutdown(fd, Int32(SHUT_RDWR))
@@ -420,7 +436,6 @@ final class Connection: @unchecked Sendable {
             rounds += 1
         }
         stateLock.unlock()
-        waitForOutboxToDrain()
         fids.clunkAll()
         Glibc.close(fd)
     }

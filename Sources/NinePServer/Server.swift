@@ -153,7 +153,7 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Starts the workers, the reader and writer threads of the connection table, one accept thread per
+    /// Starts the workers, the readers of the connection table, one accept thread per
     /// listener, and the housekeeping thread that publishes metrics.
     public func start() {
         _ = ninep_install_interrupt_handler(ninep_interrupt_signal())
@@ -167,10 +167,6 @@ public final class Server: @unchecked Sendable {
             DaemonThread.start(name: "9p-conn-\(index)") { [self] in
                 if ioFlusher { _ = ninep_set_io_flusher() }
                 slot.readerThread()
-            }
-            DaemonThread.start(name: "9p-out-\(index)") { [self] in
-                if ioFlusher { _ = ninep_set_io_flusher() }
-                slot.writerThread()
             }
         }
         for listener in registry.withLock({ listeners }) {
@@ -229,14 +225,6 @@ public final class Server: @unchecked Sendable {
             return
         }
         let connection = Connection(server: self, preallocated: false)
-        guard DaemonThread.tryStart(name: "9p-out-x\(id)", { [self] in
-            if ioFlusher { _ = ninep_set_io_flusher() }
-            connection.writerThread()
-        }) != nil else {
-            RawLog.write("ninepd: refusing a connection beyond the preallocated table: no thread for it (out of memory or thread limit)\n")
-            Glibc.close(fd)
-            return
-        }
         registry.withLock { active.append(connection) }
         connection.assign(fd: fd, peer: peer, id: id)
         guard DaemonThread.tryStart(name: "9p-conn-x\(id)", { [self] in
@@ -244,7 +232,6 @@ public final class Server: @unchecked Sendable {
             connection.readerThread()
         }) != nil else {
             RawLog.write("ninepd: refusing a connection beyond the preallocated table: no thread for it (out of memory or thread limit)\n")
-            connection.stopWriter()
             registry.withLock { remove(connection) }
             Glibc.close(fd)
             return
@@ -346,10 +333,7 @@ public final class Server: @unchecked Sendable {
             if !active.isEmpty { registry.wait(milliseconds: 50) }
         }
         registry.unlock()
-        for slot in slots {
-            slot.wakeIdleReader()
-            slot.stopWriter()
-        }
+        for slot in slots { slot.wakeIdleReader() }
         housekeeping.withLock { housekeeping.broadcast() }
         queue.stop()
         waiter.stop()

@@ -134,38 +134,4 @@ import Testing
         if order.contains(reads[7]) { #expect(position(reads[7]) < position(flushLast), "\(order)") }
         #expect(try c.getattr(1).size == UInt64(count))
     }
-
-    /// A client that stops reading (a process stopped with ^Z, a hung peer) while many large
-    /// replies are due holds no worker: its replies wait on its own connection, and the other
-    /// connections are served as before. Workers used to block writing to it, one per reply,
-    /// until none was left for anyone.
-    @Test func aClientThatStopsReadingHoldsNoWorker() throws {
-        let (s, stalled, data) = try slowReadingClient(seed: 23)
-        defer { s.shutdown() }
-        // 20 reads of 1 MiB, far more replies than the sockets hold, on a server of 4 workers.
-        for _ in 0..<20 {
-            #expect(stalled.send(.read(fid: 1, offset: 0, count: UInt32(data.count)), tag: stalled.freshTag()))
-        }
-        usleep(300_000)  // the workers have taken the reads and are stuck if they write themselves
-        // Another client: requests that need a worker (create, write, open, read of a file
-        // not in the page cache is not needed: Tlcreate and Twrite always go to workers).
-        let other = try s.session()
-        let clock = ContinuousClock()
-        let start = clock.now
-        try other.walk(0, 1, [])
-        _ = try other.lcreate(1, "other.txt")
-        #expect(try other.write(1, offset: 0, Array("served".utf8)) == 6)
-        try other.clunk(1)
-        let took = clock.now - start
-        #expect(took < .seconds(2), "another client's create and write took \(took) while one client did not read")
-        #expect(fileBytes(s("other.txt")) == Array("served".utf8))
-        // The stalled client then reads everything, whole and right.
-        for _ in 0..<20 {
-            guard case let .message(m) = stalled.receive(), case let .read(bytes) = m.response else {
-                Issue.record("a reply of the stalled client is missing or wrong")
-                return
-            }
-            #expect(Array(bytes) == data)
-        }
-    }
 }
