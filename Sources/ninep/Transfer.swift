@@ -20,7 +20,7 @@ struct Transfer {
     /// read (in case the file grew); returns the length of the copy.
     func download(size: UInt64, progress: inout Progress) async throws -> UInt64 {
         let chunkSize = file.ioSize
-        let chunks = (0..<window).map { _ in Chunk(buffer: .allocate(byteCount: chunkSize, alignment: 4096)) }
+        let chunks = makeChunks(chunkSize)
         defer { for chunk in chunks { chunk.buffer.deallocate() } }
         var next: UInt64 = 0
         var end: UInt64 = 0
@@ -54,6 +54,11 @@ struct Transfer {
         return end
     }
 
+    /// One page-aligned buffer per message in flight; the caller deallocates them.
+    private func makeChunks(_ chunkSize: Int) -> [Chunk] {
+        (0..<window).map { _ in Chunk(buffer: .allocate(byteCount: chunkSize, alignment: 4096)) }
+    }
+
     private func store(_ chunk: Chunk, count: Int, at offset: UInt64) throws {
         guard count > 0 else { return }
         let written = pwrite(local, chunk.buffer.baseAddress, count, off_t(offset))
@@ -63,7 +68,7 @@ struct Transfer {
     /// Local to remote: writes `size` bytes read from the local file; returns the bytes sent.
     func upload(size: UInt64, progress: inout Progress) async throws -> UInt64 {
         let chunkSize = file.ioSize
-        let chunks = (0..<window).map { _ in Chunk(buffer: .allocate(byteCount: chunkSize, alignment: 4096)) }
+        let chunks = makeChunks(chunkSize)
         defer { for chunk in chunks { chunk.buffer.deallocate() } }
         var next: UInt64 = 0
         var sent: UInt64 = 0

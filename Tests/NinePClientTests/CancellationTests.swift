@@ -90,13 +90,7 @@ struct CancellationTests {
 
     @Test func rflushWithoutReplyMeansTheWalkNeverHappened() async throws {
         try await withTaskExecutorPreference(timingExecutor) {
-            let server = try FakeServer { server, message in
-                switch message.type {
-                case .twalk where message.names == 1: break
-                case .tflush: server.rflush(tag: message.tag)
-                default: server.answerNormally(message)
-                }
-            }
+            let server = try FakeServer.withStuckWalks(answerFlushes: true)
             defer { server.stop() }
             let client = try await connect(server)
             let walk = Task(executorPreference: timingExecutor) { try await client.walk("/slow") }
@@ -116,12 +110,7 @@ struct CancellationTests {
     @Test func silentServerCancellationAndTimeoutReturnAndTagsStayReserved() async throws {
         try await withTaskExecutorPreference(timingExecutor) {
             // One-name walks and every Tflush go unanswered until the test says so.
-            let server = try FakeServer { server, message in
-                switch message.type {
-                case .twalk where message.names == 1, .tflush: break
-                default: server.answerNormally(message)
-                }
-            }
+            let server = try FakeServer.withStuckWalks(answerFlushes: false)
             defer { server.stop() }
             let client = try await connect(server)
             let clock = ContinuousClock()
@@ -164,13 +153,7 @@ struct CancellationTests {
 
     @Test func cancellingACallWaitingForASlotReturns() async throws {
         try await withTaskExecutorPreference(timingExecutor) {
-            let server = try FakeServer { server, message in
-                switch message.type {
-                case .twalk where message.names == 1: break
-                case .tflush: server.rflush(tag: message.tag)
-                default: server.answerNormally(message)
-                }
-            }
+            let server = try FakeServer.withStuckWalks(answerFlushes: true)
             defer { server.stop() }
             let client = try await connect(server, maxInFlight: 1)
             let holder = Task(executorPreference: timingExecutor) { try await client.walk("/stuck") }

@@ -140,3 +140,18 @@ private func ninepAccept(_ fd: Int32) -> Int32 {
         if client >= 0 || errno != EINTR { return client }
     }
 }
+
+extension FakeServer {
+    /// A server on which one-name walks are never answered; every other request is answered
+    /// normally, and a Tflush with Rflush at once (`answerFlushes`) or never.
+    static func withStuckWalks(answerFlushes: Bool) throws -> FakeServer {
+        try FakeServer { server, message in
+            switch message.type {
+            case .twalk where message.names == 1: break
+            case .tflush where !answerFlushes: break
+            case .tflush: server.rflush(tag: message.tag)
+            default: server.answerNormally(message)
+            }
+        }
+    }
+}
