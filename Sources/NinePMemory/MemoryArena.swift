@@ -28,6 +28,14 @@ public struct MemoryGrant {
 /// deadlock on another's partial holdings. The oldest waiter is served first, across all
 /// connections; a releaser hands buffers straight to it and wakes only it.
 ///
+/// Shares: a connection's waiter is also its account (`activate`). Each connection may hold at
+/// most `plan.largePerConnection` large and `plan.smallPerConnection` small buffers, so a
+/// client that stops reading its replies reaches its cap and is then not read (TCP pushes back
+/// on it alone). Its first large buffer and first two small ones (one request of any kind) are
+/// its due: it gets them as soon as they are free. Beyond its due it borrows, and a borrower
+/// must leave free what the other connections are due (up to a bound that lets one connection
+/// reach its cap): connections that hold nothing are never starved by those that hold much.
+///
 /// Parking reserve: a request that waits on the outside world (a FIFO read, a socket) keeps
 /// one small buffer. Up to `parkingReserve` such buffers are not counted against the shared
 /// pool, so requests parked forever can never starve the others.
@@ -44,6 +52,9 @@ public final class MemoryArena: @unchecked Sendable {
     /// Parking buffers not in use: the shared pool may not hand these out.
     private var parkingUnused: Int
     public let statistics: WaitStatistics
+    /// Buffers active accounts are due and do not hold yet (see `Share`).
+    private var owedLarge = 0
+    private var owedSmall = 0
 
     public init(plan: MemoryPlan, sites: [String]) throws(BufferPool.CreationError) {
         self.plan = plan
@@ -72,14 +83,16 @@ public final class MemoryArena: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if closed { return nil }
-        if head == nil, fitsLocked(need) {
+        if head == nil, fitsLocked(need, for: waiter) {
             statistics.recordGrantLocked(site: site, waitedNanoseconds: nil)
-            return takeLocked(need)
+            return takeLocked(need, for: waiter)
         }
         waiter.need = need
         waiter.grant = nil
         waiter.cancelled = false
         enqueueLocked(waiter)
+        // Others wait, but perhaps for their own share only: this need may fit now.
+        serveWaitersLocked()
         let start = MemoryClock.nanoseconds()
         while waiter.grant == nil && !waiter.cancelled && !closed {
             lock.wait(on: waiter.condition, milliseconds: recheckMilliseconds)
@@ -114,20 +127,53 @@ public final class MemoryArena: @unchecked Sendable {
     }
 
     /// A small buffer now, or nil: for a request that trades a large buffer for a small one.
-    public func tryAcquireSmall() -> UnsafeMutableRawBufferPointer? {
+    public func tryAcquireSmall(for account: MemoryWaiter? = nil) -> UnsafeMutableRawBufferPointer? {
         lock.withLock {
-            guard head == nil, fitsLocked(MemoryNeed(receive: .small, reply: .none)) else { return nil }
-            return small.take()
+            let need = MemoryNeed(receive: .small, reply: .none)
+            guard head == nil, fitsLocked(need, for: account) else { return nil }
+            return takeLocked(need, for: account).receive
         }
     }
 
-    /// Gives a buffer back (either class) and serves the waiters it lets through.
-    public func release(_ buffer: UnsafeMutableRawBufferPointer, returningParkingBuffer: Bool = false) {
+    /// Gives a buffer back (either class) and serves the waiters it lets through. `account`:
+    /// the connection that held it, if it was granted to one.
+    public func release(_ buffer: UnsafeMutableRawBufferPointer, returningParkingBuffer: Bool = false, from account: MemoryWaiter? = nil) {
         lock.withLock {
-            if large.owns(buffer) { large.put(buffer) } else { small.put(buffer) }
+            let isLarge = large.owns(buffer)
+            if isLarge { large.put(buffer) } else { small.put(buffer) }
+            if let account, account.accounted {
+                changeHoldingsLocked(account, large: isLarge ? -1 : 0, small: isLarge ? 0 : -1)
+            }
             if returningParkingBuffer { parkingUnused += 1 }
             serveWaitersLocked()
         }
+    }
+
+    /// A connection's session starts: its holdings count against its share from now on, and
+    /// its due is kept for it.
+    public func activate(_ account: MemoryWaiter) {
+        lock.withLock {
+            precondition(!account.accounted, "an account is activated once per session")
+            account.accounted = true
+            owedLarge += account.owedLarge
+            owedSmall += account.owedSmall
+        }
+    }
+
+    /// The session ended (every buffer given back): nothing is kept for it any more.
+    public func deactivate(_ account: MemoryWaiter) {
+        lock.withLock {
+            guard account.accounted else { return }
+            owedLarge -= account.owedLarge
+            owedSmall -= account.owedSmall
+            account.accounted = false
+            serveWaitersLocked()
+        }
+    }
+
+    /// Buffers `account` holds now (large, small).
+    public func holdings(of account: MemoryWaiter) -> (large: Int, small: Int) {
+        lock.withLock { (account.heldLarge, account.heldSmall) }
     }
 
     /// A request starts waiting on the outside world holding one small buffer: it moves that
@@ -156,11 +202,43 @@ public final class MemoryArena: @unchecked Sendable {
 
     // MARK: Inside the lock
 
-    private func fitsLocked(_ need: MemoryNeed) -> Bool {
-        small.freeCount - parkingUnused >= need.small && large.freeCount >= need.large
+    private func fitsLocked(_ need: MemoryNeed, for account: MemoryWaiter?) -> Bool {
+        let freeSmall = small.freeCount - parkingUnused
+        guard freeSmall >= need.small && large.freeCount >= need.large else { return false }
+        guard let account, account.accounted else {
+            // Unaccounted (tests, benchmarks): leaves the active accounts' due alone.
+            return (need.large == 0 || large.freeCount - need.large >= owedLarge)
+                && (need.small == 0 || freeSmall - need.small >= owedSmall)
+        }
+        return Self.fits(
+            need.large, held: account.heldLarge, due: MemoryWaiter.dueLarge, cap: plan.largePerConnection,
+            free: large.freeCount, owedByOthers: owedLarge - account.owedLarge, reserveLimit: plan.largeBuffers - plan.largePerConnection)
+            && Self.fits(
+                need.small, held: account.heldSmall, due: MemoryWaiter.dueSmall, cap: plan.smallPerConnection,
+                free: freeSmall, owedByOthers: owedSmall - account.owedSmall, reserveLimit: plan.sharedSmallBuffers - plan.smallPerConnection)
     }
 
-    private func takeLocked(_ need: MemoryNeed) -> MemoryGrant {
+    /// One class: within its due a connection takes what is free; beyond it, it stays within
+    /// its cap and leaves free what the others are due (at most `reserveLimit`, so that one
+    /// connection can always reach its cap when the others hold nothing).
+    static func fits(_ count: Int, held: Int, due: Int, cap: Int, free: Int, owedByOthers: Int, reserveLimit: Int) -> Bool {
+        if count == 0 { return true }
+        if held + count <= due { return free >= count }
+        return held + count <= cap && free - count >= min(owedByOthers, max(0, reserveLimit))
+    }
+
+    /// Adds `large` and `small` to what `account` holds, keeping the arena's owed totals.
+    private func changeHoldingsLocked(_ account: MemoryWaiter, large: Int, small: Int) {
+        owedLarge -= account.owedLarge
+        owedSmall -= account.owedSmall
+        account.heldLarge += large
+        account.heldSmall += small
+        owedLarge += account.owedLarge
+        owedSmall += account.owedSmall
+    }
+
+    private func takeLocked(_ need: MemoryNeed, for account: MemoryWaiter?) -> MemoryGrant {
+        if let account, account.accounted { changeHoldingsLocked(account, large: need.large, small: need.small) }
         func take(_ kind: BufferClass) -> UnsafeMutableRawBufferPointer? {
             switch kind {
             case .none: nil
@@ -171,12 +249,18 @@ public final class MemoryArena: @unchecked Sendable {
         return MemoryGrant(receive: take(need.receive), reply: take(need.reply))
     }
 
-    /// Hands free buffers to the oldest waiters, in order, while the head's need fits.
+    /// Hands free buffers to the waiters, oldest first. A waiter whose need does not fit (its
+    /// own cap, or what others are due) does not hold up the ones behind it: each connection
+    /// has one waiter, and what it waits for is its own share.
     private func serveWaitersLocked() {
-        while let waiter = head, fitsLocked(waiter.need) {
-            waiter.grant = takeLocked(waiter.need)
-            removeLocked(waiter)
-            waiter.condition.signal()
+        var node = head
+        while let waiter = node {
+            node = waiter.next
+            if fitsLocked(waiter.need, for: waiter) {
+                waiter.grant = takeLocked(waiter.need, for: waiter)
+                removeLocked(waiter)
+                waiter.condition.signal()
+            }
         }
     }
 
@@ -221,11 +305,21 @@ public final class MemoryArena: @unchecked Sendable {
     var parkingUnusedForReport: Int { parkingUnused }
 }
 
-/// One thread's place in the arena's FIFO: preallocated (one per connection reader), so
-/// waiting allocates nothing.
+/// One connection's place in the arena's FIFO and its account: what it holds against its
+/// share. Preallocated (one per connection reader), so waiting allocates nothing. A waiter
+/// never activated (tests, benchmarks) has no share: no cap and no due.
 public final class MemoryWaiter: @unchecked Sendable {
     // @unchecked Sendable: every field is touched only with the arena's lock held.
     let condition = ConditionVariable()
+    var accounted = false
+    var heldLarge = 0
+    var heldSmall = 0
+    /// What every connection is due: one request of any kind (a large and a small buffer,
+    /// or two small ones).
+    static let dueLarge = 1
+    static let dueSmall = 2
+    var owedLarge: Int { accounted ? max(0, Self.dueLarge - heldLarge) : 0 }
+    var owedSmall: Int { accounted ? max(0, Self.dueSmall - heldSmall) : 0 }
     var need = MemoryNeed(receive: .none, reply: .none)
     var grant: MemoryGrant?
     var cancelled = false

@@ -18,11 +18,16 @@ public struct MemoryPlan: Sendable, Equatable {
     public var parkingPerConnection: Int
     public var connectionSlots: Int
     public var connectionSlotBytes: Int
+    /// The most buffers of each class one connection may hold (its share): a client that
+    /// stops reading its replies holds this much and is then no longer read.
+    public var largePerConnection: Int
+    public var smallPerConnection: Int
 
     /// A plan given piece by piece (tests; `derive` is how the server makes one).
     public init(
         budget: Int, largeBufferBytes: Int, largeBuffers: Int, smallBuffers: Int,
-        parkingPerConnection: Int, connectionSlots: Int, connectionSlotBytes: Int
+        parkingPerConnection: Int, connectionSlots: Int, connectionSlotBytes: Int,
+        largePerConnection: Int? = nil, smallPerConnection: Int? = nil
     ) {
         self.budget = budget
         self.largeBufferBytes = largeBufferBytes
@@ -31,7 +36,19 @@ public struct MemoryPlan: Sendable, Equatable {
         self.parkingPerConnection = parkingPerConnection
         self.connectionSlots = connectionSlots
         self.connectionSlotBytes = connectionSlotBytes
+        let sharedSmall = smallBuffers - connectionSlots * parkingPerConnection
+        self.largePerConnection = largePerConnection ?? Self.share(of: largeBuffers, least: 2)
+        self.smallPerConnection = smallPerConnection ?? Self.share(of: sharedSmall, least: 8)
     }
+
+    /// A connection's share of a pool: a quarter of it, at least `least` (but never more than
+    /// the pool), so that a few clients that stop reading leave most of it to the others.
+    static func share(of pool: Int, least: Int) -> Int {
+        min(max(pool, 1), max(least, pool / 4))
+    }
+
+    /// Small buffers outside the parking reserve.
+    public var sharedSmallBuffers: Int { smallBuffers - parkingReserve }
 
     public var parkingReserve: Int { connectionSlots * parkingPerConnection }
     public var largeBytes: Int { largeBuffers * largeBufferBytes }
@@ -133,6 +150,6 @@ public struct MemoryPlan: Sendable, Equatable {
 
     /// One line for the start-up log.
     public var summary: String {
-        "memory budget \(Self.format(bytes: budget)): \(largeBuffers) large buffers of \(Self.format(bytes: largeBufferBytes)) (\(Self.format(bytes: largeBytes))), \(smallBuffers) small buffers of \(Self.format(bytes: Self.smallBufferBytes)) (\(Self.format(bytes: smallBytes)), \(parkingReserve) of them kept for requests waiting on FIFOs and sockets), \(connectionSlots) connection slots preallocated (\(Self.format(bytes: tableBytes)))"
+        "memory budget \(Self.format(bytes: budget)): \(largeBuffers) large buffers of \(Self.format(bytes: largeBufferBytes)) (\(Self.format(bytes: largeBytes))), \(smallBuffers) small buffers of \(Self.format(bytes: Self.smallBufferBytes)) (\(Self.format(bytes: smallBytes)), \(parkingReserve) of them kept for requests waiting on FIFOs and sockets), \(connectionSlots) connection slots preallocated (\(Self.format(bytes: tableBytes))); each connection may hold up to \(largePerConnection) large and \(smallPerConnection) small buffers and is always due 1 large and 2 small"
     }
 }

@@ -17,13 +17,6 @@ extension Connection {
 
     /// Runs on a worker thread.
     func serve(_ context: RequestContext, on worker: Worker) {
-        if context.finishesSend {
-            context.finishesSend = false
-            lockOutput()  // writes the backlog, unless a writer before us did
-            writeLock.unlock()
-            releaseContext(context)
-            return
-        }
         let start: Bool = stateLock.withLock {
             if context.aborted { return false }
             context.phase = .running
@@ -96,13 +89,13 @@ extension Connection {
     private func keepOnlySmallReplyLocked(_ context: RequestContext) {
         if let buffer = context.receive {
             context.receive = nil
-            server.arena.release(buffer)
+            server.arena.release(buffer, from: memoryWaiter)
         }
         // A reply buffer bigger than needed (a read that turned out to be a stream) is
         // traded for a small one when one is free; a stream read then reads what fits.
-        if let reply = context.reply, reply.count > MemoryPlan.smallBufferBytes, let small = server.arena.tryAcquireSmall() {
+        if let reply = context.reply, reply.count > MemoryPlan.smallBufferBytes, let small = server.arena.tryAcquireSmall(for: memoryWaiter) {
             context.reply = small
-            server.arena.release(reply)
+            server.arena.release(reply, from: memoryWaiter)
         }
         if let reply = context.reply, reply.count == MemoryPlan.smallBufferBytes, !context.replyInParkingReserve,
            parkedInReserve < server.arena.plan.parkingPerConnection, server.arena.moveToParkingReserve() {
@@ -144,86 +137,42 @@ extension Connection {
 
     // MARK: Completing
 
-    /// Sends the reply (unless aborted or suppressed), then one Rflush per flush of this tag,
-    /// with the write lock held throughout so nothing can come between them.
-    ///
-    /// On the reader thread the reply goes out without waiting: what the socket does not take
-    /// now becomes the backlog, and a worker is queued to write it. The reader serves only a
-    /// request that came alone, and no Tflush is read meanwhile, so it has no Rflush to send
-    /// and was neither aborted nor suppressed.
+    /// Sends the reply (unless aborted or suppressed), then one Rflush per flush of this tag:
+    /// the request leaves the tag table and its frames join the output under the write lock,
+    /// so a Tflush that finds the tag free has its Rflush queued behind them.
     private func complete(_ context: RequestContext, replyLength: Int, worker: Worker) {
-        lockOutput()
-        if worker.onlyWithoutWaiting && replyLength > 0 {
-            let sent = SocketIO.writeWithoutWaiting(fd, UnsafeRawBufferPointer(rebasing: context.replyRegion[0..<replyLength]))
-            if sent >= 0 && sent < replyLength {
-                backlog = context
-                backlogSent = sent
-                backlogEnd = replyLength
-                stateLock.withLock {
-                    context.phase = .replying
-                    context.worker = nil
-                }
-                context.finishesSend = true
-                writeLock.unlock()
-                server.queue.enqueue(context)
-                return
-            }
-            finishLocked(context, replyLength: 0, worker: worker)  // written whole, or the peer is gone
-            return
+        // The request is done with its message: a reply waiting for a slow client holds only
+        // its reply buffer.
+        if let buffer = context.receive {
+            context.receive = nil
+            server.arena.release(buffer, from: memoryWaiter)
         }
-        finishLocked(context, replyLength: replyLength, worker: worker)
-    }
-
-    /// `complete` with the write lock held, which it releases.
-    private func finishLocked(_ context: RequestContext, replyLength: Int, worker: Worker) {
+        writeLock.lock()
         let silent: Bool = stateLock.withLock {
-            worker.flushTags.removeAll(keepingCapacity: true)
-            worker.flushTags.append(contentsOf: context.pendingFlushes)
+            // Swap with the context's spare list (both reserved up front): no allocation.
+            swap(&context.pendingFlushes, &context.flushesToSend)
             retire(context)
             return context.suppressed || context.aborted
         }
-        if !silent && replyLength > 0 {
-            _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: context.replyRegion[0..<replyLength]))
-        }
-        for flushTag in worker.flushTags { sendRflushLocked(flushTag, scratch: writeScratch) }
+        let item = OutputItem.reply(context, length: silent ? 0 : replyLength)
+        let done = deliverLocked(item)
         writeLock.unlock()
         if context.aborted { server.waiter.stopInterrupting(context) }
-        releaseContext(context)
+        if done { finish(item) }
     }
 
     /// Ends an aborted request that no worker holds (it was queued or parked): no reply,
     /// only its Rflushes.
     func finishAborted(_ context: RequestContext) {
-        lockOutput()
-        stateLock.withLock {
-            // Swap with the context's spare list (both reserved up front): no allocation.
-            swap(&context.pendingFlushes, &context.flushesToSend)
-            retire(context)
-        }
-        for flushTag in context.flushesToSend { sendRflushLocked(flushTag, scratch: writeScratch) }
-        context.flushesToSend.removeAll(keepingCapacity: true)
-        writeLock.unlock()
-        releaseContext(context)
-    }
-
-    /// Takes the write lock, first writing the backlog the reader left, if any: the rest of its
-    /// reply, then the Rflushes that came for it meanwhile. Blocks while the client does not
-    /// read, as any writer does; the reader takes this lock only for what it must answer
-    /// itself (Tversion, a malformed message, a Tflush while no request holds its tag).
-    func lockOutput() {
         writeLock.lock()
-        guard let context = backlog else { return }
-        backlog = nil
-        // Whatever happened to the request since (a Tversion suppressing it), the frame is
-        // begun and must end.
-        _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: context.replyRegion[backlogSent..<backlogEnd]))
         stateLock.withLock {
             swap(&context.pendingFlushes, &context.flushesToSend)
             retire(context)
         }
-        for flushTag in context.flushesToSend { sendRflushLocked(flushTag, scratch: writeScratch) }
-        context.flushesToSend.removeAll(keepingCapacity: true)
-        // The context goes back to the free list when its queued worker runs (`serve`).
+        let item = OutputItem.reply(context, length: 0)
+        let done = deliverLocked(item)
+        writeLock.unlock()
+        if done { finish(item) }
     }
 
     /// Takes a finished request out of the tag table (state lock held).
@@ -235,14 +184,6 @@ extension Connection {
         context.pendingFlushes.removeAll(keepingCapacity: true)
         inFlightCount -= 1
         if closing { stateLock.broadcast() }
-    }
-
-    /// Writes an Rflush; the write lock is held.
-    private func sendRflushLocked(_ tag: UInt16, scratch: UnsafeMutableRawBufferPointer) {
-        var writer = WireWriter(scratch)
-        if let length = try? Response.flush.encode(tag: tag, into: &writer) {
-            _ = SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: scratch[0..<length]))
-        }
     }
 
     // MARK: Tflush
@@ -261,7 +202,7 @@ extension Connection {
                     break
                 }
             }
-            guard let target = found ?? replyingWithRoomLocked() else { return .replyNow }
+            guard let target = found else { return .replyNow }
             guard target.pendingFlushes.count < RequestContext.maxPendingFlushes else { return .violation }
             // Rflushes go out in the order their Tflushes came: a flush of a flush joins the
             // queue of the request the first flush named.
@@ -279,7 +220,7 @@ extension Connection {
                 if let thread = target.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
                 server.waiter.keepInterrupting(target)
                 return .queued
-            case .running, .idle, .replying:
+            case .running, .idle:
                 return .queued  // reply first, then Rflush
             }
         }
@@ -293,24 +234,12 @@ extension Connection {
             finishAborted(context)
             return true
         case .replyNow:
-            // Taking the write lock after the state lock is released: a worker that removed
-            // oldtag from the table is already writing its reply under this lock, so this
-            // Rflush goes out after it.
-            lockOutput()
-            sendRflushLocked(tag, scratch: flushReply)
-            writeLock.unlock()
+            // Queued after the state lock is released: a worker that removed oldtag from the
+            // table did so holding the write lock and queued or wrote its reply before letting
+            // go of it, so this Rflush goes out after that reply.
+            deliver(.rflush(tag: tag))
             return true
         }
-    }
-
-    /// The request whose reply is the backlog, when it can take one more Rflush (state lock
-    /// held). A Tflush of a tag nobody holds is answered behind that reply instead of by the
-    /// reader writing it now: the reader would wait until the backlog is written.
-    private func replyingWithRoomLocked() -> RequestContext? {
-        for context in contexts where context.inFlight && context.phase == .replying && !context.suppressed {
-            return context.pendingFlushes.count < RequestContext.maxPendingFlushes ? context : nil
-        }
-        return nil
     }
 
     // MARK: Tversion
@@ -344,7 +273,10 @@ extension Connection {
             reply = .version(msize: offered, version: ByteView(static: "unknown"))
         }
         if let length = try? reply.encode(tag: context.message.tag, into: &writer) {
-            send(UnsafeRawBufferPointer(rebasing: context.replyBuffer[0..<length]))
+            context.replyOffset = 0  // written from the start of the reply buffer, as encoded
+            deliver(.reply(context, length: length))
+        } else {
+            releaseContext(context)
         }
         logger.debug("Tversion: msize \(offered), \(known ? "9P2000.L" : "unknown version \(version)")", metadata: ["peer": "\(peer)"])
     }

@@ -13,7 +13,7 @@ import NinePWire
 final class Connection: @unchecked Sendable {
     // @unchecked Sendable: mutable fields are guarded by `stateLock` (contexts' shared fields,
     // `freeContexts`, `closing`, `msize`, `inFlightCount`, `parkedInReserve`), by `writeLock`
-    // (`writeScratch`, `backlog`, `backlogSent`, `backlogEnd`), or owned by the reader thread (`headerScratch`, `flushReply`). The
+    // (the outbox and `writerStopping`), or owned by the reader thread (`headerScratch`). The
     // session fields (`fd`, `peer`, `id`) are written only while the slot is idle, before the
     // reader starts the session under `assignment`'s lock, and read-only while it runs.
     unowned let server: Server
@@ -36,22 +36,24 @@ final class Connection: @unchecked Sendable {
     var versionNegotiated = false
     /// Requests whose remaining buffer sits in the arena's parking reserve.
     var parkedInReserve = 0
-    /// A reply the reader wrote only in part because the socket was full: the reader never
-    /// waits for its client to read (it would stop reading the client, who may itself be
-    /// blocked sending). Whoever takes `writeLock` next writes the rest first, so frames never
-    /// interleave; a worker is queued to do it if nobody else does (`lockOutput`).
-    var backlog: RequestContext? = nil
-    var backlogSent = 0
-    var backlogEnd = 0
+    /// Replies waiting for the socket, first in first out (see Connection+Output): a ring with
+    /// a place for every context and for `loneFrames` lone Rflushes or Rlerrors.
+    let outbox: UnsafeMutableBufferPointer<OutputItem>
+    var outboxHead = 0
+    var outboxCount = 0
+    /// Lone frames in the outbox (at most `loneFrames`).
+    var outboxLone = 0
+    /// Bytes of the outbox's head already written (it was begun without waiting).
+    var headSent = 0
+    var writerStopping = false
+    static let loneFrames = 64
+    /// Requests admitted and waiting for a worker (guarded by the work queue's lock).
+    var workLine: WorkLine
     /// The reader's place in the memory arena's FIFO.
     let memoryWaiter = MemoryWaiter()
     /// Reader-owned scratch: a header, and the body of a Tread/Treaddir read ahead to size
     /// its reply before asking for memory.
     private let headerScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 32, alignment: 8)
-    /// The flush reserve: Rlerror and Rflush encoded by the reader need no pool buffer.
-    let flushReply = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
-    /// Rflushes sent by workers: used only with `writeLock` held.
-    let writeScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 8)
     /// The reader thread's own worker state, for the requests it serves itself (see
     /// `servedByReader`); made on the reader thread when it starts.
     private var readerWorker: Worker?
@@ -67,6 +69,9 @@ final class Connection: @unchecked Sendable {
         self.msize = configuration.maxMessageSize
         let count = configuration.maxRequestsPerConnection
         contexts = .allocate(capacity: count)
+        workLine = WorkLine(capacity: count)
+        outbox = .allocate(capacity: count + Self.loneFrames)
+        outbox.initialize(repeating: .none)
         freeContexts.reserveCapacity(count)
         for index in 0..<count { freeContexts.append(count - 1 - index) }
         // `self` is complete once every stored property is set: the contexts point back to it.
@@ -77,17 +82,19 @@ final class Connection: @unchecked Sendable {
 
     deinit {
         _ = contexts.deinitialize()
+        workLine.deallocate()
         contexts.deallocate()
+        _ = outbox.deinitialize()
+        outbox.deallocate()
         headerScratch.deallocate()
-        flushReply.deallocate()
-        writeScratch.deallocate()
     }
 
     /// What one connection slot costs, for the memory plan.
     static func slotBytes(_ configuration: ServerConfiguration) -> Int {
         let context = 256 + 2 * RequestContext.maxPendingFlushes * 2
         let fid = MemoryLayout<FidEntry>.stride + MemoryLayout<Int>.stride + 48
-        return 1024 + configuration.maxRequestsPerConnection * context + min(configuration.maxFidsPerConnection, configuration.preallocatedFidsPerConnection) * fid
+        let outbox = (configuration.maxRequestsPerConnection + loneFrames) * MemoryLayout<OutputItem>.stride
+        return 1024 + outbox + configuration.maxRequestsPerConnection * context + min(configuration.maxFidsPerConnection, configuration.preallocatedFidsPerConnection) * fid
             + Worker.scratchBytes(direntCapacity: 0)  // the reader's own (readerWorker)
     }
 
@@ -106,6 +113,7 @@ final class Connection: @unchecked Sendable {
                 msize = server.configuration.maxMessageSize
                 versionNegotiated = false
             }
+            server.arena.activate(memoryWaiter)
             assigned = true
             assignment.signal()
         }
@@ -122,7 +130,9 @@ final class Connection: @unchecked Sendable {
             }
             guard proceed else { return }
             readLoop()
+            server.arena.deactivate(memoryWaiter)
             assignment.withLock { assigned = false }
+            if !preallocated { stopWriter() }
             server.connectionClosed(self)
             if !preallocated { return }
         }
@@ -149,7 +159,7 @@ final class Connection: @unchecked Sendable {
     /// memory arena; while it waits for them, the connection is not read.
     private func readNextRequest() -> RequestContext? {
         while true {
-            guard SocketIO.readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: headerScratch[0..<NineP.headerSize])) == .complete else {
+            guard readStream(UnsafeMutableRawBufferPointer(rebasing: headerScratch[0..<NineP.headerSize]), startsFrame: true) else {
                 return nil
             }
             let size = headerScratch.loadUnaligned(fromByteOffset: 0, as: UInt32.self).littleEndian
@@ -163,11 +173,11 @@ final class Connection: @unchecked Sendable {
             if size > limit {
                 // The stream cannot be trusted past this point: answer, then close.
                 logger.warning("closing connection: message of \(size) bytes exceeds msize \(limit)", metadata: ["peer": "\(peer)"])
-                sendRlerror(tag: tag, errno: LinuxErrno.EMSGSIZE, scratch: flushReply)
+                deliver(.rlerror(tag: tag, errno: LinuxErrno.EMSGSIZE))
                 return nil
             }
             if type == MessageType.tflush.rawValue && size == 9 {
-                guard SocketIO.readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: headerScratch[7..<9])) == .complete else {
+                guard readStream(UnsafeMutableRawBufferPointer(rebasing: headerScratch[7..<9]), startsFrame: false) else {
                     return nil
                 }
                 let oldtag = headerScratch.loadUnaligned(fromByteOffset: 7, as: UInt16.self).littleEndian
@@ -178,7 +188,7 @@ final class Connection: @unchecked Sendable {
             var readAhead = NineP.headerSize
             var reply = BufferClass.small
             if (type == MessageType.tread.rawValue || type == MessageType.treaddir.rawValue) && size == 23 {
-                guard SocketIO.readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: headerScratch[7..<23])) == .complete else {
+                guard readStream(UnsafeMutableRawBufferPointer(rebasing: headerScratch[7..<23]), startsFrame: false) else {
                     return nil
                 }
                 readAhead = 23
@@ -199,7 +209,7 @@ final class Connection: @unchecked Sendable {
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: headerScratch[0..<readAhead]))
             if Int(size) > readAhead {
                 let body = UnsafeMutableRawBufferPointer(rebasing: buffer[(offset + readAhead)..<(offset + Int(size))])
-                guard SocketIO.readFully(fd, into: body) == .complete else {
+                guard readStream(body, startsFrame: false) else {
                     releaseContext(context)
                     return nil
                 }
@@ -207,6 +217,25 @@ final class Connection: @unchecked Sendable {
             context.frameLength = Int(size)
             context.frameOffset = offset
             return context
+        }
+    }
+
+    /// Reads exactly `buffer.count` bytes of the stream; false when the session must end. The
+    /// first byte of a frame may take as long as the client likes (idle connections are
+    /// never dropped); within a frame, a pause longer than the client timeout disconnects
+    /// the peer (one that sends part of a frame and stops holds a reader and a context).
+    private func readStream(_ buffer: UnsafeMutableRawBufferPointer, startsFrame: Bool) -> Bool {
+        let limit = server.configuration.clientTimeoutMilliseconds
+        switch SocketIO.readFully(fd, into: buffer, stallMilliseconds: limit, firstByteWaits: startsFrame) {
+        case .complete:
+            return true
+        case .closed:
+            return false
+        case .stalled:
+            server.logWhenMemoryAllows {
+                logger.warning("disconnecting client: it sent part of a message and then nothing for \(limit / 1000) s (--client-timeout)", metadata: ["peer": "\(peer)", "connection": "\(id)"])
+            }
+            return false
         }
     }
 
@@ -247,15 +276,14 @@ final class Connection: @unchecked Sendable {
             } else if tagInUse(tag) {
                 closeForProtocolViolation("malformed message reuses tag \(tag) that is in flight")
             } else {
-                sendRlerror(tag: tag, errno: error.errno, scratch: context.replyBuffer)
+                deliver(.rlerror(tag: tag, errno: error.errno))
             }
             releaseContext(context)
             return
         }
         context.message = message
         if case let .version(clientSize, version) = message.request {
-            handleVersion(context, clientSize: clientSize, version: version)
-            releaseContext(context)
+            handleVersion(context, clientSize: clientSize, version: version)  // releases the context
             return
         }
         // An Rread's data lands 4096-aligned in the reply buffer (for NINEP_O_DIRECT).
@@ -347,13 +375,13 @@ final class Connection: @unchecked Sendable {
     func releaseContext(_ context: RequestContext) {
         if let buffer = context.receive {
             context.receive = nil
-            server.arena.release(buffer)
+            server.arena.release(buffer, from: memoryWaiter)
         }
         if let buffer = context.reply {
             context.reply = nil
             let parked = context.replyInParkingReserve
             context.replyInParkingReserve = false
-            server.arena.release(buffer, returningParkingBuffer: parked)
+            server.arena.release(buffer, returningParkingBuffer: parked, from: memoryWaiter)
             if parked { stateLock.withLock { parkedInReserve -= 1 } }
         }
         context.frameLength = 0
@@ -361,23 +389,6 @@ final class Connection: @unchecked Sendable {
             freeContexts.append(context.index)
             stateLock.broadcast()
         }
-    }
-
-    // MARK: Sending
-
-    /// Writes a reply under the write lock. A failed write means the peer is gone: the reader
-    /// notices on its next read.
-    func send(_ bytes: UnsafeRawBufferPointer) {
-        lockOutput()
-        _ = SocketIO.writeFully(fd, bytes)
-        writeLock.unlock()
-    }
-
-    /// Encodes an Rlerror into `scratch` and sends it.
-    private func sendRlerror(tag: UInt16, errno: UInt32, scratch: UnsafeMutableRawBufferPointer) {
-        var writer = WireWriter(scratch)
-        guard let length = try? writer.rlerror(tag: tag, errno: errno) else { return }
-        send(UnsafeRawBufferPointer(rebasing: scratch[0..<length]))
     }
 
     func closeForProtocolViolation(_ reason: String) {
@@ -436,6 +447,7 @@ final class Connection: @unchecked Sendable {
             rounds += 1
         }
         stateLock.unlock()
+        waitForOutboxToDrain()
         fids.clunkAll()
         Glibc.close(fd)
     }

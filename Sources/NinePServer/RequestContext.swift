@@ -33,7 +33,8 @@ final class RequestContext: @unchecked Sendable {
     /// Set when the reply must not be sent (Tversion reset the session).
     var suppressed = false
     var pendingFlushes: [UInt16]
-    /// Spare list swapped with `pendingFlushes` when an aborted request ends off a worker.
+    /// The Rflushes to write after the reply: swapped with `pendingFlushes` when the request
+    /// leaves the tag table, emptied when its output is done (both lists reserved up front).
     var flushesToSend: [UInt16]
     var worker: pthread_t? = nil
     var phase = Phase.idle
@@ -43,9 +44,6 @@ final class RequestContext: @unchecked Sendable {
     var interruptible = false
     /// The duplicate descriptor this request is parked on, while parked.
     var parkedFd: Int32 = -1
-    /// Queued only to see its reply's backlog written and to be released (phase `replying`).
-    /// Set by the reader before it queues the context, read by the worker that takes it.
-    var finishesSend = false
 
     enum Phase {
         case idle
@@ -55,9 +53,6 @@ final class RequestContext: @unchecked Sendable {
         case running
         /// Waiting, without a worker, for a FIFO or socket to become ready.
         case parked
-        /// Served by the reader, whose reply the socket took only in part: the rest is the
-        /// connection's backlog, which the next writer sends first (see `Connection.backlog`).
-        case replying
     }
 
     static let maxPendingFlushes = 16

@@ -72,8 +72,7 @@ public final class Server: @unchecked Sendable {
         }
         qids = QidMapper(rootDevice: rootDevice)
         switchesIdentity = geteuid() == 0
-        let contexts = configuration.maxConnections * configuration.maxRequestsPerConnection
-        queue = WorkQueue(capacity: contexts)
+        queue = WorkQueue(connections: configuration.maxConnections)
         let plan: MemoryPlan
         do {
             plan = try MemoryPlan.derive(MemoryPlan.Inputs(
@@ -153,7 +152,7 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Starts the workers, the readers of the connection table, one accept thread per
+    /// Starts the workers, the reader and writer threads of the connection table, one accept thread per
     /// listener, and the housekeeping thread that publishes metrics.
     public func start() {
         _ = ninep_install_interrupt_handler(ninep_interrupt_signal())
@@ -167,6 +166,10 @@ public final class Server: @unchecked Sendable {
             DaemonThread.start(name: "9p-conn-\(index)") { [self] in
                 if ioFlusher { _ = ninep_set_io_flusher() }
                 slot.readerThread()
+            }
+            DaemonThread.start(name: "9p-out-\(index)") { [self] in
+                if ioFlusher { _ = ninep_set_io_flusher() }
+                slot.writerThread()
             }
         }
         for listener in registry.withLock({ listeners }) {
@@ -187,7 +190,11 @@ public final class Server: @unchecked Sendable {
         case refused
     }
 
+    /// Accepts clients into the connection table until the listener closes.
     private func acceptLoop(_ listener: Listener) {
+        // Refusals since the last one logged, and when that was (this thread's own).
+        var refusals = 0
+        var lastRefusalLog: UInt64 = 0
         if ioFlusher { _ = ninep_set_io_flusher() }
         while let (fd, peer) = listener.acceptPeer() {
             let (admission, id): (Admission, Int) = registry.withLock {
@@ -201,12 +208,21 @@ public final class Server: @unchecked Sendable {
             }
             switch admission {
             case .refused:
-                if MemoryProbe.canAllocate(bytes: Self.logLineBytes) {
-                    logger.warning("refusing connection from \(peer): \(isStopping ? "shutting down" : "limit of \(configuration.maxConnections) connections reached (--max-connections)")")
-                } else {
-                    RawLog.write("ninepd: refusing a connection: connection limit reached and memory is short\n")
-                }
+                // Closed at once: the established clients are not touched. One log line per
+                // 10 s at most, with the count since the last one (a client retrying in a loop
+                // must not flood the log).
                 Glibc.close(fd)
+                refusals += 1
+                let now = MemoryClock.nanoseconds()
+                guard now &- lastRefusalLog >= 10_000_000_000 || lastRefusalLog == 0 else { continue }
+                lastRefusalLog = now
+                let count = refusals
+                refusals = 0
+                if MemoryProbe.canAllocate(bytes: Self.logLineBytes) {
+                    logger.warning("refusing connection from \(peer)\(count > 1 ? " and \(count - 1) before it in the last 10 s" : ""): \(isStopping ? "shutting down" : "limit of \(configuration.maxConnections) connections reached (--max-connections)")")
+                } else {
+                    RawLog.write("ninepd: refusing connections: connection limit reached and memory is short\n")
+                }
             case let .slot(connection):
                 logConnected(peer: peer, id: id, table: "slot")
                 connection.assign(fd: fd, peer: peer, id: id)
@@ -225,6 +241,14 @@ public final class Server: @unchecked Sendable {
             return
         }
         let connection = Connection(server: self, preallocated: false)
+        guard DaemonThread.tryStart(name: "9p-out-x\(id)", { [self] in
+            if ioFlusher { _ = ninep_set_io_flusher() }
+            connection.writerThread()
+        }) != nil else {
+            RawLog.write("ninepd: refusing a connection beyond the preallocated table: no thread for it (out of memory or thread limit)\n")
+            Glibc.close(fd)
+            return
+        }
         registry.withLock { active.append(connection) }
         connection.assign(fd: fd, peer: peer, id: id)
         guard DaemonThread.tryStart(name: "9p-conn-x\(id)", { [self] in
@@ -232,6 +256,7 @@ public final class Server: @unchecked Sendable {
             connection.readerThread()
         }) != nil else {
             RawLog.write("ninepd: refusing a connection beyond the preallocated table: no thread for it (out of memory or thread limit)\n")
+            connection.stopWriter()
             registry.withLock { remove(connection) }
             Glibc.close(fd)
             return
@@ -251,7 +276,7 @@ public final class Server: @unchecked Sendable {
 
     /// Runs `log` if malloc can give a log line's worth now (formatting allocates, and Swift
     /// traps when malloc refuses); otherwise counts the line as dropped.
-    private func logWhenMemoryAllows(_ log: () -> Void) {
+    func logWhenMemoryAllows(_ log: () -> Void) {
         if MemoryProbe.canAllocate(bytes: Self.logLineBytes) {
             log()
         } else {
@@ -333,7 +358,10 @@ public final class Server: @unchecked Sendable {
             if !active.isEmpty { registry.wait(milliseconds: 50) }
         }
         registry.unlock()
-        for slot in slots { slot.wakeIdleReader() }
+        for slot in slots {
+            slot.wakeIdleReader()
+            slot.stopWriter()
+        }
         housekeeping.withLock { housekeeping.broadcast() }
         queue.stop()
         waiter.stop()

@@ -36,6 +36,10 @@ public struct ServerConfiguration: Sendable {
     /// page cache cannot fill a memory cgroup (see `MemoryCgroup`). Off, writes stay in the page
     /// cache as the kernel sees fit: faster, and no disk wait in front of a reply or an Rflush.
     public var writeBehind = false
+    /// A client that sends part of a message and then nothing, or takes none of its replies,
+    /// for this long is disconnected (its fids clunked). An idle client with nothing in
+    /// flight is never dropped. 0: never.
+    public var clientTimeoutMilliseconds = 60_000
 
 
     public init(exportPath: String, listen: [ListenAddress]) {

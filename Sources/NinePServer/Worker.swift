@@ -13,7 +13,6 @@ final class Worker {
     let names: [UnsafeMutablePointer<CChar>]
     static let nameCapacity = 4096 + 1
     let direntBuffer: UnsafeMutableRawBufferPointer
-    var flushTags: [UInt16]
     /// The connection of the request being served (for descriptor-pressure relief).
     var connection: Connection?
     /// The request being served.
@@ -30,7 +29,7 @@ final class Worker {
 
     /// Heap bytes one worker's scratch takes (names, getdents64 buffer, flush tags, object).
     static func scratchBytes(direntCapacity: Int) -> Int {
-        3 * nameCapacity + direntCapacity + RequestContext.maxPendingFlushes * 2 + 256
+        3 * nameCapacity + direntCapacity + 256
     }
 
     /// `direntCapacity`: bytes for getdents64 (0 for a reader, which never serves Treaddir).
@@ -42,8 +41,6 @@ final class Worker {
         writeBehind = server.configuration.writeBehind
         names = (0..<3).map { _ in UnsafeMutablePointer<CChar>.allocate(capacity: Worker.nameCapacity) }
         direntBuffer = .allocate(byteCount: direntCapacity, alignment: 8)
-        flushTags = []
-        flushTags.reserveCapacity(RequestContext.maxPendingFlushes)
     }
 
     func run() {

@@ -6,6 +6,47 @@ public enum SocketIO {
         case complete
         /// The peer closed (or reset) the connection.
         case closed
+        /// The peer sent nothing (or took nothing) for longer than the time allowed.
+        case stalled
+    }
+
+    /// Reads exactly `buffer.count` bytes, the first of which may take as long as the peer
+    /// likes (an idle connection is never dropped); after that, a pause of more than
+    /// `stallMilliseconds` without a byte ends the read with `.stalled` (a peer that sent part
+    /// of a frame and stopped). 0: no limit.
+    public static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, stallMilliseconds: Int, firstByteWaits: Bool) -> Outcome {
+        if stallMilliseconds <= 0 { return readFully(fd, into: buffer) }
+        var done = 0
+        var waitsForever = firstByteWaits
+        while done < buffer.count {
+            if !waitsForever {
+                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+                let ready = poll(&poller, 1, Int32(clamping: stallMilliseconds))
+                if ready == 0 { return .stalled }
+                if ready < 0 && errno != EINTR { return .closed }
+                if ready < 0 { continue }
+            }
+            let n = recv(fd, buffer.baseAddress! + done, buffer.count - done, waitsForever ? 0 : Int32(MSG_DONTWAIT))
+            if n > 0 {
+                done += n
+                waitsForever = false
+            } else if n == 0 {
+                return .closed
+            } else if errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK {
+                return .closed
+            }
+        }
+        return .complete
+    }
+
+    /// Waits until `fd` can take more bytes; false after `milliseconds` (0: wait forever).
+    public static func waitWritable(_ fd: Int32, milliseconds: Int) -> Bool {
+        var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        while true {
+            let ready = poll(&poller, 1, milliseconds > 0 ? Int32(clamping: milliseconds) : -1)
+            if ready >= 0 { return ready > 0 }
+            if errno != EINTR { return true }  // the next send reports what went wrong
+        }
     }
 
     /// Reads exactly `buffer.count` bytes.

@@ -89,6 +89,11 @@ struct Ninepd: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Group for --squash-uid (default: the same number as the uid).", valueName: "gid"))
     var squashGid: UInt32?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Disconnect a client that sends part of a message and then nothing, or takes none of its replies, for this many seconds (its fids are clunked; one log line says why). A client with nothing in flight is never dropped, however long it stays idle. 0: never.",
+        valueName: "seconds"))
+    var clientTimeout = 60
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -102,6 +107,9 @@ struct Ninepd: ParsableCommand {
         }
         if let memoryBudget, MemoryPlan.parse(bytes: memoryBudget) == nil {
             throw ValidationError("--memory-budget '\(memoryBudget)' is not a size: give bytes or a number with K, M or G (e.g. 64M)")
+        }
+        if clientTimeout < 0 || clientTimeout > 86_400 {
+            throw ValidationError("--client-timeout \(clientTimeout) is out of range: give 0 (never) to 86400 seconds")
         }
         if let oomScoreAdj, !(-1000...1000).contains(oomScoreAdj) {
             throw ValidationError("--oom-score-adj \(oomScoreAdj) is out of range: give -1000 to 1000")
@@ -148,6 +156,7 @@ struct Ninepd: ParsableCommand {
         configuration.maxFidsPerConnection = maxFids
         configuration.maxRequestsPerConnection = maxRequests
         configuration.workerThreads = workers
+        configuration.clientTimeoutMilliseconds = clientTimeout * 1000
         configuration.memoryBudget = memoryBudget.flatMap(MemoryPlan.parse(bytes:))
         configuration.socketMode = socketMode.flatMap { UInt32($0, radix: 8) }
         configuration.allowedUsers = allowUser.isEmpty ? nil : Set(allowUser)
@@ -205,7 +214,7 @@ struct Ninepd: ParsableCommand {
         logger.info("""
             exporting \(server.exportDescription) on \(bound): msize \(msize), \(readOnly ? "read-only" : "read-write"), \
             identity \(identity), \(workers) workers, up to \(maxConnections) connections x \(maxRequests) requests in flight, \
-            \(maxFids) fids per connection, \(files.rlim_cur) descriptors, \(writeBehindText); \(plan.summary)
+            \(maxFids) fids per connection, \(files.rlim_cur) descriptors, \(writeBehindText), \(clientTimeout == 0 ? "stalled clients never disconnected" : "stalled clients disconnected after \(clientTimeout) s"); \(plan.summary)
             """)
         for address in addresses where !address.isLoopback {
             logger.warning("\(address) is reachable from other hosts; there is no authentication: restrict it with --allow-user, a firewall, or a loopback address")

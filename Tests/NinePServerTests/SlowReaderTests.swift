@@ -134,4 +134,53 @@ import Testing
         if order.contains(reads[7]) { #expect(position(reads[7]) < position(flushLast), "\(order)") }
         #expect(try c.getattr(1).size == UInt64(count))
     }
+
+    /// A client that stops reading (a process stopped with ^Z, a hung peer) while many large
+    /// replies are due holds no worker: its replies wait on its own connection, and the other
+    /// connections are served as before. Workers used to block writing to it, one per reply,
+    /// until none was left for anyone.
+    @Test func aClientThatStopsReadingHoldsNoWorker() throws {
+        let (s, stalled, data) = try slowReadingClient(seed: 23)
+        defer { s.shutdown() }
+        // 20 reads of 1 MiB, far more replies than the sockets hold, on a server of 4 workers.
+        for _ in 0..<20 {
+            #expect(stalled.send(.read(fid: 1, offset: 0, count: UInt32(data.count)), tag: stalled.freshTag()))
+        }
+        // And 100 Tflushes of tags nobody holds: their Rflushes queue behind the replies, 64
+        // at most, then the server stops reading this client (push-back), still holding no worker.
+        for index in 0..<100 {
+            #expect(stalled.send(.flush(oldtag: UInt16(60000 + index)), tag: stalled.freshTag()))
+        }
+        usleep(300_000)  // the workers have taken the reads and are stuck if they write themselves
+        // Another client: requests that need a worker (create, write, open, read of a file
+        // not in the page cache is not needed: Tlcreate and Twrite always go to workers).
+        let other = try s.session()
+        let clock = ContinuousClock()
+        let start = clock.now
+        try other.walk(0, 1, [])
+        _ = try other.lcreate(1, "other.txt")
+        #expect(try other.write(1, offset: 0, Array("served".utf8)) == 6)
+        try other.clunk(1)
+        let took = clock.now - start
+        #expect(took < .seconds(2), "another client's create and write took \(took) while one client did not read")
+        #expect(fileBytes(s("other.txt")) == Array("served".utf8))
+        // The stalled client then reads everything, whole and right.
+        var reads = 0, flushes = 0
+        while reads + flushes < 120 {
+            guard case let .message(m) = stalled.receive() else {
+                Issue.record("the stalled client got \(reads) Rreads and \(flushes) Rflushes of 20 and 100, then nothing")
+                return
+            }
+            switch m.response {
+            case let .read(bytes):
+                reads += 1
+                #expect(Array(bytes) == data)
+            case .flush:
+                flushes += 1
+            default:
+                Issue.record("unexpected \(m.response.type)")
+            }
+        }
+        #expect(reads == 20 && flushes == 100)
+    }
 }

@@ -1,0 +1,182 @@
+import Glibc
+import NinePTransport
+import NinePWire
+
+/// One frame or more waiting for the socket: a request's reply and the Rflushes that follow it,
+/// or a lone Rflush or Rlerror.
+struct OutputItem {
+    /// The request whose reply buffer holds the reply and whose `flushesToSend` lists the
+    /// Rflushes after it; given back once everything is written. Nil for a lone frame.
+    var context: RequestContext?
+    /// Reply bytes at the start of the context's reply region (0 for none).
+    var length = 0
+    /// A lone frame's tag, and Rlerror's errno (0: the lone frame is an Rflush).
+    var tag: UInt16 = 0
+    var errno: UInt32 = 0
+
+    static let none = OutputItem()
+    static let rflushBytes = NineP.headerSize
+    static let rlerrorBytes = NineP.headerSize + 4
+
+    static func reply(_ context: RequestContext, length: Int) -> OutputItem {
+        OutputItem(context: context, length: length)
+    }
+    static func rflush(tag: UInt16) -> OutputItem { OutputItem(tag: tag) }
+    static func rlerror(tag: UInt16, errno: UInt32) -> OutputItem { OutputItem(tag: tag, errno: errno) }
+
+    /// Bytes of the small frames after the reply (Rflushes), or of the lone frame.
+    var frameBytes: Int {
+        if let context { return context.flushesToSend.count * Self.rflushBytes }
+        return errno == 0 ? Self.rflushBytes : Self.rlerrorBytes
+    }
+    var totalBytes: Int { length + frameBytes }
+}
+
+/// Writing replies. A reply goes out at once, without waiting, when nothing is queued before it
+/// and the socket takes it whole: the common case, on the thread that made it. Otherwise it
+/// joins the connection's outbox, which the connection's own writer thread empties in order,
+/// blocking as long as the client does not read. No worker and no reader ever waits for a
+/// client to read: a client that stops reading (stopped with ^Z, hung) holds its own writer
+/// thread and the buffers of its replies, and the other connections go on. Frames never
+/// interleave: the outbox is first in, first out, and a frame begun without waiting is its head.
+extension Connection {
+    /// Queues or writes `item` (write lock held). Returns true when the item is done (written
+    /// whole, or the peer is gone): the caller then finishes it after unlocking.
+    func deliverLocked(_ item: OutputItem) -> Bool {
+        if item.totalBytes == 0 { return true }  // a silent request with no Rflush
+        if outboxCount == 0 {
+            let written = write(item, from: 0, waiting: false)
+            if written < 0 || written == item.totalBytes { return true }
+            headSent = written
+        }
+        // A reply always has room (its context's place). Lone frames have `loneFrames`
+        // places; when they are taken the reader waits, which is push-back on a client that
+        // sends Tflushes and reads nothing, and never holds up a worker.
+        if item.context == nil {
+            while outboxLone == Self.loneFrames { writeLock.wait() }
+            outboxLone += 1
+        }
+        outbox[(outboxHead + outboxCount) % outbox.count] = item
+        outboxCount += 1
+        writeLock.broadcast()
+        return false
+    }
+
+    /// Queues or writes `item` and finishes it if it is done.
+    func deliver(_ item: OutputItem) {
+        writeLock.lock()
+        let done = deliverLocked(item)
+        writeLock.unlock()
+        if done { finish(item) }
+    }
+
+    /// After an item's bytes are out: its context goes back to the free list.
+    func finish(_ item: OutputItem) {
+        guard let context = item.context else { return }
+        context.flushesToSend.removeAll(keepingCapacity: true)
+        releaseContext(context)
+    }
+
+    /// The writer thread of this connection slot: writes the outbox in order until told to
+    /// stop (server shutdown, or the end of a connection beyond the table) with nothing left.
+    /// It waits for the socket with the client timeout: a peer that takes no byte of its
+    /// replies for that long is disconnected (`stalledOutput`), which ends its session.
+    func writerThread() {
+        writeLock.lock()
+        while true {
+            while outboxCount == 0 && !writerStopping { writeLock.wait() }
+            if outboxCount == 0 { break }
+            let item = outbox[outboxHead]
+            let from = headSent
+            writeLock.unlock()
+            var position = from
+            var stalled = false
+            while position >= 0 && position < item.totalBytes {
+                if !SocketIO.waitWritable(fd, milliseconds: server.configuration.clientTimeoutMilliseconds) {
+                    stalled = true
+                    break
+                }
+                position = write(item, from: position, waiting: false)
+            }
+            if stalled { disconnectStalled(unwritten: item.totalBytes - position) }
+            writeLock.lock()
+            outbox[outboxHead] = .none
+            outboxHead = (outboxHead + 1) % outbox.count
+            outboxCount -= 1
+            if item.context == nil { outboxLone -= 1 }
+            headSent = 0
+            writeLock.broadcast()
+            writeLock.unlock()
+            finish(item)
+            writeLock.lock()
+        }
+        writerStopping = false
+        writeLock.unlock()
+    }
+
+    /// The peer took none of its replies for the client timeout while they waited: it is
+    /// stopped, hung or gone. Shutting the socket down ends its session (the reader sees the
+    /// end, every fid is clunked) and makes the remaining writes fail at once.
+    private func disconnectStalled(unwritten: Int) {
+        _ = shutdown(fd, Int32(SHUT_RDWR))
+        let seconds = server.configuration.clientTimeoutMilliseconds / 1000
+        server.logWhenMemoryAllows {
+            logger.warning("disconnecting client: it read none of its replies for \(seconds) s (--client-timeout); \(unwritten) bytes were waiting", metadata: ["peer": "\(peer)", "connection": "\(id)"])
+        }
+    }
+
+    /// Ends the writer thread once the outbox is empty.
+    func stopWriter() {
+        writeLock.withLock {
+            writerStopping = true
+            writeLock.broadcast()
+        }
+    }
+
+    /// Waits until the outbox is empty (the session is ending). The writer gives up on a peer
+    /// that takes nothing for the client timeout; without one, or when the server stops, the
+    /// socket is shut down after two seconds, so writes to a peer that stopped reading fail and the outbox drains.
+    func waitForOutboxToDrain() {
+        writeLock.lock()
+        var rounds = 0
+        while outboxCount > 0 {
+            if rounds == 40 && (server.configuration.clientTimeoutMilliseconds == 0 || server.isStopping) { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+            writeLock.wait(milliseconds: 50)
+            rounds += 1
+        }
+        writeLock.unlock()
+    }
+
+    /// Writes `item` from byte `from` on: what the socket takes now, or all of it. Returns the
+    /// item's bytes written so far, or -1 when the peer is gone.
+    private func write(_ item: OutputItem, from: Int, waiting: Bool) -> Int {
+        var position = from
+        if let context = item.context, position < item.length {
+            let n = writeBytes(UnsafeRawBufferPointer(rebasing: context.replyRegion[position..<item.length]), waiting: waiting)
+            if n < 0 { return -1 }
+            position += n
+            if position < item.length { return position }
+        }
+        let frameBytes = item.frameBytes
+        if frameBytes == 0 { return position }
+        // At most maxPendingFlushes Rflushes, or one Rlerror: on the stack.
+        return withUnsafeTemporaryAllocation(byteCount: RequestContext.maxPendingFlushes * OutputItem.rflushBytes + OutputItem.rlerrorBytes, alignment: 8) { scratch in
+            var writer = WireWriter(scratch)
+            if let context = item.context {
+                for tag in context.flushesToSend { _ = try? Response.flush.encode(tag: tag, into: &writer) }
+            } else if item.errno == 0 {
+                _ = try? Response.flush.encode(tag: item.tag, into: &writer)
+            } else {
+                _ = try? writer.rlerror(tag: item.tag, errno: item.errno)
+            }
+            let start = position - item.length
+            let n = writeBytes(UnsafeRawBufferPointer(rebasing: scratch[start..<frameBytes]), waiting: waiting)
+            return n < 0 ? -1 : position + n
+        }
+    }
+
+    private func writeBytes(_ bytes: UnsafeRawBufferPointer, waiting: Bool) -> Int {
+        if waiting { return SocketIO.writeFully(fd, bytes) == .complete ? bytes.count : -1 }
+        return SocketIO.writeWithoutWaiting(fd, bytes)
+    }
+}
