@@ -33,8 +33,9 @@ public struct MemoryGrant {
 /// client that stops reading its replies reaches its cap and is then not read (TCP pushes back
 /// on it alone). Its first large buffer and first two small ones (one request of any kind) are
 /// its due: it gets them as soon as they are free. Beyond its due it borrows, and a borrower
-/// must leave free what the other connections are due (up to a bound that lets one connection
-/// reach its cap): connections that hold nothing are never starved by those that hold much.
+/// must leave free what the other connections are due, those not connected yet included (up
+/// to a bound that lets one connection reach its cap): connections that hold nothing are never
+/// starved by those that hold much, as long as the pool has a buffer for each of them.
 ///
 /// Parking reserve: a request that waits on the outside world (a FIFO read, a socket) keeps
 /// one small buffer. Up to `parkingReserve` such buffers are not counted against the shared
@@ -55,6 +56,10 @@ public final class MemoryArena: @unchecked Sendable {
     /// Buffers active accounts are due and do not hold yet (see `Share`).
     private var owedLarge = 0
     private var owedSmall = 0
+    /// Sessions active now; the others of `plan.maxConnections` may start at any moment and
+    /// are due their first buffers as well.
+    private var activeAccounts = 0
+    private var idleConnections: Int { max(0, plan.maxConnections - activeAccounts) }
 
     public init(plan: MemoryPlan, sites: [String]) throws(BufferPool.CreationError) {
         self.plan = plan
@@ -155,6 +160,7 @@ public final class MemoryArena: @unchecked Sendable {
         lock.withLock {
             precondition(!account.accounted, "an account is activated once per session")
             account.accounted = true
+            activeAccounts += 1
             owedLarge += account.owedLarge
             owedSmall += account.owedSmall
         }
@@ -167,6 +173,7 @@ public final class MemoryArena: @unchecked Sendable {
             owedLarge -= account.owedLarge
             owedSmall -= account.owedSmall
             account.accounted = false
+            activeAccounts -= 1
             serveWaitersLocked()
         }
     }
@@ -210,12 +217,15 @@ public final class MemoryArena: @unchecked Sendable {
             return (need.large == 0 || large.freeCount - need.large >= owedLarge)
                 && (need.small == 0 || freeSmall - need.small >= owedSmall)
         }
+        let idle = idleConnections
         return Self.fits(
             need.large, held: account.heldLarge, due: MemoryWaiter.dueLarge, cap: plan.largePerConnection,
-            free: large.freeCount, owedByOthers: owedLarge - account.owedLarge, reserveLimit: plan.largeBuffers - plan.largePerConnection)
+            free: large.freeCount, owedByOthers: owedLarge - account.owedLarge + idle * MemoryWaiter.dueLarge,
+            reserveLimit: plan.largeBuffers - plan.largePerConnection)
             && Self.fits(
                 need.small, held: account.heldSmall, due: MemoryWaiter.dueSmall, cap: plan.smallPerConnection,
-                free: freeSmall, owedByOthers: owedSmall - account.owedSmall, reserveLimit: plan.sharedSmallBuffers - plan.smallPerConnection)
+                free: freeSmall, owedByOthers: owedSmall - account.owedSmall + idle * MemoryWaiter.dueSmall,
+                reserveLimit: plan.sharedSmallBuffers - plan.smallPerConnection)
     }
 
     /// One class: within its due a connection takes what is free; beyond it, it stays within

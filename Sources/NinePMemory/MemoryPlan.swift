@@ -22,12 +22,15 @@ public struct MemoryPlan: Sendable, Equatable {
     /// stops reading its replies holds this much and is then no longer read.
     public var largePerConnection: Int
     public var smallPerConnection: Int
+    /// Connections that may be open at once (the table's slots and those beyond it): each is
+    /// due a first buffer of each class, kept free for it while it has none.
+    public var maxConnections: Int
 
     /// A plan given piece by piece (tests; `derive` is how the server makes one).
     public init(
         budget: Int, largeBufferBytes: Int, largeBuffers: Int, smallBuffers: Int,
         parkingPerConnection: Int, connectionSlots: Int, connectionSlotBytes: Int,
-        largePerConnection: Int? = nil, smallPerConnection: Int? = nil
+        largePerConnection: Int? = nil, smallPerConnection: Int? = nil, maxConnections: Int? = nil
     ) {
         self.budget = budget
         self.largeBufferBytes = largeBufferBytes
@@ -36,6 +39,7 @@ public struct MemoryPlan: Sendable, Equatable {
         self.parkingPerConnection = parkingPerConnection
         self.connectionSlots = connectionSlots
         self.connectionSlotBytes = connectionSlotBytes
+        self.maxConnections = maxConnections ?? connectionSlots
         let sharedSmall = smallBuffers - connectionSlots * parkingPerConnection
         self.largePerConnection = largePerConnection ?? Self.share(of: largeBuffers, least: 2)
         self.smallPerConnection = smallPerConnection ?? Self.share(of: sharedSmall, least: 8)
@@ -97,7 +101,8 @@ public struct MemoryPlan: Sendable, Equatable {
             let small = max(64, 8 * inputs.workers) + slots * parking
             var plan = MemoryPlan(
                 budget: 0, largeBufferBytes: largeBytes, largeBuffers: large, smallBuffers: small,
-                parkingPerConnection: parking, connectionSlots: slots, connectionSlotBytes: inputs.connectionSlotBytes)
+                parkingPerConnection: parking, connectionSlots: slots, connectionSlotBytes: inputs.connectionSlotBytes,
+                maxConnections: inputs.maxConnections)
             plan.budget = plan.totalBytes
             return plan
         }
@@ -118,7 +123,8 @@ public struct MemoryPlan: Sendable, Equatable {
         }
         return MemoryPlan(
             budget: budget, largeBufferBytes: largeBytes, largeBuffers: large, smallBuffers: small,
-            parkingPerConnection: parking, connectionSlots: slots, connectionSlotBytes: inputs.connectionSlotBytes)
+            parkingPerConnection: parking, connectionSlots: slots, connectionSlotBytes: inputs.connectionSlotBytes,
+            maxConnections: inputs.maxConnections)
     }
 
     /// "1.5 MiB", "512 KiB", "48 MiB": for logs and errors.
@@ -150,6 +156,6 @@ public struct MemoryPlan: Sendable, Equatable {
 
     /// One line for the start-up log.
     public var summary: String {
-        "memory budget \(Self.format(bytes: budget)): \(largeBuffers) large buffers of \(Self.format(bytes: largeBufferBytes)) (\(Self.format(bytes: largeBytes))), \(smallBuffers) small buffers of \(Self.format(bytes: Self.smallBufferBytes)) (\(Self.format(bytes: smallBytes)), \(parkingReserve) of them kept for requests waiting on FIFOs and sockets), \(connectionSlots) connection slots preallocated (\(Self.format(bytes: tableBytes))); each connection may hold up to \(largePerConnection) large and \(smallPerConnection) small buffers and is always due 1 large and 2 small"
+        "memory budget \(Self.format(bytes: budget)): \(largeBuffers) large buffers of \(Self.format(bytes: largeBufferBytes)) (\(Self.format(bytes: largeBytes))), \(smallBuffers) small buffers of \(Self.format(bytes: Self.smallBufferBytes)) (\(Self.format(bytes: smallBytes)), \(parkingReserve) of them kept for requests waiting on FIFOs and sockets), \(connectionSlots) connection slots preallocated (\(Self.format(bytes: tableBytes))); each connection may hold up to \(largePerConnection) large and \(smallPerConnection) small buffers and is due 1 large and 2 small (kept for the first \(min(largeBuffers, maxConnections)) connections)"
     }
 }

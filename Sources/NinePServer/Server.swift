@@ -322,6 +322,29 @@ public final class Server: @unchecked Sendable {
         }
     }
 
+    /// What one connection holds of its share now.
+    public struct ConnectionShare: Sendable {
+        public let id: Int
+        public let peer: String
+        public let largeBuffers: Int
+        public let smallBuffers: Int
+        public let requestsInFlight: Int
+        /// Replies (with their Rflushes) and lone Rflush/Rlerror frames waiting for the client.
+        public let unsentReplies: Int
+    }
+
+    /// Every open connection's share in use, for the status dump, metrics and tests.
+    public func connectionShares() -> [ConnectionShare] {
+        let open = registry.withLock { active }
+        return open.map { connection in
+            let held = arena.holdings(of: connection.memoryWaiter)
+            return ConnectionShare(
+                id: connection.id, peer: "\(connection.peer)", largeBuffers: held.large, smallBuffers: held.small,
+                requestsInFlight: connection.stateLock.withLock { connection.inFlightCount },
+                unsentReplies: connection.writeLock.withLock { connection.outboxCount })
+        }
+    }
+
     /// Every memory wait site's figures now.
     public func memoryWaitSnapshot() -> [WaitStatistics.SiteSnapshot] { arena.snapshot() }
 
@@ -330,6 +353,9 @@ public final class Server: @unchecked Sendable {
         let (count, table, idle, dropped) = registry.withLock { (active.count, slots.count, idleSlots.count, droppedLogLines) }
         var lines = ["\(count) connections (\(table - idle) of \(table) preallocated slots in use), \(dropped) log lines dropped while memory was short"]
         lines.append(contentsOf: arena.report())
+        for share in connectionShares() {
+            lines.append("connection \(share.id) (\(share.peer)): \(share.largeBuffers) of \(arena.plan.largePerConnection) large and \(share.smallBuffers) of \(arena.plan.smallPerConnection) small buffers, \(share.requestsInFlight) requests in flight, \(share.unsentReplies) replies unsent")
+        }
         return lines
     }
 

@@ -1,0 +1,201 @@
+import Glibc
+import NinePServer
+import NinePTransport
+import NinePWire
+import Synchronization
+import Testing
+
+/// No client can stall another. A client that stops reading its replies (a `ninep get`
+/// stopped with ^Z, a hung VM, a peer behind a dead link) holds at most its share of the
+/// server's memory and no worker: the others go on at their usual pace. Before the outbox and
+/// the shares, 24 unread 1 MiB replies froze every client of the server (each held a worker
+/// blocked in send()).
+///
+/// The 1 s limit per operation is the issue's; an operation here takes about a millisecond
+/// on an idle machine, so the margin holds on a loaded 2-core one.
+@Suite struct IsolationTests {
+    static let msize: UInt32 = 1 << 20
+    static let operationLimit: Duration = .seconds(1)
+
+    /// A server with "big.bin" (almost 1 MiB, in the page cache).
+    private func server(_ configure: (inout ServerConfiguration) -> Void) throws -> TestServer {
+        let s = try TestServer {
+            $0.maxMessageSize = Self.msize
+            configure(&$0)
+        }
+        makeFile(s("big.bin"), pseudoRandomBytes(Int(Self.msize) - 4096, seed: 7))
+        return s
+    }
+
+    /// A client that negotiated msize 1 MiB, opened big.bin and sent `reads` Treads of a full
+    /// msize, and never reads a reply. Its receive buffer is tiny, so its replies back up at
+    /// once (TCP then keeps little of them in the kernel: the rest waits in the server).
+    private func stoppedReader(_ s: TestServer, reads: Int) throws -> RawClient {
+        let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096)
+        _ = try c.version(msize: Self.msize)
+        try c.attach(fid: 0)
+        try c.walk(0, 1, ["big.bin"])
+        _ = try c.lopen(1, OpenFlags.readOnly)
+        var bytes: [UInt8] = []
+        for _ in 0..<reads {
+            bytes += c.encoded(.read(fid: 1, offset: 0, count: Self.msize - UInt32(NineP.readReplyOverhead)), tag: c.freshTag())
+        }
+        // 23 bytes a request: the whole pipeline fits the socket even when nobody reads it.
+        #expect(sendRaw(c.fd, bytes), "the stopped reader could not send its pipeline")
+        return c
+    }
+
+    /// `clients` threads that each create a file, write 64 KiB, getattr it and remove it, over
+    /// and over for `duration`, each on its own connection. Returns the slowest operation and
+    /// the number of loops done (or records an issue for a failed operation).
+    private func liveClients(_ s: TestServer, clients: Int, duration: Duration) -> (slowest: Duration, loops: Int, slowestWhat: String) {
+        struct Outcome { var slowest: Duration = .zero; var what = ""; var loops = 0; var failure: String? }
+        let results = Mutex<[Outcome]>([])
+        let payload = pseudoRandomBytes(64 * 1024, seed: 99)
+        let finished = Atomic<Int>(0)
+        let port = s.port
+        for index in 0..<clients {
+            DaemonThread.start(name: "live-\(index)") {
+                var outcome = Outcome()
+                let clock = ContinuousClock()
+                func timed(_ what: String, _ body: () throws -> Void) throws {
+                    let start = clock.now
+                    try body()
+                    let took = clock.now - start
+                    if took > outcome.slowest {
+                        outcome.slowest = took
+                        outcome.what = what
+                    }
+                }
+                do {
+                    var c: RawClient!
+                    try timed("connect + Tversion + Tattach") {
+                        c = try RawClient(port: port)
+                        _ = try c.version(msize: 256 * 1024)
+                        try c.attach(fid: 0)
+                    }
+                    let end = clock.now + duration
+                    while clock.now < end {
+                        let name = "live-\(index)-\(outcome.loops)"
+                        try timed("Twalk (clone)") { _ = try c.walk(0, 1, []) }
+                        try timed("Tlcreate") { _ = try c.lcreate(1, name) }
+                        try timed("Twrite 64 KiB") {
+                            let n = try c.write(1, offset: 0, payload)
+                            if n != UInt32(payload.count) { throw ClientError.unexpected("Rwrite of \(n) bytes") }
+                        }
+                        try timed("Tgetattr") {
+                            let size = try c.getattr(1).size
+                            if size != UInt64(payload.count) { throw ClientError.unexpected("size \(size) after the write") }
+                        }
+                        try timed("Tremove") { try c.remove(1) }
+                        outcome.loops += 1
+                    }
+                } catch {
+                    outcome.failure = "live client \(index): \(error)"
+                }
+                results.withLock { $0.append(outcome) }
+                finished.add(1, ordering: .releasing)
+            }
+        }
+        let clock = ContinuousClock()
+        let giveUp = clock.now + duration + .seconds(30)
+        while finished.load(ordering: .acquiring) < clients && clock.now < giveUp { usleep(10_000) }
+        let outcomes = results.withLock { $0 }
+        #expect(outcomes.count == clients, "only \(outcomes.count) of \(clients) live clients finished within \(duration) + 30 s")
+        for failure in outcomes.compactMap(\.failure) { Issue.record("\(failure)") }
+        let worst = outcomes.max { $0.slowest < $1.slowest } ?? Outcome()
+        return (worst.slowest, outcomes.reduce(0) { $0 + $1.loops }, worst.what)
+    }
+
+    /// Every connection holds no more than its share; returns the most large buffers any holds.
+    @discardableResult
+    private func expectSharesKept(_ s: TestServer, _ what: String) -> Int {
+        let plan = s.server.memoryPlan
+        var most = 0
+        for share in s.server.connectionShares() {
+            #expect(share.largeBuffers <= plan.largePerConnection && share.smallBuffers <= plan.smallPerConnection,
+                    "\(what): connection \(share.id) holds \(share.largeBuffers) large and \(share.smallBuffers) small buffers, share \(plan.largePerConnection) and \(plan.smallPerConnection)")
+            most = max(most, share.largeBuffers)
+        }
+        return most
+    }
+
+    @Test(.timeLimit(.minutes(2)))
+    func aClientThatStopsReadingDelaysNoOther() throws {
+        let s = try server {
+            $0.workerThreads = 4
+            $0.largeBuffers = 16
+        }
+        defer { s.shutdown() }
+        let stopped = try stoppedReader(s, reads: 64)
+        defer { stopped.close() }
+        // Let its share fill: its reader then waits for its own replies to be read.
+        usleep(300_000)
+        let live = liveClients(s, clients: 8, duration: .seconds(10))
+        #expect(live.loops > 100, "the live clients did only \(live.loops) loops in 10 s")
+        #expect(live.slowest < Self.operationLimit, "a live client's \(live.slowestWhat) took \(ms(live.slowest)) beside a client that reads nothing")
+        let held = expectSharesKept(s, "beside 8 live clients")
+        #expect(held > 0, "the stopped reader holds no large buffer: its replies did not back up, so the test proved nothing")
+        print("isolation: 8 live clients, \(live.loops) loops in 10 s, slowest operation \(ms(live.slowest)) (\(live.slowestWhat)); the stopped reader holds \(held) of \(s.server.memoryPlan.largePerConnection) large buffers")
+    }
+
+    /// 63 clients that stopped reading, each with 64 unread 1 MiB replies due, and one live
+    /// client, at --max-connections 64. Every connection is due one large buffer, kept for it
+    /// while it has none; the budget has one for each connection and a quarter more to lend
+    /// (each may borrow up to its cap, a quarter of the pool).
+    @Test(.timeLimit(.minutes(2)))
+    func sixtyThreeStoppedClientsLeaveTheLastOneItsDue() throws {
+        let s = try server {
+            $0.maxConnections = 64
+            $0.workerThreads = 4
+            $0.largeBuffers = 96
+        }
+        defer { s.shutdown() }
+        var stopped: [RawClient] = []
+        defer { for c in stopped { c.close() } }
+        for _ in 0..<63 { stopped.append(try stoppedReader(s, reads: 64)) }
+        usleep(500_000)
+        let live = liveClients(s, clients: 1, duration: .seconds(5))
+        #expect(live.loops > 20, "the live client did only \(live.loops) loops in 5 s")
+        #expect(live.slowest < Self.operationLimit, "the live client's \(live.slowestWhat) took \(ms(live.slowest)) beside 63 clients that read nothing")
+        expectSharesKept(s, "63 stopped clients")
+        print("isolation: 63 stopped clients, the live one did \(live.loops) loops in 5 s, slowest operation \(ms(live.slowest)) (\(live.slowestWhat))")
+    }
+
+    /// A client that sends Tflush after Tflush and reads none of the Rflushes: the server stops
+    /// reading it once its lone replies fill their places, and the others go on.
+    @Test(.timeLimit(.minutes(2)))
+    func aClientThatFloodsTflushAndReadsNothingDelaysNoOther() throws {
+        let s = try server { $0.workerThreads = 4 }
+        defer { s.shutdown() }
+        let flooder = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096)
+        defer { flooder.close() }
+        _ = try flooder.version(msize: Self.msize)
+        let flood = Flag()
+        let sent = Atomic<Int>(0)
+        var frames: [UInt8] = []
+        for index in 0..<512 { frames += flooder.encoded(.flush(oldtag: UInt16(40000 + index)), tag: UInt16(1 + index)) }
+        let fd = flooder.fd
+        DaemonThread.start(name: "flooder") { [frames] in
+            let clock = ContinuousClock()
+            let end = clock.now + .seconds(8)
+            // Bounded: at most 8 s and 200,000 frames.
+            var offset = 0  // into `frames`: a partial send goes on where it stopped
+            while !flood.isSet && clock.now < end && sent.load(ordering: .relaxed) < 200_000 {
+                let n = frames.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
+                if n > 0 {
+                    sent.add((offset + n) / 9 - offset / 9, ordering: .relaxed)
+                    offset = (offset + n) % frames.count
+                } else {
+                    usleep(1000)
+                }
+            }
+        }
+        let live = liveClients(s, clients: 4, duration: .seconds(5))
+        flood.set()
+        #expect(live.slowest < Self.operationLimit, "a live client's \(live.slowestWhat) took \(ms(live.slowest)) beside a client flooding Tflush")
+        #expect(sent.load(ordering: .relaxed) > 1000, "the flooder sent only \(sent.load(ordering: .relaxed)) Tflushes")
+        expectSharesKept(s, "beside a Tflush flood")
+        print("isolation: Tflush flood of \(sent.load(ordering: .relaxed)) frames unread; 4 live clients, \(live.loops) loops, slowest \(ms(live.slowest)) (\(live.slowestWhat))")
+    }
+}
