@@ -5,8 +5,8 @@ import Testing
 /// A client whose replies pile up unread (one that sends from the same thread it reads with,
 /// or whose reading thread is busy) can still send: the server goes on reading its requests
 /// while it has memory for them. No thread that reads a connection waits for that client to
-/// read; only when the connection's requests hold all the memory they may does the server
-/// stop reading it (the designed push-back).
+/// read; only when the connection's requests hold all of its share does the server stop
+/// reading it (the designed push-back, IsolationTests).
 ///
 /// The reader thread serves a lone Tread itself (page cache, RWF_NOWAIT); it used to write
 /// the reply itself too, blocking, so a full socket stopped it reading: the client then
@@ -20,7 +20,9 @@ import Testing
     private func slowReadingClient(seed: UInt64) throws -> (server: TestServer, client: RawClient, data: [UInt8]) {
         let s = try TestServer {
             $0.maxMessageSize = 1 << 20
-            $0.largeBuffers = 24
+            // A connection's share is a quarter of the pool: 16, room for the 12 unread
+            // replies and the 2 writes behind them.
+            $0.largeBuffers = 64
         }
         let data = pseudoRandomBytes((1 << 20) - 4096, seed: seed)
         makeFile(s("big.bin"), data)
