@@ -15,11 +15,22 @@ public final class Listener: @unchecked Sendable {
         self.address = address
         switch address {
         case let .unix(path):
+            // Replace a stale socket left by a previous run, but never a live server's socket
+            // nor a file of another kind.
+            switch UnixSocketOccupant.at(path) {
+            case .live:
+                throw SocketError(address: address.description, errno: EADDRINUSE,
+                                  reason: "another server is accepting connections there; stop it or choose another path")
+            case .notASocket:
+                throw SocketError(address: address.description, errno: EEXIST,
+                                  reason: "a file that is not a socket is in the way; remove it or choose another path")
+            case .stale:
+                unlink(path)
+            case .nothing, .unknown:
+                break
+            }
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { throw SocketError("socket", errno: errno, address: address.description) }
-            // Replace a stale socket left by a previous run, but never a regular file.
-            var st = stat()
-            if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
             var addr = unixSocketAddress(path)
             let rc = withUnsafePointer(to: &addr) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }

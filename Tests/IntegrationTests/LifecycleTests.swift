@@ -38,4 +38,42 @@ struct LifecycleTests {
         #expect(listing.status == 0 && listing.output == "still here\n", "after SIGHUP: \(listing.output)")
         #expect(server.stop() == 0, "ninepd did not stop cleanly after SIGHUP; log: \(server.logText)")
     }
+
+    /// A second ninepd given the unix socket of a live one exits 1 with a message that says
+    /// why, and leaves the socket to the live one; once that one is gone for good (killed, so
+    /// its socket file stays behind), the next ninepd replaces the stale file.
+    @Test func aSecondNinepdRefusesALiveUnixSocket() throws {
+        let root = try Paths.temporaryDirectory("ninep-unix-twice")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let export = root.appendingPathComponent("export")
+        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+        try Data("first\n".utf8).write(to: export.appendingPathComponent("hello.txt"))
+        let socketPath = root.appendingPathComponent("ninepd.sock").path
+        let first = try NinepdProcess(export: export, extraArguments: ["--listen", "unix:\(socketPath)"], logDirectory: root)
+        defer { _ = first.stop() }
+        var before = stat()
+        #expect(lstat(socketPath, &before) == 0)
+
+        let second = try run(Paths.ninepd.path, ["--export", export.path, "--listen", "unix:\(socketPath)"], timeout: .seconds(30))
+        #expect(second.status == 1, "the second ninepd exited \(second.status): \(second.output)")
+        #expect(second.output.contains("cannot listen on unix:\(socketPath): another server is accepting connections there; stop it or choose another path"),
+                "the second ninepd said: \(second.output)")
+        var after = stat()
+        #expect(lstat(socketPath, &after) == 0 && after.st_ino == before.st_ino, "the live socket was unlinked or replaced")
+        let served = try run(Self.ninep, ["cat", "/hello.txt", "--server", "unix:\(socketPath)"], timeout: .seconds(30))
+        #expect(served.status == 0 && served.output == "first\n", "the first ninepd over its socket: \(served.output)")
+
+        // SIGKILL: no clean-up, the socket file stays and nobody accepts on it.
+        kill(first.child.pid, SIGKILL)
+        #expect(first.child.wait(timeout: .seconds(10)))
+        #expect(lstat(socketPath, &after) == 0, "the killed ninepd's socket file is gone; the stale case is not exercised")
+        let thirdLogs = root.appendingPathComponent("third")
+        try FileManager.default.createDirectory(at: thirdLogs, withIntermediateDirectories: true)
+        let third = try NinepdProcess(export: export, extraArguments: ["--listen", "unix:\(socketPath)"], logDirectory: thirdLogs)
+        defer { _ = third.stop() }
+        let replaced = try run(Self.ninep, ["cat", "/hello.txt", "--server", "unix:\(socketPath)"], timeout: .seconds(30))
+        #expect(replaced.status == 0 && replaced.output == "first\n", "ninepd on the replaced stale socket: \(replaced.output)")
+        #expect(third.stop() == 0)
+    }
 }
+
