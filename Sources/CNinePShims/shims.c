@@ -100,6 +100,7 @@ int ninep_block_signals_for_thread(void) {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGPIPE);
     return pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
@@ -115,6 +116,7 @@ int ninep_wait_termination_signal(void) {
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
     int sig = 0;
     if (sigwait(&set, &sig) != 0) return -1;
     return sig;

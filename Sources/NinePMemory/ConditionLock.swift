@@ -16,8 +16,7 @@ public final class ConditionLock: @unchecked Sendable {
         // Adaptive: spins briefly before sleeping; the sections it guards are short.
         ninep_mutex_init_adaptive(mutex)
         condition = .allocate(capacity: 1)
-        condition.initialize(to: pthread_cond_t())
-        pthread_cond_init(condition, nil)
+        ConditionLock.initializeMonotonic(condition)
     }
 
     deinit {
@@ -57,9 +56,25 @@ public final class ConditionLock: @unchecked Sendable {
         pthread_cond_timedwait(variable.condition, mutex, &deadline)
     }
 
+    /// Timed waits measure on CLOCK_MONOTONIC, not the wall clock: a wall-clock step (NTP at
+    /// boot, `date -s`, a VM resumed from a snapshot) must neither end every wait at once (a
+    /// step forward: pollers spin) nor stretch a 50 ms poll into hours (a step back: shutdown
+    /// and memory waits hang). The condition variables are made to measure on the same clock.
+    static var clock: clockid_t { CLOCK_MONOTONIC }
+
+    /// Initializes a condition variable whose timed waits take CLOCK_MONOTONIC deadlines.
+    static func initializeMonotonic(_ condition: UnsafeMutablePointer<pthread_cond_t>) {
+        condition.initialize(to: pthread_cond_t())
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, clock)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
     static func deadline(afterMilliseconds milliseconds: Int) -> timespec {
         var now = timespec()
-        clock_gettime(CLOCK_REALTIME, &now)
+        clock_gettime(clock, &now)
         var deadline = now
         let total = Int(now.tv_nsec) + (milliseconds % 1000) * 1_000_000
         deadline.tv_sec += milliseconds / 1000 + total / 1_000_000_000
@@ -77,8 +92,7 @@ public final class ConditionVariable: @unchecked Sendable {
 
     public init() {
         condition = .allocate(capacity: 1)
-        condition.initialize(to: pthread_cond_t())
-        pthread_cond_init(condition, nil)
+        ConditionLock.initializeMonotonic(condition)
     }
 
     deinit {

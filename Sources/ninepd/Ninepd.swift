@@ -24,7 +24,7 @@ struct Ninepd: ParsableCommand {
 
             Memory: every buffer, request context and fid slot on the request path comes from one budget (--memory-budget), allocated, touched and locked in RAM at start-up; the start-up log shows what it buys. A request that finds no free buffer waits (the connection stops being read, so the client is pushed back); it never fails for lack of memory. Give the daemon --oom-score-adj -1000 so the kernel's OOM killer picks another process.
 
-            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs the connections, each memory pool's free buffers and the time requests waited for memory, per call site.
+            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs the connections, each memory pool's free buffers and the time requests waited for memory, per call site. SIGHUP is logged and changes nothing (reload is not supported yet).
             """
     )
 
@@ -230,6 +230,13 @@ struct Ninepd: ParsableCommand {
                     let message: StaticString = "ninepd: status skipped: memory is short\n"
                     _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
                 }
+                continue
+            }
+            if signal == SIGHUP {
+                // SIGHUP's default action ends the process: a daemon started from a terminal
+                // (or by a supervisor that sends SIGHUP to mean "reload") would die with every
+                // mount it serves. Until ninepd can reload, it says so and keeps serving.
+                logger.notice("received SIGHUP: reload is not supported yet; nothing changed")
                 continue
             }
             logger.info("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")
