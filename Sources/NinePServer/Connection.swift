@@ -114,6 +114,12 @@ final class Connection: @unchecked Sendable {
                 versionNegotiated = false
             }
             server.arena.activate(memoryWaiter)
+            if server.isStopping {
+                // Accepted as the server began to stop: its snapshot of the connections may
+                // have missed this session, so it stops reading at once by itself.
+                _ = shutdown(fd, Int32(SHUT_RD))
+                stateLock.withLock { closing = true }
+            }
             assigned = true
             assignment.signal()
         }
