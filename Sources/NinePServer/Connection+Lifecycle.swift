@@ -24,12 +24,15 @@ extension Connection {
             return true
         }
         guard start else {
-            complete(context, replyLength: 0, worker: worker)
+            respond(context, replyLength: 0)  // aborted while queued
             return
         }
-        let length = worker.handle(context)
-        if length == Worker.parked { return }  // the readiness waiter owns it now
-        if length == Worker.wouldBlock {
+        switch worker.handle(context) {
+        case let .reply(length):
+            respond(context, replyLength: length)
+        case .parked:
+            return  // the readiness waiter owns it now
+        case .wouldBlock:
             // The reader tried it without waiting (see `servedByReader`); no Tflush can have
             // come meanwhile, since only the reader reads them.
             stateLock.withLock {
@@ -37,9 +40,7 @@ extension Connection {
                 context.worker = nil
             }
             server.queue.enqueue(context)
-            return
         }
-        complete(context, replyLength: length, worker: worker)
     }
 
     /// A parked request whose descriptor became ready goes back to the work queue (or, if a
@@ -53,7 +54,7 @@ extension Connection {
         if requeue {
             server.queue.enqueue(context)
         } else {
-            finishAborted(context)
+            respond(context, replyLength: 0)
         }
     }
 
@@ -137,10 +138,14 @@ extension Connection {
 
     // MARK: Completing
 
-    /// Sends the reply (unless aborted or suppressed), then one Rflush per flush of this tag:
-    /// the request leaves the tag table and its frames join the output under the write lock,
-    /// so a Tflush that finds the tag free has its Rflush queued behind them.
-    private func complete(_ context: RequestContext, replyLength: Int, worker: Worker) {
+    /// The one end of every admitted request (lib9p's respond()): the request leaves the tag
+    /// table, and its reply (none when `replyLength` is 0, or when it was aborted or its
+    /// session ended) then one Rflush per Tflush that named it join the output, all under the
+    /// write lock, so a Tflush that finds the tag free has its Rflush queued behind them.
+    /// Once written (`finish`), the context and its buffers go back. Frames that answer no
+    /// admitted request (an Rflush of a free tag, an Rlerror for a malformed message, Rversion)
+    /// go out through `deliver` alone.
+    func respond(_ context: RequestContext, replyLength: Int) {
         // The request is done with its message: a reply waiting for a slow client holds only
         // its reply buffer.
         if let buffer = context.receive {
@@ -158,20 +163,6 @@ extension Connection {
         let done = deliverLocked(item)
         writeLock.unlock()
         if context.aborted { server.waiter.stopInterrupting(context) }
-        if done { finish(item) }
-    }
-
-    /// Ends an aborted request that no worker holds (it was queued or parked): no reply,
-    /// only its Rflushes.
-    func finishAborted(_ context: RequestContext) {
-        writeLock.lock()
-        stateLock.withLock {
-            swap(&context.pendingFlushes, &context.flushesToSend)
-            retire(context)
-        }
-        let item = OutputItem.reply(context, length: 0)
-        let done = deliverLocked(item)
-        writeLock.unlock()
         if done { finish(item) }
     }
 
@@ -231,7 +222,7 @@ extension Connection {
         case .queued:
             return true
         case let .abortedNow(context):
-            finishAborted(context)
+            respond(context, replyLength: 0)
             return true
         case .replyNow:
             // Queued after the state lock is released: a worker that removed oldtag from the
@@ -286,7 +277,14 @@ extension Connection {
     /// The connection is closing: requests that wait on the outside world end now, without a
     /// reply; running ones in an interruptible call are signalled.
     func abortWaitingForClose() {
-        var ended: [RequestContext] = []
+        // The reader thread's own list, reserved for every context: closing allocates nothing.
+        var ended = closingScratch
+        closingScratch = []
+        ended.removeAll(keepingCapacity: true)
+        defer {
+            ended.removeAll(keepingCapacity: true)
+            closingScratch = ended
+        }
         stateLock.withLock {
             for context in contexts where context.inFlight && !context.aborted {
                 switch context.phase {
@@ -305,6 +303,6 @@ extension Connection {
                 }
             }
         }
-        for context in ended { finishAborted(context) }
+        for context in ended { respond(context, replyLength: 0) }
     }
 }

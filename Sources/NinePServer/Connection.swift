@@ -47,6 +47,8 @@ final class Connection: @unchecked Sendable {
     var headSent = 0
     var writerStopping = false
     static let loneFrames = 64
+    /// Requests ended by `abortWaitingForClose` (reader thread only; reserved at start).
+    var closingScratch: [RequestContext] = []
     /// Requests admitted and waiting for a worker (guarded by the work queue's lock).
     var workLine: WorkLine
     /// The reader's place in the memory arena's FIFO.
@@ -70,6 +72,7 @@ final class Connection: @unchecked Sendable {
         let count = configuration.maxRequestsPerConnection
         contexts = .allocate(capacity: count)
         workLine = WorkLine(capacity: count)
+        closingScratch.reserveCapacity(count)
         outbox = .allocate(capacity: count + Self.loneFrames)
         outbox.initialize(repeating: .none)
         freeContexts.reserveCapacity(count)

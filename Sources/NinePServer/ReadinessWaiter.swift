@@ -13,24 +13,39 @@ import NinePTransport
 /// they were inside an interruptible system call (a FIFO open): a signal that lands just before
 /// the call starts would otherwise be lost.
 final class ReadinessWaiter: @unchecked Sendable {
-    // @unchecked Sendable: `parked`, `aborting` and `stopped` are guarded by `lock`; `epoll`
-    // and `wakeup` are immutable descriptors.
+    // @unchecked Sendable: `parked`, `aborting`, `abortingCount` and `stopped` are guarded by
+    // `lock`; `resignalling` is the waiter thread's own; `epoll` and `wakeup` are immutable.
     private let epoll: Int32
     private let wakeup: Int32
     private let lock = ConditionLock()
+    /// Reserved for every context there can be: parking and cancelling never allocate.
     private var parked: [Int32: RequestContext] = [:]
-    private var aborting: [ObjectIdentifier: RequestContext] = [:]
+    /// Aborted requests whose worker is signalled until they complete; a fixed array, so a
+    /// Tflush or a closing connection allocates nothing to add one.
+    private let aborting: UnsafeMutableBufferPointer<RequestContext?>
+    private var abortingCount = 0
+    /// The waiter thread's copy of `aborting`, signalled outside the lock.
+    private let resignalling: UnsafeMutableBufferPointer<RequestContext?>
     private var stopped = false
 
-    init() {
+    /// `contexts`: every request context of every connection (the most that can wait here).
+    init(contexts: Int) {
         epoll = ninep_epoll_create()
         wakeup = ninep_eventfd()
-        parked.reserveCapacity(256)
+        parked.reserveCapacity(contexts)
+        aborting = .allocate(capacity: max(contexts, 1))
+        aborting.initialize(repeating: nil)
+        resignalling = .allocate(capacity: max(contexts, 1))
+        resignalling.initialize(repeating: nil)
     }
 
     deinit {
         Glibc.close(epoll)
         Glibc.close(wakeup)
+        _ = aborting.deinitialize()
+        aborting.deallocate()
+        _ = resignalling.deinitialize()
+        resignalling.deallocate()
     }
 
     func start(name: String) {
@@ -72,13 +87,24 @@ final class ReadinessWaiter: @unchecked Sendable {
 
     /// Keeps signalling the worker of an aborted request until it completes.
     func keepInterrupting(_ context: RequestContext) {
-        lock.withLock { aborting[ObjectIdentifier(context)] = context }
+        lock.withLock {
+            for index in 0..<abortingCount where aborting[index] === context { return }
+            aborting[abortingCount] = context
+            abortingCount += 1
+        }
         var one: UInt64 = 1
         _ = Glibc.write(wakeup, &one, 8)
     }
 
     func stopInterrupting(_ context: RequestContext) {
-        lock.withLock { aborting[ObjectIdentifier(context)] = nil }
+        lock.withLock {
+            for index in 0..<abortingCount where aborting[index] === context {
+                abortingCount -= 1
+                aborting[index] = aborting[abortingCount]
+                aborting[abortingCount] = nil
+                return
+            }
+        }
     }
 
     func stop() {
@@ -91,7 +117,7 @@ final class ReadinessWaiter: @unchecked Sendable {
         var ready = [Int32](repeating: 0, count: 64)
         var wakeupArmed = false
         while true {
-            let interrupting = lock.withLock { stopped ? -1 : aborting.count }
+            let interrupting = lock.withLock { stopped ? -1 : abortingCount }
             if interrupting < 0 { return }
             if !wakeupArmed {
                 // One-shot like the others: re-armed after each wakeup.
@@ -125,9 +151,13 @@ final class ReadinessWaiter: @unchecked Sendable {
     }
 
     private func resignal() {
-        let targets = lock.withLock { Array(aborting.values) }
-        for context in targets {
-            context.connection.interruptIfStillRunning(context)
+        let count: Int = lock.withLock {
+            for index in 0..<abortingCount { resignalling[index] = aborting[index] }
+            return abortingCount
+        }
+        for index in 0..<count {
+            resignalling[index]?.connection.interruptIfStillRunning(resignalling[index]!)
+            resignalling[index] = nil
         }
     }
 }

@@ -25,7 +25,7 @@ public final class Server: @unchecked Sendable {
     public var memoryLocked: Bool { arena.locked }
     public var memoryLockError: String { String(cString: strerror(arena.lockError)) }
     let metrics: MemoryMetrics
-    let waiter = ReadinessWaiter()
+    let waiter: ReadinessWaiter
     /// Root: each request runs with the attaching user's fsuid/fsgid/groups.
     let switchesIdentity: Bool
     let ioFlusher: Bool
@@ -73,6 +73,7 @@ public final class Server: @unchecked Sendable {
         qids = QidMapper(rootDevice: rootDevice)
         switchesIdentity = geteuid() == 0
         queue = WorkQueue(connections: configuration.maxConnections)
+        waiter = ReadinessWaiter(contexts: configuration.maxConnections * configuration.maxRequestsPerConnection)
         let plan: MemoryPlan
         do {
             plan = try MemoryPlan.derive(MemoryPlan.Inputs(

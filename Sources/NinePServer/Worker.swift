@@ -17,11 +17,6 @@ final class Worker {
     var connection: Connection?
     /// The request being served.
     var context: RequestContext?
-    /// What a handler returns when it parked its request (no reply yet).
-    static let parked = -1
-    /// What a handler returns when the request would have to wait and this worker may not
-    /// (`onlyWithoutWaiting`): the request goes to the worker pool instead, unchanged.
-    static let wouldBlock = -2
     /// A connection's reader serving requests itself: reads are tried from the page cache only.
     let onlyWithoutWaiting: Bool
     /// ServerConfiguration.writeBehind, read once.

@@ -2,20 +2,31 @@ import CNinePShims
 import Glibc
 import NinePWire
 
+/// What a handler made of a request.
+enum HandlerResult: Equatable {
+    /// A frame of `length` bytes at the start of the context's reply region: the R-message,
+    /// or Rlerror with the errno the handler threw.
+    case reply(length: Int)
+    /// Waiting, without a worker, for a FIFO or socket (the readiness waiter owns it now).
+    case parked
+    /// The reader tried it and may not wait: it goes to the workers unchanged.
+    case wouldBlock
+}
+
 /// Routes a request to its handler and turns a failure into Rlerror. Every handler validates
 /// its inputs before it touches the file system and encodes its reply into the context's
-/// reply buffer, returning the frame length.
+/// reply buffer, returning the frame length (or, for reads and writes, a `HandlerResult`).
 extension Worker {
-    func handle(_ context: RequestContext) -> Int {
+    func handle(_ context: RequestContext) -> HandlerResult {
         connection = context.connection
         self.context = context
         defer {
             connection = nil
             self.context = nil
         }
-        let length = dispatch(context)
-        if server.tracesRequests && length != Worker.parked && length != Worker.wouldBlock { trace(context, replyLength: length) }
-        return length
+        let result = dispatch(context)
+        if server.tracesRequests, case let .reply(length) = result { trace(context, replyLength: length) }
+        return result
     }
 
     /// One log line per request at trace level: what came in and what went out.
@@ -30,7 +41,7 @@ extension Worker {
         server.logger.trace("\(context.message.request) -> \(outcome)", metadata: ["peer": "\(context.connection.peer)", "tag": "\(context.message.tag)"])
     }
 
-    private func dispatch(_ context: RequestContext) -> Int {
+    private func dispatch(_ context: RequestContext) -> HandlerResult {
         let tag = context.message.tag
         var w = WireWriter(context.replyRegion)
         let connection = context.connection
@@ -48,60 +59,60 @@ extension Worker {
                 // (diod's libnpclient among them) learn that no authentication is required.
                 throw ServerErrno(LinuxErrno.ENOENT)
             case let .attach(fid, afid, uname, aname, nuname):
-                return try attach(connection, tag: tag, fid: fid, afid: afid, uname: uname, aname: aname, nuname: nuname, into: &w)
+                return .reply(length: try attach(connection, tag: tag, fid: fid, afid: afid, uname: uname, aname: aname, nuname: nuname, into: &w))
             case let .walk(fid, newfid, names):
-                return try walk(connection, tag: tag, fid: fid, newfid: newfid, names: names, into: &w)
+                return .reply(length: try walk(connection, tag: tag, fid: fid, newfid: newfid, names: names, into: &w))
             case let .lopen(fid, flags):
-                return try lopen(connection, tag: tag, fid: fid, flags: flags, into: &w)
+                return .reply(length: try lopen(connection, tag: tag, fid: fid, flags: flags, into: &w))
             case let .lcreate(fid, name, flags, mode, gid):
-                return try lcreate(connection, tag: tag, fid: fid, name: name, flags: flags, mode: mode, gid: gid, into: &w)
+                return .reply(length: try lcreate(connection, tag: tag, fid: fid, name: name, flags: flags, mode: mode, gid: gid, into: &w))
             case let .read(fid, offset, count):
                 return try read(connection, tag: tag, fid: fid, offset: offset, count: count, into: &w)
             case let .write(fid, offset, data):
                 return try write(connection, tag: tag, fid: fid, offset: offset, data: data, into: &w)
             case let .clunk(fid):
-                return try clunk(connection, tag: tag, fid: fid, into: &w)
+                return .reply(length: try clunk(connection, tag: tag, fid: fid, into: &w))
             case let .remove(fid):
-                return try remove(connection, tag: tag, fid: fid, into: &w)
+                return .reply(length: try remove(connection, tag: tag, fid: fid, into: &w))
             case let .statfs(fid):
-                return try statfs(connection, tag: tag, fid: fid, into: &w)
+                return .reply(length: try statfs(connection, tag: tag, fid: fid, into: &w))
             case let .getattr(fid, mask):
-                return try getattr(connection, tag: tag, fid: fid, mask: mask, into: &w)
+                return .reply(length: try getattr(connection, tag: tag, fid: fid, mask: mask, into: &w))
             case let .setattr(fid, fields):
-                return try setattr(connection, tag: tag, fid: fid, fields: fields, into: &w)
+                return .reply(length: try setattr(connection, tag: tag, fid: fid, fields: fields, into: &w))
             case let .readdir(fid, offset, count):
-                return try readdir(connection, tag: tag, fid: fid, offset: offset, count: count, into: &w)
+                return .reply(length: try readdir(connection, tag: tag, fid: fid, offset: offset, count: count, into: &w))
             case let .fsync(fid, datasync):
-                return try fsync(connection, tag: tag, fid: fid, datasync: datasync, into: &w)
+                return .reply(length: try fsync(connection, tag: tag, fid: fid, datasync: datasync, into: &w))
             case let .lock(fid, fields):
-                return try lock(connection, tag: tag, fid: fid, fields: fields, into: &w)
+                return .reply(length: try lock(connection, tag: tag, fid: fid, fields: fields, into: &w))
             case let .getlock(fid, fields):
-                return try getlock(connection, tag: tag, fid: fid, fields: fields, into: &w)
+                return .reply(length: try getlock(connection, tag: tag, fid: fid, fields: fields, into: &w))
             case let .link(dfid, fid, name):
-                return try link(connection, tag: tag, dfid: dfid, fid: fid, name: name, into: &w)
+                return .reply(length: try link(connection, tag: tag, dfid: dfid, fid: fid, name: name, into: &w))
             case let .mkdir(dfid, name, mode, gid):
-                return try mkdir(connection, tag: tag, dfid: dfid, name: name, mode: mode, gid: gid, into: &w)
+                return .reply(length: try mkdir(connection, tag: tag, dfid: dfid, name: name, mode: mode, gid: gid, into: &w))
             case let .symlink(fid, name, target, gid):
-                return try symlink(connection, tag: tag, dfid: fid, name: name, target: target, gid: gid, into: &w)
+                return .reply(length: try symlink(connection, tag: tag, dfid: fid, name: name, target: target, gid: gid, into: &w))
             case let .mknod(dfid, name, mode, major, minor, gid):
-                return try mknod(connection, tag: tag, dfid: dfid, name: name, mode: mode, major: major, minor: minor, gid: gid, into: &w)
+                return .reply(length: try mknod(connection, tag: tag, dfid: dfid, name: name, mode: mode, major: major, minor: minor, gid: gid, into: &w))
             case let .rename(fid, dfid, name):
-                return try rename(connection, tag: tag, fid: fid, dfid: dfid, name: name, into: &w)
+                return .reply(length: try rename(connection, tag: tag, fid: fid, dfid: dfid, name: name, into: &w))
             case let .renameat(olddirfid, oldname, newdirfid, newname):
-                return try renameat(connection, tag: tag, olddirfid: olddirfid, oldname: oldname, newdirfid: newdirfid, newname: newname, into: &w)
+                return .reply(length: try renameat(connection, tag: tag, olddirfid: olddirfid, oldname: oldname, newdirfid: newdirfid, newname: newname, into: &w))
             case let .unlinkat(dirfid, name, flags):
-                return try unlinkat(connection, tag: tag, dirfid: dirfid, name: name, flags: flags, into: &w)
+                return .reply(length: try unlinkat(connection, tag: tag, dirfid: dirfid, name: name, flags: flags, into: &w))
             case let .readlink(fid):
-                return try readlink(connection, tag: tag, fid: fid, into: &w)
+                return .reply(length: try readlink(connection, tag: tag, fid: fid, into: &w))
             case let .xattrwalk(fid, newfid, name):
-                return try xattrwalk(connection, tag: tag, fid: fid, newfid: newfid, name: name, into: &w)
+                return .reply(length: try xattrwalk(connection, tag: tag, fid: fid, newfid: newfid, name: name, into: &w))
             case let .xattrcreate(fid, name, size, flags):
-                return try xattrcreate(connection, tag: tag, fid: fid, name: name, size: size, flags: flags, into: &w)
+                return .reply(length: try xattrcreate(connection, tag: tag, fid: fid, name: name, size: size, flags: flags, into: &w))
             }
         } catch {
             identity.restoreCreationGroup()
             var e = WireWriter(context.replyRegion)
-            return (try? e.rlerror(tag: tag, errno: error.code)) ?? 0
+            return .reply(length: (try? e.rlerror(tag: tag, errno: error.code)) ?? 0)
         }
     }
 

@@ -7,8 +7,8 @@ extension Worker {
     /// Tread: pread (or read, for FIFOs and other streams) straight into the reply buffer.
     func read(
         _ connection: Connection, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
-    ) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+    ) throws(ServerErrno) -> HandlerResult {
+        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> HandlerResult in
             let msize = Int(connection.stateLock.withLock { connection.msize })
             let wanted = min(Int(count), msize - NineP.readReplyOverhead)
             let region: UnsafeMutableRawBufferPointer
@@ -17,13 +17,13 @@ extension Worker {
                 // The reader: only what the page cache holds now, of an open, buffered regular
                 // file; anything else (errors included) is left to a worker.
                 let e = ref.entry
-                guard e.kind == .file && e.isOpen && !e.streaming && e.bufferedFd < 0 else { return Worker.wouldBlock }
+                guard e.kind == .file && e.isOpen && !e.streaming && e.bufferedFd < 0 else { return .wouldBlock }
                 let n = ninep_pread_nowait(e.openFd, region.baseAddress, region.count, Int64(bitPattern: offset))
                 // Short means "only part of it was cached" as often as "end of file", and
                 // clients take a short read of a regular file for its end (the kernel's netfs
                 // zero-fills the rest of the page): a worker reads it whole instead.
-                if n < region.count { return Worker.wouldBlock }
-                return w.finishRread(reserved: region.count, produced: n)
+                if n < region.count { return .wouldBlock }
+                return .reply(length: w.finishRread(reserved: region.count, produced: n))
             }
             switch ref.entry.kind {
             case .xattrRead:
@@ -34,7 +34,7 @@ extension Worker {
                 if n > 0 {
                     xattr.value.withUnsafeBytes { region.baseAddress!.copyMemory(from: $0.baseAddress! + start, byteCount: n) }
                 }
-                return w.finishRread(reserved: region.count, produced: n)
+                return .reply(length: w.finishRread(reserved: region.count, produced: n))
             case .xattrWrite:
                 throw ServerErrno.badFid
             case .file:
@@ -51,11 +51,11 @@ extension Worker {
                 if n < 0 {
                     if ref.entry.streaming && (errno == EAGAIN || errno == EWOULDBLOCK), let context,
                        connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLIN)) {
-                        return Worker.parked
+                        return .parked
                     }
                     throw ServerErrno.current
                 }
-                return w.finishRread(reserved: region.count, produced: n)
+                return .reply(length: w.finishRread(reserved: region.count, produced: n))
             }
         }
     }
@@ -64,8 +64,8 @@ extension Worker {
     /// whole unless an error stops it part way.
     func write(
         _ connection: Connection, tag: UInt16, fid: UInt32, offset: UInt64, data: ByteView, into w: inout WireWriter
-    ) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+    ) throws(ServerErrno) -> HandlerResult {
+        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> HandlerResult in
             switch ref.entry.kind {
             case .xattrWrite:
                 guard let xattr = ref.entry.xattr else { throw ServerErrno.badFid }
@@ -74,7 +74,7 @@ extension Worker {
                 }
                 try requireAllocatable()
                 xattr.value.append(contentsOf: data)
-                return try encode(.write(count: UInt32(data.count)), tag: tag, into: &w)
+                return .reply(length: try encode(.write(count: UInt32(data.count)), tag: tag, into: &w))
             case .xattrRead:
                 throw ServerErrno.badFid
             case .file:
@@ -103,7 +103,7 @@ extension Worker {
                                 tag: tag,
                                 request: .write(fid: fid, offset: offset, data: ByteView(UnsafeRawBufferPointer(start: destination, count: kept))))
                             if connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLOUT)) {
-                                return Worker.parked
+                                return .parked
                             }
                         }
                         throw ServerErrno.current
@@ -120,7 +120,7 @@ extension Worker {
                 if writeBehind && done >= Self.writeBehindThreshold && !ref.entry.streaming {
                     _ = ninep_start_writeback(fd, Int64(bitPattern: offset), Int64(done))
                 }
-                return try encode(.write(count: UInt32(done)), tag: tag, into: &w)
+                return .reply(length: try encode(.write(count: UInt32(done)), tag: tag, into: &w))
             }
         }
     }
