@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// The size class of one buffer a request needs.
 public enum BufferClass: UInt8, Sendable {
@@ -60,6 +61,11 @@ public final class MemoryArena: @unchecked Sendable {
     /// are due their first buffers as well.
     private var activeAccounts = 0
     private var idleConnections: Int { max(0, plan.maxConnections - activeAccounts) }
+    /// Deferred waiters granted and not yet taken (`takeDeferredGrant`), first granted first.
+    private var grantedHead: MemoryWaiter?
+    private var grantedTail: MemoryWaiter?
+    /// How many there are: read without the lock, so releasers check it cheaply.
+    private let grantedCount = Atomic<Int>(0)
 
     public init(plan: MemoryPlan, sites: [String]) throws(BufferPool.CreationError) {
         self.plan = plan
@@ -128,6 +134,85 @@ public final class MemoryArena: @unchecked Sendable {
                 waiter.cancelled = true
                 waiter.condition.signal()
             }
+        }
+    }
+
+    // MARK: Deferred grants
+
+    /// For a request whose connection's reader must go on reading (a Tread whose reply buffer
+    /// is not free yet, while its Tflush may come behind it): the grant now if it fits and
+    /// nobody waits before it; otherwise `waiter` (a deferred one, see `MemoryWaiter.init`)
+    /// joins the FIFO and nil is returned. When it is served, it goes to the granted list,
+    /// where `takeDeferredGrant` finds it; nothing blocks. Nil without queueing once closed.
+    public func acquireDeferred(_ need: MemoryNeed, waiter: MemoryWaiter, site: Int) -> MemoryGrant? {
+        precondition(waiter.deferred, "a blocking waiter cannot wait deferred")
+        return lock.withLock {
+            if closed || waiter.queued || waiter.inGrantedList { return nil }
+            if head == nil, fitsLocked(need, for: waiter) {
+                statistics.recordGrantLocked(site: site, waitedNanoseconds: nil)
+                return takeLocked(need, for: waiter)
+            }
+            waiter.need = need
+            waiter.grant = nil
+            waiter.site = site
+            waiter.waitStart = MemoryClock.nanoseconds()
+            enqueueLocked(waiter)
+            serveWaitersLocked()
+            return nil
+        }
+    }
+
+    /// Whether deferred grants wait to be taken (no lock: a hint for releasers).
+    public var hasDeferredGrants: Bool { grantedCount.load(ordering: .acquiring) > 0 }
+
+    /// The oldest deferred grant not taken yet, with its waiter.
+    public func takeDeferredGrant() -> (waiter: MemoryWaiter, grant: MemoryGrant)? {
+        lock.withLock {
+            guard let waiter = grantedHead else { return nil }
+            grantedHead = waiter.nextGranted
+            if grantedHead == nil { grantedTail = nil }
+            waiter.nextGranted = nil
+            waiter.inGrantedList = false
+            grantedCount.subtract(1, ordering: .releasing)
+            let grant = waiter.grant ?? MemoryGrant()
+            waiter.grant = nil
+            return (waiter, grant)
+        }
+    }
+
+    /// Takes a deferred waiter out, waiting or granted (its requests were flushed, or its
+    /// connection closes). A grant it had already received is returned: give it back.
+    public func withdraw(_ waiter: MemoryWaiter) -> MemoryGrant? {
+        lock.withLock {
+            if waiter.queued {
+                removeLocked(waiter)
+                serveWaitersLocked()
+                return nil
+            }
+            guard waiter.inGrantedList else { return nil }
+            var previous: MemoryWaiter? = nil
+            var node = grantedHead
+            while let current = node, current !== waiter {
+                previous = current
+                node = current.nextGranted
+            }
+            if let previous { previous.nextGranted = waiter.nextGranted } else { grantedHead = waiter.nextGranted }
+            if grantedTail === waiter { grantedTail = previous }
+            waiter.nextGranted = nil
+            waiter.inGrantedList = false
+            grantedCount.subtract(1, ordering: .releasing)
+            let grant = waiter.grant
+            waiter.grant = nil
+            return grant
+        }
+    }
+
+    /// Everything `need` asks for now, or nil without waiting (nor overtaking anyone waiting).
+    public func tryAcquire(_ need: MemoryNeed, for account: MemoryWaiter? = nil, site: Int) -> MemoryGrant? {
+        lock.withLock {
+            guard !closed, head == nil, fitsLocked(need, for: account) else { return nil }
+            statistics.recordGrantLocked(site: site, waitedNanoseconds: nil)
+            return takeLocked(need, for: account)
         }
     }
 
@@ -209,10 +294,10 @@ public final class MemoryArena: @unchecked Sendable {
 
     // MARK: Inside the lock
 
-    private func fitsLocked(_ need: MemoryNeed, for account: MemoryWaiter?) -> Bool {
+    private func fitsLocked(_ need: MemoryNeed, for waiter: MemoryWaiter?) -> Bool {
         let freeSmall = small.freeCount - parkingUnused
         guard freeSmall >= need.small && large.freeCount >= need.large else { return false }
-        guard let account, account.accounted else {
+        guard let account = waiter?.account, account.accounted else {
             // Unaccounted (tests, benchmarks): leaves the active accounts' due alone.
             return (need.large == 0 || large.freeCount - need.large >= owedLarge)
                 && (need.small == 0 || freeSmall - need.small >= owedSmall)
@@ -247,8 +332,8 @@ public final class MemoryArena: @unchecked Sendable {
         owedSmall += account.owedSmall
     }
 
-    private func takeLocked(_ need: MemoryNeed, for account: MemoryWaiter?) -> MemoryGrant {
-        if let account, account.accounted { changeHoldingsLocked(account, large: need.large, small: need.small) }
+    private func takeLocked(_ need: MemoryNeed, for waiter: MemoryWaiter?) -> MemoryGrant {
+        if let account = waiter?.account, account.accounted { changeHoldingsLocked(account, large: need.large, small: need.small) }
         func take(_ kind: BufferClass) -> UnsafeMutableRawBufferPointer? {
             switch kind {
             case .none: nil
@@ -269,7 +354,15 @@ public final class MemoryArena: @unchecked Sendable {
             if fitsLocked(waiter.need, for: waiter) {
                 waiter.grant = takeLocked(waiter.need, for: waiter)
                 removeLocked(waiter)
-                waiter.condition.signal()
+                if waiter.deferred {
+                    statistics.recordGrantLocked(site: waiter.site, waitedNanoseconds: MemoryClock.nanoseconds() &- waiter.waitStart)
+                    waiter.inGrantedList = true
+                    if let last = grantedTail { last.nextGranted = waiter } else { grantedHead = waiter }
+                    grantedTail = waiter
+                    grantedCount.add(1, ordering: .releasing)
+                } else {
+                    waiter.condition.signal()
+                }
             }
         }
     }
@@ -330,6 +423,17 @@ public final class MemoryWaiter: @unchecked Sendable {
     static let dueSmall = 2
     var owedLarge: Int { accounted ? max(0, Self.dueLarge - heldLarge) : 0 }
     var owedSmall: Int { accounted ? max(0, Self.dueSmall - heldSmall) : 0 }
+    /// A deferred waiter has no thread waiting: served, it joins the arena's granted list.
+    public let deferred: Bool
+    /// Whose share its grants count against: its own, or (a deferred waiter) its connection's.
+    unowned(unsafe) let accountOwner: MemoryWaiter?
+    var account: MemoryWaiter { accountOwner ?? self }
+    /// The object that takes a deferred grant (its connection), for whoever takes it.
+    public unowned(unsafe) var owner: AnyObject?
+    var inGrantedList = false
+    var nextGranted: MemoryWaiter?
+    var site = 0
+    var waitStart: UInt64 = 0
     var need = MemoryNeed(receive: .none, reply: .none)
     var grant: MemoryGrant?
     var cancelled = false
@@ -337,7 +441,17 @@ public final class MemoryWaiter: @unchecked Sendable {
     var next: MemoryWaiter?
     var previous: MemoryWaiter?
 
-    public init() {}
+    public init() {
+        deferred = false
+        accountOwner = nil
+    }
+
+    /// A deferred waiter whose grants count against `account`'s share, taken by `owner`.
+    public init(deferredFor account: MemoryWaiter, owner: AnyObject) {
+        deferred = true
+        accountOwner = account
+        self.owner = owner
+    }
 }
 
 /// Monotonic nanoseconds, without Foundation.

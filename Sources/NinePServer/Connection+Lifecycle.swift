@@ -66,7 +66,7 @@ extension Connection {
     /// there), and that buffer goes into the arena's parking reserve when this connection
     /// has room in it: requests waiting on the outside world never hold shared memory.
     func park(_ context: RequestContext, fd: Int32, events: UInt32) -> Bool {
-        stateLock.withLock {
+        let result: Bool = stateLock.withLock {
             // A Tflush that came while the request ran was queued as "reply first"; but a
             // request about to wait has changed nothing yet, so it is aborted instead.
             if !context.pendingFlushes.isEmpty { context.aborted = true }
@@ -82,6 +82,8 @@ extension Connection {
             keepOnlySmallReplyLocked(context)
             return true
         }
+        server.dispatchDeferredGrants()  // buffers it gave back may start others
+        return result
     }
 
     /// Gives back everything but a small reply buffer and moves that one into the parking
@@ -108,7 +110,7 @@ extension Connection {
     /// Around a system call that may block on the outside world and that a Tflush may
     /// interrupt (it changes nothing until it succeeds). Returns false if already aborted.
     func enterInterruptible(_ context: RequestContext) -> Bool {
-        stateLock.withLock {
+        let result: Bool = stateLock.withLock {
             if !context.pendingFlushes.isEmpty { context.aborted = true }
             if context.aborted { return false }
             context.interruptible = true
@@ -117,6 +119,8 @@ extension Connection {
             keepOnlySmallReplyLocked(context)
             return true
         }
+        server.dispatchDeferredGrants()  // buffers it gave back may start others
+        return result
     }
 
     /// Returns true if the request was aborted during the call: its result must be undone.
@@ -151,6 +155,7 @@ extension Connection {
         if let buffer = context.receive {
             context.receive = nil
             server.arena.release(buffer, from: memoryWaiter)
+            server.dispatchDeferredGrants()
         }
         writeLock.lock()
         let silent: Bool = stateLock.withLock {
@@ -211,10 +216,15 @@ extension Connection {
                 if let thread = target.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
                 server.waiter.keepInterrupting(target)
                 return .queued
+            case .waitingForMemory:
+                target.aborted = true
+                leaveMemoryLineLocked(target)
+                return .abortedNow(target)
             case .running, .idle:
                 return .queued  // reply first, then Rflush
             }
         }
+        server.dispatchDeferredGrants()  // a request that left the memory line gave back its grant
         switch decision {
         case .violation:
             closeForProtocolViolation("Tflush tag \(tag) reuses a tag in flight or floods one request with flushes")
@@ -294,6 +304,10 @@ extension Connection {
                 case .parked:
                     context.aborted = true
                     if server.waiter.cancel(context) { ended.append(context) }
+                case .waitingForMemory:
+                    context.aborted = true
+                    _ = memoryLine.remove(context)
+                    ended.append(context)
                 case .running where context.interruptible:
                     context.aborted = true
                     if let thread = context.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
@@ -302,7 +316,9 @@ extension Connection {
                     break
                 }
             }
+            if memoryLine.isEmpty { withdrawDeferredWaiterLocked() }
         }
         for context in ended { respond(context, replyLength: 0) }
+        server.dispatchDeferredGrants()
     }
 }

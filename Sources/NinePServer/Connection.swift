@@ -49,6 +49,12 @@ final class Connection: @unchecked Sendable {
     static let loneFrames = 64
     /// Requests ended by `abortWaitingForClose` (reader thread only; reserved at start).
     var closingScratch: [RequestContext] = []
+    /// Requests admitted without their (large) reply buffer, waiting for one in the memory
+    /// arena through `deferredWaiter`, oldest first (guarded by `stateLock`).
+    var memoryLine: WorkLine
+    /// This connection's place in the arena's FIFO for `memoryLine`'s head; it counts against
+    /// the same share as `memoryWaiter`.
+    private(set) var deferredWaiter: MemoryWaiter! = nil
     /// Requests admitted and waiting for a worker (guarded by the work queue's lock).
     var workLine: WorkLine
     /// The reader's place in the memory arena's FIFO.
@@ -72,12 +78,14 @@ final class Connection: @unchecked Sendable {
         let count = configuration.maxRequestsPerConnection
         contexts = .allocate(capacity: count)
         workLine = WorkLine(capacity: count)
+        memoryLine = WorkLine(capacity: count)
         closingScratch.reserveCapacity(count)
         outbox = .allocate(capacity: count + Self.loneFrames)
         outbox.initialize(repeating: .none)
         freeContexts.reserveCapacity(count)
         for index in 0..<count { freeContexts.append(count - 1 - index) }
         // `self` is complete once every stored property is set: the contexts point back to it.
+        deferredWaiter = MemoryWaiter(deferredFor: memoryWaiter, owner: self)
         for index in 0..<count {
             (contexts.baseAddress! + index).initialize(to: RequestContext(connection: self, index: index))
         }
@@ -86,6 +94,7 @@ final class Connection: @unchecked Sendable {
     deinit {
         _ = contexts.deinitialize()
         workLine.deallocate()
+        memoryLine.deallocate()
         contexts.deallocate()
         _ = outbox.deinitialize()
         outbox.deallocate()
@@ -140,6 +149,7 @@ final class Connection: @unchecked Sendable {
             guard proceed else { return }
             readLoop()
             server.arena.deactivate(memoryWaiter)
+            server.dispatchDeferredGrants()
             assignment.withLock { assigned = false }
             if !preallocated { stopWriter() }
             server.connectionClosed(self)
@@ -203,6 +213,9 @@ final class Connection: @unchecked Sendable {
                 readAhead = 23
                 reply = replyClass(type: type, limit: limit)
             }
+            if readAhead == Int(size) {
+                return admitReadAhead(size: readAhead, reply: reply)
+            }
             let offset = RequestContext.alignedFrameOffset(type: type)
             let receive: BufferClass = Int(size) + offset > MemoryPlan.smallBufferBytes ? .large : .small
             guard let context = acquireContext() else { return nil }
@@ -213,6 +226,7 @@ final class Connection: @unchecked Sendable {
             }
             context.receive = grant.receive
             context.reply = grant.reply
+            server.dispatchDeferredGrants()  // waiting, it may have let others' grants through
             let buffer = context.receiveBuffer
             UnsafeMutableRawBufferPointer(rebasing: buffer[offset...])
                 .copyMemory(from: UnsafeRawBufferPointer(rebasing: headerScratch[0..<readAhead]))
@@ -227,6 +241,29 @@ final class Connection: @unchecked Sendable {
             context.frameOffset = offset
             return context
         }
+    }
+
+    /// A Tread or Treaddir read whole into `headerScratch`: it needs no receive buffer (its
+    /// frame is kept in the context). A large reply buffer it takes now if one is free within
+    /// the connection's share; otherwise the request is admitted without it and waits for one
+    /// in `memoryLine`, while the reader goes on reading: a Tflush behind it is read and
+    /// answered (it aborts the request), even while the connection's replies are stuck.
+    private func admitReadAhead(size: Int, reply: BufferClass) -> RequestContext? {
+        guard let context = acquireContext() else { return nil }
+        context.frameLength = size
+        context.frameOffset = 0
+        context.keepInline(UnsafeRawBufferPointer(rebasing: headerScratch[0..<size]))
+        let need = MemoryNeed(receive: .none, reply: reply)
+        if reply == .large {
+            context.reply = server.arena.tryAcquire(need, for: memoryWaiter, site: MemorySite.of(need))?.reply
+            return context  // without a reply buffer: `admit` puts it in `memoryLine`
+        }
+        guard let grant = server.arena.acquire(need, waiter: memoryWaiter, site: MemorySite.of(need), stillWanted: { stillWanted() }) else {
+            releaseContext(context)
+            return nil
+        }
+        context.reply = grant.reply
+        return context
     }
 
     /// Reads exactly `buffer.count` bytes of the stream; false when the session must end. The
@@ -326,7 +363,9 @@ final class Connection: @unchecked Sendable {
             releaseContext(context)
             return
         }
-        if alone, Self.servedByReader(message.request), let readerWorker {
+        if context.reply == nil {
+            waitForReplyBuffer(context)
+        } else if alone, Self.servedByReader(message.request), let readerWorker {
             serve(context, on: readerWorker)
         } else {
             server.queue.enqueue(context)
@@ -398,6 +437,7 @@ final class Connection: @unchecked Sendable {
             freeContexts.append(context.index)
             stateLock.broadcast()
         }
+        server.dispatchDeferredGrants()
     }
 
     func closeForProtocolViolation(_ reason: String) {
@@ -455,6 +495,7 @@ final class Connection: @unchecked Sendable {
             stateLock.wait(milliseconds: 50)
             rounds += 1
         }
+        withdrawDeferredWaiterLocked()  // nothing waits for memory any more
         stateLock.unlock()
         waitForOutboxToDrain()
         fids.clunkAll()

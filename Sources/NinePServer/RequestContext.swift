@@ -26,6 +26,10 @@ final class RequestContext: @unchecked Sendable {
     /// Where the reply starts in the reply buffer: an Rread's data lands 4096-aligned.
     var replyOffset = 0
     var message = TMessage(tag: 0, request: .clunk(fid: 0))
+    /// The frame of a request read whole with its header (a Tread or Treaddir, 23 bytes),
+    /// which needs no receive buffer.
+    private let inlineFrame = UnsafeMutableRawBufferPointer.allocate(byteCount: RequestContext.inlineFrameBytes, alignment: 8)
+    static let inlineFrameBytes = 32
 
     // Guarded by the connection's state lock.
     var tag: UInt16 = 0
@@ -53,6 +57,8 @@ final class RequestContext: @unchecked Sendable {
         case running
         /// Waiting, without a worker, for a FIFO or socket to become ready.
         case parked
+        /// Admitted without its large reply buffer, waiting for one (`Connection.memoryLine`).
+        case waitingForMemory
     }
 
     static let maxPendingFlushes = 16
@@ -71,8 +77,16 @@ final class RequestContext: @unchecked Sendable {
     var receiveBuffer: UnsafeMutableRawBufferPointer { receive! }
     var replyBuffer: UnsafeMutableRawBufferPointer { reply! }
     var frame: UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(rebasing: receiveBuffer[frameOffset..<(frameOffset + frameLength)])
+        guard let receive else { return UnsafeRawBufferPointer(rebasing: inlineFrame[0..<frameLength]) }
+        return UnsafeRawBufferPointer(rebasing: receive[frameOffset..<(frameOffset + frameLength)])
     }
+
+    /// Keeps a frame read whole with its header (at most `inlineFrameBytes`).
+    func keepInline(_ bytes: UnsafeRawBufferPointer) {
+        UnsafeMutableRawBufferPointer(rebasing: inlineFrame[0..<bytes.count]).copyMemory(from: bytes)
+    }
+
+    deinit { inlineFrame.deallocate() }
     var replyRegion: UnsafeMutableRawBufferPointer {
         UnsafeMutableRawBufferPointer(rebasing: replyBuffer[replyOffset...])
     }

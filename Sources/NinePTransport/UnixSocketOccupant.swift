@@ -1,3 +1,4 @@
+import CNinePShims
 import Glibc
 
 /// What sits at a unix socket path before a listener binds it. A socket file outlives the

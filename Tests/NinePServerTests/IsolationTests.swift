@@ -199,3 +199,116 @@ import Testing
         print("isolation: Tflush flood of \(sent.load(ordering: .relaxed)) frames unread; 4 live clients, \(live.loops) loops, slowest \(ms(live.slowest)) (\(live.slowestWhat))")
     }
 }
+
+/// Tflush is read and answered while the connection's large replies are stuck: a Tread whose
+/// reply buffer is not free within the share waits for one without holding up the reader, so
+/// a Tflush behind it is read at once and aborts it (no Rread, only the Rflush). 40 MiB of
+/// reads is far more than any socket buffer and the share (2 buffers) hold: the last read
+/// certainly waits for memory when its Tflush comes. Its Rflush then arrives right behind the
+/// replies that were stuck, not after the 39 others (which is where it came when the reader
+/// itself waited for the memory).
+@Suite struct FlushWhileStuckTests {
+    @Test(.timeLimit(.minutes(1)))
+    func aReadWaitingForItsShareIsFlushedAtOnce() throws {
+        let s = try TestServer {
+            $0.maxMessageSize = 1 << 20
+            $0.largeBuffers = 8  // a share of 2
+        }
+        defer { s.shutdown() }
+        let data = pseudoRandomBytes((1 << 20) - 4096, seed: 5)
+        makeFile(s("big.bin"), data)
+        let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 65536)
+        defer { c.close() }
+        _ = try c.version(msize: 1 << 20)
+        try c.attach(fid: 0)
+        try c.walk(0, 1, ["big.bin"])
+        _ = try c.lopen(1, OpenFlags.readOnly)
+        var reads: [UInt16] = []
+        var bytes: [UInt8] = []
+        for _ in 0..<40 {
+            let tag = c.freshTag()
+            reads.append(tag)
+            bytes += c.encoded(.read(fid: 1, offset: 0, count: UInt32(data.count)), tag: tag)
+        }
+        let flushed = reads[39]
+        let flushTag = c.freshTag()
+        bytes += c.encoded(.flush(oldtag: flushed), tag: flushTag)
+        #expect(sendRaw(c.fd, bytes))
+        usleep(300_000)  // replies back up, unread
+        let plan = s.server.memoryPlan
+        for share in s.server.connectionShares() {
+            #expect(share.largeBuffers <= plan.largePerConnection, "connection holds \(share.largeBuffers) large buffers, share \(plan.largePerConnection)")
+        }
+        // The Tflush has been read by now, or never will be until the reads drain: from here
+        // on the client reads quickly (a wider window), the order is already decided.
+        var wide: Int32 = 4 << 20
+        setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &wide, socklen_t(MemoryLayout<Int32>.size))
+        var expected = Set(reads[0..<39])
+        var order: [UInt16] = []
+        while !expected.isEmpty || !order.contains(flushTag) {
+            guard case let .message(m) = c.receive() else {
+                Issue.record("connection ended or timed out with \(expected.count) reads missing; received \(order.count) replies")
+                return
+            }
+            order.append(m.tag)
+            if m.tag == flushTag {
+                #expect(m.response == .flush)
+            } else if case let .read(payload) = m.response, expected.remove(m.tag) != nil {
+                // memcmp: comparing 1 MiB arrays takes half a second in a debug build.
+                let same = payload.count == data.count && data.withUnsafeBytes { memcmp(payload.base.baseAddress!, $0.baseAddress!, data.count) == 0 }
+                #expect(same, "Rread to tag \(m.tag): \(payload.count) bytes, not the file's")
+            } else {
+                Issue.record("unexpected \(m.response.type) for tag \(m.tag) (the flushed read is \(flushed))")
+            }
+        }
+        let position = order.firstIndex(of: flushTag) ?? order.count
+        #expect(position < 12, "the Rflush came as reply \(position + 1) of \(order.count): the Tflush waited behind reads waiting for memory")
+        c.setTimeout(seconds: 0, milliseconds: 300)
+        if case let .message(m) = c.receive() { Issue.record("a reply after everything: tag \(m.tag) (\(m.response.type))") }
+        print("flush while stuck: the Rflush came as reply \(position + 1) of \(order.count)")
+    }
+}
+
+/// A Tflush on one connection never waits for another client to read. Found by replaying the
+/// flush torture with tracing: before the shares, client B's unread replies held every large
+/// buffer, A's reader waited for one in the arena's single FIFO with A's Tflush unread behind
+/// a 64 KiB Twrite, and the Rflush came only once B read (4.2 s later; never, had B not).
+@Suite struct CrossConnectionFlushTests {
+    @Test(.timeLimit(.minutes(1)))
+    func aFlushOnOneConnectionDoesNotWaitForAnotherClientToRead() throws {
+        let s = try TestServer {
+            $0.maxMessageSize = 1 << 20
+            $0.workerThreads = 4
+            $0.largeBuffers = 4
+        }
+        defer { s.shutdown() }
+        let data = pseudoRandomBytes(1 << 20, seed: 7)
+        makeFile(s("big.bin"), data)
+        makeFile(s("out.bin"))
+        let b = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096, sendBufferBytes: 4096)
+        defer { b.close() }
+        _ = try b.version(msize: 1 << 20)
+        try b.attach(fid: 0)
+        try b.walk(0, 1, ["big.bin"])
+        _ = try b.lopen(1, OpenFlags.readOnly)
+        let a = try s.session(msize: 1 << 20)
+        try a.walk(0, 1, ["out.bin"])
+        _ = try a.lopen(1, OpenFlags.writeOnly)
+        // B asks for 12 x 1 MiB and never reads.
+        for tag: UInt16 in 1...12 { _ = b.send(.read(fid: 1, offset: 0, count: UInt32(data.count - 4096)), tag: tag) }
+        usleep(300_000)
+        // A: a 64 KiB Twrite (a large receive buffer) and right behind it a Tflush.
+        let clock = ContinuousClock()
+        var bytes = a.encoded(.write(fid: 1, offset: 0, data: a.view(Array(data[0..<65536]))), tag: 100)
+        bytes += a.encoded(.flush(oldtag: 999), tag: 101)
+        let sentAt = clock.now
+        #expect(sendRaw(a.fd, bytes))
+        var got: [UInt16: Duration] = [:]
+        while got.count < 2, case let .message(m) = a.receive() { got[m.tag] = clock.now - sentAt }
+        #expect(got[100] != nil && got[101] != nil, "A got replies for \(got.keys.sorted()) while B read nothing")
+        if let flushed = got[101] {
+            #expect(flushed < .seconds(1), "A's Rflush came \(ms(flushed)) after its Tflush, with B reading nothing")
+        }
+        print("cross-connection flush: with B reading nothing, A's Rwrite after \(got[100].map(ms) ?? "never"), Rflush after \(got[101].map(ms) ?? "never")")
+    }
+}
