@@ -89,16 +89,11 @@ extension Connection {
             let item = outbox[outboxHead]
             let from = headSent
             writeLock.unlock()
-            var position = from
-            var stalled = false
-            while position >= 0 && position < item.totalBytes {
-                if !SocketIO.waitWritable(fd, milliseconds: server.configuration.clientTimeoutMilliseconds) {
-                    stalled = true
-                    break
-                }
-                position = write(item, from: position, waiting: false)
+            // A blocking write with the socket's send timeout (the client timeout, set when
+            // the session starts): it ends early only when the peer took nothing for that long.
+            if write(item, from: from, waiting: true) == Self.stalled {
+                disconnectStalled(unwritten: item.totalBytes - from)
             }
-            if stalled { disconnectStalled(unwritten: item.totalBytes - position) }
             writeLock.lock()
             outbox[outboxHead] = .none
             outboxHead = (outboxHead + 1) % outbox.count
@@ -148,12 +143,12 @@ extension Connection {
     }
 
     /// Writes `item` from byte `from` on: what the socket takes now, or all of it. Returns the
-    /// item's bytes written so far, or -1 when the peer is gone.
+    /// item's bytes written so far, -1 when the peer is gone, or `stalled`.
     private func write(_ item: OutputItem, from: Int, waiting: Bool) -> Int {
         var position = from
         if let context = item.context, position < item.length {
             let n = writeBytes(UnsafeRawBufferPointer(rebasing: context.replyRegion[position..<item.length]), waiting: waiting)
-            if n < 0 { return -1 }
+            if n < 0 { return n }
             position += n
             if position < item.length { return position }
         }
@@ -171,12 +166,19 @@ extension Connection {
             }
             let start = position - item.length
             let n = writeBytes(UnsafeRawBufferPointer(rebasing: scratch[start..<frameBytes]), waiting: waiting)
-            return n < 0 ? -1 : position + n
+            return n < 0 ? n : position + n
         }
     }
 
+    /// What `write` returns when the peer took nothing for the client timeout.
+    static let stalled = -2
+
     private func writeBytes(_ bytes: UnsafeRawBufferPointer, waiting: Bool) -> Int {
-        if waiting { return SocketIO.writeFully(fd, bytes) == .complete ? bytes.count : -1 }
-        return SocketIO.writeWithoutWaiting(fd, bytes)
+        guard waiting else { return SocketIO.writeWithoutWaiting(fd, bytes) }
+        switch SocketIO.writeFully(fd, bytes) {
+        case .complete: return bytes.count
+        case .closed: return -1
+        case .stalled: return Self.stalled
+        }
     }
 }

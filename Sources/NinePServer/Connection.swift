@@ -126,6 +126,8 @@ final class Connection: @unchecked Sendable {
                 versionNegotiated = false
             }
             server.arena.activate(memoryWaiter)
+            // The writer's blocking sends give up on a peer that takes nothing for this long.
+            SocketIO.setSendTimeout(fd, milliseconds: server.configuration.clientTimeoutMilliseconds)
             if server.isStopping {
                 // Accepted as the server began to stop: its snapshot of the connections may
                 // have missed this session, so it stops reading at once by itself.

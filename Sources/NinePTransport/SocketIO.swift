@@ -39,15 +39,6 @@ public enum SocketIO {
         return .complete
     }
 
-    /// Waits until `fd` can take more bytes; false after `milliseconds` (0: wait forever).
-    public static func waitWritable(_ fd: Int32, milliseconds: Int) -> Bool {
-        var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
-        while true {
-            let ready = poll(&poller, 1, milliseconds > 0 ? Int32(clamping: milliseconds) : -1)
-            if ready >= 0 { return ready > 0 }
-            if errno != EINTR { return true }  // the next send reports what went wrong
-        }
-    }
 
     /// Reads exactly `buffer.count` bytes.
     public static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Outcome {
@@ -65,18 +56,28 @@ public enum SocketIO {
         return .complete
     }
 
-    /// Writes all of `bytes`; MSG_NOSIGNAL so a vanished peer is an error, not SIGPIPE.
+    /// Writes all of `bytes`; MSG_NOSIGNAL so a vanished peer is an error, not SIGPIPE. On a
+    /// socket with a send timeout (SO_SNDTIMEO), a send that moves no byte for that long ends
+    /// the write with `.stalled`; any progress starts the timeout again.
     public static func writeFully(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) -> Outcome {
         var done = 0
         while done < bytes.count {
             let n = send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
             if n >= 0 {
                 done += n
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                return .stalled
             } else if errno != EINTR {
                 return .closed
             }
         }
         return .complete
+    }
+
+    /// Sets the send timeout that `writeFully` reports as `.stalled` (0: none).
+    public static func setSendTimeout(_ fd: Int32, milliseconds: Int) {
+        var timeout = timeval(tv_sec: milliseconds / 1000, tv_usec: (milliseconds % 1000) * 1000)
+        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Writes what the socket takes now (MSG_DONTWAIT): the number of bytes written, all of
