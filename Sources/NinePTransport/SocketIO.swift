@@ -19,22 +19,21 @@ public enum SocketIO {
         var done = 0
         var waitsForever = firstByteWaits
         while done < buffer.count {
-            if !waitsForever {
-                var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-                let ready = poll(&poller, 1, Int32(clamping: stallMilliseconds))
-                if ready == 0 { return .stalled }
-                if ready < 0 && errno != EINTR { return .closed }
-                if ready < 0 { continue }
-            }
+            // The bytes are usually there already: recv first, poll only when they are not
+            // (one system call in the common case, as a plain blocking read).
             let n = recv(fd, buffer.baseAddress! + done, buffer.count - done, waitsForever ? 0 : Int32(MSG_DONTWAIT))
             if n > 0 {
                 done += n
                 waitsForever = false
-            } else if n == 0 {
-                return .closed
-            } else if errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK {
-                return .closed
+                continue
             }
+            if n == 0 { return .closed }
+            if errno == EINTR { continue }
+            guard errno == EAGAIN || errno == EWOULDBLOCK, !waitsForever else { return .closed }
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&poller, 1, Int32(clamping: stallMilliseconds))
+            if ready == 0 { return .stalled }
+            if ready < 0 && errno != EINTR { return .closed }
         }
         return .complete
     }
