@@ -24,6 +24,8 @@ struct Ninepd: ParsableCommand {
 
             Memory: every buffer, request context and fid slot on the request path comes from one budget (--memory-budget), allocated, touched and locked in RAM at start-up; the start-up log shows what it buys. A request that finds no free buffer waits (the connection stops being read, so the client is pushed back); it never fails for lack of memory. Give the daemon --oom-score-adj -1000 so the kernel's OOM killer picks another process.
 
+            Isolation: no client can stall another. Replies a client does not read wait in that connection's own outbox (its writer thread sends them), never on a worker; a connection may hold at most a quarter of each buffer pool and is always due one request's buffers, so a client that stops reading is simply no longer read once its share is used. Workers take requests from the connections in turn. --client-timeout disconnects a peer that stops inside a message or takes none of its replies; idle clients are never dropped.
+
             SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs the connections, each memory pool's free buffers and the time requests waited for memory, per call site. SIGHUP is logged and changes nothing (reload is not supported yet).
             """
     )
