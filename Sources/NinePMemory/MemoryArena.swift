@@ -231,9 +231,9 @@ public final class MemoryArena: @unchecked Sendable {
         lock.withLock {
             let isLarge = large.owns(buffer)
             if isLarge { large.put(buffer) } else { small.put(buffer) }
-            if let account, account.accounted {
-                changeHoldingsLocked(account, large: isLarge ? -1 : 0, small: isLarge ? 0 : -1)
-            }
+            // Counted even between sessions: a buffer of the last session may come back after
+            // its account was deactivated (owed is only counted while active).
+            if let account { changeHoldingsLocked(account.account, large: isLarge ? -1 : 0, small: isLarge ? 0 : -1) }
             if returningParkingBuffer { parkingUnused += 1 }
             serveWaitersLocked()
         }
@@ -333,7 +333,7 @@ public final class MemoryArena: @unchecked Sendable {
     }
 
     private func takeLocked(_ need: MemoryNeed, for waiter: MemoryWaiter?) -> MemoryGrant {
-        if let account = waiter?.account, account.accounted { changeHoldingsLocked(account, large: need.large, small: need.small) }
+        if let account = waiter?.account { changeHoldingsLocked(account, large: need.large, small: need.small) }
         func take(_ kind: BufferClass) -> UnsafeMutableRawBufferPointer? {
             switch kind {
             case .none: nil

@@ -98,7 +98,10 @@ public struct MemoryPlan: Sendable, Equatable {
         guard let budget = inputs.budget else {
             let slots = inputs.maxConnections
             let large = inputs.largeBuffers ?? max(8, 2 * inputs.workers)
-            let small = max(64, 8 * inputs.workers) + slots * parking
+            // Each connection's due (two small buffers, see MemoryArena) on top of the shared
+            // working set: without it, one connection with 16 small requests in flight had to
+            // leave the other 63 connections' due free and waited (getattr x16: -16%).
+            let small = max(64, 8 * inputs.workers) + slots * (parking + MemoryWaiter.dueSmall)
             var plan = MemoryPlan(
                 budget: 0, largeBufferBytes: largeBytes, largeBuffers: large, smallBuffers: small,
                 parkingPerConnection: parking, connectionSlots: slots, connectionSlotBytes: inputs.connectionSlotBytes,

@@ -31,11 +31,7 @@ import Testing
     /// msize, and never reads a reply. Its receive buffer is tiny, so its replies back up at
     /// once (TCP then keeps little of them in the kernel: the rest waits in the server).
     private func stoppedReader(_ s: TestServer, reads: Int) throws -> RawClient {
-        let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096)
-        _ = try c.version(msize: Self.msize)
-        try c.attach(fid: 0)
-        try c.walk(0, 1, ["big.bin"])
-        _ = try c.lopen(1, OpenFlags.readOnly)
+        let c = try bigFileReader(s, receiveBufferBytes: 4096)
         var bytes: [UInt8] = []
         for _ in 0..<reads {
             bytes += c.encoded(.read(fid: 1, offset: 0, count: Self.msize - UInt32(NineP.readReplyOverhead)), tag: c.freshTag())
@@ -217,12 +213,8 @@ import Testing
         defer { s.shutdown() }
         let data = pseudoRandomBytes((1 << 20) - 4096, seed: 5)
         makeFile(s("big.bin"), data)
-        let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 65536)
+        let c = try bigFileReader(s, receiveBufferBytes: 65536)
         defer { c.close() }
-        _ = try c.version(msize: 1 << 20)
-        try c.attach(fid: 0)
-        try c.walk(0, 1, ["big.bin"])
-        _ = try c.lopen(1, OpenFlags.readOnly)
         var reads: [UInt16] = []
         var bytes: [UInt8] = []
         for _ in 0..<40 {
@@ -285,12 +277,8 @@ import Testing
         let data = pseudoRandomBytes(1 << 20, seed: 7)
         makeFile(s("big.bin"), data)
         makeFile(s("out.bin"))
-        let b = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096, sendBufferBytes: 4096)
+        let b = try bigFileReader(s, receiveBufferBytes: 4096, sendBufferBytes: 4096)
         defer { b.close() }
-        _ = try b.version(msize: 1 << 20)
-        try b.attach(fid: 0)
-        try b.walk(0, 1, ["big.bin"])
-        _ = try b.lopen(1, OpenFlags.readOnly)
         let a = try s.session(msize: 1 << 20)
         try a.walk(0, 1, ["out.bin"])
         _ = try a.lopen(1, OpenFlags.writeOnly)
@@ -311,4 +299,15 @@ import Testing
         }
         print("cross-connection flush: with B reading nothing, A's Rwrite after \(got[100].map(ms) ?? "never"), Rflush after \(got[101].map(ms) ?? "never")")
     }
+}
+
+/// A client that negotiated msize 1 MiB with "big.bin" of `s` open for reading as fid 1. Small
+/// socket buffers make its replies back up at once when it does not read.
+func bigFileReader(_ s: TestServer, receiveBufferBytes: Int32, sendBufferBytes: Int32? = nil) throws -> RawClient {
+    let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: receiveBufferBytes, sendBufferBytes: sendBufferBytes)
+    _ = try c.version(msize: 1 << 20)
+    try c.attach(fid: 0)
+    try c.walk(0, 1, ["big.bin"])
+    _ = try c.lopen(1, OpenFlags.readOnly)
+    return c
 }
