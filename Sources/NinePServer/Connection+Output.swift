@@ -113,7 +113,7 @@ extension Connection {
     /// stopped, hung or gone. Shutting the socket down ends its session (the reader sees the
     /// end, every fid is clunked) and makes the remaining writes fail at once.
     private func disconnectStalled(unwritten: Int) {
-        _ = shutdown(fd, Int32(SHUT_RDWR))
+        shutdownSocket(Int32(SHUT_RDWR))
         let seconds = server.configuration.clientTimeoutMilliseconds / 1000
         server.logWhenMemoryAllows {
             logger.warning("disconnecting client: it read none of its replies for \(seconds) s (--client-timeout); \(unwritten) bytes were waiting", metadata: ["peer": "\(peer)", "connection": "\(id)"])
@@ -135,7 +135,7 @@ extension Connection {
         writeLock.lock()
         var rounds = 0
         while outboxCount > 0 {
-            if rounds == 40 && (server.configuration.clientTimeoutMilliseconds == 0 || server.isStopping) { _ = shutdown(fd, Int32(SHUT_RDWR)) }
+            if rounds == 40 && (server.configuration.clientTimeoutMilliseconds == 0 || server.isStopping) { shutdownSocket(Int32(SHUT_RDWR)) }
             writeLock.wait(milliseconds: 50)
             rounds += 1
         }

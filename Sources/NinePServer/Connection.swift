@@ -12,7 +12,7 @@ import NinePWire
 /// `stateLock` while it waits for `writeLock`.
 final class Connection: @unchecked Sendable {
     // @unchecked Sendable: mutable fields are guarded by `stateLock` (contexts' shared fields,
-    // `freeContexts`, `closing`, `msize`, `inFlightCount`, `parkedInReserve`), by `writeLock`
+    // `freeContexts`, `closing`, `socketOpen`, `msize`, `inFlightCount`, `parkedInReserve`, `memoryLine`), by `writeLock`
     // (the outbox and `writerStopping`), or owned by the reader thread (`headerScratch`). The
     // session fields (`fd`, `peer`, `id`) are written only while the slot is idle, before the
     // reader starts the session under `assignment`'s lock, and read-only while it runs.
@@ -32,6 +32,8 @@ final class Connection: @unchecked Sendable {
     private var freeContexts: [Int] = []
     var inFlightCount = 0
     var closing = false
+    /// Whether `fd` is this session's open socket (false once the reader closed it).
+    var socketOpen = false
     var msize: UInt32
     var versionNegotiated = false
     /// Requests whose remaining buffer sits in the arena's parking reserve.
@@ -121,6 +123,7 @@ final class Connection: @unchecked Sendable {
             self.peer = peer
             self.id = id
             stateLock.withLock {
+                socketOpen = true
                 closing = false
                 msize = server.configuration.maxMessageSize
                 versionNegotiated = false
@@ -131,7 +134,7 @@ final class Connection: @unchecked Sendable {
             if server.isStopping {
                 // Accepted as the server began to stop: its snapshot of the connections may
                 // have missed this session, so it stops reading at once by itself.
-                _ = shutdown(fd, Int32(SHUT_RD))
+                shutdownSocket(Int32(SHUT_RD))
                 stateLock.withLock { closing = true }
             }
             assigned = true
@@ -444,7 +447,19 @@ final class Connection: @unchecked Sendable {
 
     func closeForProtocolViolation(_ reason: String) {
         logger.warning("closing connection: \(reason)", metadata: ["peer": "\(peer)"])
-        _ = shutdown(fd, Int32(SHUT_RDWR))
+        shutdownSocket(Int32(SHUT_RDWR))
+    }
+
+    /// shutdown(2) of this session's socket, if it is still open. Every thread but the reader
+    /// goes through here: once the reader has closed the socket its number may already belong
+    /// to another connection (of this server, or of another server in the same process), which
+    /// a late shutdown (server shutdown's snapshot, a writer giving up) would cut.
+    func shutdownSocket(_ how: Int32) {
+        stateLock.withLock { shutdownSocketLocked(how) }
+    }
+
+    func shutdownSocketLocked(_ how: Int32) {
+        if socketOpen { _ = shutdown(fd, how) }
     }
 
     // MARK: Shutdown
@@ -452,8 +467,8 @@ final class Connection: @unchecked Sendable {
     /// Stops reading (server shutdown): the reader sees end of stream, or stops waiting for a
     /// free context, and drains.
     func stopReading() {
-        _ = shutdown(fd, Int32(SHUT_RD))
         stateLock.withLock {
+            shutdownSocketLocked(Int32(SHUT_RD))
             closing = true
             stateLock.broadcast()
         }
@@ -492,7 +507,7 @@ final class Connection: @unchecked Sendable {
             signalWorkersLocked()
             if rounds == 40 {
                 // Two seconds on: a worker may be stuck sending to a peer that stopped reading.
-                _ = shutdown(fd, Int32(SHUT_RDWR))
+                shutdownSocketLocked(Int32(SHUT_RDWR))
             }
             stateLock.wait(milliseconds: 50)
             rounds += 1
@@ -501,6 +516,9 @@ final class Connection: @unchecked Sendable {
         stateLock.unlock()
         waitForOutboxToDrain()
         fids.clunkAll()
-        Glibc.close(fd)
+        stateLock.withLock {
+            socketOpen = false
+            Glibc.close(fd)
+        }
     }
 }
