@@ -302,15 +302,26 @@ public final class MemoryArena: @unchecked Sendable {
             return (need.large == 0 || large.freeCount - need.large >= owedLarge)
                 && (need.small == 0 || freeSmall - need.small >= owedSmall)
         }
-        let idle = idleConnections
+        let idleLarge = Self.honouredIdle(idleConnections, pool: plan.largeBuffers, cap: plan.largePerConnection, active: activeAccounts, due: MemoryWaiter.dueLarge)
+        let idleSmall = Self.honouredIdle(idleConnections, pool: plan.sharedSmallBuffers, cap: plan.smallPerConnection, active: activeAccounts, due: MemoryWaiter.dueSmall)
         return Self.fits(
             need.large, held: account.heldLarge, due: MemoryWaiter.dueLarge, cap: plan.largePerConnection,
-            free: large.freeCount, owedByOthers: owedLarge - account.owedLarge + idle * MemoryWaiter.dueLarge,
+            free: large.freeCount, owedByOthers: owedLarge - account.owedLarge + idleLarge * MemoryWaiter.dueLarge,
             reserveLimit: plan.largeBuffers - plan.largePerConnection)
             && Self.fits(
                 need.small, held: account.heldSmall, due: MemoryWaiter.dueSmall, cap: plan.smallPerConnection,
-                free: freeSmall, owedByOthers: owedSmall - account.owedSmall + idle * MemoryWaiter.dueSmall,
+                free: freeSmall, owedByOthers: owedSmall - account.owedSmall + idleSmall * MemoryWaiter.dueSmall,
                 reserveLimit: plan.sharedSmallBuffers - plan.smallPerConnection)
+    }
+
+    /// How many connections not yet open have their due kept for them: as many as the pool
+    /// holds after every open connection's due and one connection's full share. A pool with a
+    /// buffer for every possible connection keeps all of them (a late client finds its due
+    /// even when the first ones stopped reading with their shares full); a smaller one lends
+    /// the rest to the open connections instead of keeping buffers for clients that may never
+    /// come (16 busy connections on 20 buffers ran one request each).
+    static func honouredIdle(_ idle: Int, pool: Int, cap: Int, active: Int, due: Int) -> Int {
+        max(0, min(idle, (pool - cap) / due - active))
     }
 
     /// One class: within its due a connection takes what is free; beyond it, it stays within
