@@ -80,7 +80,7 @@ extension Connection {
     /// The writer thread of this connection slot: writes the outbox in order until told to
     /// stop (server shutdown, or the end of a connection beyond the table) with nothing left.
     /// It waits for the socket with the client timeout: a peer that takes no byte of its
-    /// replies for that long is disconnected (`stalledOutput`), which ends its session.
+    /// replies for that long is disconnected (`disconnectStalled`), which ends its session.
     func writerThread() {
         writeLock.lock()
         while true {
