@@ -36,9 +36,9 @@ COUNT, FAIL_ALL, FAIL_LARGER, BACKTRACE, FAIL_ALL_RECORDING = 0, 1, 2, 3, 4
 OFFSETS = {
     "magic": 0, "layout": 8, "mode": 16, "threshold": 24, "bt_budget": 32, "pid": 40, "ready": 48,
     "allocs": 64, "frees": 72, "bytes": 80, "failed": 88, "reallocs": 96, "bt_recorded": 104,
-    "attempts": 112,
+    "attempts": 112, "io_enomem": 120, "io_short": 128, "io_injected": 136,
 }
-COUNTERS = ("allocs", "frees", "bytes", "failed", "reallocs", "bt_recorded", "attempts")
+COUNTERS = ("allocs", "frees", "bytes", "failed", "reallocs", "bt_recorded", "attempts", "io_injected")
 
 
 class Control:

@@ -33,6 +33,7 @@ struct MallocFailureTests {
             "a new connection is refused clearly, at --max-connections at the latest",
             "new fids beyond the table get ENOMEM/EMFILE", "no corrupted bytes",
             "steady loop keeps serving on every connection", "exits 0 on SIGTERM",
+            "pread/pwrite failing with ENOMEM or short are retried",
         ]
         for name in expected where checks[name] == nil {
             Issue.record("check not made: \(name) (ninepd \(result["exit"] ?? "?")); output: \(outcome.output.suffix(3000))")

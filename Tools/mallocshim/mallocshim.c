@@ -6,7 +6,8 @@
  * injection test (Tests/IntegrationTests/MallocFailureTests.swift).
  *
  * Wrapped: malloc, calloc, realloc, reallocarray, free, cfree, posix_memalign, aligned_alloc,
- * memalign, valloc, pvalloc. Each calls glibc's exported __libc_* entry point, so there is no
+ * memalign, valloc, pvalloc; and pread, pread64, pwrite, pwrite64 (straight to the system call),
+ * to fail or shorten them as a memory cgroup at its limit can. Each calls glibc's exported __libc_* entry point, so there is no
  * dlsym and no bootstrap recursion. malloc_usable_size and friends are glibc's own (the blocks
  * are glibc's).
  *
@@ -40,6 +41,12 @@
  *       96  reallocs     the subset of allocs that were realloc/reallocarray of a non-NULL pointer
  *      104  bt_recorded  backtraces written in mode 3
  *      112  attempts     allocation calls seen, failed or not
+ *      120  io_enomem    the next this many pread/pwrite calls (any of the 64-bit names) fail
+ *                        with ENOMEM without reaching the kernel (decremented by the shim), as
+ *                        a page-cache charge in a memory cgroup at its limit does
+ *      128  io_short     the next this many pread/pwrite calls of more than one byte move half
+ *                        the bytes asked (decremented), as one that got only some pages does
+ *      136  io_injected  pread/pwrite calls failed or shortened on purpose
  *
  * MODES (the control word)
  *   0  count only
@@ -105,10 +112,14 @@ struct control {
     uint64_t reallocs;
     uint64_t bt_recorded;
     uint64_t attempts;
+    uint64_t io_enomem;
+    uint64_t io_short;
+    uint64_t io_injected;
 };
 
 _Static_assert(offsetof(struct control, allocs) == 64, "layout");
 _Static_assert(offsetof(struct control, attempts) == 112, "layout");
+_Static_assert(offsetof(struct control, io_injected) == 136, "layout");
 
 static struct control *volatile shared; /* NULL: pass through */
 static int bt_fd = -1;
@@ -327,6 +338,51 @@ void *pvalloc(size_t size) {
     return pointer;
 }
 
+/* Takes one from a countdown field if it is above zero. */
+static int take_one(uint64_t *field) {
+    uint64_t left = __atomic_load_n(field, __ATOMIC_RELAXED);
+    while (left > 0) {
+        if (__atomic_compare_exchange_n(field, &left, left - 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) return 1;
+    }
+    return 0;
+}
+
+/* What pread/pwrite should do: 0 pass, 1 fail with ENOMEM, 2 move half. */
+static int io_injection(size_t count) {
+    if (shared == NULL || in_shim) return 0;
+    if (take_one(&shared->io_enomem)) {
+        ADD(io_injected, 1);
+        return 1;
+    }
+    if (count > 1 && take_one(&shared->io_short)) {
+        ADD(io_injected, 1);
+        return 2;
+    }
+    return 0;
+}
+
+ssize_t pread64(int fd, void *buffer, size_t count, off_t offset) {
+    int injection = io_injection(count);
+    if (injection == 1) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return syscall(SYS_pread64, fd, buffer, injection == 2 ? count / 2 : count, offset);
+}
+
+ssize_t pread(int fd, void *buffer, size_t count, off_t offset) { return pread64(fd, buffer, count, offset); }
+
+ssize_t pwrite64(int fd, const void *buffer, size_t count, off_t offset) {
+    int injection = io_injection(count);
+    if (injection == 1) {
+        errno = ENOMEM;
+        return -1;
+    }
+    return syscall(SYS_pwrite64, fd, buffer, injection == 2 ? count / 2 : count, offset);
+}
+
+ssize_t pwrite(int fd, const void *buffer, size_t count, off_t offset) { return pwrite64(fd, buffer, count, offset); }
+
 static void after_fork_in_child(void) {
     /* The counters belong to the parent. */
     shared = NULL;
@@ -384,6 +440,7 @@ __attribute__((constructor)) static void mallocshim_load(void) {
     __atomic_store_n(&mapped->reallocs, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&mapped->bt_recorded, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&mapped->attempts, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&mapped->io_injected, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&mapped->pid, (uint64_t)getpid(), __ATOMIC_RELAXED);
     /* backtrace() loads libgcc_s (and allocates) on its first call: do that now, not later
      * when allocations may be failing. */

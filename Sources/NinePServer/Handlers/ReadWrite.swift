@@ -40,14 +40,9 @@ extension Worker {
             case .file:
                 guard ref.entry.isOpen else { throw ServerErrno.badFid }
                 let (fd, length) = Self.directSplit(ref.entry, offset: offset, count: region.count)
-                var n: Int
-                repeat {
-                    if ref.entry.streaming {
-                        n = Glibc.read(fd, region.baseAddress, length)
-                    } else {
-                        n = pread(fd, region.baseAddress, length, off_t(Int64(bitPattern: offset)))
-                    }
-                } while n < 0 && errno == EINTR && !ref.entry.streaming
+                let n = ref.entry.streaming
+                    ? Glibc.read(fd, region.baseAddress, length)
+                    : PositionalIO.read(fd, into: region.baseAddress, length: length, at: offset)
                 if n < 0 {
                     if ref.entry.streaming && (errno == EAGAIN || errno == EWOULDBLOCK), let context,
                        connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLIN)) {
@@ -80,18 +75,11 @@ extension Worker {
             case .file:
                 guard ref.entry.isOpen else { throw ServerErrno.badFid }
                 let (fd, length) = Self.directSplit(ref.entry, offset: offset, count: data.count)
-                var done = 0
-                while done < length {
-                    let n: Int
-                    if ref.entry.streaming {
-                        n = Glibc.write(fd, data.base.baseAddress! + done, length - done)
-                    } else {
-                        n = pwrite(fd, data.base.baseAddress! + done, length - done, off_t(Int64(bitPattern: offset &+ UInt64(done))))
-                    }
+                let done: Int
+                if ref.entry.streaming {
+                    let n = length > 0 ? Glibc.write(fd, data.base.baseAddress!, length) : 0
                     if n < 0 {
-                        if errno == EINTR && !ref.entry.streaming { continue }
-                        if done > 0 { break }
-                        if ref.entry.streaming && (errno == EAGAIN || errno == EWOULDBLOCK), let context {
+                        if errno == EAGAIN || errno == EWOULDBLOCK, let context {
                             // Nothing is written yet. A parked request keeps only its small
                             // reply buffer: what fits of the payload moves there (after the
                             // reply's own bytes, 4096-aligned), the receive buffer goes back,
@@ -108,9 +96,10 @@ extension Worker {
                         }
                         throw ServerErrno.current
                     }
-                    if n == 0 { break }
-                    done += n
-                    if ref.entry.streaming { break }
+                    done = n
+                } else {
+                    done = PositionalIO.write(fd, from: data.base.baseAddress, length: length, at: offset)
+                    if done < 0 { throw ServerErrno.current }
                 }
                 // Write-behind (only in a memory-limited cgroup, see ServerConfiguration):
                 // large writes start their writeback at once, so dirty pages do not pile up.
