@@ -87,17 +87,29 @@ struct ThreadIdentity {
         groups = credentials.groups
     }
 
-    /// Temporarily uses another fsgid (Tlcreate/Tmkdir/... carry the new file's gid). Only a
-    /// group the user belongs to, as chown(2) allows (root may name any): otherwise any user
-    /// could create files, even setgid ones, owned by any group (EPERM, as diod answers).
+    /// Temporarily uses another fsgid: Tlcreate/Tmkdir/Tmknod/Tsymlink carry the creating
+    /// process's fsgid, which its kernel has already decided (its own groups, or the group of a
+    /// setgid directory). It is trusted as the attaching uid is: the server cannot know the
+    /// client's groups, and refusing a group it does not list made creates fail (EPERM) that
+    /// succeed locally. A squashed session never gets here with another gid (see
+    /// `Worker.creationGroup`).
     mutating func setCreationGroup(_ gid: UInt32) throws(ServerErrno) {
         guard enabled, gid != self.gid else { return }
-        guard uid == 0 || groups.contains(gid) else { throw ServerErrno(LinuxErrno.EPERM) }
         // setfsgid to a supplementary group needs CAP_SETGID for a moment.
         if uid != 0 { _ = ninep_thread_effective_caps(1) }
         _ = ninep_setfsgid(gid)
         if uid != 0 { _ = ninep_thread_effective_caps(0) }
         creationGroupActive = true
+    }
+
+    /// The mode a new non-directory is created with in group `gid`: without S_ISGID when the
+    /// user is not root and the server does not list that group among the user's, as Linux
+    /// strips it for a creator outside the group. The group is trusted (see
+    /// `setCreationGroup`), but a setgid file of any group it names would give a user limited by
+    /// --allowed-users that group's rights on the server.
+    func creationMode(_ mode: UInt32, group gid: UInt32) -> UInt32 {
+        guard enabled, uid != 0, gid != self.gid, !groups.contains(gid) else { return mode }
+        return mode & ~UInt32(Glibc.S_ISGID)
     }
 
     mutating func restoreCreationGroup() {

@@ -48,6 +48,13 @@ final class Worker {
 
     enum NameError: Error { case invalid, tooLong }
 
+    /// The group a new file is created with: the one the request names (the creating process's
+    /// fsgid, see `ThreadIdentity.setCreationGroup`), or the squash group on a squashed export,
+    /// where every file belongs to the squash user.
+    func creationGroup(_ requested: UInt32) -> UInt32 {
+        server.configuration.squashUser?.gid ?? requested
+    }
+
     /// For the few handlers that must allocate (attach, xattrs): Rlerror ENOMEM when malloc
     /// refuses now, instead of a trap inside the handler.
     func requireAllocatable() throws(ServerErrno) {

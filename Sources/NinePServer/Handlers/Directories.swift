@@ -71,7 +71,7 @@ extension Worker {
     ) throws(ServerErrno) -> Qid {
         try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Qid in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            try identity.setCreationGroup(gid)
+            try identity.setCreationGroup(creationGroup(gid))
             let rc = make(ref.entry.pathFd)
             let e = errno
             identity.restoreCreationGroup()

@@ -51,7 +51,8 @@ extension Worker {
         let cName = try component(name, slot: 0)
         let device = dev_t(Self.encodeDevice(major: major, minor: minor))
         let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid) { directory in
-            mknodat(directory, cName, mode_t(mode & (FileMode.typeMask | FileMode.permissionMask)), device)
+            let kept = identity.creationMode(mode, group: creationGroup(gid))
+            return mknodat(directory, cName, mode_t(kept & (FileMode.typeMask | FileMode.permissionMask)), device)
         }
         return try encode(.mknod(qid: qid), tag: tag, into: &w)
     }

@@ -121,8 +121,10 @@ extension Worker {
             var hostFlags = Self.hostOpenFlags(flags) | O_CREAT | O_NOFOLLOW
             if flags & OpenFlags.exclusive != 0 { hostFlags |= O_EXCL }
             hostFlags &= ~O_DIRECTORY
-            try identity.setCreationGroup(gid)
-            let fd = descriptor { openat(ref.entry.pathFd, cName, hostFlags, mode_t(mode & FileMode.permissionMask)) }
+            let group = creationGroup(gid)
+            let permissions = identity.creationMode(mode, group: group) & FileMode.permissionMask
+            try identity.setCreationGroup(group)
+            let fd = descriptor { openat(ref.entry.pathFd, cName, hostFlags, mode_t(permissions)) }
             let openErrno = errno
             identity.restoreCreationGroup()
             guard fd >= 0 else { throw ServerErrno(UInt32(openErrno)) }
