@@ -35,6 +35,8 @@ struct KernelDataIntegrityTests {
         }
         #expect(result["mismatches"] as? Int == 0, "cache=\(cache), seed \(seed): \(result["first_mismatch"] ?? "?")")
         #expect(result["done"] as? Int == result["operations"] as? Int, "cache=\(cache), seed \(seed): not every operation ran")
+        let notes = result["notes"] as? [String] ?? []
+        #expect(!notes.contains { $0.contains("O_DIRECT") }, "cache=\(cache): ninepd serves O_DIRECT, yet: \(notes)")
         let fio = result["fio"] as? [[String: Any]] ?? []
         #expect(!fio.isEmpty, "fio did not run")
         if cache != "none" {

@@ -60,7 +60,9 @@ class Exerciser:
         try:
             return os.open(self.path, os.O_RDWR | os.O_DIRECT)
         except OSError as e:
-            self.notes.append("O_DIRECT open refused (%s): no direct operations" % errno.errorcode.get(e.errno))
+            note = "O_DIRECT open refused (%s): no direct operations" % errno.errorcode.get(e.errno)
+            if note not in self.notes:
+                self.notes.append(note)
             return None
 
     def probe_map_writes(self):
