@@ -2,6 +2,7 @@ import CNinePShims
 import Glibc
 import NinePMemory
 import NinePWire
+import Synchronization
 
 /// What a fid stands for.
 enum FidKind: Equatable {
@@ -13,22 +14,58 @@ enum FidKind: Equatable {
     case xattrWrite
 }
 
-/// Xattr data held by an xattr fid (allocated only for xattr operations).
-final class XattrState: @unchecked Sendable {
-    // @unchecked Sendable: mutated only by the request that owns the fid reference, and the
-    // fid table hands a fid's state to one request at a time for xattr writes (clients do not
-    // issue concurrent writes to one xattr fid; if they do, the fid table lock serialises
-    // appends through `FidTable.appendXattr`).
-    var name: [UInt8]
-    var value: [UInt8]
-    var expectedSize: Int
-    var flags: Int32
+/// Xattr data held by an xattr fid (allocated only for xattr operations). Pipelined Twrites
+/// and the Tclunk of one xattr fid may run on different workers at once, so the value is only
+/// touched under its lock: each write appends at exactly the current end or fails, and the
+/// clunk seals it, after which a late write fails instead of changing what was set.
+final class XattrState: Sendable {
+    struct Value {
+        var bytes: [UInt8]
+        var sealed = false
+    }
+
+    let name: [UInt8]
+    let expectedSize: Int
+    let flags: Int32
+    private let value: Mutex<Value>
 
     init(name: [UInt8], value: [UInt8], expectedSize: Int, flags: Int32) {
         self.name = name
-        self.value = value
         self.expectedSize = expectedSize
         self.flags = flags
+        self.value = Mutex(Value(bytes: value))
+    }
+
+    enum AppendFailure: Error { case sealed, misplaced }
+
+    /// Appends `data` if `offset` is the current end and the value stays within its size.
+    func append(_ data: UnsafeRawBufferPointer, at offset: UInt64) throws(AppendFailure) {
+        let failure: AppendFailure? = value.withLock { v in
+            if v.sealed { return .sealed }
+            guard offset == UInt64(v.bytes.count), v.bytes.count + data.count <= expectedSize else { return .misplaced }
+            v.bytes.append(contentsOf: data)
+            return nil
+        }
+        if let failure { throw failure }
+    }
+
+    /// Seals the value (no write changes it any more) and lends it to `body`.
+    func sealed<R>(_ body: ([UInt8]) -> R) -> R {
+        value.withLock { v in
+            v.sealed = true
+            return body(v.bytes)
+        }
+    }
+
+    /// Copies up to `count` bytes from `start` to `destination`; returns how many.
+    func copy(from start: Int, count: Int, to destination: UnsafeMutableRawPointer?) -> Int {
+        value.withLock { v in
+            let n = start < v.bytes.count ? min(count, v.bytes.count - start) : 0
+            if n > 0, let destination {
+                v.bytes.withUnsafeBytes { destination.copyMemory(from: $0.baseAddress! + start, byteCount: n) }
+            }
+            return n
+        }
     }
 }
 

@@ -5,13 +5,27 @@ import NinePWire
 extension Worker {
     /// Treaddir: entries from getdents64 starting at the directory offset cookie the client
     /// passes back (the offset of the last entry it saw), so offsets are stable across calls.
+    /// lseek + getdents64 move the descriptor's file position: a request that is the fid's only
+    /// borrower uses the open descriptor, and one that shares the fid with another request in
+    /// flight (pipelined Treaddirs on one fid) reads through a descriptor of its own, so no two
+    /// requests ever move one position.
     func readdir(
         _ connection: Connection, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
             guard ref.entry.qid.isDirectory else { throw ServerErrno(LinuxErrno.ENOTDIR) }
-            let fd = ref.entry.openFd
+            let ownsPosition = ref.entry.references == 1
+            let fd: Int32
+            if ownsPosition {
+                fd = ref.entry.openFd
+            } else {
+                // The fid is open already: its own rights, not the directory's mode now, decide.
+                let shared = ref.entry.openFd
+                fd = descriptor { identity.withFullCapabilities { openat(shared, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) } }
+                guard fd >= 0 else { throw ServerErrno.current }
+            }
+            defer { if !ownsPosition { Glibc.close(fd) } }
             let msize = Int(connection.stateLock.withLock { connection.msize })
             let maxCount = min(Int(count), msize - NineP.readdirReplyOverhead)
             var entries: DirEntryWriter

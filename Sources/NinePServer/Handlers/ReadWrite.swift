@@ -28,12 +28,7 @@ extension Worker {
             switch ref.entry.kind {
             case .xattrRead:
                 guard let xattr = ref.entry.xattr else { throw ServerErrno.badFid }
-                let start = Int(clamping: offset)
-                let available = start < xattr.value.count ? xattr.value.count - start : 0
-                let n = min(available, region.count)
-                if n > 0 {
-                    xattr.value.withUnsafeBytes { region.baseAddress!.copyMemory(from: $0.baseAddress! + start, byteCount: n) }
-                }
+                let n = xattr.copy(from: Int(clamping: offset), count: region.count, to: region.baseAddress)
                 return .reply(length: w.finishRread(reserved: region.count, produced: n))
             case .xattrWrite:
                 throw ServerErrno.badFid
@@ -64,11 +59,12 @@ extension Worker {
             switch ref.entry.kind {
             case .xattrWrite:
                 guard let xattr = ref.entry.xattr else { throw ServerErrno.badFid }
-                guard offset == UInt64(xattr.value.count), xattr.value.count + data.count <= xattr.expectedSize else {
-                    throw ServerErrno(LinuxErrno.EINVAL)
-                }
                 try requireAllocatable()
-                xattr.value.append(contentsOf: data)
+                do throws(XattrState.AppendFailure) {
+                    try xattr.append(data.base, at: offset)
+                } catch {
+                    throw error == .sealed ? ServerErrno.badFid : ServerErrno(LinuxErrno.EINVAL)
+                }
                 return .reply(length: try encode(.write(count: UInt32(data.count)), tag: tag, into: &w))
             case .xattrRead:
                 throw ServerErrno.badFid

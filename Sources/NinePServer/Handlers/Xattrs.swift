@@ -98,16 +98,22 @@ extension Worker {
     /// removes an attribute) removes it.
     func commitXattr(_ fd: Int32, _ xattr: XattrState) throws(ServerErrno) {
         try requireWritable()
-        guard xattr.value.count == xattr.expectedSize else { throw ServerErrno.invalid }
         var name = xattr.name
         name.append(0)
-        let rc: Int32 = name.withUnsafeBufferPointer { namePointer in
-            let cName = UnsafeRawPointer(namePointer.baseAddress!).assumingMemoryBound(to: CChar.self)
-            if xattr.expectedSize == 0 && xattr.flags & Int32(Self.xattrReplace) != 0 {
-                return ninep_fd_removexattr(fd, cName)
+        // Sealed first: a Twrite still in flight on another worker fails rather than change
+        // the value after it was checked.
+        let (complete, rc, code): (Bool, Int32, Int32) = xattr.sealed { value in
+            guard value.count == xattr.expectedSize else { return (false, 0, 0) }
+            let rc: Int32 = name.withUnsafeBufferPointer { namePointer in
+                let cName = UnsafeRawPointer(namePointer.baseAddress!).assumingMemoryBound(to: CChar.self)
+                if xattr.expectedSize == 0 && xattr.flags & Int32(Self.xattrReplace) != 0 {
+                    return ninep_fd_removexattr(fd, cName)
+                }
+                return value.withUnsafeBytes { ninep_fd_setxattr(fd, cName, $0.baseAddress, value.count, xattr.flags) }
             }
-            return xattr.value.withUnsafeBytes { ninep_fd_setxattr(fd, cName, $0.baseAddress, xattr.value.count, xattr.flags) }
+            return (true, rc, rc != 0 ? errno : 0)
         }
-        if rc != 0 { throw ServerErrno.current }
+        guard complete else { throw ServerErrno.invalid }
+        if rc != 0 { throw ServerErrno(UInt32(code)) }
     }
 }
