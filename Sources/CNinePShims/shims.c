@@ -36,6 +36,17 @@ int ninep_thread_effective_caps(int raise) {
     return (int)syscall(SYS_capset, &header, data);
 }
 
+// Effective capabilities = permitted, without CAP_FSETID unless keep: a write or truncate
+// by a thread without it clears setuid and setgid, as the kernel does for an ordinary user.
+int ninep_thread_keep_fsetid(int keep) {
+    struct __user_cap_header_struct header = { _LINUX_CAPABILITY_VERSION_3, 0 };
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &header, data) != 0) return -1;
+    for (int i = 0; i < 2; i++) data[i].effective = data[i].permitted;
+    if (!keep) data[CAP_FSETID / 32].effective &= ~(1u << (CAP_FSETID % 32));
+    return (int)syscall(SYS_capset, &header, data);
+}
+
 int ninep_set_io_flusher(void) { return prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0); }
 int ninep_mlockall(void) { return mlockall(MCL_CURRENT | MCL_FUTURE); }
 

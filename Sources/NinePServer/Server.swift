@@ -28,6 +28,9 @@ public final class Server: @unchecked Sendable {
     let waiter: ReadinessWaiter
     /// Root: each request runs with the attaching user's fsuid/fsgid/groups.
     let switchesIdentity: Bool
+    /// --access client as root: requests run as root and new files are given to the attaching
+    /// user, in the group and mode the request names (see `AccessMode.client`).
+    let ownsForClients: Bool
     let ioFlusher: Bool
     /// Log every request and its reply (--log-level trace).
     let tracesRequests: Bool
@@ -71,7 +74,8 @@ public final class Server: @unchecked Sendable {
             rootRealPath = configuration.exportPath
         }
         qids = QidMapper(rootDevice: rootDevice)
-        switchesIdentity = geteuid() == 0
+        switchesIdentity = geteuid() == 0 && configuration.access == .user
+        ownsForClients = geteuid() == 0 && configuration.access == .client
         queue = WorkQueue(connections: configuration.maxConnections)
         waiter = ReadinessWaiter(contexts: configuration.maxConnections * configuration.maxRequestsPerConnection)
         let plan: MemoryPlan

@@ -40,6 +40,8 @@ public struct ServerConfiguration: Sendable {
     /// for this long is disconnected (its fids clunked). An idle client with nothing in
     /// flight is never dropped. 0: never.
     public var clientTimeoutMilliseconds = 60_000
+    /// Who checks permissions (see `AccessMode`).
+    public var access: AccessMode = .user
 
 
     public init(exportPath: String, listen: [ListenAddress]) {
@@ -48,4 +50,17 @@ public struct ServerConfiguration: Sendable {
     }
 
     public static let minimumMessageSize: UInt32 = 4096
+}
+
+/// Who checks permissions, as the Linux client's `access=` mount option names it.
+public enum AccessMode: String, Sendable, CaseIterable {
+    /// Every request runs as the attaching user, with the groups this host lists for it
+    /// (server-side checks; mount with access=user).
+    case user
+    /// Requests run with the server's own privileges inside the export; a new file gets the
+    /// attaching user as owner and the group and mode the request names, and the client's
+    /// kernel checks permissions with the caller's real groups (mount with access=client, as
+    /// QEMU's passthrough model does for VMs). Only for clients trusted with the whole export:
+    /// any of them can act as any user on it. Needs root; not with a squash user.
+    case client
 }

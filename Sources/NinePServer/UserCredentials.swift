@@ -87,6 +87,25 @@ struct ThreadIdentity {
         groups = credentials.groups
     }
 
+    /// --access client: requests run as root, but a write or truncation for a user other than
+    /// root runs without CAP_FSETID, so that it clears setuid and setgid as that user's would on
+    /// a local file system; a chmod, chown or new file the client allowed runs with it (without
+    /// it the kernel would drop setgid for a group the server thread is not in). Sticky: a
+    /// system call only when the need changes.
+    private var fsetidDropped = false
+    mutating func clearSetIDOnWrite(forUid uid: UInt32) {
+        setFsetid(dropped: uid != 0)
+    }
+
+    mutating func keepSetIDBits() {
+        setFsetid(dropped: false)
+    }
+
+    private mutating func setFsetid(dropped: Bool) {
+        guard dropped != fsetidDropped else { return }
+        if ninep_thread_keep_fsetid(dropped ? 0 : 1) == 0 { fsetidDropped = dropped }
+    }
+
     /// Temporarily uses another fsgid: Tlcreate/Tmkdir/Tmknod/Tsymlink carry the creating
     /// process's fsgid, which its kernel has already decided (its own groups, or the group of a
     /// setgid directory). It is trusted as the attaching uid is: the server cannot know the

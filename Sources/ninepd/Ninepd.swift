@@ -92,6 +92,11 @@ struct Ninepd: ParsableCommand {
     var squashGid: UInt32?
 
     @Option(name: .long, help: ArgumentHelp(
+        "Who checks permissions. user (default): each request runs as the attaching user, with the groups this host lists for it; mount with access=user. client: requests run as root inside the export, new files get the attaching user as owner and the group and mode the client sends, and the client's kernel checks permissions with the caller's real groups; mount with access=client. client is only for clients trusted with the whole export (any of them can act as any user there, like QEMU's passthrough for VMs); it needs root and cannot be combined with --squash-uid.",
+        valueName: "user|client"))
+    var access: String = "user"
+
+    @Option(name: .long, help: ArgumentHelp(
         "Disconnect a client that sends part of a message and then nothing, or takes none of its replies, for this many seconds (its fids are clunked; one log line says why). A client with nothing in flight is never dropped, however long it stays idle. 0: never.",
         valueName: "seconds"))
     var clientTimeout = 60
@@ -115,6 +120,15 @@ struct Ninepd: ParsableCommand {
         }
         if let oomScoreAdj, !(-1000...1000).contains(oomScoreAdj) {
             throw ValidationError("--oom-score-adj \(oomScoreAdj) is out of range: give -1000 to 1000")
+        }
+        guard let mode = AccessMode(rawValue: access) else {
+            throw ValidationError("--access '\(access)' is not one of user, client")
+        }
+        if mode == .client && squashUid != nil {
+            throw ValidationError("--access client and --squash-uid contradict each other: client keeps each user's ownership, a squash user replaces it; choose one")
+        }
+        if mode == .client && geteuid() != 0 {
+            throw ValidationError("--access client needs root (it gives new files to their users with chown); run as root or use --access user")
         }
         if !["auto", "on", "off"].contains(writeBehind) {
             throw ValidationError("--write-behind '\(writeBehind)' is not one of auto, on, off")
@@ -163,6 +177,7 @@ struct Ninepd: ParsableCommand {
         configuration.socketMode = socketMode.flatMap { UInt32($0, radix: 8) }
         configuration.allowedUsers = allowUser.isEmpty ? nil : Set(allowUser)
         if let squashUid { configuration.squashUser = (squashUid, squashGid ?? squashUid) }
+        configuration.access = AccessMode(rawValue: access) ?? .user
         let cgroupLimit = MemoryCgroup.limitBytes()
         configuration.writeBehind = writeBehind == "on" || (writeBehind == "auto" && cgroupLimit != nil)
         let writeBehindText = configuration.writeBehind
@@ -212,7 +227,10 @@ struct Ninepd: ParsableCommand {
         }
         server.start()
         let bound = server.boundAddresses.map(\.description).joined(separator: ", ")
-        let identity = geteuid() == 0 ? (configuration.squashUser != nil ? "squashed to uid \(configuration.squashUser!.uid)" : "per attaching user") : "as uid \(geteuid()) for everyone"
+        let identity = geteuid() != 0 ? "as uid \(geteuid()) for everyone"
+            : configuration.squashUser != nil ? "squashed to uid \(configuration.squashUser!.uid)"
+            : configuration.access == .client ? "root, owners from the client, permissions checked by the client (--access client: trusted clients only)"
+            : "per attaching user"
         logger.info("""
             exporting \(server.exportDescription) on \(bound): msize \(msize), \(readOnly ? "read-only" : "read-write"), \
             identity \(identity), \(workers) workers, up to \(maxConnections) connections x \(maxRequests) requests in flight, \

@@ -36,6 +36,7 @@ int ninep_thread_setgroups(size_t count, const gid_t *groups);
 // so the thread can raise them again. Used while acting for a non-root user, since changing
 // fsuid clears only the file-system capabilities (CAP_SYS_ADMIN and others would remain).
 int ninep_thread_effective_caps(int raise);
+int ninep_thread_keep_fsetid(int keep);
 
 // --- process hardening
 int ninep_set_io_flusher(void);

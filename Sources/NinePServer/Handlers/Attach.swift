@@ -36,7 +36,10 @@ extension Worker {
             connection.logger.notice("refused attach of uid \(credentials.uid): not in --allow-user", metadata: ["peer": "\(connection.peer)"])
             throw ServerErrno(LinuxErrno.EACCES)
         }
-        if !server.switchesIdentity {
+        if server.ownsForClients {
+            // The uid only names the owner of what this session creates.
+            credentials = UserCredentials(uid: credentials.uid, gid: credentials.gid, groups: [])
+        } else if !server.switchesIdentity {
             // Not root: every access is the daemon's own user, whoever attaches.
             credentials = UserCredentials(uid: getuid(), gid: getgid(), groups: [])
         }

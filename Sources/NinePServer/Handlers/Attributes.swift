@@ -51,16 +51,21 @@ extension Worker {
             if f.valid & SetattrValid.mode != 0 {
                 if ref.entry.qid.isSymlink { throw ServerErrno.notSupported }
                 let mode = mode_t(f.mode & FileMode.permissionMask)
+                // --access client: the client allowed this chmod; without CAP_FSETID the kernel
+                // would drop a setgid bit for a group the server thread is not in.
+                if server.ownsForClients { identity.keepSetIDBits() }
                 let rc = openFd >= 0 ? fchmod(openFd, mode) : ninep_fd_chmod(pathFd, mode)
                 if rc != 0 { throw ServerErrno.current }
             }
             if f.valid & (SetattrValid.uid | SetattrValid.gid) != 0 {
                 let uid = f.valid & SetattrValid.uid != 0 ? uid_t(f.uid) : uid_t.max
                 let gid = f.valid & SetattrValid.gid != 0 ? gid_t(f.gid) : gid_t.max
+                if server.ownsForClients { identity.keepSetIDBits() }
                 if fchownat(pathFd, emptyPath, uid, gid, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 { throw ServerErrno.current }
             }
             if f.valid & SetattrValid.size != 0 {
                 guard f.size <= UInt64(Int64.max) else { throw ServerErrno(LinuxErrno.EFBIG) }
+                if server.ownsForClients { identity.clearSetIDOnWrite(forUid: ref.entry.uid) }
                 let writable = openFd >= 0 && ref.entry.openFlags & (O_WRONLY | O_RDWR) != 0
                 let rc = writable ? ftruncate(openFd, off_t(f.size)) : ninep_fd_truncate(pathFd, off_t(f.size))
                 if rc != 0 { throw ServerErrno.current }

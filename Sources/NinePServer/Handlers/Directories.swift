@@ -71,7 +71,9 @@ extension Worker {
     ) throws(ServerErrno) -> Int {
         try requireWritable()
         let cName = try component(name, slot: 0)
-        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid) { directory in
+        // mkdir(2) keeps only the permission and sticky bits; setgid comes from the parent.
+        let kept = mode & (FileMode.permissionMask & ~UInt32(Glibc.S_ISGID | Glibc.S_ISUID))
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: kept, isDirectory: true) { directory in
             mkdirat(directory, cName, mode_t(mode & FileMode.permissionMask))
         }
         return try encode(.mkdir(qid: qid), tag: tag, into: &w)
@@ -79,17 +81,21 @@ extension Worker {
 
     /// Creates one entry named `cName` in the directory fid (mkdir, symlink, mknod): runs
     /// `make(directoryFd)` with the requested group as fsgid and returns the new entry's qid.
+    /// With --access client the entry is then given to the attaching user with `mode` (nil:
+    /// a symlink, owner and group only).
     func createEntry(
-        _ connection: Connection, dfid: UInt32, name cName: UnsafePointer<CChar>, gid: UInt32,
-        _ make: (Int32) -> Int32
+        _ connection: Connection, dfid: UInt32, name cName: UnsafePointer<CChar>, gid: UInt32, mode: UInt32?,
+        isDirectory: Bool = false, _ make: (Int32) -> Int32
     ) throws(ServerErrno) -> Qid {
         try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Qid in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            try identity.setCreationGroup(creationGroup(gid))
+            let group = creationGroup(gid)
+            try identity.setCreationGroup(group)
             let rc = make(ref.entry.pathFd)
             let e = errno
             identity.restoreCreationGroup()
             if rc != 0 { throw ServerErrno(UInt32(e)) }
+            try giveAway(directory: ref.entry.pathFd, name: cName, uid: ref.entry.uid, gid: group, mode: mode, isDirectory: isDirectory)
             return server.qids.qid(try stat(ref.entry.pathFd, cName))
         }
     }

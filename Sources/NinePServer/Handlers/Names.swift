@@ -36,7 +36,7 @@ extension Worker {
         let cName = try component(name, slot: 0)
         if target.count == 0 { throw ServerErrno(LinuxErrno.ENOENT) }
         let cTarget = try cString(target, slot: 1).get()
-        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid) { directory in
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: nil) { directory in
             symlinkat(cTarget, directory, cName)
         }
         return try encode(.symlink(qid: qid), tag: tag, into: &w)
@@ -50,7 +50,7 @@ extension Worker {
         try requireWritable()
         let cName = try component(name, slot: 0)
         let device = dev_t(Self.encodeDevice(major: major, minor: minor))
-        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid) { directory in
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: identity.creationMode(mode, group: creationGroup(gid))) { directory in
             let kept = identity.creationMode(mode, group: creationGroup(gid))
             return mknodat(directory, cName, mode_t(kept & (FileMode.typeMask | FileMode.permissionMask)), device)
         }

@@ -124,10 +124,28 @@ extension Worker {
             let group = creationGroup(gid)
             let permissions = identity.creationMode(mode, group: group) & FileMode.permissionMask
             try identity.setCreationGroup(group)
-            let fd = descriptor { openat(ref.entry.pathFd, cName, hostFlags, mode_t(permissions)) }
-            let openErrno = errno
+            let directory = ref.entry.pathFd
+            // Giving a file away is only for one this request created: without O_EXCL, an
+            // existing file is opened as it is.
+            let exclusiveFirst = server.ownsForClients && hostFlags & O_EXCL == 0
+            var created = true
+            var fd = descriptor { openat(directory, cName, exclusiveFirst ? hostFlags | O_EXCL : hostFlags, mode_t(permissions)) }
+            var openErrno = errno
+            if fd < 0 && exclusiveFirst && openErrno == EEXIST {
+                created = false
+                fd = descriptor { openat(directory, cName, hostFlags & ~O_CREAT, 0) }
+                openErrno = errno
+            }
             identity.restoreCreationGroup()
             guard fd >= 0 else { throw ServerErrno(UInt32(openErrno)) }
+            if created {
+                do throws(ServerErrno) {
+                    try giveAway(directory: directory, name: cName, openFd: fd, uid: ref.entry.uid, gid: group, mode: mode)
+                } catch {
+                    Glibc.close(fd)
+                    throw error
+                }
+            }
             let pathFd = descriptor { ninep_reopen(fd, NINEP_O_PATH) }
             guard pathFd >= 0 else {
                 let e = ServerErrno.current

@@ -71,6 +71,7 @@ extension Worker {
             case .file:
                 guard ref.entry.isOpen else { throw ServerErrno.badFid }
                 let (fd, length) = Self.directSplit(ref.entry, offset: offset, count: data.count)
+                if server.ownsForClients { identity.clearSetIDOnWrite(forUid: ref.entry.uid) }
                 let done: Int
                 if ref.entry.streaming {
                     let n = length > 0 ? Glibc.write(fd, data.base.baseAddress!, length) : 0
