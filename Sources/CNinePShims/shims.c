@@ -16,6 +16,7 @@
 #include <linux/capability.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sched.h>
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -34,6 +35,12 @@ int ninep_thread_effective_caps(int raise) {
     if (syscall(SYS_capget, &header, data) != 0) return -1;
     for (int i = 0; i < 2; i++) data[i].effective = raise ? data[i].permitted : 0;
     return (int)syscall(SYS_capset, &header, data);
+}
+
+int ninep_thread_own_umask(mode_t mask) {
+    if (unshare(CLONE_FS) != 0) return -1;
+    umask(mask);
+    return 0;
 }
 
 int ninep_set_io_flusher(void) { return prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0); }

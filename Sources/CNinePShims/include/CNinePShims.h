@@ -36,6 +36,9 @@ int ninep_thread_setgroups(size_t count, const gid_t *groups);
 // so the thread can raise them again. Used while acting for a non-root user, since changing
 // fsuid clears only the file-system capabilities (CAP_SYS_ADMIN and others would remain).
 int ninep_thread_effective_caps(int raise);
+// Gives the calling thread its own umask (unshare CLONE_FS) and sets it; -1 with errno if
+// the thread cannot have one. Other threads, and the process's umask, are not affected.
+int ninep_thread_own_umask(mode_t mask);
 
 // --- process hardening
 int ninep_set_io_flusher(void);
