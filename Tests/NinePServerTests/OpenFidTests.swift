@@ -59,4 +59,35 @@ import Testing
         #expect(fileBytes(s("readonly")) == [9, 9, 9])
     }
 
+    /// walk(5): "fid must not have been opened". Walked onto itself, an open fid would name
+    /// another file while its descriptor still reads the first: EBADF. Walks from it into a
+    /// new fid stay allowed: the Linux client makes them (it clones and walks from the open
+    /// fids it finds on an inode), and they leave the open fid as it was.
+    @Test func anOpenFidCannotBeWalkedOntoItself() throws {
+        let s = try TestServer()
+        defer { s.shutdown() }
+        makeDirectory(s("d"))
+        makeFile(s("d/f"), [1, 2, 3])
+        let c = try s.session()
+        try c.walk(0, 1, ["d"])
+        let directory = try c.lopen(1, OpenFlags.readOnly)
+        #expect(errnoOf { try c.walk(1, 1, ["f"]) } == LinuxErrno.EBADF)
+        #expect(errnoOf { try c.walk(1, 1, [".."]) } == LinuxErrno.EBADF)
+        // Still the open directory, reading as before.
+        #expect(try c.getattr(1).qid == directory)
+        #expect(try c.readdir(1, offset: 0, count: 4096).contains { $0.name == "f" })
+
+        try c.walk(0, 2, ["d", "f"])
+        let file = try c.lopen(2, OpenFlags.readOnly)
+        #expect(errnoOf { try c.walk(2, 2, [".."]) } == LinuxErrno.EBADF)
+        #expect(try c.getattr(2).qid == file)
+        #expect(try c.read(2, offset: 0, count: 10) == [1, 2, 3])
+
+        // nwname 0 onto itself changes nothing; into a new fid, a clone and a walk.
+        #expect(try c.walk(1, 1, []).isEmpty)
+        try c.walk(2, 3, [])
+        #expect(try c.getattr(3).qid == file)
+        #expect(try c.walk(1, 4, ["f"]) == [file])
+        #expect(try c.lopen(4, OpenFlags.readOnly) == file)
+    }
 }
