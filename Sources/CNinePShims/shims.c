@@ -25,6 +25,7 @@
 int ninep_setfsuid(uint32_t uid) { return (int)syscall(SYS_setfsuid, uid); }
 int ninep_setfsgid(uint32_t gid) { return (int)syscall(SYS_setfsgid, gid); }
 uint32_t ninep_getfsuid(void) { return (uint32_t)syscall(SYS_setfsuid, (uid_t)-1); }
+uint32_t ninep_getfsgid(void) { return (uint32_t)syscall(SYS_setfsgid, (gid_t)-1); }
 int ninep_thread_setgroups(size_t count, const gid_t *groups) {
     return (int)syscall(SYS_setgroups, count, groups);
 }

@@ -71,10 +71,8 @@ extension Worker {
     ) throws(ServerErrno) -> Qid {
         try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Qid in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            try identity.setCreationGroup(gid)
-            let rc = make(ref.entry.pathFd)
-            let e = errno
-            identity.restoreCreationGroup()
+            let directory = ref.entry.pathFd
+            let (rc, e) = try creating(inGroup: gid) { make(directory) }
             if rc != 0 { throw ServerErrno(UInt32(e)) }
             return server.qids.qid(try stat(ref.entry.pathFd, cName))
         }

@@ -121,10 +121,12 @@ extension Worker {
             var hostFlags = Self.hostOpenFlags(flags) | O_CREAT | O_NOFOLLOW
             if flags & OpenFlags.exclusive != 0 { hostFlags |= O_EXCL }
             hostFlags &= ~O_DIRECTORY
-            try identity.setCreationGroup(gid)
-            let fd = descriptor { openat(ref.entry.pathFd, cName, hostFlags, mode_t(mode & FileMode.permissionMask)) }
-            let openErrno = errno
-            identity.restoreCreationGroup()
+            let directory = ref.entry.pathFd
+            let (fd, openErrno) = try creating(inGroup: gid) {
+                descriptor { openat(directory, cName, hostFlags, mode_t(mode & FileMode.permissionMask)) }
+            } undo: { fd in
+                if fd >= 0 { Glibc.close(fd) }
+            }
             guard fd >= 0 else { throw ServerErrno(UInt32(openErrno)) }
             let pathFd = descriptor { ninep_reopen(fd, NINEP_O_PATH) }
             guard pathFd >= 0 else {
