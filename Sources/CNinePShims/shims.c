@@ -16,6 +16,7 @@
 #include <linux/capability.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sched.h>
 
 #ifndef PR_SET_IO_FLUSHER
 #define PR_SET_IO_FLUSHER 57
@@ -24,6 +25,7 @@
 int ninep_setfsuid(uint32_t uid) { return (int)syscall(SYS_setfsuid, uid); }
 int ninep_setfsgid(uint32_t gid) { return (int)syscall(SYS_setfsgid, gid); }
 uint32_t ninep_getfsuid(void) { return (uint32_t)syscall(SYS_setfsuid, (uid_t)-1); }
+uint32_t ninep_getfsgid(void) { return (uint32_t)syscall(SYS_setfsgid, (gid_t)-1); }
 int ninep_thread_setgroups(size_t count, const gid_t *groups) {
     return (int)syscall(SYS_setgroups, count, groups);
 }
@@ -45,6 +47,12 @@ int ninep_thread_keep_fsetid(int keep) {
     for (int i = 0; i < 2; i++) data[i].effective = data[i].permitted;
     if (!keep) data[CAP_FSETID / 32].effective &= ~(1u << (CAP_FSETID % 32));
     return (int)syscall(SYS_capset, &header, data);
+}
+
+int ninep_thread_own_umask(mode_t mask) {
+    if (unshare(CLONE_FS) != 0) return -1;
+    umask(mask);
+    return 0;
 }
 
 int ninep_set_io_flusher(void) { return prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0); }

@@ -52,7 +52,7 @@ extension Connection {
             } catch {
                 throw NinePError.protocolViolation(operation)
             }
-            if case let .lerror(code) = message.response { throw NinePError.server(code, operation) }
+            if let failure = NinePError.reported(by: message.response, operation) { throw failure }
             return try decode(message.response)
         case .flushed, .abandoned(.cancelled):
             throw CancellationError()

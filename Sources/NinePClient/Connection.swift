@@ -93,8 +93,8 @@ final class Connection: Sendable {
             guard version.equals("9P2000.L") else { throw NinePError(.protocolViolation, errno: EPROTONOSUPPORT, operation: .version) }
             guard offered >= 4096, offered <= msize else { throw .protocolViolation(.version) }
             return offered
-        case let .lerror(code):
-            throw .server(code, .version)
+        case .lerror, .error:
+            throw NinePError.reported(by: message.response, .version) ?? .protocolViolation(.version)
         default:
             throw .protocolViolation(.version)
         }

@@ -1,4 +1,5 @@
 import Glibc
+import NinePWire
 
 /// Why a client call failed: the errno (Linux numbering, as 9P2000.L carries it), the 9P
 /// operation that failed and, when the call named one, the path. Failures that are not the
@@ -23,16 +24,33 @@ public struct NinePError: Error, Sendable, Equatable, CustomStringConvertible {
     public var errno: Int32
     public var operation: NinePOperation
     public var path: String?
+    /// The server's own words, when it sent any (9P2000.u's Rerror carries a message).
+    public var message: String?
 
-    public init(_ kind: Kind, errno: Int32, operation: NinePOperation, path: String? = nil) {
+    public init(_ kind: Kind, errno: Int32, operation: NinePOperation, path: String? = nil, message: String? = nil) {
         self.kind = kind
         self.errno = errno
         self.operation = operation
         self.path = path
+        self.message = message
     }
 
     static func server(_ errno: UInt32, _ operation: NinePOperation) -> NinePError {
         NinePError(.server, errno: Int32(truncatingIfNeeded: errno), operation: operation)
+    }
+
+    /// The failure a server reported: Rlerror, or 9P2000.u's Rerror from servers that speak
+    /// it (message and errno; an errno of 0, which a server without one may send, is EIO).
+    /// nil for any other reply. Allocates only for Rerror's message, on the error path.
+    static func reported(by response: Response, _ operation: NinePOperation) -> NinePError? {
+        switch response {
+        case let .lerror(code):
+            return .server(code, operation)
+        case let .error(ename, code):
+            return NinePError(.server, errno: code == 0 ? EIO : Int32(truncatingIfNeeded: code), operation: operation, message: ename.makeString())
+        default:
+            return nil
+        }
     }
 
     static func connectionLost(_ operation: NinePOperation) -> NinePError {
@@ -54,12 +72,14 @@ public struct NinePError: Error, Sendable, Equatable, CustomStringConvertible {
         return copy
     }
 
-    /// The C library's text for the errno ("No such file or directory").
+    /// The server's message if it sent one, else the C library's text for the errno ("No
+    /// such file or directory").
     public var reason: String {
+        if kind == .server, let message, !message.isEmpty { return message }
         switch kind {
-        case .connectionLost where operation != .connect: "connection to the server lost"
-        case .timedOut: "no reply within the call's timeout"
-        default: String(cString: strerror(errno))
+        case .connectionLost where operation != .connect: return "connection to the server lost"
+        case .timedOut: return "no reply within the call's timeout"
+        default: return String(cString: strerror(errno))
         }
     }
 

@@ -2,6 +2,7 @@ import NinePMemory
 import CNinePShims
 import Glibc
 import NinePWire
+import Synchronization
 
 /// The identity a request runs as: uid, primary gid and supplementary groups.
 struct UserCredentials: Sendable {
@@ -53,6 +54,21 @@ final class UserDirectory: Sendable {
     func credentials(uid: UInt32) -> UserCredentials? {
         users.withLock { $0[uid] }
     }
+
+    private let switchFailureSeen = Atomic<Bool>(false)
+
+    /// True only the first time: a credential switch that fails will fail again, so it is
+    /// logged once.
+    func firstSwitchFailure() -> Bool {
+        !switchFailureSeen.exchange(true, ordering: .relaxed)
+    }
+}
+
+/// A credential change that did not take effect: which step, and its errno (EPERM when the
+/// call reports nothing and reading the id back showed the old one).
+struct CredentialSwitchFailure: Error {
+    let step: StaticString
+    let errno: Int32
 }
 
 /// The credentials a worker thread currently runs with. Changing fsuid/fsgid/groups is
@@ -69,19 +85,26 @@ struct ThreadIdentity {
 
     init(enabled: Bool) { self.enabled = enabled }
 
-    /// Becomes `credentials` for file access; a no-op when not running as root.
-    mutating func become(_ credentials: UserCredentials) {
+    /// Becomes `credentials` for file access; a no-op when not running as root. Every step is
+    /// checked, and until all have taken effect the thread's identity counts as unknown: the
+    /// request fails instead of running as someone else, and the next one switches from
+    /// scratch.
+    mutating func become(_ credentials: UserCredentials) throws(CredentialSwitchFailure) {
         guard enabled else { return }
         if credentials.uid == uid && credentials.gid == gid { return }
+        let wasRoot = uid == 0
+        forget()
         // Capabilities back first (setgroups needs CAP_SETGID), groups, fsgid, then fsuid;
         // then, for anyone but root, no effective capability at all: fsuid alone clears only
         // the file-system ones, and CAP_SYS_ADMIN would still allow trusted.* xattrs and more.
-        if uid != 0 { _ = ninep_thread_effective_caps(1) }
-        _ = ninep_setfsuid(0)
-        _ = credentials.groups.withUnsafeBufferPointer { ninep_thread_setgroups($0.count, $0.baseAddress) }
-        _ = ninep_setfsgid(credentials.gid)
-        _ = ninep_setfsuid(credentials.uid)
-        if credentials.uid != 0 { _ = ninep_thread_effective_caps(0) }
+        if !wasRoot { try Self.call("capset (raise)") { ninep_thread_effective_caps(1) } }
+        try Self.switchFsuid(to: 0)
+        try Self.call("setgroups") {
+            credentials.groups.withUnsafeBufferPointer { ninep_thread_setgroups($0.count, $0.baseAddress) }
+        }
+        try Self.switchFsgid(to: credentials.gid)
+        try Self.switchFsuid(to: credentials.uid)
+        if credentials.uid != 0 { try Self.call("capset (drop)") { ninep_thread_effective_caps(0) } }
         uid = credentials.uid
         gid = credentials.gid
         groups = credentials.groups
@@ -112,12 +135,17 @@ struct ThreadIdentity {
     /// client's groups, and refusing a group it does not list made creates fail (EPERM) that
     /// succeed locally. A squashed session never gets here with another gid (see
     /// `Worker.creationGroup`).
-    mutating func setCreationGroup(_ gid: UInt32) throws(ServerErrno) {
+    mutating func setCreationGroup(_ gid: UInt32) throws(CredentialSwitchFailure) {
         guard enabled, gid != self.gid else { return }
-        // setfsgid to a supplementary group needs CAP_SETGID for a moment.
-        if uid != 0 { _ = ninep_thread_effective_caps(1) }
-        _ = ninep_setfsgid(gid)
-        if uid != 0 { _ = ninep_thread_effective_caps(0) }
+        do throws(CredentialSwitchFailure) {
+            // setfsgid to a supplementary group needs CAP_SETGID for a moment.
+            if uid != 0 { try Self.call("capset (raise)") { ninep_thread_effective_caps(1) } }
+            try Self.switchFsgid(to: gid)
+            if uid != 0 { try Self.call("capset (drop)") { ninep_thread_effective_caps(0) } }
+        } catch {
+            forget()
+            throw error
+        }
         creationGroupActive = true
     }
 
@@ -131,21 +159,52 @@ struct ThreadIdentity {
         return mode & ~UInt32(Glibc.S_ISGID)
     }
 
-    mutating func restoreCreationGroup() {
+    mutating func restoreCreationGroup() throws(CredentialSwitchFailure) {
         guard enabled, creationGroupActive else { return }
         creationGroupActive = false
-        if uid != 0 { _ = ninep_thread_effective_caps(1) }
-        _ = ninep_setfsgid(gid)
-        if uid != 0 { _ = ninep_thread_effective_caps(0) }
+        do throws(CredentialSwitchFailure) {
+            if uid != 0 { try Self.call("capset (raise)") { ninep_thread_effective_caps(1) } }
+            try Self.switchFsgid(to: gid)
+            if uid != 0 { try Self.call("capset (drop)") { ninep_thread_effective_caps(0) } }
+        } catch {
+            forget()
+            throw error
+        }
     }
 
     /// Runs `body` with every permitted capability effective, then returns to the current
-    /// user's (none, for a user other than root).
+    /// user's (none, for a user other than root). If they cannot be dropped again, the
+    /// identity is unknown and the request's own switch (which follows) starts over.
     mutating func withFullCapabilities<R>(_ body: () -> R) -> R {
         guard enabled, uid != 0 else { return body() }
-        _ = ninep_thread_effective_caps(1)
-        defer { _ = ninep_thread_effective_caps(0) }
+        _ = ninep_thread_effective_caps(1)  // if refused, `body` only lacks the privilege
+        defer { if ninep_thread_effective_caps(0) != 0 { forget() } }
         return body()
+    }
+
+    /// Marks the thread's identity unknown, so that the next `become` does every step.
+    private mutating func forget() {
+        uid = UInt32.max
+        gid = UInt32.max
+        groups = []
+        creationGroupActive = false
+    }
+
+    /// A call that returns 0, or -1 with errno (read at once, before anything else runs).
+    private static func call(_ step: StaticString, _ body: () -> Int32) throws(CredentialSwitchFailure) {
+        if body() != 0 { throw CredentialSwitchFailure(step: step, errno: errno) }
+    }
+
+    /// setfsuid/setfsgid return the previous id whether or not they changed it: the id is
+    /// read back (the -1 form changes nothing) to see that the switch took effect.
+    private static func switchFsuid(to id: UInt32) throws(CredentialSwitchFailure) {
+        _ = ninep_setfsuid(id)
+        if ninep_getfsuid() != id { throw CredentialSwitchFailure(step: "setfsuid", errno: EPERM) }
+    }
+
+    private static func switchFsgid(to id: UInt32) throws(CredentialSwitchFailure) {
+        _ = ninep_setfsgid(id)
+        if ninep_getfsgid() != id { throw CredentialSwitchFailure(step: "setfsgid", errno: EPERM) }
     }
 
     /// Back to root's file identity (e.g. before a worker serves server-internal work).

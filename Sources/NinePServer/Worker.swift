@@ -2,6 +2,7 @@ import CNinePShims
 import Glibc
 import NinePMemory
 import NinePWire
+import Synchronization
 
 /// One worker thread's private state: its identity and scratch buffers for C strings and
 /// directory reads, allocated once when the thread starts.
@@ -41,10 +42,22 @@ final class Worker {
     func run() {
         _ = ninep_unblock_interrupt_signal(ninep_interrupt_signal())
         if server.ioFlusher { _ = ninep_set_io_flusher() }
+        // Tlcreate/Tmkdir/Tmknod carry a mode the client has umasked already: workers create
+        // with exactly that mode. The umask is the thread's own, so the process's (which an
+        // embedding program and the unix sockets' modes go by) stays as it was.
+        if ninep_thread_own_umask(0) != 0 {
+            let code = errno
+            if !Worker.umaskWarned.exchange(true, ordering: .relaxed) {
+                server.logger.warning("worker threads cannot have their own umask (unshare CLONE_FS: errno \(code)): new files get the client's mode masked again by the process umask")
+            }
+        }
         while let context = server.queue.dequeue() {
             context.connection.serve(context, on: self)
         }
     }
+
+    /// One warning per process when a worker cannot clear its umask.
+    private static let umaskWarned = Atomic<Bool>(false)
 
     enum NameError: Error { case invalid, tooLong }
 

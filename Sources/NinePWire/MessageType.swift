@@ -1,5 +1,6 @@
 /// The 9P2000.L message types (include/net/9p/9p.h numbering). T-messages are even, their
-/// R-message is the next odd number.
+/// R-message is the next odd number. One more reply: 9P2000.u's Rerror, which other servers
+/// answer with (decoded by clients, never sent by ninepd; Terror does not exist).
 public enum MessageType: UInt8, Sendable, CaseIterable {
     case tlerror = 6, rlerror = 7
     case tstatfs = 8, rstatfs = 9
@@ -30,6 +31,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case twrite = 118, rwrite = 119
     case tclunk = 120, rclunk = 121
     case tremove = 122, rremove = 123
+    case rerror = 107
 }
 
 /// Protocol-wide constants.

@@ -4,6 +4,8 @@ public enum Response: Equatable {
     case auth(aqid: Qid)
     case attach(qid: Qid)
     case lerror(ecode: UInt32)
+    /// 9P2000.u's Rerror: the server's message and its errno (ename[s] errno[4]).
+    case error(ename: ByteView, errno: UInt32)
     case flush
     case walk(qids: QidList)
     case lopen(qid: Qid, iounit: UInt32)
@@ -36,6 +38,7 @@ public enum Response: Equatable {
         case .auth: .rauth
         case .attach: .rattach
         case .lerror: .rlerror
+        case .error: .rerror
         case .flush: .rflush
         case .walk: .rwalk
         case .lopen: .rlopen
@@ -87,6 +90,7 @@ public struct RMessage: Equatable {
         case .rauth: response = .auth(aqid: try r.qid())
         case .rattach: response = .attach(qid: try r.qid())
         case .rlerror: response = .lerror(ecode: try r.u32())
+        case .rerror: response = .error(ename: try r.string(), errno: try r.u32())
         case .rflush: response = .flush
         case .rwalk:
             let count = Int(try r.u16())
@@ -156,6 +160,7 @@ extension Response {
         case let .version(msize, version): try w.u32(msize); try w.string(version)
         case let .auth(qid), let .attach(qid), let .mkdir(qid), let .symlink(qid), let .mknod(qid): try w.qid(qid)
         case let .lerror(ecode): try w.u32(ecode)
+        case let .error(ename, errno): try w.string(ename); try w.u32(errno)
         case .flush, .clunk, .remove, .setattr, .fsync, .link, .rename, .renameat, .unlinkat, .xattrcreate: break
         case let .walk(qids):
             try w.u16(UInt16(qids.count))

@@ -14,7 +14,7 @@ struct MakeDirectory: AsyncParsableCommand {
 
     @OptionGroup var server: ServerOptions
     @Flag(name: .short, help: "Create missing parents; an existing directory is not an error.") var p = false
-    @Option(name: .short, help: "Permissions, octal (before the server's umask).") var mode = "755"
+    @Option(name: .short, help: "Permissions, octal: the directories get exactly these (a 9P2000.L server applies no umask of its own).") var mode = "755"
     @Argument(help: "Remote paths.") var paths: [String]
 
     func validate() throws {

@@ -55,6 +55,19 @@ struct GoldenVectorTests {
         try checkR(Golden.rlerror, RMessage(tag: 5, response: .lerror(ecode: LinuxErrno.ENOENT)))
     }
 
+    /// 9P2000.u's Rerror, as servers that do not speak 9P2000.L's Rlerror answer: the
+    /// message and the errno both come through.
+    @Test func rerrorOfOtherServers() throws {
+        try checkR(Golden.rerror, RMessage(tag: 5, response: .error(ename: a.view("no such file"), errno: LinuxErrno.ENOENT)))
+        // Without its errno (plain 9P2000) the frame is short of a field.
+        let plain = Array(Golden.rerror.dropLast(4))
+        var resized = plain
+        resized.replaceSubrange(0..<4, with: [UInt8(plain.count), 0, 0, 0])
+        #expect(throws: WireError.truncated) { try RMessage.decode(a.bytes(resized), msize: bigMsize) }
+        // Never a request.
+        #expect(throws: WireError.unknownType(107)) { try TMessage.decode(a.bytes(Golden.rerror), msize: bigMsize) }
+    }
+
     @Test func twalkWithTwoNames() throws {
         try checkT(Golden.twalk, TMessage(tag: 2, request: .walk(fid: 0, newfid: 1, names: a.walkNames(["usr", "lib"]))))
         guard case let .walk(fid, newfid, names) = try TMessage.decode(a.bytes(Golden.twalk), msize: 8192).request else {
@@ -207,6 +220,7 @@ struct GoldenVectorTests {
             #expect(type.rawValue == raw, "\(type)")
             #expect(MessageType(rawValue: raw + 1) != nil, "R of \(type)")
         }
-        #expect(MessageType.allCases.count == 58)  // 29 T/R pairs
+        #expect(MessageType.allCases.count == 59)  // 29 T/R pairs and 9P2000.u's Rerror
+        #expect(MessageType.rerror.rawValue == 107)
     }
 }

@@ -40,6 +40,15 @@ enum Golden {
         "80", "00000000", "0100000000000000"  // qid = (dir, version 0, path 1)
     )
 
+    // Rerror (9P2000.u) "sd": ename errno
+    static let rerror = hex(
+        "19000000",  // size = 25
+        "6b",  // type = Rerror (107)
+        "0500",  // tag = 5
+        "0c00", "6e6f20737563682066696c65",  // ename = "no such file"
+        "02000000"  // errno = ENOENT (2)
+    )
+
     // Rlerror "d": ecode
     static let rlerror = hex(
         "0b000000",  // size = 11
@@ -332,6 +341,6 @@ enum Golden {
     static let responses: [(String, [UInt8])] = [
         ("Rversion", rversion), ("Rattach", rattach), ("Rlerror", rlerror), ("Rwalk", rwalk), ("Rlopen", rlopen),
         ("Rread", rread), ("Rwrite", rwrite), ("Rgetattr", rgetattr), ("Rreaddir", rreaddir), ("Rlock", rlock),
-        ("Rclunk", rclunk), ("Rflush", rflush), ("Rstatfs", rstatfs), ("Rreadlink", rreadlink),
+        ("Rclunk", rclunk), ("Rflush", rflush), ("Rstatfs", rstatfs), ("Rreadlink", rreadlink), ("Rerror", rerror),
     ]
 }

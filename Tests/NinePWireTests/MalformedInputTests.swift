@@ -103,8 +103,11 @@ struct MalformedInputTests {
             if !tExpected { #expect(tError(frame(raw)) == .unknownType(raw), "T type \(raw)") }
             if !rExpected { #expect(rError(frame(raw)) == .unknownType(raw), "R type \(raw)") }
         }
-        // 9P2000 and 9P2000.u messages are not part of 9P2000.L.
-        for legacy: UInt8 in [106, 107, 112, 113, 114, 115, 124, 125, 126, 127] {
+        // 9P2000 and 9P2000.u messages are not part of 9P2000.L (but for Rerror, 107, which
+        // clients decode: other servers answer with it).
+        #expect(MessageType(rawValue: 107) == .rerror)
+        #expect(tError(frame(107)) == .unknownType(107))
+        for legacy: UInt8 in [106, 112, 113, 114, 115, 124, 125, 126, 127] {
             #expect(MessageType(rawValue: legacy) == nil)
             #expect(tError(frame(legacy)) == .unknownType(legacy))
         }

@@ -189,7 +189,7 @@ func sampleRequest(_ type: MessageType, _ a: Arena) -> Request? {
     case .treadlink: .readlink(fid: 6)
     case .txattrwalk: .xattrwalk(fid: 6, newfid: 10, name: a.view("user.comment"))
     case .txattrcreate: .xattrcreate(fid: 10, name: a.view("security.selinux"), size: 42, flags: 1)
-    case .tlerror, .rlerror, .rstatfs, .rlopen, .rlcreate, .rsymlink, .rmknod, .rrename, .rreadlink, .rgetattr,
+    case .tlerror, .rlerror, .rerror, .rstatfs, .rlopen, .rlcreate, .rsymlink, .rmknod, .rrename, .rreadlink, .rgetattr,
         .rsetattr, .rxattrwalk, .rxattrcreate, .rreaddir, .rfsync, .rlock, .rgetlock, .rlink, .rmkdir, .rrenameat,
         .runlinkat, .rversion, .rauth, .rattach, .rflush, .rwalk, .rread, .rwrite, .rclunk, .rremove:
         nil
@@ -230,6 +230,7 @@ func sampleResponse(_ type: MessageType, _ a: Arena) -> Response? {
     case .rauth: return .auth(aqid: Qid(type: Qid.typeAuth, version: 1, path: 2))
     case .rattach: return .attach(qid: dir)
     case .rlerror: return .lerror(ecode: LinuxErrno.ENOENT)
+    case .rerror: return .error(ename: a.view("file not found"), errno: LinuxErrno.ENOENT)
     case .rflush: return .flush
     case .rwalk: return .walk(qids: a.qidList([dir, file, link]))
     case .rlopen: return .lopen(qid: file, iounit: 0)

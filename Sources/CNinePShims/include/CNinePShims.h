@@ -30,13 +30,19 @@
 // --- credentials (per thread: raw syscalls, because glibc broadcasts set*id to all threads)
 int ninep_setfsuid(uint32_t uid);
 int ninep_setfsgid(uint32_t gid);
+// The current fsuid/fsgid, unchanged (setfsuid(-1) fails and reports it): setfsuid and
+// setfsgid return the previous value even when they refuse, so a switch is verified this way.
 uint32_t ninep_getfsuid(void);
+uint32_t ninep_getfsgid(void);
 int ninep_thread_setgroups(size_t count, const gid_t *groups);
 // Raises (1) or clears (0) this thread's effective capability set; the permitted set stays,
 // so the thread can raise them again. Used while acting for a non-root user, since changing
 // fsuid clears only the file-system capabilities (CAP_SYS_ADMIN and others would remain).
 int ninep_thread_effective_caps(int raise);
 int ninep_thread_keep_fsetid(int keep);
+// Gives the calling thread its own umask (unshare CLONE_FS) and sets it; -1 with errno if
+// the thread cannot have one. Other threads, and the process's umask, are not affected.
+int ninep_thread_own_umask(mode_t mask);
 
 // --- process hardening
 int ninep_set_io_flusher(void);

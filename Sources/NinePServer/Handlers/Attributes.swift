@@ -40,8 +40,11 @@ extension Worker {
         return (ma & 0xfff) << 8 | (ma & ~0xfff) << 32 | (mi & 0xff) | (mi & ~0xff) << 12
     }
 
-    /// Tsetattr: mode, owner, size, then times. An open descriptor is preferred, so that an
-    /// open-then-unlinked file can still be truncated and chmod'ed.
+    /// Tsetattr: mode, owner, size, then times. A fid opened for I/O acts on its open
+    /// descriptor (fchmod, fchown, ftruncate, futimens), as those calls do on the client: an
+    /// open-then-unlinked file still works, and a descriptor open for writing truncates even
+    /// a file whose mode or owner would refuse truncate(2) by name. Otherwise the fid's
+    /// NINEP_O_PATH descriptor stands for the path, with truncate(2)'s permission check.
     func setattr(_ connection: Connection, tag: UInt16, fid: UInt32, fields f: SetattrFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try requireWritable()
         return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
@@ -61,20 +64,29 @@ extension Worker {
                 let uid = f.valid & SetattrValid.uid != 0 ? uid_t(f.uid) : uid_t.max
                 let gid = f.valid & SetattrValid.gid != 0 ? gid_t(f.gid) : gid_t.max
                 if server.ownsForClients { identity.keepSetIDBits() }
-                if fchownat(pathFd, emptyPath, uid, gid, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0 { throw ServerErrno.current }
+                let rc = openFd >= 0
+                    ? fchown(openFd, uid, gid)
+                    : fchownat(pathFd, emptyPath, uid, gid, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)
+                if rc != 0 { throw ServerErrno.current }
             }
+            var timeValid = f.valid
             if f.valid & SetattrValid.size != 0 {
                 guard f.size <= UInt64(Int64.max) else { throw ServerErrno(LinuxErrno.EFBIG) }
                 if server.ownsForClients { identity.clearSetIDOnWrite(forUid: ref.entry.uid) }
                 let writable = openFd >= 0 && ref.entry.openFlags & (O_WRONLY | O_RDWR) != 0
                 let rc = writable ? ftruncate(openFd, off_t(f.size)) : ninep_fd_truncate(pathFd, off_t(f.size))
                 if rc != 0 { throw ServerErrno.current }
+                // A truncation sets mtime (and ctime) to now itself, with no owner check. The
+                // kernel client sends truncate(2) and ftruncate(2) as SIZE|MTIME|CTIME: setting
+                // "mtime = now" once more through utimensat would demand ownership and fail
+                // EPERM for a writer who does not own the file.
+                if timeValid & SetattrValid.mtimeSet == 0 { timeValid &= ~SetattrValid.mtime }
             }
-            if f.valid & (SetattrValid.atime | SetattrValid.mtime) != 0 {
+            if timeValid & (SetattrValid.atime | SetattrValid.mtime) != 0 {
                 var times = (timespec(), timespec())
-                times.0 = Self.time(set: f.valid & SetattrValid.atime != 0, explicit: f.valid & SetattrValid.atimeSet != 0,
+                times.0 = Self.time(set: timeValid & SetattrValid.atime != 0, explicit: timeValid & SetattrValid.atimeSet != 0,
                                     seconds: f.atimeSeconds, nanoseconds: f.atimeNanoseconds)
-                times.1 = Self.time(set: f.valid & SetattrValid.mtime != 0, explicit: f.valid & SetattrValid.mtimeSet != 0,
+                times.1 = Self.time(set: timeValid & SetattrValid.mtime != 0, explicit: timeValid & SetattrValid.mtimeSet != 0,
                                     seconds: f.mtimeSeconds, nanoseconds: f.mtimeNanoseconds)
                 let rc = withUnsafePointer(to: &times) { pointer in
                     pointer.withMemoryRebound(to: timespec.self, capacity: 2) { ts in

@@ -90,10 +90,8 @@ extension Worker {
         try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Qid in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             let group = creationGroup(gid)
-            try identity.setCreationGroup(group)
-            let rc = make(ref.entry.pathFd)
-            let e = errno
-            identity.restoreCreationGroup()
+            let directory = ref.entry.pathFd
+            let (rc, e) = try creating(inGroup: group) { make(directory) }
             if rc != 0 { throw ServerErrno(UInt32(e)) }
             try giveAway(directory: ref.entry.pathFd, name: cName, uid: ref.entry.uid, gid: group, mode: mode, isDirectory: isDirectory)
             return server.qids.qid(try stat(ref.entry.pathFd, cName))

@@ -110,7 +110,8 @@ extension Worker {
                 return .reply(length: try xattrcreate(connection, tag: tag, fid: fid, name: name, size: size, flags: flags, into: &w))
             }
         } catch {
-            identity.restoreCreationGroup()
+            // A safety net: `creating(inGroup:)` restores the group itself.
+            do throws(CredentialSwitchFailure) { try identity.restoreCreationGroup() } catch { _ = refuse(error) }
             var e = WireWriter(context.replyRegion)
             return .reply(length: (try? e.rlerror(tag: tag, errno: error.code)) ?? 0)
         }
@@ -144,13 +145,14 @@ extension Worker {
             connection.fids.release(ref)
             throw ServerErrno(LinuxErrno.ESTALE)
         }
-        let fd = identity.withFullCapabilities {
-            descriptor { handle.withUnsafeBytes { ninep_open_handle(mountFd, $0.baseAddress, NINEP_O_PATH | O_NOFOLLOW) } }
+        // errno is read inside: dropping the capabilities again is a system call too.
+        let (fd, openErrno) = identity.withFullCapabilities { () -> (Int32, Int32) in
+            let fd = descriptor { handle.withUnsafeBytes { ninep_open_handle(mountFd, $0.baseAddress, NINEP_O_PATH | O_NOFOLLOW) } }
+            return (fd, errno)
         }
         if fd < 0 {
-            let failure = ServerErrno.current
             connection.fids.release(ref)
-            throw failure
+            throw ServerErrno(UInt32(openErrno))
         }
         _ = connection.fids.restore(&ref, fd: fd)
         return ref
@@ -171,7 +173,35 @@ extension Worker {
     func become(_ uid: UInt32) throws(ServerErrno) {
         guard server.switchesIdentity else { return }
         guard let credentials = server.users.credentials(uid: uid) else { throw ServerErrno(LinuxErrno.EACCES) }
-        identity.become(credentials)
+        do throws(CredentialSwitchFailure) { try identity.become(credentials) } catch { throw refuse(error) }
+    }
+
+    /// A credential switch that did not take effect: the request fails EPERM rather than run
+    /// with another identity. The first such failure is logged (the next would say the same).
+    func refuse(_ failure: CredentialSwitchFailure) -> ServerErrno {
+        if server.users.firstSwitchFailure() {
+            server.logger.error("a worker could not switch credentials (\(failure.step) failed, errno \(failure.errno)): requests that need the switch fail with EPERM")
+        }
+        return ServerErrno(LinuxErrno.EPERM)
+    }
+
+    /// Runs `create`, one system call that makes a file, with `gid` (the gid Tlcreate, Tmkdir,
+    /// Tsymlink and Tmknod carry) as fsgid, then restores the user's. Returns what the call
+    /// returned and the errno it left. If the group cannot be restored, `undo` gets the result
+    /// and the request fails.
+    func creating(
+        inGroup gid: UInt32, _ create: () -> Int32, undo: (Int32) -> Void = { _ in }
+    ) throws(ServerErrno) -> (result: Int32, errno: Int32) {
+        do throws(CredentialSwitchFailure) { try identity.setCreationGroup(creationGroup(gid)) } catch { throw refuse(error) }
+        let result = create()
+        let code = errno
+        do throws(CredentialSwitchFailure) {
+            try identity.restoreCreationGroup()
+        } catch {
+            undo(result)
+            throw refuse(error)
+        }
+        return (result, code)
     }
 
     /// Fails on a read-only export.

@@ -123,20 +123,21 @@ extension Worker {
             hostFlags &= ~O_DIRECTORY
             let group = creationGroup(gid)
             let permissions = identity.creationMode(mode, group: group) & FileMode.permissionMask
-            try identity.setCreationGroup(group)
             let directory = ref.entry.pathFd
             // Giving a file away is only for one this request created: without O_EXCL, an
             // existing file is opened as it is.
             let exclusiveFirst = server.ownsForClients && hostFlags & O_EXCL == 0
             var created = true
-            var fd = descriptor { openat(directory, cName, exclusiveFirst ? hostFlags | O_EXCL : hostFlags, mode_t(permissions)) }
-            var openErrno = errno
+            var (fd, openErrno) = try creating(inGroup: group) {
+                descriptor { openat(directory, cName, exclusiveFirst ? hostFlags | O_EXCL : hostFlags, mode_t(permissions)) }
+            } undo: { fd in
+                if fd >= 0 { Glibc.close(fd) }
+            }
             if fd < 0 && exclusiveFirst && openErrno == EEXIST {
                 created = false
                 fd = descriptor { openat(directory, cName, hostFlags & ~O_CREAT, 0) }
                 openErrno = errno
             }
-            identity.restoreCreationGroup()
             guard fd >= 0 else { throw ServerErrno(UInt32(openErrno)) }
             if created {
                 do throws(ServerErrno) {

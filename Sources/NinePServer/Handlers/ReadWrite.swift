@@ -39,11 +39,12 @@ extension Worker {
                     ? Glibc.read(fd, region.baseAddress, length)
                     : PositionalIO.read(fd, into: region.baseAddress, length: length, at: offset)
                 if n < 0 {
-                    if ref.entry.streaming && (errno == EAGAIN || errno == EWOULDBLOCK), let context,
+                    let code = errno  // before parking, whose calls may change it
+                    if ref.entry.streaming && (code == EAGAIN || code == EWOULDBLOCK), let context,
                        connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLIN)) {
                         return .parked
                     }
-                    throw ServerErrno.current
+                    throw ServerErrno(UInt32(code))
                 }
                 return .reply(length: w.finishRread(reserved: region.count, produced: n))
             }
@@ -76,7 +77,8 @@ extension Worker {
                 if ref.entry.streaming {
                     let n = length > 0 ? Glibc.write(fd, data.base.baseAddress!, length) : 0
                     if n < 0 {
-                        if errno == EAGAIN || errno == EWOULDBLOCK, let context {
+                        let code = errno  // before parking, whose calls may change it
+                        if code == EAGAIN || code == EWOULDBLOCK, let context {
                             // Nothing is written yet. A parked request keeps only its small
                             // reply buffer: what fits of the payload moves there (after the
                             // reply's own bytes, 4096-aligned), the receive buffer goes back,
@@ -91,7 +93,7 @@ extension Worker {
                                 return .parked
                             }
                         }
-                        throw ServerErrno.current
+                        throw ServerErrno(UInt32(code))
                     }
                     done = n
                 } else {

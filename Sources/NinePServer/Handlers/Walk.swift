@@ -7,11 +7,18 @@ extension Worker {
     /// O_NOFOLLOW (a symlink is returned, never followed, and cannot be walked through).
     /// ".." at the export root stays at the root. nwname = 0 clones the fid. A walk that fails
     /// after the first step returns the qids so far and creates no fid.
+    ///
+    /// An open fid cannot be walked onto itself (walk(5): "fid must not have been opened"):
+    /// its open descriptor would stay on the old file under the new qid. Walking or cloning
+    /// an open fid into a new fid is allowed, as QEMU allows it, because the Linux client
+    /// does it: v9fs_fid_find falls back to the open fids of the inode when the dentry has
+    /// none for the user, and clones or walks from what it found.
     func walk(
         _ connection: Connection, tag: UInt16, fid: UInt32, newfid: UInt32, names: WalkNames, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
+            if ref.entry.isOpen && newfid == fid && names.count > 0 { throw ServerErrno.badFid }
             if newfid != fid, let existing = connection.fids.acquire(newfid) {
                 connection.fids.release(existing)
                 throw ServerErrno.badFid

@@ -105,6 +105,18 @@ final class FakeServer: Sendable {
     func rclunk(tag: UInt16) { reply(tag: tag) { w, tag in try Response.clunk.encode(tag: tag, into: &w) } }
     func rlerror(tag: UInt16, _ errno: UInt32) { reply(tag: tag) { w, tag in try w.rlerror(tag: tag, errno: errno) } }
 
+    /// 9P2000.u's Rerror (type 107: ename[s] errno[4]), built by hand as another server sends it.
+    func rerror(tag: UInt16, _ ename: String, errno: UInt32) {
+        let name = Array(ename.utf8)
+        var frame: [UInt8] = [0, 0, 0, 0, 107, UInt8(tag & 0xFF), UInt8(tag >> 8)]
+        frame += [UInt8(name.count & 0xFF), UInt8(name.count >> 8)] + name
+        frame += (0..<4).map { UInt8(truncatingIfNeeded: errno >> ($0 * 8)) }
+        let size = UInt32(frame.count)
+        frame.replaceSubrange(0..<4, with: (0..<4).map { UInt8(truncatingIfNeeded: size >> ($0 * 8)) })
+        let fd = peerFD.withLock { $0 }
+        sendLock.withLock { _ in _ = frame.withUnsafeBytes { SocketIO.writeFully(fd, $0) } }
+    }
+
     func rwalk(tag: UInt16, names: Int) {
         reply(tag: tag) { w, tag in
             try w.beginRwalk(tag: tag)
