@@ -137,15 +137,7 @@ struct ThreadIdentity {
     /// `Worker.creationGroup`).
     mutating func setCreationGroup(_ gid: UInt32) throws(CredentialSwitchFailure) {
         guard enabled, gid != self.gid else { return }
-        do throws(CredentialSwitchFailure) {
-            // setfsgid to a supplementary group needs CAP_SETGID for a moment.
-            if uid != 0 { try Self.call("capset (raise)") { ninep_thread_effective_caps(1) } }
-            try Self.switchFsgid(to: gid)
-            if uid != 0 { try Self.call("capset (drop)") { ninep_thread_effective_caps(0) } }
-        } catch {
-            forget()
-            throw error
-        }
+        try switchCreationFsgid(to: gid)
         creationGroupActive = true
     }
 
@@ -162,6 +154,12 @@ struct ThreadIdentity {
     mutating func restoreCreationGroup() throws(CredentialSwitchFailure) {
         guard enabled, creationGroupActive else { return }
         creationGroupActive = false
+        try switchCreationFsgid(to: gid)
+    }
+
+    /// setfsgid for a creation and back: a group other than the user's needs CAP_SETGID for a
+    /// moment. A failure leaves the identity unknown (see `forget`).
+    private mutating func switchCreationFsgid(to gid: UInt32) throws(CredentialSwitchFailure) {
         do throws(CredentialSwitchFailure) {
             if uid != 0 { try Self.call("capset (raise)") { ninep_thread_effective_caps(1) } }
             try Self.switchFsgid(to: gid)

@@ -353,25 +353,16 @@ def remove_and_rename(d):
 
 for _who, _identity in (("the files' owner", DAEMON), ("another user", BIN), ("root", ROOT),
                         ("the directory's owner", NOBODY)):
-    def _sticky(d, identity=_identity):
-        prepare(d, 0o1777, 65534, 65534)
-        for name in ("a", "b", "e"):
-            put(d + "/" + name, uid=1, gid=1)
-        os.mkdir(d + "/c")
-        os.chown(d + "/c", 1, 1)
-        put(d + "/own", uid=identity[0], gid=identity[1])
-        return [as_user(identity, 0o022, remove_and_rename, d), sorted(os.listdir(d))]
-    case("sticky", "sticky 1777 directory: %s removes and renames" % _who)(_sticky)
-
-    def _plain(d, identity=_identity):
-        prepare(d, 0o777, 65534, 65534)
-        for name in ("a", "b", "e"):
-            put(d + "/" + name, uid=1, gid=1)
-        os.mkdir(d + "/c")
-        os.chown(d + "/c", 1, 1)
-        put(d + "/own", uid=identity[0], gid=identity[1])
-        return [as_user(identity, 0o022, remove_and_rename, d), sorted(os.listdir(d))]
-    case("sticky", "0777 directory: %s removes and renames" % _who)(_plain)
+    for _mode, _label in ((0o1777, "sticky 1777 directory"), (0o777, "0777 directory")):
+        def _shared(d, identity=_identity, mode=_mode):
+            prepare(d, mode, 65534, 65534)
+            for name in ("a", "b", "e"):
+                put(d + "/" + name, uid=1, gid=1)
+            os.mkdir(d + "/c")
+            os.chown(d + "/c", 1, 1)
+            put(d + "/own", uid=identity[0], gid=identity[1])
+            return [as_user(identity, 0o022, remove_and_rename, d), sorted(os.listdir(d))]
+        case("sticky", "%s: %s removes and renames" % (_label, _who))(_shared)
 
 
 @case("sticky", "rename a directory into a setgid directory keeps its group")

@@ -185,14 +185,14 @@ extension Worker {
         return ServerErrno(LinuxErrno.EPERM)
     }
 
-    /// Runs `create`, one system call that makes a file, with `gid` (the gid Tlcreate, Tmkdir,
-    /// Tsymlink and Tmknod carry) as fsgid, then restores the user's. Returns what the call
+    /// Runs `create`, one system call that makes a file, with `gid` (the creation group the
+    /// caller resolved with `creationGroup`) as fsgid, then restores the user's. Returns what the call
     /// returned and the errno it left. If the group cannot be restored, `undo` gets the result
     /// and the request fails.
     func creating(
         inGroup gid: UInt32, _ create: () -> Int32, undo: (Int32) -> Void = { _ in }
     ) throws(ServerErrno) -> (result: Int32, errno: Int32) {
-        do throws(CredentialSwitchFailure) { try identity.setCreationGroup(creationGroup(gid)) } catch { throw refuse(error) }
+        do throws(CredentialSwitchFailure) { try identity.setCreationGroup(gid) } catch { throw refuse(error) }
         let result = create()
         let code = errno
         do throws(CredentialSwitchFailure) {

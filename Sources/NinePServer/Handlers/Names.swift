@@ -50,7 +50,9 @@ extension Worker {
         try requireWritable()
         let cName = try component(name, slot: 0)
         let device = dev_t(Self.encodeDevice(major: major, minor: minor))
-        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: identity.creationMode(mode, group: creationGroup(gid))) { directory in
+        // creationMode reads the worker's identity, which withFid (inside createEntry) sets;
+        // with --access client it changes nothing, so the give-away uses the requested mode.
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: mode) { directory in
             let kept = identity.creationMode(mode, group: creationGroup(gid))
             return mknodat(directory, cName, mode_t(kept & (FileMode.typeMask | FileMode.permissionMask)), device)
         }

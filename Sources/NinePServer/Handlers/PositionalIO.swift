@@ -18,37 +18,29 @@ enum PositionalIO {
     /// Reads up to `length` bytes at `offset`; -1 with errno set when nothing could be read.
     static func read(_ fd: Int32, into buffer: UnsafeMutableRawPointer?, length: Int, at offset: UInt64) -> Int {
         guard let base = buffer, length > 0 else { return 0 }
-        var done = 0
-        var retries = 0
-        while done < length {
-            let n = pread(fd, base + done, length - done, off_t(Int64(bitPattern: offset &+ UInt64(done))))
-            if n > 0 {
-                done += n
-                continue
-            }
-            if n == 0 { break }
-            let code = errno
-            if code == EINTR { continue }
-            if code == ENOMEM && retries < memoryRetries {
-                backOff(retries)
-                retries += 1
-                continue
-            }
-            if done > 0 { break }
-            errno = code
-            return -1
+        return transfer(length) { done in
+            pread(fd, base + done, length - done, off_t(Int64(bitPattern: offset &+ UInt64(done))))
         }
-        return done
     }
 
     /// Writes `length` bytes at `offset`; what was written, or -1 with errno set when nothing
     /// could be.
     static func write(_ fd: Int32, from buffer: UnsafeRawPointer?, length: Int, at offset: UInt64) -> Int {
         guard let base = buffer, length > 0 else { return 0 }
+        return transfer(length) { done in
+            pwrite(fd, base + done, length - done, off_t(Int64(bitPattern: offset &+ UInt64(done))))
+        }
+    }
+
+    /// The loop both share: `call(done)` moves the bytes from `done` on. EINTR repeats it,
+    /// ENOMEM backs off and repeats it, a short count continues, 0 ends; an error after some
+    /// bytes answers those bytes. (A non-escaping closure: inlined, nothing allocated.)
+    @inline(__always)
+    private static func transfer(_ length: Int, _ call: (_ done: Int) -> Int) -> Int {
         var done = 0
         var retries = 0
         while done < length {
-            let n = pwrite(fd, base + done, length - done, off_t(Int64(bitPattern: offset &+ UInt64(done))))
+            let n = call(done)
             if n > 0 {
                 done += n
                 continue
