@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Layers (see DESIGN.md): NinePWire -> NinePMemory -> NinePTransport -> NinePServer / NinePClient
+// Layers (see DESIGN.md): NinePWire, NinePMemory, NinePTransport (independent of each other) -> NinePServer / NinePClient
 // -> ninepd / ninep.
 // A lower layer never imports a higher one; CNinePShims holds what Swift cannot call directly.
 let strict: [SwiftSetting] = [
@@ -34,7 +34,7 @@ let package = Package(
             dependencies: ["CNinePShims", .product(name: "Metrics", package: "swift-metrics")],
             swiftSettings: strict
         ),
-        .target(name: "NinePTransport", dependencies: ["CNinePShims", "NinePMemory"], swiftSettings: strict),
+        .target(name: "NinePTransport", dependencies: ["CNinePShims"], swiftSettings: strict),
         .target(
             name: "NinePServer",
             dependencies: [

@@ -7,7 +7,7 @@
 /// layer's pools (NinePMemory) without touching the rest of the client.
 ///
 /// Not synchronised: every access happens under the connection's state lock, or by the one
-/// thread that owns the slot at that moment (see `ConnectionState`).
+/// thread that owns the slot at that moment (see `ClientConnectionState`).
 struct MessageBuffers: ~Copyable {
     private let storage: UnsafeMutablePointer<UnsafeMutableRawBufferPointer>
     let count: Int

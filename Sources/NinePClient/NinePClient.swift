@@ -13,7 +13,7 @@ import NinePWire
 ///
 /// Paths are relative to the attached root; "/a/b" and "a/b" mean the same.
 public final class NinePClient: Sendable {
-    let connection: Connection
+    let connection: ClientConnection
     public let configuration: ClientConfiguration
     /// The qid of the attached root.
     public let rootQid: Qid
@@ -27,7 +27,7 @@ public final class NinePClient: Sendable {
     /// header room the Linux client and diod reserve (diod refuses larger counts).
     public var maxIOSize: Int { Int(msize) - 24 }
 
-    private init(connection: Connection, configuration: ClientConfiguration, rootQid: Qid) {
+    private init(connection: ClientConnection, configuration: ClientConfiguration, rootQid: Qid) {
         self.connection = connection
         self.configuration = configuration
         self.rootQid = rootQid
@@ -40,7 +40,7 @@ public final class NinePClient: Sendable {
 
     /// Connects, negotiates the msize, and attaches `configuration.aname`.
     public static func connect(_ configuration: ClientConfiguration) async throws -> NinePClient {
-        let connection = try Connection.open(configuration)
+        let connection = try ClientConnection.open(configuration)
         let uid = configuration.uid ?? UInt32(getuid())
         do {
             let qid = try await connection.call(.attach, timeout: configuration.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in

@@ -33,7 +33,7 @@ public final class RemoteFile: Sendable {
         if !state.withLock({ $0.closed }) { client.connection.clunkLater(fid) }
     }
 
-    var connection: Connection { client.connection }
+    var connection: ClientConnection { client.connection }
 
     /// The most data one read or write moves (the server's iounit, or what the msize allows).
     public var ioSize: Int {

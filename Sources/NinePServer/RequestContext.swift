@@ -11,13 +11,13 @@ import NinePWire
 /// orders the accesses. Fields read by other threads (`tag`, `inFlight`, `pendingFlushes`,
 /// `worker`) are only touched with the connection's state lock held.
 final class RequestContext: @unchecked Sendable {
-    unowned let connection: Connection
+    unowned let connection: ServerConnection
     let index: Int
     /// Granted at admission, given back when the request ends (the receive buffer earlier
     /// when the request waits on the outside world).
     var receive: UnsafeMutableRawBufferPointer?
     var reply: UnsafeMutableRawBufferPointer?
-    /// The reply buffer sits in the arena's parking reserve (see `Connection.park`).
+    /// The reply buffer sits in the arena's parking reserve (see `ServerConnection.park`).
     var replyInParkingReserve = false
     var frameLength = 0
     /// Where the frame starts in the receive buffer: a Twrite is placed so that its payload
@@ -57,7 +57,7 @@ final class RequestContext: @unchecked Sendable {
         case running
         /// Waiting, without a worker, for a FIFO or socket to become ready.
         case parked
-        /// Admitted without its large reply buffer, waiting for one (`Connection.memoryLine`).
+        /// Admitted without its large reply buffer, waiting for one (`ServerConnection.memoryLine`).
         case waitingForMemory
     }
 
@@ -65,7 +65,7 @@ final class RequestContext: @unchecked Sendable {
     /// Buffers are 4096-aligned and this much larger than their message capacity.
     static let alignmentSlack = MemoryPlan.alignmentSlack
 
-    init(connection: Connection, index: Int) {
+    init(connection: ServerConnection, index: Int) {
         self.connection = connection
         self.index = index
         pendingFlushes = []

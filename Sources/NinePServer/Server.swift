@@ -36,10 +36,10 @@ public final class Server: @unchecked Sendable {
     let tracesRequests: Bool
     private let registry = ConditionLock()
     /// Connections serving a client: preallocated slots in use and those beyond the table.
-    private var active: [Connection] = []
+    private var active: [ServerConnection] = []
     /// Preallocated slots waiting for a client.
-    private var idleSlots: [Connection] = []
-    private var slots: [Connection] = []
+    private var idleSlots: [ServerConnection] = []
+    private var slots: [ServerConnection] = []
     private var listeners: [Listener] = []
     private var nextConnectionID = 0
     private var stopping = false
@@ -83,7 +83,7 @@ public final class Server: @unchecked Sendable {
             plan = try MemoryPlan.derive(MemoryPlan.Inputs(
                 budget: configuration.memoryBudget, messageSize: Int(configuration.maxMessageSize),
                 workers: configuration.workerThreads, maxConnections: configuration.maxConnections,
-                connectionSlotBytes: Connection.slotBytes(configuration), largeBuffers: configuration.largeBuffers))
+                connectionSlotBytes: ServerConnection.slotBytes(configuration), largeBuffers: configuration.largeBuffers))
             arena = try MemoryArena(plan: plan, sites: MemorySite.names)
         } catch {
             Glibc.close(fd)
@@ -104,7 +104,7 @@ public final class Server: @unchecked Sendable {
         // The connection table, allocated now: accepting a client into it allocates nothing.
         active.reserveCapacity(configuration.maxConnections)
         idleSlots.reserveCapacity(plan.connectionSlots)
-        for _ in 0..<plan.connectionSlots { slots.append(Connection(server: self, preallocated: true)) }
+        for _ in 0..<plan.connectionSlots { slots.append(ServerConnection(server: self, preallocated: true)) }
         idleSlots.append(contentsOf: slots.reversed())
     }
 
@@ -123,7 +123,7 @@ public final class Server: @unchecked Sendable {
     /// Descriptor pressure: idle fids give back their NINEP_O_PATH descriptors (a quarter of them,
     /// least recently used first, from `connection` and then from the others), keeping file
     /// handles to reopen them. Only as root (open_by_handle_at needs CAP_DAC_READ_SEARCH).
-    func relieveDescriptorPressure(preferring connection: Connection) -> Int {
+    func relieveDescriptorPressure(preferring connection: ServerConnection) -> Int {
         guard switchesIdentity else { return 0 }
         let record: (UInt64, Int32, Bool) -> Bool = { [self] device, fd, isDirectory in
             mountDescriptors.withLock { table in
@@ -190,7 +190,7 @@ public final class Server: @unchecked Sendable {
     var isStopping: Bool { registry.withLock { stopping } }
 
     private enum Admission {
-        case slot(Connection)
+        case slot(ServerConnection)
         case beyondTable
         case refused
     }
@@ -240,12 +240,12 @@ public final class Server: @unchecked Sendable {
     /// A client beyond the preallocated table: its connection is allocated now, if memory
     /// allows (asked first, so a refusal is an error, not a trap), with its own reader thread.
     private func acceptBeyondTable(fd: Int32, peer: PeerAddress, id: Int) {
-        guard MemoryProbe.canAllocate(bytes: Connection.slotBytes(configuration) + Self.logLineBytes) else {
+        guard MemoryProbe.canAllocate(bytes: ServerConnection.slotBytes(configuration) + Self.logLineBytes) else {
             RawLog.write("ninepd: refusing a connection beyond the preallocated table: out of memory (raise --memory-budget for more connection slots)\n")
             Glibc.close(fd)
             return
         }
-        let connection = Connection(server: self, preallocated: false)
+        let connection = ServerConnection(server: self, preallocated: false)
         guard DaemonThread.tryStart(name: "9p-out-x\(id)", { [self] in
             if ioFlusher { _ = ninep_set_io_flusher() }
             connection.writerThread()
@@ -291,7 +291,7 @@ public final class Server: @unchecked Sendable {
 
     /// Takes `connection` out of `active` (registry locked). An index loop: closing a
     /// connection must not allocate, and generic algorithms do in unoptimised builds.
-    private func remove(_ connection: Connection) {
+    private func remove(_ connection: ServerConnection) {
         var index = 0
         while index < active.count {
             if active[index] === connection {
@@ -304,7 +304,7 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Called by a reader when its client's session has ended.
-    func connectionClosed(_ connection: Connection) {
+    func connectionClosed(_ connection: ServerConnection) {
         logWhenMemoryAllows {
             logger.info("client disconnected", metadata: ["peer": "\(connection.peer)", "connection": "\(connection.id)"])
         }
@@ -372,7 +372,7 @@ public final class Server: @unchecked Sendable {
     /// Stops accepting, stops reading every connection, lets requests in flight finish (blocked
     /// system calls are interrupted), closes the sockets, and stops the workers.
     public func shutdown() {
-        let (listeners, open): ([Listener], [Connection]) = registry.withLock {
+        let (listeners, open): ([Listener], [ServerConnection]) = registry.withLock {
             stopping = true
             return (self.listeners, active)
         }

@@ -1,7 +1,7 @@
 import NinePMemory
 
 /// The admitted requests that worker threads take from, shared fairly between connections:
-/// each connection has its own first-in-first-out queue (`Connection.WorkLine`), and workers
+/// each connection has its own first-in-first-out queue (`ServerConnection.WorkLine`), and workers
 /// take one request from each connection with work in turn (round robin). A connection with
 /// 64 requests queued delays another connection's single request by at most one request per
 /// worker, not by all 64. Rings of fixed capacity (every context, every connection), so
@@ -11,7 +11,7 @@ final class WorkQueue: @unchecked Sendable {
     // `workLine` are only touched with `condition` locked.
     private let condition = ConditionLock()
     /// Connections with requests queued, in the order they are served.
-    private var ready: UnsafeMutableBufferPointer<Connection?>
+    private var ready: UnsafeMutableBufferPointer<ServerConnection?>
     private var head = 0
     private var count = 0
     private var stopped = false

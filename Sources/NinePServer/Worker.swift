@@ -15,7 +15,7 @@ final class Worker {
     static let nameCapacity = 4096 + 1
     let direntBuffer: UnsafeMutableRawBufferPointer
     /// The connection of the request being served (for descriptor-pressure relief).
-    var connection: Connection?
+    var connection: ServerConnection?
     /// The request being served.
     var context: RequestContext?
     /// A connection's reader serving requests itself: reads are tried from the page cache only.

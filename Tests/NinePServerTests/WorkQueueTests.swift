@@ -8,8 +8,8 @@ import Testing
     @Test func aSingleRequestWaitsOneTurnBehindAConnectionWith64Queued() throws {
         let s = try TestServer()
         defer { s.shutdown() }
-        let busy = Connection(server: s.server, preallocated: false)
-        let quiet = Connection(server: s.server, preallocated: false)
+        let busy = ServerConnection(server: s.server, preallocated: false)
+        let quiet = ServerConnection(server: s.server, preallocated: false)
         let queue = WorkQueue(connections: 4)
         for index in 0..<64 { queue.enqueue(busy.contexts[index]) }
         queue.enqueue(quiet.contexts[0])
@@ -26,8 +26,8 @@ import Testing
     @Test func aRequestTakenOutLeavesTheOthersInOrder() throws {
         let s = try TestServer()
         defer { s.shutdown() }
-        let a = Connection(server: s.server, preallocated: false)
-        let b = Connection(server: s.server, preallocated: false)
+        let a = ServerConnection(server: s.server, preallocated: false)
+        let b = ServerConnection(server: s.server, preallocated: false)
         let queue = WorkQueue(connections: 4)
         for index in 0..<3 { queue.enqueue(a.contexts[index]) }
         queue.enqueue(b.contexts[0])

@@ -7,7 +7,7 @@ extension Worker {
     /// Tattach: the export root, as the user named by n_uname (or uname), subject to the
     /// allowed-users and squash options. aname may be empty or the export path.
     func attach(
-        _ connection: Connection, tag: UInt16, fid: UInt32, afid: UInt32, uname: ByteView, aname: ByteView, nuname: UInt32,
+        _ connection: ServerConnection, tag: UInt16, fid: UInt32, afid: UInt32, uname: ByteView, aname: ByteView, nuname: UInt32,
         into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         let configuration = server.configuration

@@ -4,7 +4,7 @@ import NinePWire
 
 extension Worker {
     /// Tgetattr: statx of the fid's descriptor (valid for an unlinked file too).
-    func getattr(_ connection: Connection, tag: UInt16, fid: UInt32, mask: UInt64, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func getattr(_ connection: ServerConnection, tag: UInt16, fid: UInt32, mask: UInt64, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             let st = try stat(ref.entry.isOpen ? ref.entry.openFd : ref.entry.pathFd)
@@ -45,7 +45,7 @@ extension Worker {
     /// open-then-unlinked file still works, and a descriptor open for writing truncates even
     /// a file whose mode or owner would refuse truncate(2) by name. Otherwise the fid's
     /// NINEP_O_PATH descriptor stands for the path, with truncate(2)'s permission check.
-    func setattr(_ connection: Connection, tag: UInt16, fid: UInt32, fields f: SetattrFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func setattr(_ connection: ServerConnection, tag: UInt16, fid: UInt32, fields f: SetattrFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try requireWritable()
         return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
@@ -115,7 +115,7 @@ extension Worker {
     }
 
     /// Tstatfs.
-    func statfs(_ connection: Connection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func statfs(_ connection: ServerConnection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             var s = ninep_statfs_result()

@@ -10,7 +10,7 @@ extension Worker {
     /// flight (pipelined Treaddirs on one fid) reads through a descriptor of its own, so no two
     /// requests ever move one position.
     func readdir(
-        _ connection: Connection, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
+        _ connection: ServerConnection, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
@@ -67,7 +67,7 @@ extension Worker {
 
     /// Tmkdir.
     func mkdir(
-        _ connection: Connection, tag: UInt16, dfid: UInt32, name: ByteView, mode: UInt32, gid: UInt32, into w: inout WireWriter
+        _ connection: ServerConnection, tag: UInt16, dfid: UInt32, name: ByteView, mode: UInt32, gid: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try requireWritable()
         let cName = try component(name, slot: 0)
@@ -84,7 +84,7 @@ extension Worker {
     /// With --access client the entry is then given to the attaching user with `mode` (nil:
     /// a symlink, owner and group only).
     func createEntry(
-        _ connection: Connection, dfid: UInt32, name cName: UnsafePointer<CChar>, gid: UInt32, mode: UInt32?,
+        _ connection: ServerConnection, dfid: UInt32, name cName: UnsafePointer<CChar>, gid: UInt32, mode: UInt32?,
         isDirectory: Bool = false, _ make: (Int32) -> Int32
     ) throws(ServerErrno) -> Qid {
         try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Qid in

@@ -128,7 +128,7 @@ extension Worker {
 
     /// Borrows a fid for the duration of `body` and switches to its user's identity.
     func withFid<R>(
-        _ connection: Connection, _ fid: UInt32, _ body: (inout FidRef) throws(ServerErrno) -> R
+        _ connection: ServerConnection, _ fid: UInt32, _ body: (inout FidRef) throws(ServerErrno) -> R
     ) throws(ServerErrno) -> R {
         var ref = try borrow(connection, fid)
         defer { connection.fids.release(ref) }
@@ -138,7 +138,7 @@ extension Worker {
 
     /// Acquires a fid and, if its descriptor was given back under descriptor pressure,
     /// reopens its inode from the saved file handle (needs CAP_DAC_READ_SEARCH for a moment).
-    func borrow(_ connection: Connection, _ fid: UInt32) throws(ServerErrno) -> FidRef {
+    func borrow(_ connection: ServerConnection, _ fid: UInt32) throws(ServerErrno) -> FidRef {
         guard var ref = connection.fids.acquire(fid) else { throw ServerErrno.badFid }
         guard ref.entry.pathFd < 0, let handle = ref.entry.handle else { return ref }
         guard let mountFd = server.mountDescriptor(device: ref.entry.device) else {

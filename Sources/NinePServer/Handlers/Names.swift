@@ -5,7 +5,7 @@ import NinePWire
 extension Worker {
     /// Borrows two fids (a directory and another) for one operation.
     func withTwoFids<R>(
-        _ connection: Connection, _ first: UInt32, _ second: UInt32,
+        _ connection: ServerConnection, _ first: UInt32, _ second: UInt32,
         _ body: (FidEntry, FidEntry) throws(ServerErrno) -> R
     ) throws(ServerErrno) -> R {
         let a = try borrow(connection, first)
@@ -18,7 +18,7 @@ extension Worker {
     }
 
     /// Tlink: a hard link to fid's file, named `name` in dfid.
-    func link(_ connection: Connection, tag: UInt16, dfid: UInt32, fid: UInt32, name: ByteView, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func link(_ connection: ServerConnection, tag: UInt16, dfid: UInt32, fid: UInt32, name: ByteView, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try requireWritable()
         let cName = try component(name, slot: 0)
         return try withTwoFids(connection, dfid, fid) { (directory, file) throws(ServerErrno) -> Int in
@@ -30,7 +30,7 @@ extension Worker {
 
     /// Tsymlink: the target is stored as given and never resolved by the server.
     func symlink(
-        _ connection: Connection, tag: UInt16, dfid: UInt32, name: ByteView, target: ByteView, gid: UInt32, into w: inout WireWriter
+        _ connection: ServerConnection, tag: UInt16, dfid: UInt32, name: ByteView, target: ByteView, gid: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try requireWritable()
         let cName = try component(name, slot: 0)
@@ -44,7 +44,7 @@ extension Worker {
 
     /// Tmknod: FIFOs and sockets for anyone; devices need root (the kernel checks as the user).
     func mknod(
-        _ connection: Connection, tag: UInt16, dfid: UInt32, name: ByteView, mode: UInt32, major: UInt32, minor: UInt32, gid: UInt32,
+        _ connection: ServerConnection, tag: UInt16, dfid: UInt32, name: ByteView, mode: UInt32, major: UInt32, minor: UInt32, gid: UInt32,
         into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try requireWritable()
@@ -61,7 +61,7 @@ extension Worker {
 
     /// Trenameat: within or across directories; replaces an existing target as rename(2) does.
     func renameat(
-        _ connection: Connection, tag: UInt16, olddirfid: UInt32, oldname: ByteView, newdirfid: UInt32, newname: ByteView,
+        _ connection: ServerConnection, tag: UInt16, olddirfid: UInt32, oldname: ByteView, newdirfid: UInt32, newname: ByteView,
         into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try requireWritable()
@@ -74,7 +74,7 @@ extension Worker {
     }
 
     /// Tunlinkat: a file, or with AT_REMOVEDIR an empty directory.
-    func unlinkat(_ connection: Connection, tag: UInt16, dirfid: UInt32, name: ByteView, flags: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func unlinkat(_ connection: ServerConnection, tag: UInt16, dirfid: UInt32, name: ByteView, flags: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try requireWritable()
         let cName = try component(name, slot: 0)
         if flags & ~UnlinkFlags.removeDir != 0 { throw ServerErrno.invalid }
@@ -87,7 +87,7 @@ extension Worker {
     }
 
     /// Treadlink: the link's text, exactly as stored.
-    func readlink(_ connection: Connection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func readlink(_ connection: ServerConnection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             guard ref.entry.qid.isSymlink else { throw ServerErrno.invalid }
@@ -138,7 +138,7 @@ extension Worker {
     }
 
     /// Trename: moves fid's file into dfid under `name`.
-    func rename(_ connection: Connection, tag: UInt16, fid: UInt32, dfid: UInt32, name: ByteView, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func rename(_ connection: ServerConnection, tag: UInt16, fid: UInt32, dfid: UInt32, name: ByteView, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try requireWritable()
         let cNew = try component(name, slot: 1)
         return try withTwoFids(connection, fid, dfid) { (file, directory) throws(ServerErrno) -> Int in
@@ -150,7 +150,7 @@ extension Worker {
     }
 
     /// Tremove: removes fid's file and clunks the fid, whether or not the removal worked.
-    func remove(_ connection: Connection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func remove(_ connection: ServerConnection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         defer { _ = connection.fids.clunk(fid) }
         try requireWritable()
         return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in

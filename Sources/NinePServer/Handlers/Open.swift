@@ -31,7 +31,7 @@ extension Worker {
     /// The iounit announced by Rlopen/Rlcreate: the largest multiple of 4096 that fits a
     /// message. The kernel client then sends reads and writes in whole 4 KiB blocks (O_DIRECT
     /// works without splitting, and an interrupted large write never tears a block).
-    static func iounit(_ connection: Connection) -> UInt32 {
+    static func iounit(_ connection: ServerConnection) -> UInt32 {
         let msize = connection.stateLock.withLock { connection.msize }
         let room = msize > 24 ? msize - 24 : 0
         return room >= 4096 ? room & ~4095 : 0
@@ -47,7 +47,7 @@ extension Worker {
     }
 
     /// Tlopen: opens the fid's file for I/O through its NINEP_O_PATH descriptor.
-    func lopen(_ connection: Connection, tag: UInt16, fid: UInt32, flags: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func lopen(_ connection: ServerConnection, tag: UInt16, fid: UInt32, flags: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, !ref.entry.isOpen else { throw ServerErrno.badFid }
             if ref.entry.qid.isSymlink { throw ServerErrno(LinuxErrno.ELOOP) }
@@ -109,7 +109,7 @@ extension Worker {
     /// Tlcreate: creates and opens `name` in the directory fid, which then stands for the new
     /// file. O_NOFOLLOW|O_EXCL-free create never follows a symlink planted at `name`.
     func lcreate(
-        _ connection: Connection, tag: UInt16, fid: UInt32, name: ByteView, flags: UInt32, mode: UInt32, gid: UInt32,
+        _ connection: ServerConnection, tag: UInt16, fid: UInt32, name: ByteView, flags: UInt32, mode: UInt32, gid: UInt32,
         into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try requireWritable()

@@ -6,7 +6,7 @@ import NinePWire
 extension Worker {
     /// Tread: pread (or read, for FIFOs and other streams) straight into the reply buffer.
     func read(
-        _ connection: Connection, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
+        _ connection: ServerConnection, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> HandlerResult {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> HandlerResult in
             let msize = Int(connection.stateLock.withLock { connection.msize })
@@ -54,7 +54,7 @@ extension Worker {
     /// Twrite: pwrite (or write) straight from the receive buffer; regular files are written
     /// whole unless an error stops it part way.
     func write(
-        _ connection: Connection, tag: UInt16, fid: UInt32, offset: UInt64, data: ByteView, into w: inout WireWriter
+        _ connection: ServerConnection, tag: UInt16, fid: UInt32, offset: UInt64, data: ByteView, into w: inout WireWriter
     ) throws(ServerErrno) -> HandlerResult {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> HandlerResult in
             switch ref.entry.kind {
@@ -129,7 +129,7 @@ extension Worker {
     }
 
     /// Tfsync.
-    func fsync(_ connection: Connection, tag: UInt16, fid: UInt32, datasync: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func fsync(_ connection: ServerConnection, tag: UInt16, fid: UInt32, datasync: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
             let rc = datasync != 0 ? fdatasync(ref.entry.openFd) : Glibc.fsync(ref.entry.openFd)
@@ -141,7 +141,7 @@ extension Worker {
     /// Tclunk: forgets the fid (its descriptors close when no request uses them). An xattr
     /// fid made by Txattrcreate sets (or, with no data, removes) the attribute here, and its
     /// error is the clunk's.
-    func clunk(_ connection: Connection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func clunk(_ connection: ServerConnection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         guard let ref = connection.fids.acquire(fid) else { throw ServerErrno.badFid }
         var failure: ServerErrno? = nil
         if ref.entry.kind == .xattrWrite, let xattr = ref.entry.xattr {

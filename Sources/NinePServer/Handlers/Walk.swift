@@ -14,7 +14,7 @@ extension Worker {
     /// does it: v9fs_fid_find falls back to the open fids of the inode when the dentry has
     /// none for the user, and clones or walks from what it found.
     func walk(
-        _ connection: Connection, tag: UInt16, fid: UInt32, newfid: UInt32, names: WalkNames, into w: inout WireWriter
+        _ connection: ServerConnection, tag: UInt16, fid: UInt32, newfid: UInt32, names: WalkNames, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }

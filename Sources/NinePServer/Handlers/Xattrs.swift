@@ -10,7 +10,7 @@ extension Worker {
     /// Txattrwalk: newfid holds the value of `name` (or, for an empty name, the list of
     /// names), read now; Tread on newfid returns it.
     func xattrwalk(
-        _ connection: Connection, tag: UInt16, fid: UInt32, newfid: UInt32, name: ByteView, into w: inout WireWriter
+        _ connection: ServerConnection, tag: UInt16, fid: UInt32, newfid: UInt32, name: ByteView, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         let cName = try cString(name, slot: 0, limit: 255).get()
         try requireAllocatable()  // the value or name list is copied into the fid
@@ -57,7 +57,7 @@ extension Worker {
     /// Txattrcreate: fid becomes an xattr fid collecting `size` bytes of value through Twrite;
     /// Tclunk sets it.
     func xattrcreate(
-        _ connection: Connection, tag: UInt16, fid: UInt32, name: ByteView, size: UInt64, flags: UInt32, into w: inout WireWriter
+        _ connection: ServerConnection, tag: UInt16, fid: UInt32, name: ByteView, size: UInt64, flags: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try requireWritable()
         _ = try cString(name, slot: 0, limit: 255).get()

@@ -1,12 +1,12 @@
 import NinePMemory
 
-/// Requests admitted without their reply buffer (see `Connection.admitReadAhead`): a Tread or
+/// Requests admitted without their reply buffer (see `ServerConnection.admitReadAhead`): a Tread or
 /// Treaddir whose large reply buffer is not free within the connection's share. They wait in
 /// `memoryLine`, oldest first, holding nothing but their context, while the reader goes on
 /// reading the connection; a Tflush aborts them like a queued request. The line's head waits
 /// in the memory arena's FIFO through the connection's deferred waiter, and whoever frees the
 /// buffer hands it on (`Server.dispatchDeferredGrants`): no thread blocks for them.
-extension Connection {
+extension ServerConnection {
     /// Puts an admitted request (its tag in the table already) in the line.
     func waitForReplyBuffer(_ context: RequestContext) {
         stateLock.withLock {
@@ -74,8 +74,8 @@ extension Server {
     /// without any connection's state lock held, after whatever may have freed memory.
     func dispatchDeferredGrants() {
         while arena.hasDeferredGrants, let (waiter, grant) = arena.takeDeferredGrant() {
-            // The owner of every deferred waiter is its connection (Connection.init).
-            let connection = unsafeDowncast(waiter.owner!, to: Connection.self)
+            // The owner of every deferred waiter is its connection (ServerConnection.init).
+            let connection = unsafeDowncast(waiter.owner!, to: ServerConnection.self)
             connection.memoryGranted(grant)
             connection.pumpMemoryLine()
         }

@@ -2,11 +2,11 @@ import NinePWire
 
 /// Everything a connection shares between callers, its reader thread and its housekeeper: the
 /// slots, the tag table, the buffers, the fid numbers, the callers waiting for a slot and the
-/// clunks still to send. Lives in one `Mutex` in `Connection`; every method runs under it.
+/// clunks still to send. Lives in one `Mutex` in `ClientConnection`; every method runs under it.
 ///
 /// Slots 0..<requestSlots carry requests, the rest are the flush reserve: one per request slot,
 /// so every request in flight can always be flushed, whatever the others hold.
-struct ConnectionState: ~Copyable {
+struct ClientConnectionState: ~Copyable {
     var slots: [Slot]
     var tags = TagAllocator()
     var buffers: MessageBuffers
@@ -78,7 +78,7 @@ struct ConnectionState: ~Copyable {
     /// `timedOut`). The second value says whether the housekeeper must look at its deadline.
     mutating func enqueueWaiter(_ continuation: UnsafeContinuation<Int, Never>, deadline: ContinuousClock.Instant?) -> (id: UInt64, poke: Bool) {
         if closed {
-            continuation.resume(returning: ConnectionState.noSlot)
+            continuation.resume(returning: ClientConnectionState.noSlot)
             return (0, false)
         }
         if case let .slot(index) = acquire() {
@@ -95,7 +95,7 @@ struct ConnectionState: ~Copyable {
 
     mutating func cancelWaiter(_ id: UInt64) {
         guard let position = slotWaiters.firstIndex(where: { $0.id == id }) else { return }
-        slotWaiters.remove(at: position).continuation.resume(returning: ConnectionState.noSlot)
+        slotWaiters.remove(at: position).continuation.resume(returning: ClientConnectionState.noSlot)
     }
 
     enum Start {
@@ -279,7 +279,7 @@ struct ConnectionState: ~Copyable {
                 continuation.resume(returning: .connectionLost)
             }
         }
-        for waiter in slotWaiters { waiter.continuation.resume(returning: ConnectionState.noSlot) }
+        for waiter in slotWaiters { waiter.continuation.resume(returning: ClientConnectionState.noSlot) }
         slotWaiters.removeAll()
     }
 
@@ -322,7 +322,7 @@ struct ConnectionState: ~Copyable {
         while position < slotWaiters.count {
             if let deadline = slotWaiters[position].deadline {
                 if deadline <= now {
-                    slotWaiters.remove(at: position).continuation.resume(returning: ConnectionState.timedOut)
+                    slotWaiters.remove(at: position).continuation.resume(returning: ClientConnectionState.timedOut)
                     continue
                 }
                 later(deadline)

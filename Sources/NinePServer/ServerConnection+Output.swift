@@ -39,7 +39,7 @@ struct OutputItem {
 /// client to read: a client that stops reading (stopped with ^Z, hung) holds its own writer
 /// thread and the buffers of its replies, and the other connections go on. Frames never
 /// interleave: the outbox is first in, first out, and a frame begun without waiting is its head.
-extension Connection {
+extension ServerConnection {
     /// Queues or writes `item` (write lock held). Returns true when the item is done (written
     /// whole, or the peer is gone): the caller then finishes it after unlocking.
     func deliverLocked(_ item: OutputItem) -> Bool {

@@ -10,7 +10,7 @@ import NinePWire
 ///
 /// Lock order: `writeLock` before `stateLock`, never the reverse. The reader never holds
 /// `stateLock` while it waits for `writeLock`.
-final class Connection: @unchecked Sendable {
+final class ServerConnection: @unchecked Sendable {
     // @unchecked Sendable: mutable fields are guarded by `stateLock` (contexts' shared fields,
     // `freeContexts`, `closing`, `socketOpen`, `msize`, `inFlightCount`, `parkedInReserve`, `memoryLine`), by `writeLock`
     // (the outbox and `writerStopping`), or owned by the reader thread (`headerScratch`). The
@@ -38,7 +38,7 @@ final class Connection: @unchecked Sendable {
     var versionNegotiated = false
     /// Requests whose remaining buffer sits in the arena's parking reserve.
     var parkedInReserve = 0
-    /// Replies waiting for the socket, first in first out (see Connection+Output): a ring with
+    /// Replies waiting for the socket, first in first out (see ServerConnection+Output): a ring with
     /// a place for every context and for `loneFrames` lone Rflushes or Rlerrors.
     let outbox: UnsafeMutableBufferPointer<OutputItem>
     var outboxHead = 0

@@ -12,7 +12,7 @@ import NinePWire
 /// inside an interruptible system call (a FIFO open). Those send no reply, only Rflush.
 /// Anything else runs to its end: reply first, then Rflush. No reply ever follows an Rflush:
 /// both go out under the write lock, the reply first, and an aborted request never replies.
-extension Connection {
+extension ServerConnection {
     // MARK: Running
 
     /// Runs on a worker thread.

@@ -10,11 +10,11 @@ import NinePWire
 /// every reply straight into the buffer of the slot that holds its tag and wakes that caller;
 /// one housekeeper thread sends Tflush for cancelled and timed-out calls, ends the flush grace
 /// and clunks fids that callers left behind.
-final class Connection: Sendable {
+final class ClientConnection: Sendable {
     let fd: Int32
     let msize: UInt32
     let requestSlots: Int
-    let state: AdaptiveMutex<ConnectionState>
+    let state: AdaptiveMutex<ClientConnectionState>
     /// An eventfd that wakes the housekeeper.
     private let wakeFD: Int32
     /// Set once, right after init (the sender's callbacks need the connection).
@@ -24,7 +24,7 @@ final class Connection: Sendable {
         self.fd = fd
         self.msize = msize
         requestSlots = max(1, min(configuration.maxInFlight, 4096))
-        state = AdaptiveMutex(ConnectionState(requestSlots: requestSlots, msize: msize, grace: configuration.flushGrace))
+        state = AdaptiveMutex(ClientConnectionState(requestSlots: requestSlots, msize: msize, grace: configuration.flushGrace))
         wakeFD = ninep_eventfd()
     }
 
@@ -34,7 +34,7 @@ final class Connection: Sendable {
     }
 
     /// Connects, negotiates the version and msize, and starts the reader and housekeeper.
-    static func open(_ configuration: ClientConfiguration) throws(NinePError) -> Connection {
+    static func open(_ configuration: ClientConfiguration) throws(NinePError) -> ClientConnection {
         // Connecting and Tversion block this thread: bounded by the call timeout (30 s if none).
         let limit = configuration.callTimeout ?? .seconds(30)
         let fd = try SocketConnector.connect(to: configuration.address, timeout: limit)
@@ -47,7 +47,7 @@ final class Connection: Sendable {
             Glibc.close(fd)
             throw error.at(configuration.address.description)
         }
-        let connection = Connection(fd: fd, msize: msize, configuration: configuration)
+        let connection = ClientConnection(fd: fd, msize: msize, configuration: configuration)
         let sender = FrameSender(fd: fd, capacity: 2 * connection.requestSlots) { [weak connection] frame in
             connection?.frameSent(frame)
         } onFailure: { [weak connection] in

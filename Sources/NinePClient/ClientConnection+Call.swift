@@ -2,7 +2,7 @@ import Glibc
 import NinePWire
 import Synchronization
 
-extension Connection {
+extension ClientConnection {
     /// One request/reply exchange: take a slot (and tag), encode into its buffer, send, wait
     /// for the reply and decode it while the slot is still held.
     ///
@@ -98,7 +98,7 @@ extension Connection {
             }
         }
         if index >= 0 { return index }
-        if index == ConnectionState.timedOut { throw NinePError.timedOut(operation) }
+        if index == ClientConnectionState.timedOut { throw NinePError.timedOut(operation) }
         if isClosed { throw NinePError.connectionLost(operation) }
         throw CancellationError()
     }
