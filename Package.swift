@@ -65,20 +65,30 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // Shared by the test targets (and the load tool): servers on socketpairs, a raw wire
+        // client, an in-memory backend with fault injection, helpers for FIFOs and clocks.
+        .target(
+            name: "NinePTestSupport",
+            dependencies: [
+                "CNinePShims", "NinePWire", "NinePMemory", "NinePTransport", "NinePServer", "NinePClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
         .testTarget(name: "NinePWireTests", dependencies: ["NinePWire"]),
         .testTarget(
             name: "NinePServerTests",
             dependencies: [
-                "NinePWire", "NinePServer", "NinePMemory", "NinePTransport", "CNinePShims",
+                "NinePWire", "NinePServer", "NinePMemory", "NinePTransport", "CNinePShims", "NinePTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ]
         ),
         .testTarget(
             name: "NinePClientTests",
-            dependencies: ["NinePClient", "NinePWire", "NinePServer", "NinePTransport", "CNinePShims", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["NinePClient", "NinePWire", "NinePServer", "NinePTransport", "CNinePShims", "NinePTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["ninepd", "ninep", "NinePWire", "CNinePShims"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ninepd", "ninep", "NinePWire", "CNinePShims", "NinePTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )
