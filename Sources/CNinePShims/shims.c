@@ -112,14 +112,18 @@ int ninep_install_interrupt_handler(int signo) {
     sa.sa_flags = 0; // no SA_RESTART: a blocked system call returns EINTR
     return sigaction(signo, &sa, NULL);
 }
+// The signals the daemon's signal thread waits for (and every other thread blocks).
+static void ninep_termination_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGHUP);
+}
 // Threads start with termination signals blocked so that only the signal thread sees them.
 int ninep_block_signals_for_thread(void) {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGHUP);
+    ninep_termination_signals(&set);
     sigaddset(&set, SIGPIPE);
     return pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
@@ -131,11 +135,7 @@ int ninep_unblock_interrupt_signal(int signo) {
 }
 int ninep_wait_termination_signal(void) {
     sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGUSR1);
-    sigaddset(&set, SIGHUP);
+    ninep_termination_signals(&set);
     int sig = 0;
     if (sigwait(&set, &sig) != 0) return -1;
     return sig;

@@ -76,6 +76,13 @@ extension NinePClient {
     }
 
     private func clunkNow(_ fid: UInt32) async {
+        // Not answered (cancelled, timed out or disconnected): the slot's undo clunks again if needed.
+        _ = try? await clunkAnswered(fid)
+    }
+
+    /// Sends Tclunk. Once answered the fid is gone whatever the answer: it is released and the
+    /// server's error (or a malformed answer), if any, is returned. Throws when not answered.
+    func clunkAnswered(_ fid: UInt32) async throws -> NinePError? {
         do {
             try await connection.call(.clunk, undo: .releaseFid(fid), timeout: callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
                 try Request.clunk(fid: fid).encode(tag: tag, into: &w)
@@ -83,12 +90,10 @@ extension NinePClient {
                 guard case .clunk = response else { throw .protocolViolation(.clunk) }
             }
             connection.releaseFid(fid)
+            return nil
         } catch let error as NinePError where error.kind == .server || error.kind == .protocolViolation {
-            // Answered: after Tclunk the fid is gone whatever the answer.
             connection.releaseFid(fid)
-        } catch {
-            // Cancelled, timed out or disconnected: the slot's undo clunks again if needed.
+            return error
         }
     }
 }
-

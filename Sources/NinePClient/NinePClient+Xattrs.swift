@@ -68,19 +68,7 @@ extension NinePClient {
 
     /// Clunks `file` and returns the server's error, if any (for xattr commits).
     private func clunkReporting(_ file: RemoteFile) async throws -> NinePError? {
-        let fid = file.fid
         file.markClosed()
-        do {
-            try await connection.call(.clunk, undo: .releaseFid(fid), timeout: callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
-                try Request.clunk(fid: fid).encode(tag: tag, into: &w)
-            } decode: { response throws(NinePError) in
-                guard case .clunk = response else { throw .protocolViolation(.clunk) }
-            }
-            connection.releaseFid(fid)
-            return nil
-        } catch let error as NinePError where error.kind == .server {
-            connection.releaseFid(fid)
-            return error
-        }
+        return try await clunkAnswered(file.fid)
     }
 }

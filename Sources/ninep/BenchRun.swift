@@ -17,11 +17,6 @@ struct BenchRun {
     let duration: Duration
     let countAllocations: Bool
 
-    /// A worker's buffer. `@unchecked Sendable`: each worker owns its buffer alone.
-    struct Buffer: @unchecked Sendable {
-        let bytes: UnsafeMutableRawBufferPointer
-    }
-
     /// What a worker measured.
     struct Tally: Sendable {
         var operations: UInt64 = 0
@@ -37,7 +32,7 @@ struct BenchRun {
         let start = clock.now + .milliseconds(20)
         let measureFrom = start + warmup
         let until = measureFrom + duration
-        let buffers = (0..<concurrency).map { _ in Buffer(bytes: .allocate(byteCount: max(ioSize, SmallFile.size), alignment: 4096)) }
+        let buffers = (0..<concurrency).map { _ in OwnedBuffer(bytes: .allocate(byteCount: max(ioSize, SmallFile.size), alignment: 4096)) }
         defer { for buffer in buffers { buffer.bytes.deallocate() } }
         for buffer in buffers { buffer.bytes.initializeMemory(as: UInt8.self, repeating: 0x5a) }
         let blocks = max(1, fileSize / ioSize)
@@ -124,7 +119,7 @@ struct BenchRun {
     /// measuring (all workers share the instants) and once all have stopped, so the count covers
     /// the whole process during the measured window.
     private func work(
-        worker: Int, file: RemoteFile, buffer: Buffer, blocks: Int, measureFrom: ContinuousClock.Instant,
+        worker: Int, file: RemoteFile, buffer: OwnedBuffer, blocks: Int, measureFrom: ContinuousClock.Instant,
         until: ContinuousClock.Instant, barrier: Barrier
     ) async throws -> Tally {
         var histogram = LatencyHistogram()

@@ -16,14 +16,9 @@ struct Get: AsyncParsableCommand {
     )
 
     @OptionGroup var server: ServerOptions
-    @Option(help: "Reads in flight at once.") var window = 8
-    @Option(help: "Progress bar: auto (on a terminal, for 1 MiB or more), always, never.") var progress: ProgressMode = .auto
+    @OptionGroup var transfer: TransferOptions
     @Argument(help: "The remote file.") var remote: String
     @Argument(help: "The local file, directory, or - for standard output.") var local: String
-
-    func validate() throws {
-        guard (1...256).contains(window) else { throw ValidationError("--window must be between 1 and 256") }
-    }
 
     func run() async throws {
         let client = try await server.connect(for: "get")
@@ -37,11 +32,11 @@ struct Get: AsyncParsableCommand {
                 let fd = target == "-" ? STDOUT_FILENO : open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
                 guard fd >= 0 else { throw LocalError(path: target, errno: errno) }
                 defer { if fd != STDOUT_FILENO { close(fd) } }
-                var bar = Progress(total: size, label: Formatting.baseName(remote), mode: progress)
+                var bar = Progress(total: size, label: Formatting.baseName(remote), mode: transfer.progress)
                 if fd == STDOUT_FILENO {
                     try await stream(file, to: fd, progress: &bar)
                 } else {
-                    _ = try await Transfer(file: file, local: fd, localPath: target, window: window).download(size: size, progress: &bar)
+                    _ = try await Transfer(file: file, local: fd, localPath: target, window: transfer.window).download(size: size, progress: &bar)
                 }
                 bar.finish()
             }
@@ -66,4 +61,3 @@ struct Get: AsyncParsableCommand {
     }
 }
 
-extension ProgressMode: ExpressibleByArgument {}

@@ -17,14 +17,9 @@ struct Put: AsyncParsableCommand {
     )
 
     @OptionGroup var server: ServerOptions
-    @Option(help: "Writes in flight at once.") var window = 8
-    @Option(help: "Progress bar: auto (on a terminal, for 1 MiB or more), always, never.") var progress: ProgressMode = .auto
+    @OptionGroup var transfer: TransferOptions
     @Argument(help: "The local file.") var local: String
     @Argument(help: "The remote file or directory.") var remote: String
-
-    func validate() throws {
-        guard (1...256).contains(window) else { throw ValidationError("--window must be between 1 and 256") }
-    }
 
     func run() async throws {
         let client = try await server.connect(for: "put")
@@ -47,8 +42,8 @@ struct Put: AsyncParsableCommand {
             }
             try await using(file) { file in
                 let size = UInt64(info.st_size)
-                var bar = Progress(total: size, label: Formatting.baseName(local), mode: progress)
-                _ = try await Transfer(file: file, local: fd, localPath: local, window: window).upload(size: size, progress: &bar)
+                var bar = Progress(total: size, label: Formatting.baseName(local), mode: transfer.progress)
+                _ = try await Transfer(file: file, local: fd, localPath: local, window: transfer.window).upload(size: size, progress: &bar)
                 bar.finish()
             }
         } catch {

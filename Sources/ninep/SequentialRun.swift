@@ -25,7 +25,7 @@ struct SequentialRun {
 
     func run() async throws -> BenchResult {
         let file: RemoteFile = try await workload == .seqwrite ? client.open(path, .write, options: .truncate) : client.open(path)
-        let buffers = (0..<concurrency).map { _ in BenchRun.Buffer(bytes: .allocate(byteCount: ioSize, alignment: 4096)) }
+        let buffers = (0..<concurrency).map { _ in OwnedBuffer(bytes: .allocate(byteCount: ioSize, alignment: 4096)) }
         defer { for buffer in buffers { buffer.bytes.deallocate() } }
         for buffer in buffers { buffer.bytes.initializeMemory(as: UInt8.self, repeating: 0x5a) }
         let cursor = Cursor()
@@ -67,7 +67,7 @@ struct SequentialRun {
 
     /// One task: blocks until the cursor passes the end of the file. A short read or write is
     /// an error: the pass must move exactly the file.
-    private func move(file: RemoteFile, buffer: BenchRun.Buffer, cursor: Cursor) async throws -> Tally {
+    private func move(file: RemoteFile, buffer: OwnedBuffer, cursor: Cursor) async throws -> Tally {
         var histogram = LatencyHistogram()
         var tally = Tally()
         let clock = ContinuousClock()

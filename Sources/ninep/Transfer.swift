@@ -10,18 +10,12 @@ struct Transfer {
     let localPath: String
     let window: Int
 
-    /// A chunk buffer owned by one child task at a time. `@unchecked Sendable`: the parent hands
-    /// each buffer to exactly one child and takes it back only when that child has finished.
-    struct Chunk: @unchecked Sendable {
-        let buffer: UnsafeMutableRawBufferPointer
-    }
-
     /// Remote to local: reads the `size` bytes that stat announced, then goes on until a short
     /// read (in case the file grew); returns the length of the copy.
     func download(size: UInt64, progress: inout Progress) async throws -> UInt64 {
         let chunkSize = file.ioSize
         let chunks = makeChunks(chunkSize)
-        defer { for chunk in chunks { chunk.buffer.deallocate() } }
+        defer { for chunk in chunks { chunk.bytes.deallocate() } }
         var next: UInt64 = 0
         var end: UInt64 = 0
         var lastWasFull = true
@@ -30,7 +24,7 @@ struct Transfer {
                 let offset = next
                 next += UInt64(chunkSize)
                 let chunk = chunks[index]
-                group.addTask { (index, offset, try await file.read(into: chunk.buffer, at: offset)) }
+                group.addTask { (index, offset, try await file.read(into: chunk.bytes, at: offset)) }
             }
             for index in 0..<window where next < size { schedule(index) }
             while let (index, offset, count) = try await group.next() {
@@ -43,7 +37,7 @@ struct Transfer {
         }
         // The file may have grown since stat: read on, one message at a time, to a short read.
         while lastWasFull {
-            let count = try await file.read(into: chunks[0].buffer, at: next)
+            let count = try await file.read(into: chunks[0].bytes, at: next)
             try store(chunks[0], count: count, at: next)
             progress.advance(by: count)
             next += UInt64(count)
@@ -55,13 +49,13 @@ struct Transfer {
     }
 
     /// One page-aligned buffer per message in flight; the caller deallocates them.
-    private func makeChunks(_ chunkSize: Int) -> [Chunk] {
-        (0..<window).map { _ in Chunk(buffer: .allocate(byteCount: chunkSize, alignment: 4096)) }
+    private func makeChunks(_ chunkSize: Int) -> [OwnedBuffer] {
+        (0..<window).map { _ in OwnedBuffer(bytes: .allocate(byteCount: chunkSize, alignment: 4096)) }
     }
 
-    private func store(_ chunk: Chunk, count: Int, at offset: UInt64) throws {
+    private func store(_ chunk: OwnedBuffer, count: Int, at offset: UInt64) throws {
         guard count > 0 else { return }
-        let written = pwrite(local, chunk.buffer.baseAddress, count, off_t(offset))
+        let written = pwrite(local, chunk.bytes.baseAddress, count, off_t(offset))
         guard written == count else { throw LocalError(path: localPath, errno: written < 0 ? errno : ENOSPC) }
     }
 
@@ -69,7 +63,7 @@ struct Transfer {
     func upload(size: UInt64, progress: inout Progress) async throws -> UInt64 {
         let chunkSize = file.ioSize
         let chunks = makeChunks(chunkSize)
-        defer { for chunk in chunks { chunk.buffer.deallocate() } }
+        defer { for chunk in chunks { chunk.bytes.deallocate() } }
         var next: UInt64 = 0
         var sent: UInt64 = 0
         try await withThrowingTaskGroup(of: (Int, Int).self) { group in
@@ -80,7 +74,7 @@ struct Transfer {
                 let chunk = chunks[index]
                 var filled = 0
                 while filled < count {
-                    let n = pread(local, chunk.buffer.baseAddress! + filled, count - filled, off_t(offset) + off_t(filled))
+                    let n = pread(local, chunk.bytes.baseAddress! + filled, count - filled, off_t(offset) + off_t(filled))
                     if n < 0 && errno == EINTR { continue }
                     guard n > 0 else { throw LocalError(path: localPath, errno: n < 0 ? errno : EIO) }
                     filled += n
@@ -88,7 +82,7 @@ struct Transfer {
                 group.addTask {
                     var done = 0
                     while done < count {
-                        let n = try await file.write(UnsafeRawBufferPointer(rebasing: chunk.buffer[done..<count]), at: offset + UInt64(done))
+                        let n = try await file.write(UnsafeRawBufferPointer(rebasing: chunk.bytes[done..<count]), at: offset + UInt64(done))
                         guard n > 0 else { throw NinePError(.server, errno: EIO, operation: .write, path: file.path) }
                         done += n
                     }
