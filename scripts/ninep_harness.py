@@ -10,6 +10,7 @@ import select
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -125,12 +126,16 @@ def load_tool(near=None, explicit=None):
         if os.access(candidate, os.X_OK):
             return candidate
     configuration = ["-c", "release"] if release else []
-    subprocess.run(["swift", "build", "--product", "ninep-load"] + configuration, cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL, timeout=1800)
-    binary = subprocess.run(["swift", "build", "--show-bin-path"] + configuration, cwd=ROOT, check=True,
-                            capture_output=True, text=True, timeout=600).stdout.strip() + "/ninep-load"
-    if not os.access(binary, os.X_OK):
-        raise RuntimeError("swift build made no %s" % binary)
+    binary = None
+    try:
+        subprocess.run(["swift", "build", "--product", "ninep-load"] + configuration, cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL, timeout=1800)
+        binary = subprocess.run(["swift", "build", "--show-bin-path"] + configuration, cwd=ROOT, check=True,
+                                capture_output=True, text=True, timeout=600).stdout.strip() + "/ninep-load"
+    except (OSError, subprocess.SubprocessError) as e:
+        print("no ninep-load binary, and swift build could not make one: %s" % e, file=sys.stderr)
+    if binary is None or not os.access(binary, os.X_OK):
+        raise SystemExit(2)   # the scripts' status for a setup error
     return binary
 
 

@@ -72,6 +72,7 @@ final class MallocFailureSession {
     }
 
     private func start() -> JSON {
+        guard threads.isEmpty else { return .object([("error", .string("the loops have started already"))]) }
         for loop in loops {
             let warmup = self.warmup
             threads.append(BackgroundThread(name: "steady-\(loop.index)") { loop.run(warmup: warmup) })

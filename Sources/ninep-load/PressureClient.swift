@@ -39,9 +39,9 @@ struct PressureClient {
             if errors.count < 5 { errors.append(text) }
         }
 
-        var json: JSON {
+        func json(index: Int) -> JSON {
             .object([
-                ("index", .int(0)), ("requests", .int(requests)), ("failed", .int(failed)), ("corrupted", .int(corrupted)),
+                ("index", .int(index)), ("requests", .int(requests)), ("failed", .int(failed)), ("corrupted", .int(corrupted)),
                 ("lost", .bool(lost)), ("errors", JSON.strings(errors)), ("bytes", .int(bytes)), ("msize", .int(msize)),
                 ("io", .int(io)), ("max_latency", .double(maxLatency)),
             ])
@@ -90,12 +90,7 @@ struct PressureClient {
             _ = sender.thread.join(seconds: timeout + 5)
         }
         session?.close()
-        var json = out.json
-        if case var .object(fields) = json {
-            fields[0] = ("index", .int(index))
-            json = .object(fields)
-        }
-        return json
+        return out.json(index: index)
     }
 
     private func stream(_ connection: RawSession, _ sender: FrameSender, _ pattern: PressurePattern, _ out: inout Result) throws {
