@@ -11,6 +11,10 @@ struct NinepLoad: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ninep-load",
         abstract: "Raw 9P2000.L load clients for the scripts in scripts/ (JSON lines on stdout).",
+        discussion: "A developer tool, not the user's `ninep`: it sends frames with chosen tags, keeps clients that "
+            + "never read their replies, and takes its steps from the script that runs it (commands on stdin, one JSON "
+            + "line answers each). Every wait has a timeout and --max-seconds ends any run. Addresses: 127.0.0.0/8 or "
+            + "unix sockets only.",
         subcommands: [MallocFailure.self, Pressure.self, Allocations.self, StoppedReadersCommand.self]
     )
 }
@@ -38,7 +42,9 @@ func setupFailed(_ error: any Error) -> Never {
 struct MallocFailure: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "malloc-failure",
-        abstract: "Steady loops, connection and fid probes for scripts/malloc-failure (commands on stdin)."
+        abstract: "Steady loops, connection and fid probes for scripts/malloc-failure (commands on stdin).",
+        discussion: "Commands: start, failing on|off, status, probe-connections N, probe-fids N, check-fids, stop, "
+            + "iterate clean|all (see MallocFailureSession.swift)."
     )
     @OptionGroup var options: ServerOptions
     @Option(help: "Steady-loop connections") var connections = 4
@@ -84,7 +90,9 @@ struct Pressure: ParsableCommand {
 struct Allocations: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "allocs",
-        abstract: "bench-allocs' connection: batches of one message type on command (stdin)."
+        abstract: "bench-allocs' connection: batches of one message type on command (stdin).",
+        discussion: "Commands: walk FIRST N, clunk FIRST N, lopen FIRST N, read SIZE N, write SIZE N, getattr N, "
+            + "flush OLDTAG N; each answers once every reply is in."
     )
     @OptionGroup var options: ServerOptions
     @Option(help: "Requests in flight") var depth = 1
