@@ -58,7 +58,7 @@ extension RawSession {
     func read(fid: UInt32, offset: UInt64, count: UInt32) throws -> [UInt8] {
         try rpc(.read(fid: fid, offset: offset, count: count)).expect { response -> [UInt8] in
             guard case let .read(data) = response else { return [] }
-            return Array(data.base)
+            return Bytes.copy(data.base)
         }
     }
 

@@ -152,7 +152,7 @@ final class RawSession {
     /// The next reply off the wire, copied.
     func receive() throws -> Reply {
         let (header, request, frame) = try receiveFrame()
-        return Reply(tag: header.tag, type: header.type, request: request, frame: Array(frame))
+        return Reply(tag: header.tag, type: header.type, request: request, frame: Bytes.copy(frame))
     }
 
     /// The reply to `tag`, keeping replies to other tags for their own wait.

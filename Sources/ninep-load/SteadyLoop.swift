@@ -44,8 +44,7 @@ final class SteadyLoop: Sendable {
     /// script's pattern(): a 4-byte seed repeated, the first bytes "c<connection> i<iteration> ").
     static func pattern(connection: Int, iteration: Int, size: Int) -> [UInt8] {
         let seed = UInt32(truncatingIfNeeded: connection &* 1_000_003 &+ iteration &* 7919)
-        var data = [UInt8](repeating: 0, count: size)
-        for i in 0..<size { data[i] = UInt8(truncatingIfNeeded: seed >> (8 * UInt32(i % 4))) }
+        var data = Bytes.repeated(seed, count: size)
         let head = Array("c\(connection) i\(iteration) ".utf8)
         for (i, byte) in head.prefix(size).enumerated() { data[i] = byte }
         return data
@@ -64,10 +63,13 @@ final class SteadyLoop: Sendable {
                 let written = try connection.write(fid: fid, offset: UInt64(offset), data: data)
                 if written != size { throw LoadError.protocolError("short write: \(written) of \(size)") }
                 let back = try connection.read(fid: fid, offset: UInt64(offset), count: UInt32(size))
-                if CRC32.checksum(back) != CRC32.checksum(data) || back != data {
-                    let bad = zip(back, data).reduce(0) { $0 + ($1.0 != $1.1 ? 1 : 0) } + abs(back.count - data.count)
+                // Byte for byte (memcmp); the CRC-32s, which equal bytes always share, are only
+                // worked out for the report when the bytes differ.
+                if !Bytes.equal(back, data) {
+                    let bad = Bytes.differing(back, data)
                     counters.withLock { $0.corruptedBytes += bad }
-                    throw LoadError.protocolError("read back \(back.count) bytes at \(offset): \(bad) differ from what was written")
+                    throw LoadError.protocolError("read back \(back.count) bytes at \(offset): \(bad) differ from what was written "
+                        + "(CRC-32 \(hex(CRC32.checksum(back))), written \(hex(CRC32.checksum(data))))")
                 }
                 offset += size
             }
@@ -107,3 +109,5 @@ final class SteadyLoop: Sendable {
         ])
     }
 }
+
+private func hex(_ value: UInt32) -> String { "0x" + String(value, radix: 16) }
