@@ -15,8 +15,6 @@ final class RawSession {
     private(set) var inFlight: [UInt16: MessageType] = [:]
     /// Replies that arrived while the caller waited for another tag.
     private var arrived: [UInt16: Reply] = [:]
-    private(set) var sent = 0
-    private(set) var received = 0
     /// Sized to the msize asked for: the server may only lower it.
     private let sendBuffer: UnsafeMutableRawBufferPointer
     private let receiveBuffer: UnsafeMutableRawBufferPointer
@@ -100,7 +98,6 @@ final class RawSession {
             throw error
         }
         try write(UnsafeRawBufferPointer(rebasing: sendBuffer[0..<length]), what: request.type.displayName)
-        sent += 1
         return tag
     }
 
@@ -145,7 +142,6 @@ final class RawSession {
         guard isError || header.type == request.rawValue + 1 else {
             throw LoadError.protocolError("reply type \(header.type) to \(request.displayName) (tag \(header.tag))")
         }
-        received += 1
         return (header, request, UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<size]))
     }
 

@@ -15,7 +15,6 @@ enum TRequest {
     case getattr(fid: UInt32, mask: UInt64)
     case clunk(fid: UInt32)
     case flush(oldtag: UInt16)
-    case unlinkat(dirfid: UInt32, name: String, flags: UInt32)
 
     var type: MessageType {
         switch self {
@@ -29,7 +28,6 @@ enum TRequest {
         case .getattr: .tgetattr
         case .clunk: .tclunk
         case .flush: .tflush
-        case .unlinkat: .tunlinkat
         }
     }
 
@@ -60,8 +58,6 @@ enum TRequest {
             return try Request.clunk(fid: fid).encode(tag: tag, into: &w)
         case let .flush(oldtag):
             return try Request.flush(oldtag: oldtag).encode(tag: tag, into: &w)
-        case let .unlinkat(dirfid, name, flags):
-            return try withView(name) { try Request.unlinkat(dirfid: dirfid, name: $0, flags: flags).encode(tag: tag, into: &w) }
         }
     }
 }
@@ -74,7 +70,7 @@ private func withView<T>(_ text: String, _ body: (ByteView) throws -> T) throws 
 
 /// Linux open flags as 9P2000.L carries them (P9_DOTL_*).
 enum OpenFlags {
-    static let readOnly: UInt32 = 0, writeOnly: UInt32 = 1, readWrite: UInt32 = 2
+    static let readOnly: UInt32 = 0, readWrite: UInt32 = 2
     static let create: UInt32 = 0o100, truncate: UInt32 = 0o1000
 }
 
