@@ -67,6 +67,16 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The client side of the load and fault-injection scripts (scripts/malloc-failure,
+        // memory-pressure, bench-allocs, bench-isolation): a developer tool, not installed.
+        .executableTarget(
+            name: "ninep-load",
+            dependencies: [
+                "NinePWire", "NinePTransport", "CNinePShims",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strict
+        ),
         // Shared by the test targets (and the load tool): servers on socketpairs, a raw wire
         // client, an in-memory backend with fault injection, helpers for FIFOs and clocks.
         .target(
@@ -90,7 +100,7 @@ let package = Package(
             name: "NinePClientTests",
             dependencies: ["NinePClient", "NinePWire", "NinePServer", "NinePTransport", "CNinePShims", "NinePTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["ninepd", "ninep", "NinePWire", "CNinePShims", "NinePTestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ninepd", "ninep", "ninep-load", "NinePWire", "CNinePShims", "NinePTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

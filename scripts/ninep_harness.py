@@ -1,12 +1,17 @@
-"""Process helpers shared by bench-allocs, malloc-failure and memory-pressure: loopback ports,
-starting a server (ninepd or diod) by PID and stopping exactly that PID, build and machine facts."""
+"""Process helpers shared by bench-allocs, bench-isolation, malloc-failure and memory-pressure:
+loopback ports, starting a server (ninepd or diod) by PID and stopping exactly that PID, the
+ninep-load client tool (Sources/ninep-load) and its JSON lines, build and machine facts."""
 import datetime
 import hashlib
+import json
 import os
 import platform
+import select
 import signal
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
@@ -106,6 +111,111 @@ def start_ninepd(binary, export, port, log_path, env=None, extra=(), preexec_fn=
         server.stop(2)
         raise RuntimeError("ninepd did not listen on 127.0.0.1:%d (%s); log:\n%s" % (port, server.describe_exit(), server.log_text()))
     return server
+
+
+def load_tool(near=None, explicit=None):
+    """The ninep-load binary: `explicit`, else the one beside `near` (a ninepd binary: the same
+    build), else .build/release or .build/debug, else built now (swift build; never while a build
+    of this tree runs, e.g. under swift test, whose test target builds it beside ninepd)."""
+    if explicit:
+        return os.path.abspath(explicit)
+    candidates = [os.path.join(os.path.dirname(os.path.abspath(near)), "ninep-load")] if near else []
+    release = bool(near) and "/release/" in os.path.abspath(near)
+    candidates += [os.path.join(ROOT, ".build", c, "ninep-load") for c in (("release", "debug") if release or not near else ("debug", "release"))]
+    for candidate in candidates:
+        if os.access(candidate, os.X_OK):
+            return candidate
+    configuration = ["-c", "release"] if release else []
+    binary = None
+    try:
+        subprocess.run(["swift", "build", "--product", "ninep-load"] + configuration, cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL, timeout=1800)
+        binary = subprocess.run(["swift", "build", "--show-bin-path"] + configuration, cwd=ROOT, check=True,
+                                capture_output=True, text=True, timeout=600).stdout.strip() + "/ninep-load"
+    except (OSError, subprocess.SubprocessError) as e:
+        print("no ninep-load binary, and swift build could not make one: %s" % e, file=sys.stderr)
+    if binary is None or not os.access(binary, os.X_OK):
+        raise SystemExit(2)   # the scripts' status for a setup error
+    return binary
+
+
+class LoadToolError(RuntimeError):
+    pass
+
+
+class LoadTool:
+    """A ninep-load process (own process group, stopped by PID): commands go to its stdin, one
+    JSON value per line comes back on its stdout. Every read has a timeout."""
+
+    def __init__(self, binary, argv):
+        self.stderr = tempfile.TemporaryFile()
+        self.process = subprocess.Popen([binary] + list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.stderr, start_new_session=True)
+        self.pid = self.process.pid
+        self.buffer = b""
+
+    def read(self, timeout):
+        """The next JSON line; LoadToolError when none comes within `timeout` or the tool ended."""
+        deadline = time.monotonic() + timeout
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LoadToolError("ninep-load gave no answer within %.0f s%s" % (timeout, self.error_text()))
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    self.process.wait(10)
+                    raise LoadToolError("ninep-load ended (status %s)%s" % (self.process.returncode, self.error_text()))
+                self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            return json.loads(line)
+        except ValueError as e:
+            raise LoadToolError("ninep-load wrote %r: %s" % (line[:200], e)) from e
+
+    def lines(self, deadline):
+        """Every JSON line until the tool ends or `deadline` (monotonic) passes."""
+        out = []
+        while time.monotonic() < deadline:
+            try:
+                out.append(self.read(max(0.1, deadline - time.monotonic())))
+            except LoadToolError:
+                break
+        return out
+
+    def command(self, text, timeout=60.0):
+        """Sends one command line and returns its answer (a dict)."""
+        try:
+            self.process.stdin.write((text + "\n").encode())
+            self.process.stdin.flush()
+        except OSError as e:
+            raise LoadToolError("ninep-load does not take commands (%s)%s" % (e, self.error_text())) from e
+        return self.read(timeout)
+
+    def error_text(self):
+        try:
+            self.stderr.seek(0)
+            text = self.stderr.read().decode(errors="replace").strip()
+        except (OSError, ValueError):
+            return ""
+        return ": " + text[-2000:] if text else ""
+
+    def close(self, timeout=30.0):
+        """Ends its input (it closes its connections and exits), then SIGKILL by PID after `timeout`."""
+        try:
+            self.process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)   # its own process group: only what we started
+            self.process.wait(10)
+        self.process.stdout.close()
+        self.stderr.close()
+        return self.process.returncode
 
 
 def file_digest(path):

@@ -6,6 +6,7 @@ import Testing
 /// walk/lopen/write/read/getattr/clunk loop on 4 connections must keep serving correct data, a
 /// connection beyond --max-connections and fids beyond --max-fids must get clear refusals
 /// (Rlerror ENOMEM/EMFILE or a closed connection), ninepd must stay up and exit 0 on SIGTERM.
+/// The clients are `ninep-load malloc-failure` (this target depends on it, so it is built beside ninepd).
 @Suite(.serialized)
 struct MallocFailureTests {
     @Test func serverKeepsServingWhenEveryMallocFails() throws {

@@ -6,6 +6,7 @@ import Testing
 /// in the same cgroup allocates until the limit bites, again and again (scripts/memory-pressure).
 /// Pass: zero failed requests, zero corrupted bytes, ninepd never OOM-killed, its RSS never above
 /// budget + margin, and the limit did bite. diod runs through the same test and is only reported.
+/// The clients are `ninep-load pressure` (this target depends on it, so it is built beside ninepd).
 @Suite(.serialized)
 struct MemoryPressureTests {
     static let cgroupV1Memory = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
