@@ -299,7 +299,8 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
             return ConnectionShare(
                 id: connection.id, peer: "\(connection.peer)", largeBuffers: held.large, smallBuffers: held.small,
                 requestsInFlight: connection.stateLock.withLock { connection.inFlightCount },
-                unsentReplies: connection.writeLock.withLock { connection.outboxCount })
+                unsentReplies: connection.writeLock.withLock { connection.outboxCount },
+                fids: connection.fids.count)
         }
     }
 
@@ -387,4 +388,6 @@ public struct ServerConnectionShare: Sendable {
     public let requestsInFlight: Int
     /// Replies (with their Rflushes) and lone Rflush/Rlerror frames waiting for the client.
     public let unsentReplies: Int
+    /// Fids the client holds (a leak shows here).
+    public let fids: Int
 }
