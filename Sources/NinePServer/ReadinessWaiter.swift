@@ -113,6 +113,7 @@ final class ReadinessWaiter<Backend: FileSystemBackend>: @unchecked Sendable {
         _ = Glibc.write(wakeup, &one, 8)
     }
 
+    @_specialize(exported: false, kind: full, where Backend == PosixBackend)  // see Worker.run
     private func run() {
         var ready = [Int32](repeating: 0, count: 64)
         var wakeupArmed = false

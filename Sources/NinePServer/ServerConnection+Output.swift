@@ -81,6 +81,7 @@ extension ServerConnection {
     /// stop (server shutdown, or the end of a connection beyond the table) with nothing left.
     /// It waits for the socket with the client timeout: a peer that takes no byte of its
     /// replies for that long is disconnected (`disconnectStalled`), which ends its session.
+    @_specialize(exported: false, kind: full, where Backend == PosixBackend)  // see Worker.run
     func writerThread() {
         writeLock.lock()
         while true {

@@ -144,6 +144,7 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
 
     /// The reader thread's life: serve each client assigned to this slot in turn. A
     /// connection beyond the table serves one client and ends.
+    @_specialize(exported: false, kind: full, where Backend == PosixBackend)  // see Worker.run
     func readerThread() {
         readerWorker = Worker(server: server, direntCapacity: 0, onlyWithoutWaiting: true)
         while true {

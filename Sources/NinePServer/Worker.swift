@@ -42,6 +42,9 @@ final class Worker<Backend: FileSystemBackend> {
         direntBuffer = .allocate(byteCount: direntCapacity, alignment: 8)
     }
 
+    /// Specialised for the host's backend here, in its own module (a caller elsewhere cannot
+    /// specialise code that is not inlinable): the whole request path below runs specialised.
+    @_specialize(exported: false, kind: full, where Backend == PosixBackend)
     func run() {
         _ = ninep_unblock_interrupt_signal(ninep_interrupt_signal())
         if server.ioFlusher { _ = ninep_set_io_flusher() }
