@@ -199,6 +199,41 @@ final class InMemoryServer {
         #expect(try c.walk(0, Self.extra, ["dir", "inner.txt"]).count == 2)
     }
 
+    /// A Treaddir pipelined behind another on the same fid reads through a second open handle
+    /// of its own (openDirectoryAgain): its failure is that request's Rlerror alone.
+    @Test func aSecondReaddirInFlightFailsAlone() throws {
+        let s = try InMemoryServer()
+        s.fs.addFile("dir/inner.txt")
+        let c = try s.session()
+        let handles = s.fs.openHandles
+        _ = try c.walk(0, Self.directory, ["dir"])
+        _ = try c.lopen(Self.directory, OpenFlags.readOnly)
+        let gate = s.fs.faults.block(.readDirectory)
+        #expect(c.send(.readdir(fid: Self.directory, offset: 0, count: 8192), tag: 30))
+        #expect(gate.waitForArrival(), "the first readdir never reached the backend")
+        s.fs.faults.fail(.openDirectoryAgain, errno: ENOSPC)
+        #expect(c.send(.readdir(fid: Self.directory, offset: 0, count: 8192), tag: 31))
+        guard case let .message(second) = c.receive() else {
+            Issue.record("the second readdir was not answered")
+            return
+        }
+        #expect(second.tag == 31)
+        if case let .lerror(code) = second.response { #expect(code == UInt32(ENOSPC)) } else { Issue.record("not Rlerror: \(second.response)") }
+        gate.open()
+        guard case let .message(first) = c.receive() else {
+            Issue.record("the first readdir was not answered")
+            return
+        }
+        #expect(first.tag == 30)
+        if case let .readdir(entries) = first.response {
+            #expect(entries.map { $0.name.makeString() }.contains("inner.txt"))
+        } else {
+            Issue.record("not Rreaddir: \(first.response)")
+        }
+        try c.clunk(Self.directory)
+        #expect(s.serverFids == 1 && s.fs.openHandles == handles)
+    }
+
     /// flush(5): a request already executing (blocked in the backend) is let finish; its reply
     /// comes first, then Rflush, and the connection goes on.
     @Test func aFlushOfABlockedCallGetsTheReplyThenRflush() throws {
