@@ -106,14 +106,8 @@ struct FidRef {
 
 /// The fids of one connection, in a table of fixed capacity (`limit`): slots are reused, the
 /// fid-to-slot dictionary is reserved up front, so walk/clunk loops do not allocate.
-final class FidTable: Sendable {
-    enum Failure: Error {
-        case unknownFid
-        case fidInUse
-        case tableFull
-        /// The table is full of its preallocated slots and memory to grow it was refused.
-        case outOfMemory
-    }
+final class FidTable<Backend: FileSystemBackend>: Sendable {
+    typealias Failure = FidTableFailure
 
     private struct State {
         var entries: [FidEntry]
@@ -123,10 +117,13 @@ final class FidTable: Sendable {
     }
 
     let limit: Int
+    /// Closes the handles of fids no request uses any more.
+    let backend: Backend
     private let state: AdaptiveMutex<State>
 
-    init(limit: Int, preallocated: Int) {
+    init(limit: Int, preallocated: Int, backend: Backend) {
         self.limit = limit
+        self.backend = backend
         // Reserve a working set up front (part of the connection slot's budget); beyond it
         // the table grows only if memory allows (see `insert`), never shrinks, so a steady
         // walk/clunk loop allocates nothing.
@@ -204,7 +201,7 @@ final class FidTable: Sendable {
             s.entries[ref.slot].references -= 1
             return Self.reclaimIfUnused(&s, slot: ref.slot)
         }
-        if let (a, b, c) = toClose { Self.closeDescriptors(a, b, c) }
+        if let (a, b, c) = toClose { closeDescriptors(a, b, c) }
     }
 
     /// Applies `body` to the live entry (e.g. after Tlopen) and refreshes `ref`.
@@ -222,15 +219,14 @@ final class FidTable: Sendable {
             s.entries[slot].clunked = true
             return (true, Self.reclaimIfUnused(&s, slot: slot))
         }
-        if let (a, b, c) = outcome.close { Self.closeDescriptors(a, b, c) }
+        if let (a, b, c) = outcome.close { closeDescriptors(a, b, c) }
         return outcome.found
     }
 
     /// Gives back the NINEP_O_PATH descriptors of up to `fraction` of the idle fids (not borrowed,
     /// not open, not the root, not a symlink, file still linked), least recently used first,
-    /// keeping a file handle to reopen each on next use. `mountFd` records one descriptor per
-    /// device for open_by_handle_at. Returns how many descriptors were closed.
-    func evictIdle(fraction: Double, mountFd: (UInt64, Int32, Bool) -> Bool) -> Int {
+    /// keeping the backend's handle to reopen each on next use. Returns how many were closed.
+    func evictIdle(fraction: Double) -> Int {
         var closed: [Int32] = []
         state.withLock { s in
             var candidates: [(UInt64, Int)] = []
@@ -250,21 +246,16 @@ final class FidTable: Sendable {
             }
             candidates.sort { $0.0 < $1.0 }
             let wanted = max(1, Int(Double(candidates.count) * fraction))
-            var handle = [UInt8](repeating: 0, count: Int(NINEP_HANDLE_CAPACITY))
             for (_, slot) in candidates.prefix(wanted) {
                 let fd = s.entries[slot].pathFd
-                var st = statx()
-                guard ninep_statx(fd, emptyPath, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_NLINK), &st) == 0, st.stx_nlink > 0 else {
-                    continue  // an unlinked file has no handle to come back by
-                }
-                let length = handle.withUnsafeMutableBytes { ninep_handle_of(fd, $0.baseAddress, $0.count) }
-                guard length > 0, mountFd(s.entries[slot].device, fd, s.entries[slot].qid.isDirectory) else { continue }
-                s.entries[slot].handle = Array(handle.prefix(Int(length)))
+                let e = s.entries[slot]
+                guard let handle = backend.evictionHandle(of: fd, device: e.device, isDirectory: e.qid.isDirectory) else { continue }
+                s.entries[slot].handle = handle
                 s.entries[slot].pathFd = -1
                 closed.append(fd)
             }
         }
-        for fd in closed { Glibc.close(fd) }
+        for fd in closed { backend.close(fd) }
         return closed.count
     }
 
@@ -280,7 +271,7 @@ final class FidTable: Sendable {
             }
             return s.entries[ref.slot]
         }
-        if keep < 0 { Glibc.close(fd) }
+        if keep < 0 { backend.close(fd) }
         return ref.entry.pathFd
     }
 
@@ -309,9 +300,18 @@ final class FidTable: Sendable {
         return (e.pathFd, e.openFd, e.bufferedFd)
     }
 
-    private static func closeDescriptors(_ a: Int32, _ b: Int32, _ c: Int32) {
-        if a >= 0 { Glibc.close(a) }
-        if b >= 0 && b != a { Glibc.close(b) }
-        if c >= 0 { Glibc.close(c) }
+    private func closeDescriptors(_ a: Int32, _ b: Int32, _ c: Int32) {
+        if a >= 0 { backend.close(a) }
+        if b >= 0 && b != a { backend.close(b) }
+        if c >= 0 { backend.close(c) }
     }
+}
+
+/// Why a fid could not be added.
+enum FidTableFailure: Error {
+    case unknownFid
+    case fidInUse
+    case tableFull
+    /// The table is full of its preallocated slots and memory to grow it was refused.
+    case outOfMemory
 }

@@ -12,20 +12,20 @@ import NinePTransport
 /// The same thread re-sends the interrupt signal to workers whose request was aborted while
 /// they were inside an interruptible system call (a FIFO open): a signal that lands just before
 /// the call starts would otherwise be lost.
-final class ReadinessWaiter: @unchecked Sendable {
+final class ReadinessWaiter<Backend: FileSystemBackend>: @unchecked Sendable {
     // @unchecked Sendable: `parked`, `aborting`, `abortingCount` and `stopped` are guarded by
     // `lock`; `resignalling` is the waiter thread's own; `epoll` and `wakeup` are immutable.
     private let epoll: Int32
     private let wakeup: Int32
     private let lock = ConditionLock()
     /// Reserved for every context there can be: parking and cancelling never allocate.
-    private var parked: [Int32: RequestContext] = [:]
+    private var parked: [Int32: RequestContext<Backend>] = [:]
     /// Aborted requests whose worker is signalled until they complete; a fixed array, so a
     /// Tflush or a closing connection allocates nothing to add one.
-    private let aborting: UnsafeMutableBufferPointer<RequestContext?>
+    private let aborting: UnsafeMutableBufferPointer<RequestContext<Backend>?>
     private var abortingCount = 0
     /// The waiter thread's copy of `aborting`, signalled outside the lock.
-    private let resignalling: UnsafeMutableBufferPointer<RequestContext?>
+    private let resignalling: UnsafeMutableBufferPointer<RequestContext<Backend>?>
     private var stopped = false
 
     /// `contexts`: every request context of every connection (the most that can wait here).
@@ -55,7 +55,7 @@ final class ReadinessWaiter: @unchecked Sendable {
     /// Parks `context` until `fd` is ready for `events` (EPOLLIN or EPOLLOUT). The caller has
     /// set the context's phase to `.parked` under its connection's state lock. Returns false
     /// when the descriptor cannot be watched (the caller then answers with the error).
-    func park(_ context: RequestContext, fd: Int32, events: UInt32) -> Bool {
+    func park(_ context: RequestContext<Backend>, fd: Int32, events: UInt32) -> Bool {
         let watched = fcntl(fd, F_DUPFD_CLOEXEC, 0)
         guard watched >= 0 else { return false }
         return lock.withLock {
@@ -73,7 +73,7 @@ final class ReadinessWaiter: @unchecked Sendable {
 
     /// Takes a parked request out (Tflush, connection close); false if it was no longer
     /// parked here (it became ready and went back to the queue).
-    func cancel(_ context: RequestContext) -> Bool {
+    func cancel(_ context: RequestContext<Backend>) -> Bool {
         lock.withLock {
             let fd = context.parkedFd
             guard fd >= 0, parked[fd] === context else { return false }
@@ -86,7 +86,7 @@ final class ReadinessWaiter: @unchecked Sendable {
     }
 
     /// Keeps signalling the worker of an aborted request until it completes.
-    func keepInterrupting(_ context: RequestContext) {
+    func keepInterrupting(_ context: RequestContext<Backend>) {
         lock.withLock {
             for index in 0..<abortingCount where aborting[index] === context { return }
             aborting[abortingCount] = context
@@ -96,7 +96,7 @@ final class ReadinessWaiter: @unchecked Sendable {
         _ = Glibc.write(wakeup, &one, 8)
     }
 
-    func stopInterrupting(_ context: RequestContext) {
+    func stopInterrupting(_ context: RequestContext<Backend>) {
         lock.withLock {
             for index in 0..<abortingCount where aborting[index] === context {
                 abortingCount -= 1
@@ -113,6 +113,7 @@ final class ReadinessWaiter: @unchecked Sendable {
         _ = Glibc.write(wakeup, &one, 8)
     }
 
+    @_specialize(exported: false, kind: full, where Backend == PosixBackend)  // see Worker.run
     private func run() {
         var ready = [Int32](repeating: 0, count: 64)
         var wakeupArmed = false
@@ -138,7 +139,7 @@ final class ReadinessWaiter: @unchecked Sendable {
                     wakeupArmed = false
                     continue
                 }
-                let context: RequestContext? = lock.withLock {
+                let context: RequestContext<Backend>? = lock.withLock {
                     guard let context = parked.removeValue(forKey: fd) else { return nil }
                     context.parkedFd = -1
                     _ = ninep_epoll_del(epoll, fd)

@@ -10,8 +10,8 @@ import NinePWire
 /// admitting, then the worker serving it); the hand-off goes through `WorkQueue`'s lock, which
 /// orders the accesses. Fields read by other threads (`tag`, `inFlight`, `pendingFlushes`,
 /// `worker`) are only touched with the connection's state lock held.
-final class RequestContext: @unchecked Sendable {
-    unowned let connection: ServerConnection
+final class RequestContext<Backend: FileSystemBackend>: @unchecked Sendable {
+    unowned let connection: ServerConnection<Backend>
     let index: Int
     /// Granted at admission, given back when the request ends (the receive buffer earlier
     /// when the request waits on the outside world).
@@ -28,8 +28,8 @@ final class RequestContext: @unchecked Sendable {
     var message = TMessage(tag: 0, request: .clunk(fid: 0))
     /// The frame of a request read whole with its header (a Tread or Treaddir, 23 bytes),
     /// which needs no receive buffer.
-    private let inlineFrame = UnsafeMutableRawBufferPointer.allocate(byteCount: RequestContext.inlineFrameBytes, alignment: 8)
-    static let inlineFrameBytes = 32
+    private let inlineFrame = UnsafeMutableRawBufferPointer.allocate(byteCount: RequestContext<Backend>.inlineFrameBytes, alignment: 8)
+    static var inlineFrameBytes: Int { 32 }
 
     // Guarded by the connection's state lock.
     var tag: UInt16 = 0
@@ -61,11 +61,11 @@ final class RequestContext: @unchecked Sendable {
         case waitingForMemory
     }
 
-    static let maxPendingFlushes = 16
+    static var maxPendingFlushes: Int { 16 }
     /// Buffers are 4096-aligned and this much larger than their message capacity.
-    static let alignmentSlack = MemoryPlan.alignmentSlack
+    static var alignmentSlack: Int { MemoryPlan.alignmentSlack }
 
-    init(connection: ServerConnection, index: Int) {
+    init(connection: ServerConnection<Backend>, index: Int) {
         self.connection = connection
         self.index = index
         pendingFlushes = []

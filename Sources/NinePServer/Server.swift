@@ -5,19 +5,22 @@ import NinePMemory
 import NinePTransport
 import Synchronization
 
-/// A 9P2000.L file server: listeners, connections, the worker pool, and the exported root.
-public final class Server: @unchecked Sendable {
+/// The server of a directory on the host's file system: what ninepd runs.
+public typealias Server = FileServer<PosixBackend>
+
+/// A 9P2000.L file server: listeners, connections, the worker pool, and the exported tree
+/// (`Backend`). Generic rather than holding `any FileSystemBackend`: every backend call on the
+/// request path is a direct, specialised call.
+public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
     // @unchecked Sendable: immutable after init except `active`, `idleSlots`, `listeners`,
     // `nextConnectionID`, `stopping` and `droppedLogLines`, which are guarded by `registry`.
     public let configuration: ServerConfiguration
+    /// The exported tree.
+    public let backend: Backend
     let logger: Logger
-    let rootFd: Int32
-    let rootDevice: UInt64
-    let rootInode: UInt64
-    let rootRealPath: String
     let qids: QidMapper
     let users = UserDirectory()
-    let queue: WorkQueue
+    let queue: WorkQueue<Backend>
     /// Every buffer of the request path, from one budget (see `MemoryPlan`).
     let arena: MemoryArena
     public var memoryPlan: MemoryPlan { arena.plan }
@@ -25,7 +28,7 @@ public final class Server: @unchecked Sendable {
     public var memoryLocked: Bool { arena.locked }
     public var memoryLockError: String { String(cString: strerror(arena.lockError)) }
     let metrics: MemoryMetrics
-    let waiter: ReadinessWaiter
+    let waiter: ReadinessWaiter<Backend>
     /// Root: each request runs with the attaching user's fsuid/fsgid/groups.
     let switchesIdentity: Bool
     /// --access client as root: requests run as root and new files are given to the attaching
@@ -36,10 +39,10 @@ public final class Server: @unchecked Sendable {
     let tracesRequests: Bool
     private let registry = ConditionLock()
     /// Connections serving a client: preallocated slots in use and those beyond the table.
-    private var active: [ServerConnection] = []
+    private var active: [ServerConnection<Backend>] = []
     /// Preallocated slots waiting for a client.
-    private var idleSlots: [ServerConnection] = []
-    private var slots: [ServerConnection] = []
+    private var idleSlots: [ServerConnection<Backend>] = []
+    private var slots: [ServerConnection<Backend>] = []
     private var listeners: [Listener] = []
     private var nextConnectionID = 0
     private var stopping = false
@@ -47,35 +50,19 @@ public final class Server: @unchecked Sendable {
     private var droppedLogLines = 0
     private let housekeeping = ConditionLock()
 
-    public struct StartError: Error, CustomStringConvertible {
-        public let description: String
-    }
+    public typealias StartError = ServerStartError
+    public typealias ConnectionShare = ServerConnectionShare
 
-    /// Opens the export and binds every listener; serving starts with `start()`.
-    public init(configuration: ServerConfiguration, logger: Logger, ioFlusher: Bool = false) throws(StartError) {
+    /// Serves `backend` (`configuration.exportPath` is only what logs call it) and binds every
+    /// listener; serving starts with `start()`.
+    public init(configuration: ServerConfiguration, backend: Backend, logger: Logger, ioFlusher: Bool = false) throws(StartError) {
         self.configuration = configuration
+        self.backend = backend
         self.logger = logger
         self.ioFlusher = ioFlusher
-        let fd = open(configuration.exportPath, NINEP_O_PATH | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else {
-            throw StartError(description: "cannot open export directory '\(configuration.exportPath)': \(String(decoding: strerrorBytes(errno), as: UTF8.self)); give an existing directory with --export")
-        }
-        var st = statx()
-        guard ninep_statx(fd, "", NINEP_AT_EMPTY_PATH, UInt32(STATX_BASIC_STATS), &st) == 0 else {
-            throw StartError(description: "cannot stat export directory '\(configuration.exportPath)'")
-        }
-        rootFd = fd
-        rootDevice = st.deviceID
-        rootInode = st.stx_ino
-        var resolved = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        if realpath(configuration.exportPath, &resolved) != nil {
-            rootRealPath = String(decoding: resolved.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        } else {
-            rootRealPath = configuration.exportPath
-        }
-        qids = QidMapper(rootDevice: rootDevice)
-        switchesIdentity = geteuid() == 0 && configuration.access == .user
-        ownsForClients = geteuid() == 0 && configuration.access == .client
+        qids = QidMapper(rootDevice: backend.rootDevice)
+        switchesIdentity = geteuid() == 0 && configuration.access == .user && backend.usesHostIdentity
+        ownsForClients = geteuid() == 0 && configuration.access == .client && backend.usesHostIdentity
         queue = WorkQueue(connections: configuration.maxConnections)
         waiter = ReadinessWaiter(contexts: configuration.maxConnections * configuration.maxRequestsPerConnection)
         let plan: MemoryPlan
@@ -83,10 +70,9 @@ public final class Server: @unchecked Sendable {
             plan = try MemoryPlan.derive(MemoryPlan.Inputs(
                 budget: configuration.memoryBudget, messageSize: Int(configuration.maxMessageSize),
                 workers: configuration.workerThreads, maxConnections: configuration.maxConnections,
-                connectionSlotBytes: ServerConnection.slotBytes(configuration), largeBuffers: configuration.largeBuffers))
+                connectionSlotBytes: ServerConnection<Backend>.slotBytes(configuration), largeBuffers: configuration.largeBuffers))
             arena = try MemoryArena(plan: plan, sites: MemorySite.names)
         } catch {
-            Glibc.close(fd)
             throw StartError(description: "\(error)")
         }
         metrics = MemoryMetrics(arena: arena)
@@ -99,8 +85,6 @@ public final class Server: @unchecked Sendable {
                 throw StartError(description: "cannot listen on \(error)")
             }
         }
-        let mount = ninep_reopen(fd, O_RDONLY | O_DIRECTORY)
-        if mount >= 0 { mountDescriptors.withLock { $0[rootDevice] = mount } }
         // The connection table, allocated now: accepting a client into it allocates nothing.
         active.reserveCapacity(configuration.maxConnections)
         idleSlots.reserveCapacity(plan.connectionSlots)
@@ -108,37 +92,17 @@ public final class Server: @unchecked Sendable {
         idleSlots.append(contentsOf: slots.reversed())
     }
 
-    deinit { Glibc.close(rootFd) }
-
-    /// One descriptor per device under the export, for open_by_handle_at.
-    private let mountDescriptors = AdaptiveMutex<[UInt64: Int32]>([:])
     private let evictions = Atomic<Int>(0)
-
-    /// open_by_handle_at needs a real open descriptor (not NINEP_O_PATH) on the same mount: a
-    /// directory opened O_RDONLY, one per device, the export's own opened with the root.
-    func mountDescriptor(device: UInt64) -> Int32? {
-        mountDescriptors.withLock { $0[device] }
-    }
 
     /// Descriptor pressure: idle fids give back their NINEP_O_PATH descriptors (a quarter of them,
     /// least recently used first, from `connection` and then from the others), keeping file
     /// handles to reopen them. Only as root (open_by_handle_at needs CAP_DAC_READ_SEARCH).
-    func relieveDescriptorPressure(preferring connection: ServerConnection) -> Int {
+    func relieveDescriptorPressure(preferring connection: ServerConnection<Backend>) -> Int {
         guard switchesIdentity else { return 0 }
-        let record: (UInt64, Int32, Bool) -> Bool = { [self] device, fd, isDirectory in
-            mountDescriptors.withLock { table in
-                if table[device] != nil { return true }
-                guard isDirectory else { return false }
-                let directory = ninep_reopen(fd, O_RDONLY | O_DIRECTORY)
-                guard directory >= 0 else { return false }
-                table[device] = directory
-                return true
-            }
-        }
-        var closed = connection.fids.evictIdle(fraction: 0.25, mountFd: record)
+        var closed = connection.fids.evictIdle(fraction: 0.25)
         if closed == 0 {
             for other in registry.withLock({ active }) where other !== connection {
-                closed += other.fids.evictIdle(fraction: 0.25, mountFd: record)
+                closed += other.fids.evictIdle(fraction: 0.25)
             }
         }
         if evictions.add(1, ordering: .relaxed).oldValue == 0 {
@@ -190,7 +154,7 @@ public final class Server: @unchecked Sendable {
     var isStopping: Bool { registry.withLock { stopping } }
 
     private enum Admission {
-        case slot(ServerConnection)
+        case slot(ServerConnection<Backend>)
         case beyondTable
         case refused
     }
@@ -240,7 +204,7 @@ public final class Server: @unchecked Sendable {
     /// A client beyond the preallocated table: its connection is allocated now, if memory
     /// allows (asked first, so a refusal is an error, not a trap), with its own reader thread.
     private func acceptBeyondTable(fd: Int32, peer: PeerAddress, id: Int) {
-        guard MemoryProbe.canAllocate(bytes: ServerConnection.slotBytes(configuration) + Self.logLineBytes) else {
+        guard MemoryProbe.canAllocate(bytes: ServerConnection<Backend>.slotBytes(configuration) + Self.logLineBytes) else {
             RawLog.write("ninepd: refusing a connection beyond the preallocated table: out of memory (raise --memory-budget for more connection slots)\n")
             Glibc.close(fd)
             return
@@ -277,7 +241,7 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Bytes a formatted log line may need; malloc is asked for them before one is written.
-    static let logLineBytes = 65536
+    static var logLineBytes: Int { 65536 }
 
     /// Runs `log` if malloc can give a log line's worth now (formatting allocates, and Swift
     /// traps when malloc refuses); otherwise counts the line as dropped.
@@ -291,7 +255,7 @@ public final class Server: @unchecked Sendable {
 
     /// Takes `connection` out of `active` (registry locked). An index loop: closing a
     /// connection must not allocate, and generic algorithms do in unoptimised builds.
-    private func remove(_ connection: ServerConnection) {
+    private func remove(_ connection: ServerConnection<Backend>) {
         var index = 0
         while index < active.count {
             if active[index] === connection {
@@ -304,7 +268,7 @@ public final class Server: @unchecked Sendable {
     }
 
     /// Called by a reader when its client's session has ended.
-    func connectionClosed(_ connection: ServerConnection) {
+    func connectionClosed(_ connection: ServerConnection<Backend>) {
         logWhenMemoryAllows {
             logger.info("client disconnected", metadata: ["peer": "\(connection.peer)", "connection": "\(connection.id)"])
         }
@@ -327,17 +291,6 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// What one connection holds of its share now.
-    public struct ConnectionShare: Sendable {
-        public let id: Int
-        public let peer: String
-        public let largeBuffers: Int
-        public let smallBuffers: Int
-        public let requestsInFlight: Int
-        /// Replies (with their Rflushes) and lone Rflush/Rlerror frames waiting for the client.
-        public let unsentReplies: Int
-    }
-
     /// Every open connection's share in use, for the status dump, metrics and tests.
     public func connectionShares() -> [ConnectionShare] {
         let open = registry.withLock { active }
@@ -346,7 +299,8 @@ public final class Server: @unchecked Sendable {
             return ConnectionShare(
                 id: connection.id, peer: "\(connection.peer)", largeBuffers: held.large, smallBuffers: held.small,
                 requestsInFlight: connection.stateLock.withLock { connection.inFlightCount },
-                unsentReplies: connection.writeLock.withLock { connection.outboxCount })
+                unsentReplies: connection.writeLock.withLock { connection.outboxCount },
+                fids: connection.fids.count)
         }
     }
 
@@ -364,15 +318,12 @@ public final class Server: @unchecked Sendable {
         return lines
     }
 
-    /// True when `st` describes the exported directory itself.
-    func isExportRoot(_ st: statx) -> Bool { st.deviceID == rootDevice && st.stx_ino == rootInode }
-
     public var connectionCount: Int { registry.withLock { active.count } }
 
     /// Stops accepting, stops reading every connection, lets requests in flight finish (blocked
     /// system calls are interrupted), closes the sockets, and stops the workers.
     public func shutdown() {
-        let (listeners, open): ([Listener], [ServerConnection]) = registry.withLock {
+        let (listeners, open): ([Listener], [ServerConnection<Backend>]) = registry.withLock {
             stopping = true
             return (self.listeners, active)
         }
@@ -404,9 +355,39 @@ func strerrorBytes(_ code: Int32) -> [UInt8] {
     return Array(UnsafeBufferPointer(start: UnsafeRawPointer(message).assumingMemoryBound(to: UInt8.self), count: strlen(message)))
 }
 
-extension Server {
-    /// The export as given and, when different, where it resolves.
-    public var exportDescription: String {
-        configuration.exportPath == rootRealPath ? rootRealPath : "\(configuration.exportPath) (\(rootRealPath))"
+extension FileServer {
+    /// What is exported (for POSIX: the export as given and, when different, where it resolves).
+    public var exportDescription: String { backend.exportDescription }
+}
+
+extension FileServer where Backend == PosixBackend {
+    /// Opens `configuration.exportPath` on the host and binds every listener; serving starts
+    /// with `start()`.
+    public convenience init(configuration: ServerConfiguration, logger: Logger, ioFlusher: Bool = false) throws(StartError) {
+        let backend: PosixBackend
+        do throws(PosixBackend.OpenError) {
+            backend = try PosixBackend(exportPath: configuration.exportPath)
+        } catch {
+            throw StartError(description: error.description)
+        }
+        try self.init(configuration: configuration, backend: backend, logger: logger, ioFlusher: ioFlusher)
     }
+}
+
+/// Why a server could not start.
+public struct ServerStartError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// What one connection holds of its share now.
+public struct ServerConnectionShare: Sendable {
+    public let id: Int
+    public let peer: String
+    public let largeBuffers: Int
+    public let smallBuffers: Int
+    public let requestsInFlight: Int
+    /// Replies (with their Rflushes) and lone Rflush/Rlerror frames waiting for the client.
+    public let unsentReplies: Int
+    /// Fids the client holds (a leak shows here).
+    public let fids: Int
 }

@@ -16,7 +16,7 @@ extension ServerConnection {
     // MARK: Running
 
     /// Runs on a worker thread.
-    func serve(_ context: RequestContext, on worker: Worker) {
+    func serve(_ context: RequestContext<Backend>, on worker: Worker<Backend>) {
         let start: Bool = stateLock.withLock {
             if context.aborted { return false }
             context.phase = .running
@@ -45,7 +45,7 @@ extension ServerConnection {
 
     /// A parked request whose descriptor became ready goes back to the work queue (or, if a
     /// Tflush aborted it meanwhile, ends with its Rflushes).
-    func resume(_ context: RequestContext) {
+    func resume(_ context: RequestContext<Backend>) {
         let requeue: Bool = stateLock.withLock {
             if context.aborted || closing { return false }
             context.phase = .queued
@@ -65,7 +65,7 @@ extension ServerConnection {
     /// A parked request keeps only its small reply buffer (a parked write has moved its data
     /// there), and that buffer goes into the arena's parking reserve when this connection
     /// has room in it: requests waiting on the outside world never hold shared memory.
-    func park(_ context: RequestContext, fd: Int32, events: UInt32) -> Bool {
+    func park(_ context: RequestContext<Backend>, fd: Int32, events: UInt32) -> Bool {
         let result: Bool = stateLock.withLock {
             // A Tflush that came while the request ran was queued as "reply first"; but a
             // request about to wait has changed nothing yet, so it is aborted instead.
@@ -89,7 +89,7 @@ extension ServerConnection {
     /// Gives back everything but a small reply buffer and moves that one into the parking
     /// reserve if this connection's share has room (state lock held). The request's message
     /// must no longer point into its receive buffer.
-    private func keepOnlySmallReplyLocked(_ context: RequestContext) {
+    private func keepOnlySmallReplyLocked(_ context: RequestContext<Backend>) {
         if let buffer = context.receive {
             context.receive = nil
             server.arena.release(buffer, from: memoryWaiter)
@@ -109,7 +109,7 @@ extension ServerConnection {
 
     /// Around a system call that may block on the outside world and that a Tflush may
     /// interrupt (it changes nothing until it succeeds). Returns false if already aborted.
-    func enterInterruptible(_ context: RequestContext) -> Bool {
+    func enterInterruptible(_ context: RequestContext<Backend>) -> Bool {
         let result: Bool = stateLock.withLock {
             if !context.pendingFlushes.isEmpty { context.aborted = true }
             if context.aborted { return false }
@@ -124,7 +124,7 @@ extension ServerConnection {
     }
 
     /// Returns true if the request was aborted during the call: its result must be undone.
-    func leaveInterruptible(_ context: RequestContext) -> Bool {
+    func leaveInterruptible(_ context: RequestContext<Backend>) -> Bool {
         stateLock.withLock {
             context.interruptible = false
             return context.aborted
@@ -132,7 +132,7 @@ extension ServerConnection {
     }
 
     /// For the waiter's re-signalling: signal the worker if the aborted request still runs.
-    func interruptIfStillRunning(_ context: RequestContext) {
+    func interruptIfStillRunning(_ context: RequestContext<Backend>) {
         stateLock.withLock {
             if context.inFlight, context.aborted, context.interruptible, let thread = context.worker {
                 _ = ninep_pthread_kill(thread, ninep_interrupt_signal())
@@ -149,7 +149,7 @@ extension ServerConnection {
     /// Once written (`finish`), the context and its buffers go back. Frames that answer no
     /// admitted request (an Rflush of a free tag, an Rlerror for a malformed message, Rversion)
     /// go out through `deliver` alone.
-    func respond(_ context: RequestContext, replyLength: Int) {
+    func respond(_ context: RequestContext<Backend>, replyLength: Int) {
         // The request is done with its message: a reply waiting for a slow client holds only
         // its reply buffer.
         if let buffer = context.receive {
@@ -164,7 +164,7 @@ extension ServerConnection {
             retire(context)
             return context.suppressed || context.aborted
         }
-        let item = OutputItem.reply(context, length: silent ? 0 : replyLength)
+        let item = OutputItem<Backend>.reply(context, length: silent ? 0 : replyLength)
         let done = deliverLocked(item)
         writeLock.unlock()
         if context.aborted { server.waiter.stopInterrupting(context) }
@@ -172,7 +172,7 @@ extension ServerConnection {
     }
 
     /// Takes a finished request out of the tag table (state lock held).
-    private func retire(_ context: RequestContext) {
+    private func retire(_ context: RequestContext<Backend>) {
         context.inFlight = false
         context.worker = nil
         context.phase = .idle
@@ -187,11 +187,10 @@ extension ServerConnection {
     /// Tflush(oldtag), on the reader thread, never waiting on a pool. Returns false when the
     /// connection must close (the flush's own tag is in use).
     func handleFlush(tag: UInt16, oldtag: UInt16) -> Bool {
-        enum Decision { case replyNow, queued, abortedNow(RequestContext), violation }
-        let decision: Decision = stateLock.withLock {
+        let decision: FlushDecision<Backend> = stateLock.withLock {
             if closing { return .queued }
             if tagInUseLocked(tag) { return .violation }
-            var found: RequestContext? = nil
+            var found: RequestContext<Backend>? = nil
             for candidate in contexts where candidate.inFlight && !candidate.suppressed {
                 if candidate.tag == oldtag || candidate.pendingFlushes.contains(oldtag) {
                     found = candidate
@@ -199,7 +198,7 @@ extension ServerConnection {
                 }
             }
             guard let target = found else { return .replyNow }
-            guard target.pendingFlushes.count < RequestContext.maxPendingFlushes else { return .violation }
+            guard target.pendingFlushes.count < RequestContext<Backend>.maxPendingFlushes else { return .violation }
             // Rflushes go out in the order their Tflushes came: a flush of a flush joins the
             // queue of the request the first flush named.
             target.pendingFlushes.append(tag)
@@ -247,7 +246,7 @@ extension ServerConnection {
 
     /// Tversion, on the reader thread: negotiate msize, abort the old session (replies of
     /// requests still in flight are suppressed, every fid is clunked).
-    func handleVersion(_ context: RequestContext, clientSize: UInt32, version: ByteView) {
+    func handleVersion(_ context: RequestContext<Backend>, clientSize: UInt32, version: ByteView) {
         let offered = min(clientSize, server.configuration.maxMessageSize)
         // Below 4 KiB not even a Rgetattr with a long readlink fits: refuse the session.
         let known = version.equals("9P2000.L") && offered >= ServerConfiguration.minimumMessageSize
@@ -322,3 +321,6 @@ extension ServerConnection {
         server.dispatchDeferredGrants()
     }
 }
+
+/// What a Tflush does (see `handleFlush`).
+enum FlushDecision<Backend: FileSystemBackend> { case replyNow, queued, abortedNow(RequestContext<Backend>), violation }

@@ -8,7 +8,7 @@ import NinePMemory
 /// buffer hands it on (`Server.dispatchDeferredGrants`): no thread blocks for them.
 extension ServerConnection {
     /// Puts an admitted request (its tag in the table already) in the line.
-    func waitForReplyBuffer(_ context: RequestContext) {
+    func waitForReplyBuffer(_ context: RequestContext<Backend>) {
         stateLock.withLock {
             context.phase = .waitingForMemory
             memoryLine.append(context)
@@ -22,7 +22,7 @@ extension ServerConnection {
     func pumpMemoryLine() {
         let need = MemoryNeed(receive: .none, reply: .large)
         while true {
-            let started: RequestContext? = stateLock.withLock {
+            let started: RequestContext<Backend>? = stateLock.withLock {
                 guard !closing, !memoryLine.isEmpty,
                       let grant = server.arena.acquireDeferred(need, waiter: deferredWaiter, site: MemorySite.largeReply)
                 else { return nil }
@@ -35,7 +35,7 @@ extension ServerConnection {
 
     /// The arena served the deferred waiter: the line's head (if any is left) starts with it.
     func memoryGranted(_ grant: MemoryGrant) {
-        let started: RequestContext? = stateLock.withLock {
+        let started: RequestContext<Backend>? = stateLock.withLock {
             guard !closing, !memoryLine.isEmpty else { return nil }
             return startHeadLocked(with: grant)
         }
@@ -47,7 +47,7 @@ extension ServerConnection {
     }
 
     /// Gives the line's head its reply buffer and makes it a queued request (state lock held).
-    private func startHeadLocked(with grant: MemoryGrant) -> RequestContext? {
+    private func startHeadLocked(with grant: MemoryGrant) -> RequestContext<Backend>? {
         guard let head = memoryLine.removeFirst() else { return nil }
         head.reply = grant.reply
         head.phase = .queued
@@ -56,7 +56,7 @@ extension ServerConnection {
 
     /// Takes an aborted request out of the line (state lock held). When the line is empty, the
     /// deferred waiter leaves the arena; a buffer it was granted meanwhile goes back.
-    func leaveMemoryLineLocked(_ context: RequestContext) {
+    func leaveMemoryLineLocked(_ context: RequestContext<Backend>) {
         _ = memoryLine.remove(context)
         if memoryLine.isEmpty { withdrawDeferredWaiterLocked() }
     }
@@ -69,13 +69,13 @@ extension ServerConnection {
     }
 }
 
-extension Server {
+extension FileServer {
     /// Hands buffers the arena granted to deferred waiters to their connections. Called,
     /// without any connection's state lock held, after whatever may have freed memory.
     func dispatchDeferredGrants() {
         while arena.hasDeferredGrants, let (waiter, grant) = arena.takeDeferredGrant() {
             // The owner of every deferred waiter is its connection (ServerConnection.init).
-            let connection = unsafeDowncast(waiter.owner!, to: ServerConnection.self)
+            let connection = unsafeDowncast(waiter.owner!, to: ServerConnection<Backend>.self)
             connection.memoryGranted(grant)
             connection.pumpMemoryLine()
         }

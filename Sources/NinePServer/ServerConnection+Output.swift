@@ -4,25 +4,25 @@ import NinePWire
 
 /// One frame or more waiting for the socket: a request's reply and the Rflushes that follow it,
 /// or a lone Rflush or Rlerror.
-struct OutputItem {
+struct OutputItem<Backend: FileSystemBackend> {
     /// The request whose reply buffer holds the reply and whose `flushesToSend` lists the
     /// Rflushes after it; given back once everything is written. Nil for a lone frame.
-    var context: RequestContext?
+    var context: RequestContext<Backend>?
     /// Reply bytes at the start of the context's reply region (0 for none).
     var length = 0
     /// A lone frame's tag, and Rlerror's errno (0: the lone frame is an Rflush).
     var tag: UInt16 = 0
     var errno: UInt32 = 0
 
-    static let none = OutputItem()
-    static let rflushBytes = NineP.headerSize
-    static let rlerrorBytes = NineP.headerSize + 4
+    static var none: OutputItem { OutputItem() }
+    static var rflushBytes: Int { NineP.headerSize }
+    static var rlerrorBytes: Int { NineP.headerSize + 4 }
 
-    static func reply(_ context: RequestContext, length: Int) -> OutputItem {
+    static func reply(_ context: RequestContext<Backend>, length: Int) -> OutputItem<Backend> {
         OutputItem(context: context, length: length)
     }
-    static func rflush(tag: UInt16) -> OutputItem { OutputItem(tag: tag) }
-    static func rlerror(tag: UInt16, errno: UInt32) -> OutputItem { OutputItem(tag: tag, errno: errno) }
+    static func rflush(tag: UInt16) -> OutputItem<Backend> { OutputItem(tag: tag) }
+    static func rlerror(tag: UInt16, errno: UInt32) -> OutputItem<Backend> { OutputItem(tag: tag, errno: errno) }
 
     /// Bytes of the small frames after the reply (Rflushes), or of the lone frame.
     var frameBytes: Int {
@@ -42,7 +42,7 @@ struct OutputItem {
 extension ServerConnection {
     /// Queues or writes `item` (write lock held). Returns true when the item is done (written
     /// whole, or the peer is gone): the caller then finishes it after unlocking.
-    func deliverLocked(_ item: OutputItem) -> Bool {
+    func deliverLocked(_ item: OutputItem<Backend>) -> Bool {
         if item.totalBytes == 0 { return true }  // a silent request with no Rflush
         if outboxCount == 0 {
             let written = write(item, from: 0, waiting: false)
@@ -63,7 +63,7 @@ extension ServerConnection {
     }
 
     /// Queues or writes `item` and finishes it if it is done.
-    func deliver(_ item: OutputItem) {
+    func deliver(_ item: OutputItem<Backend>) {
         writeLock.lock()
         let done = deliverLocked(item)
         writeLock.unlock()
@@ -71,7 +71,7 @@ extension ServerConnection {
     }
 
     /// After an item's bytes are out: its context goes back to the free list.
-    func finish(_ item: OutputItem) {
+    func finish(_ item: OutputItem<Backend>) {
         guard let context = item.context else { return }
         context.flushesToSend.removeAll(keepingCapacity: true)
         releaseContext(context)
@@ -81,6 +81,7 @@ extension ServerConnection {
     /// stop (server shutdown, or the end of a connection beyond the table) with nothing left.
     /// It waits for the socket with the client timeout: a peer that takes no byte of its
     /// replies for that long is disconnected (`disconnectStalled`), which ends its session.
+    @_specialize(exported: false, kind: full, where Backend == PosixBackend)  // see Worker.run
     func writerThread() {
         writeLock.lock()
         while true {
@@ -144,7 +145,7 @@ extension ServerConnection {
 
     /// Writes `item` from byte `from` on: what the socket takes now, or all of it. Returns the
     /// item's bytes written so far, -1 when the peer is gone, or `stalled`.
-    private func write(_ item: OutputItem, from: Int, waiting: Bool) -> Int {
+    private func write(_ item: OutputItem<Backend>, from: Int, waiting: Bool) -> Int {
         var position = from
         if let context = item.context, position < item.length {
             let n = writeBytes(UnsafeRawBufferPointer(rebasing: context.replyRegion[position..<item.length]), waiting: waiting)
@@ -155,7 +156,7 @@ extension ServerConnection {
         let frameBytes = item.frameBytes
         if frameBytes == 0 { return position }
         // At most maxPendingFlushes Rflushes, or one Rlerror: on the stack.
-        return withUnsafeTemporaryAllocation(byteCount: RequestContext.maxPendingFlushes * OutputItem.rflushBytes + OutputItem.rlerrorBytes, alignment: 8) { scratch in
+        return withUnsafeTemporaryAllocation(byteCount: RequestContext<Backend>.maxPendingFlushes * OutputItem<Backend>.rflushBytes + OutputItem<Backend>.rlerrorBytes, alignment: 8) { scratch in
             var writer = WireWriter(scratch)
             if let context = item.context {
                 for tag in context.flushesToSend { _ = try? Response.flush.encode(tag: tag, into: &writer) }
@@ -171,7 +172,7 @@ extension ServerConnection {
     }
 
     /// What `write` returns when the peer took nothing for the client timeout.
-    static let stalled = -2
+    static var stalled: Int { -2 }
 
     private func writeBytes(_ bytes: UnsafeRawBufferPointer, waiting: Bool) -> Int {
         guard waiting else { return SocketIO.writeWithoutWaiting(fd, bytes) }

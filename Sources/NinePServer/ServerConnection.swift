@@ -10,25 +10,25 @@ import NinePWire
 ///
 /// Lock order: `writeLock` before `stateLock`, never the reverse. The reader never holds
 /// `stateLock` while it waits for `writeLock`.
-final class ServerConnection: @unchecked Sendable {
+final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
     // @unchecked Sendable: mutable fields are guarded by `stateLock` (contexts' shared fields,
     // `freeContexts`, `closing`, `socketOpen`, `msize`, `inFlightCount`, `parkedInReserve`, `memoryLine`), by `writeLock`
     // (the outbox and `writerStopping`), or owned by the reader thread (`headerScratch`). The
     // session fields (`fd`, `peer`, `id`) are written only while the slot is idle, before the
     // reader starts the session under `assignment`'s lock, and read-only while it runs.
-    unowned let server: Server
+    unowned let server: FileServer<Backend>
     private(set) var fd: Int32 = -1
     private(set) var peer = PeerAddress.none
     private(set) var id = 0
     /// A slot of the preallocated table (reused for the next client) or a connection
     /// allocated beyond it (its reader thread ends with it).
     let preallocated: Bool
-    let fids: FidTable
+    let fids: FidTable<Backend>
     let stateLock = ConditionLock()
     let writeLock = ConditionLock()
     /// Fixed for the slot's life. A raw buffer rather than an Array: scanning it does not go
     /// through Array's read coroutine, which allocates in unoptimised builds.
-    let contexts: UnsafeMutableBufferPointer<RequestContext>
+    let contexts: UnsafeMutableBufferPointer<RequestContext<Backend>>
     private var freeContexts: [Int] = []
     var inFlightCount = 0
     var closing = false
@@ -40,7 +40,7 @@ final class ServerConnection: @unchecked Sendable {
     var parkedInReserve = 0
     /// Replies waiting for the socket, first in first out (see ServerConnection+Output): a ring with
     /// a place for every context and for `loneFrames` lone Rflushes or Rlerrors.
-    let outbox: UnsafeMutableBufferPointer<OutputItem>
+    let outbox: UnsafeMutableBufferPointer<OutputItem<Backend>>
     var outboxHead = 0
     var outboxCount = 0
     /// Lone frames in the outbox (at most `loneFrames`).
@@ -48,17 +48,17 @@ final class ServerConnection: @unchecked Sendable {
     /// Bytes of the outbox's head already written (it was begun without waiting).
     var headSent = 0
     var writerStopping = false
-    static let loneFrames = 64
+    static var loneFrames: Int { 64 }
     /// Requests ended by `abortWaitingForClose` (reader thread only; reserved at start).
-    var closingScratch: [RequestContext] = []
+    var closingScratch: [RequestContext<Backend>] = []
     /// Requests admitted without their (large) reply buffer, waiting for one in the memory
     /// arena through `deferredWaiter`, oldest first (guarded by `stateLock`).
-    var memoryLine: WorkLine
+    var memoryLine: WorkLine<Backend>
     /// This connection's place in the arena's FIFO for `memoryLine`'s head; it counts against
     /// the same share as `memoryWaiter`.
     private(set) var deferredWaiter: MemoryWaiter! = nil
     /// Requests admitted and waiting for a worker (guarded by the work queue's lock).
-    var workLine: WorkLine
+    var workLine: WorkLine<Backend>
     /// The reader's place in the memory arena's FIFO.
     let memoryWaiter = MemoryWaiter()
     /// Reader-owned scratch: a header, and the body of a Tread/Treaddir read ahead to size
@@ -66,16 +66,16 @@ final class ServerConnection: @unchecked Sendable {
     private let headerScratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 32, alignment: 8)
     /// The reader thread's own worker state, for the requests it serves itself (see
     /// `servedByReader`); made on the reader thread when it starts.
-    private var readerWorker: Worker?
+    private var readerWorker: Worker<Backend>?
     /// Hands a client to an idle slot's reader thread.
     private let assignment = ConditionLock()
     private var assigned = false
 
-    init(server: Server, preallocated: Bool) {
+    init(server: FileServer<Backend>, preallocated: Bool) {
         self.server = server
         self.preallocated = preallocated
         let configuration = server.configuration
-        self.fids = FidTable(limit: configuration.maxFidsPerConnection, preallocated: configuration.preallocatedFidsPerConnection)
+        self.fids = FidTable(limit: configuration.maxFidsPerConnection, preallocated: configuration.preallocatedFidsPerConnection, backend: server.backend)
         self.msize = configuration.maxMessageSize
         let count = configuration.maxRequestsPerConnection
         contexts = .allocate(capacity: count)
@@ -105,11 +105,11 @@ final class ServerConnection: @unchecked Sendable {
 
     /// What one connection slot costs, for the memory plan.
     static func slotBytes(_ configuration: ServerConfiguration) -> Int {
-        let context = 256 + 2 * RequestContext.maxPendingFlushes * 2
+        let context = 256 + 2 * RequestContext<Backend>.maxPendingFlushes * 2
         let fid = MemoryLayout<FidEntry>.stride + MemoryLayout<Int>.stride + 48
-        let outbox = (configuration.maxRequestsPerConnection + loneFrames) * MemoryLayout<OutputItem>.stride
+        let outbox = (configuration.maxRequestsPerConnection + loneFrames) * MemoryLayout<OutputItem<Backend>>.stride
         return 1024 + outbox + configuration.maxRequestsPerConnection * context + min(configuration.maxFidsPerConnection, configuration.preallocatedFidsPerConnection) * fid
-            + Worker.scratchBytes(direntCapacity: 0)  // the reader's own (readerWorker)
+            + Worker<Backend>.scratchBytes(direntCapacity: 0)  // the reader's own (readerWorker)
     }
 
     var logger: Logger { server.logger }
@@ -144,6 +144,7 @@ final class ServerConnection: @unchecked Sendable {
 
     /// The reader thread's life: serve each client assigned to this slot in turn. A
     /// connection beyond the table serves one client and ends.
+    @_specialize(exported: false, kind: full, where Backend == PosixBackend)  // see Worker.run
     func readerThread() {
         readerWorker = Worker(server: server, direntCapacity: 0, onlyWithoutWaiting: true)
         while true {
@@ -181,7 +182,7 @@ final class ServerConnection: @unchecked Sendable {
     /// reader's own buffer, so it never waits for a context or a pool buffer. Anything else
     /// first gets a request context and every buffer it needs (receive and reply) from the
     /// memory arena; while it waits for them, the connection is not read.
-    private func readNextRequest() -> RequestContext? {
+    private func readNextRequest() -> RequestContext<Backend>? {
         while true {
             guard readStream(UnsafeMutableRawBufferPointer(rebasing: headerScratch[0..<NineP.headerSize]), startsFrame: true) else {
                 return nil
@@ -221,7 +222,7 @@ final class ServerConnection: @unchecked Sendable {
             if readAhead == Int(size) {
                 return admitReadAhead(size: readAhead, reply: reply)
             }
-            let offset = RequestContext.alignedFrameOffset(type: type)
+            let offset = RequestContext<Backend>.alignedFrameOffset(type: type)
             let receive: BufferClass = Int(size) + offset > MemoryPlan.smallBufferBytes ? .large : .small
             guard let context = acquireContext() else { return nil }
             let need = MemoryNeed(receive: receive, reply: reply)
@@ -253,7 +254,7 @@ final class ServerConnection: @unchecked Sendable {
     /// the connection's share; otherwise the request is admitted without it and waits for one
     /// in `memoryLine`, while the reader goes on reading: a Tflush behind it is read and
     /// answered (it aborts the request), even while the connection's replies are stuck.
-    private func admitReadAhead(size: Int, reply: BufferClass) -> RequestContext? {
+    private func admitReadAhead(size: Int, reply: BufferClass) -> RequestContext<Backend>? {
         guard let context = acquireContext() else { return nil }
         context.frameLength = size
         context.frameOffset = 0
@@ -298,7 +299,7 @@ final class ServerConnection: @unchecked Sendable {
         let count = Int(headerScratch.loadUnaligned(fromByteOffset: 19, as: UInt32.self).littleEndian)
         let isRead = type == MessageType.tread.rawValue
         if isRead && fids.isStreaming(fid) { return .small }
-        let offset = isRead ? RequestContext.alignmentSlack - NineP.readReplyOverhead : 0
+        let offset = isRead ? RequestContext<Backend>.alignmentSlack - NineP.readReplyOverhead : 0
         let needed = min(count, Int(limit) - NineP.readReplyOverhead) + NineP.readReplyOverhead + offset
         return needed > MemoryPlan.smallBufferBytes ? .large : .small
     }
@@ -313,7 +314,7 @@ final class ServerConnection: @unchecked Sendable {
     }
 
     /// Decodes, checks the tag, serves Tversion inline, and queues everything else.
-    private func admit(_ context: RequestContext) {
+    private func admit(_ context: RequestContext<Backend>) {
         let message: TMessage
         do {
             // The reader has already checked the size field against the msize.
@@ -339,7 +340,7 @@ final class ServerConnection: @unchecked Sendable {
         }
         // An Rread's data lands 4096-aligned in the reply buffer (for NINEP_O_DIRECT).
         if case .read = message.request {
-            context.replyOffset = RequestContext.alignmentSlack - NineP.readReplyOverhead
+            context.replyOffset = RequestContext<Backend>.alignmentSlack - NineP.readReplyOverhead
         } else {
             context.replyOffset = 0
         }
@@ -410,7 +411,7 @@ final class ServerConnection: @unchecked Sendable {
 
     /// A free request context; when all are in flight the reader waits (and stops reading:
     /// the transport pushes back on the client).
-    private func acquireContext() -> RequestContext? {
+    private func acquireContext() -> RequestContext<Backend>? {
         stateLock.lock()
         defer { stateLock.unlock() }
         var start: UInt64? = nil
@@ -425,7 +426,7 @@ final class ServerConnection: @unchecked Sendable {
     }
 
     /// Returns a context and its buffers after its reply (if any) went out.
-    func releaseContext(_ context: RequestContext) {
+    func releaseContext(_ context: RequestContext<Backend>) {
         if let buffer = context.receive {
             context.receive = nil
             server.arena.release(buffer, from: memoryWaiter)

@@ -1,15 +1,11 @@
 import Glibc
 import NinePWire
 
-/// A request's failure: the Linux errno its Rlerror carries.
-struct ServerErrno: Error, Equatable {
-    var code: UInt32
+/// A request's failure: the Linux errno its Rlerror carries. The same type as the backend's
+/// errors (see `FileSystemError`), so a failure from the file system needs no conversion.
+typealias ServerErrno = FileSystemError
 
-    init(_ code: UInt32) { self.code = code }
-
-    /// The calling thread's errno right after a failed system call.
-    static var current: ServerErrno { ServerErrno(UInt32(errno)) }
-
+extension FileSystemError {
     static let badFid = ServerErrno(LinuxErrno.EBADF)
     static let invalid = ServerErrno(LinuxErrno.EINVAL)
     static let readOnly = ServerErrno(LinuxErrno.EROFS)

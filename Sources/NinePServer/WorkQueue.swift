@@ -6,12 +6,12 @@ import NinePMemory
 /// 64 requests queued delays another connection's single request by at most one request per
 /// worker, not by all 64. Rings of fixed capacity (every context, every connection), so
 /// queueing never allocates.
-final class WorkQueue: @unchecked Sendable {
+final class WorkQueue<Backend: FileSystemBackend>: @unchecked Sendable {
     // @unchecked Sendable: `ready`, `head`, `count`, `stopped` and every connection's
     // `workLine` are only touched with `condition` locked.
     private let condition = ConditionLock()
     /// Connections with requests queued, in the order they are served.
-    private var ready: UnsafeMutableBufferPointer<ServerConnection?>
+    private var ready: UnsafeMutableBufferPointer<ServerConnection<Backend>?>
     private var head = 0
     private var count = 0
     private var stopped = false
@@ -29,7 +29,7 @@ final class WorkQueue: @unchecked Sendable {
         ready.deallocate()
     }
 
-    func enqueue(_ context: RequestContext) {
+    func enqueue(_ context: RequestContext<Backend>) {
         condition.withLock {
             let connection = context.connection
             connection.workLine.append(context)
@@ -44,7 +44,7 @@ final class WorkQueue: @unchecked Sendable {
     }
 
     /// The next request (from the next connection in turn), or nil once stopped and drained.
-    func dequeue() -> RequestContext? {
+    func dequeue() -> RequestContext<Backend>? {
         condition.lock()
         defer { condition.unlock() }
         while true {
@@ -72,7 +72,7 @@ final class WorkQueue: @unchecked Sendable {
 
     /// Takes a request out before a worker starts it (Tflush of a queued request); false if
     /// a worker already took it.
-    func remove(_ context: RequestContext) -> Bool {
+    func remove(_ context: RequestContext<Backend>) -> Bool {
         condition.withLock { context.connection.workLine.remove(context) }
     }
 
@@ -86,8 +86,8 @@ final class WorkQueue: @unchecked Sendable {
 
 /// One connection's queued requests, oldest first: a ring with a place for each of its
 /// contexts. Guarded by the `WorkQueue`'s lock.
-struct WorkLine {
-    private let ring: UnsafeMutableBufferPointer<RequestContext?>
+struct WorkLine<Backend: FileSystemBackend> {
+    private let ring: UnsafeMutableBufferPointer<RequestContext<Backend>?>
     private var head = 0
     private var count = 0
     /// Whether the connection has a place in the work queue's round.
@@ -106,13 +106,13 @@ struct WorkLine {
 
     var isEmpty: Bool { count == 0 }
 
-    mutating func append(_ context: RequestContext) {
+    mutating func append(_ context: RequestContext<Backend>) {
         precondition(count < ring.count, "work line overflow: a context queued twice")
         ring[(head + count) % ring.count] = context
         count += 1
     }
 
-    mutating func removeFirst() -> RequestContext? {
+    mutating func removeFirst() -> RequestContext<Backend>? {
         guard count > 0 else { return nil }
         let context = ring[head]
         ring[head] = nil
@@ -121,7 +121,7 @@ struct WorkLine {
         return context
     }
 
-    mutating func remove(_ context: RequestContext) -> Bool {
+    mutating func remove(_ context: RequestContext<Backend>) -> Bool {
         for step in 0..<count where ring[(head + step) % ring.count] === context {
             // Close the gap, keeping the order.
             var position = step

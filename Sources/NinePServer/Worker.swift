@@ -6,18 +6,20 @@ import Synchronization
 
 /// One worker thread's private state: its identity and scratch buffers for C strings and
 /// directory reads, allocated once when the thread starts.
-final class Worker {
-    let server: Server
+final class Worker<Backend: FileSystemBackend> {
+    let server: FileServer<Backend>
+    /// The exported tree (the server's), kept here for direct calls.
+    let backend: Backend
     var identity: ThreadIdentity
     let thread: pthread_t
     /// NUL-terminated copies of names from the wire (the frame's strings are not terminated).
     let names: [UnsafeMutablePointer<CChar>]
-    static let nameCapacity = 4096 + 1
+    static var nameCapacity: Int { 4096 + 1 }
     let direntBuffer: UnsafeMutableRawBufferPointer
     /// The connection of the request being served (for descriptor-pressure relief).
-    var connection: ServerConnection?
+    var connection: ServerConnection<Backend>?
     /// The request being served.
-    var context: RequestContext?
+    var context: RequestContext<Backend>?
     /// A connection's reader serving requests itself: reads are tried from the page cache only.
     let onlyWithoutWaiting: Bool
     /// ServerConfiguration.writeBehind, read once.
@@ -29,16 +31,20 @@ final class Worker {
     }
 
     /// `direntCapacity`: bytes for getdents64 (0 for a reader, which never serves Treaddir).
-    init(server: Server, direntCapacity: Int = 64 * 1024, onlyWithoutWaiting: Bool = false) {
+    init(server: FileServer<Backend>, direntCapacity: Int = 64 * 1024, onlyWithoutWaiting: Bool = false) {
         self.onlyWithoutWaiting = onlyWithoutWaiting
         self.server = server
+        backend = server.backend
         identity = ThreadIdentity(enabled: server.switchesIdentity)
         thread = pthread_self()
         writeBehind = server.configuration.writeBehind
-        names = (0..<3).map { _ in UnsafeMutablePointer<CChar>.allocate(capacity: Worker.nameCapacity) }
+        names = (0..<3).map { _ in UnsafeMutablePointer<CChar>.allocate(capacity: Worker<Backend>.nameCapacity) }
         direntBuffer = .allocate(byteCount: direntCapacity, alignment: 8)
     }
 
+    /// Specialised for the host's backend here, in its own module (a caller elsewhere cannot
+    /// specialise code that is not inlinable): the whole request path below runs specialised.
+    @_specialize(exported: false, kind: full, where Backend == PosixBackend)
     func run() {
         _ = ninep_unblock_interrupt_signal(ninep_interrupt_signal())
         if server.ioFlusher { _ = ninep_set_io_flusher() }
@@ -47,7 +53,7 @@ final class Worker {
         // embedding program and the unix sockets' modes go by) stays as it was.
         if ninep_thread_own_umask(0) != 0 {
             let code = errno
-            if !Worker.umaskWarned.exchange(true, ordering: .relaxed) {
+            if !umaskWarned.exchange(true, ordering: .relaxed) {
                 server.logger.warning("worker threads cannot have their own umask (unshare CLONE_FS: errno \(code)): new files get the client's mode masked again by the process umask")
             }
         }
@@ -55,9 +61,6 @@ final class Worker {
             context.connection.serve(context, on: self)
         }
     }
-
-    /// One warning per process when a worker cannot clear its umask.
-    private static let umaskWarned = Atomic<Bool>(false)
 
     enum NameError: Error { case invalid, tooLong }
 
@@ -99,3 +102,6 @@ final class Worker {
         return UnsafePointer(destination)
     }
 }
+
+/// One warning per process when a worker cannot clear its umask.
+private let umaskWarned = Atomic<Bool>(false)

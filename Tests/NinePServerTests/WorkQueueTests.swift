@@ -10,7 +10,7 @@ import Testing
         defer { s.shutdown() }
         let busy = ServerConnection(server: s.server, preallocated: false)
         let quiet = ServerConnection(server: s.server, preallocated: false)
-        let queue = WorkQueue(connections: 4)
+        let queue = WorkQueue<PosixBackend>(connections: 4)
         for index in 0..<64 { queue.enqueue(busy.contexts[index]) }
         queue.enqueue(quiet.contexts[0])
         var order: [ObjectIdentifier] = []
@@ -28,7 +28,7 @@ import Testing
         defer { s.shutdown() }
         let a = ServerConnection(server: s.server, preallocated: false)
         let b = ServerConnection(server: s.server, preallocated: false)
-        let queue = WorkQueue(connections: 4)
+        let queue = WorkQueue<PosixBackend>(connections: 4)
         for index in 0..<3 { queue.enqueue(a.contexts[index]) }
         queue.enqueue(b.contexts[0])
         #expect(queue.remove(a.contexts[1]))

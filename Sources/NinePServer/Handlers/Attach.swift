@@ -7,7 +7,7 @@ extension Worker {
     /// Tattach: the export root, as the user named by n_uname (or uname), subject to the
     /// allowed-users and squash options. aname may be empty or the export path.
     func attach(
-        _ connection: ServerConnection, tag: UInt16, fid: UInt32, afid: UInt32, uname: ByteView, aname: ByteView, nuname: UInt32,
+        _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, afid: UInt32, uname: ByteView, aname: ByteView, nuname: UInt32,
         into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         let configuration = server.configuration
@@ -18,7 +18,7 @@ extension Worker {
         if aname.count > 0 {
             let name = aname.makeString()
             let trimmed = name.count > 1 && name.hasSuffix("/") ? String(name.dropLast()) : name
-            guard trimmed == configuration.exportPath || trimmed == server.rootRealPath else {
+            guard backend.isExportName(trimmed) else {
                 throw ServerErrno(LinuxErrno.ENOENT)
             }
         }
@@ -44,13 +44,12 @@ extension Worker {
             credentials = UserCredentials(uid: getuid(), gid: getgid(), groups: [])
         }
         server.users.register(credentials)
-        let root = descriptor { fcntl(server.rootFd, F_DUPFD_CLOEXEC, 0) }
-        guard root >= 0 else { throw ServerErrno.current }
+        let root = try descriptor { () throws(FileSystemError) -> Int32 in try backend.openRoot() }
         let st: statx
         do {
             st = try stat(root)
         } catch {
-            Glibc.close(root)
+            backend.close(root)
             throw error
         }
         var entry = FidEntry()
@@ -63,14 +62,14 @@ extension Worker {
         do {
             ref = try connection.fids.insert(fid, entry)
         } catch {
-            Glibc.close(root)
+            backend.close(root)
             throw Self.fidError(for: error)
         }
         connection.fids.release(ref)
         return try encode(.attach(qid: entry.qid), tag: tag, into: &w)
     }
 
-    static func fidError(for failure: FidTable.Failure) -> ServerErrno {
+    static func fidError(for failure: FidTableFailure) -> ServerErrno {
         switch failure {
         case .unknownFid, .fidInUse: ServerErrno.badFid
         case .tableFull: ServerErrno(LinuxErrno.EMFILE)

@@ -4,7 +4,7 @@ import NinePWire
 
 extension Worker {
     /// Tgetattr: statx of the fid's descriptor (valid for an unlinked file too).
-    func getattr(_ connection: ServerConnection, tag: UInt16, fid: UInt32, mask: UInt64, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func getattr(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, mask: UInt64, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             let st = try stat(ref.entry.isOpen ? ref.entry.openFd : ref.entry.pathFd)
@@ -45,7 +45,7 @@ extension Worker {
     /// open-then-unlinked file still works, and a descriptor open for writing truncates even
     /// a file whose mode or owner would refuse truncate(2) by name. Otherwise the fid's
     /// NINEP_O_PATH descriptor stands for the path, with truncate(2)'s permission check.
-    func setattr(_ connection: ServerConnection, tag: UInt16, fid: UInt32, fields f: SetattrFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func setattr(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, fields f: SetattrFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try requireWritable()
         return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
@@ -53,29 +53,24 @@ extension Worker {
             let openFd = ref.entry.isOpen ? ref.entry.openFd : -1
             if f.valid & SetattrValid.mode != 0 {
                 if ref.entry.qid.isSymlink { throw ServerErrno.notSupported }
-                let mode = mode_t(f.mode & FileMode.permissionMask)
+                let mode = f.mode & FileMode.permissionMask
                 // --access client: the client allowed this chmod; without CAP_FSETID the kernel
                 // would drop a setgid bit for a group the server thread is not in.
                 if server.ownsForClients { identity.keepSetIDBits() }
-                let rc = openFd >= 0 ? fchmod(openFd, mode) : ninep_fd_chmod(pathFd, mode)
-                if rc != 0 { throw ServerErrno.current }
+                try backend.changeMode(openFd >= 0 ? openFd : pathFd, opened: openFd >= 0, mode: mode)
             }
             if f.valid & (SetattrValid.uid | SetattrValid.gid) != 0 {
-                let uid = f.valid & SetattrValid.uid != 0 ? uid_t(f.uid) : uid_t.max
-                let gid = f.valid & SetattrValid.gid != 0 ? gid_t(f.gid) : gid_t.max
+                let uid = f.valid & SetattrValid.uid != 0 ? f.uid : UInt32.max
+                let gid = f.valid & SetattrValid.gid != 0 ? f.gid : UInt32.max
                 if server.ownsForClients { identity.keepSetIDBits() }
-                let rc = openFd >= 0
-                    ? fchown(openFd, uid, gid)
-                    : fchownat(pathFd, emptyPath, uid, gid, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW)
-                if rc != 0 { throw ServerErrno.current }
+                try backend.changeOwner(openFd >= 0 ? openFd : pathFd, opened: openFd >= 0, uid: uid, gid: gid)
             }
             var timeValid = f.valid
             if f.valid & SetattrValid.size != 0 {
                 guard f.size <= UInt64(Int64.max) else { throw ServerErrno(LinuxErrno.EFBIG) }
                 if server.ownsForClients { identity.clearSetIDOnWrite(forUid: ref.entry.uid) }
                 let writable = openFd >= 0 && ref.entry.openFlags & (O_WRONLY | O_RDWR) != 0
-                let rc = writable ? ftruncate(openFd, off_t(f.size)) : ninep_fd_truncate(pathFd, off_t(f.size))
-                if rc != 0 { throw ServerErrno.current }
+                try backend.truncate(writable ? openFd : pathFd, opened: writable, size: f.size)
                 // A truncation sets mtime (and ctime) to now itself, with no owner check. The
                 // kernel client sends truncate(2) and ftruncate(2) as SIZE|MTIME|CTIME: setting
                 // "mtime = now" once more through utimensat would demand ownership and fail
@@ -83,18 +78,13 @@ extension Worker {
                 if timeValid & SetattrValid.mtimeSet == 0 { timeValid &= ~SetattrValid.mtime }
             }
             if timeValid & (SetattrValid.atime | SetattrValid.mtime) != 0 {
-                var times = (timespec(), timespec())
-                times.0 = Self.time(set: timeValid & SetattrValid.atime != 0, explicit: timeValid & SetattrValid.atimeSet != 0,
-                                    seconds: f.atimeSeconds, nanoseconds: f.atimeNanoseconds)
-                times.1 = Self.time(set: timeValid & SetattrValid.mtime != 0, explicit: timeValid & SetattrValid.mtimeSet != 0,
-                                    seconds: f.mtimeSeconds, nanoseconds: f.mtimeNanoseconds)
-                let rc = withUnsafePointer(to: &times) { pointer in
-                    pointer.withMemoryRebound(to: timespec.self, capacity: 2) { ts in
-                        if ref.entry.qid.isSymlink { return utimensat(pathFd, emptyPath, ts, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) }
-                        return openFd >= 0 ? futimens(openFd, ts) : ninep_fd_utimens(pathFd, ts)
-                    }
-                }
-                if rc != 0 { throw ServerErrno.current }
+                let access = Self.time(set: timeValid & SetattrValid.atime != 0, explicit: timeValid & SetattrValid.atimeSet != 0,
+                                       seconds: f.atimeSeconds, nanoseconds: f.atimeNanoseconds)
+                let modification = Self.time(set: timeValid & SetattrValid.mtime != 0, explicit: timeValid & SetattrValid.mtimeSet != 0,
+                                             seconds: f.mtimeSeconds, nanoseconds: f.mtimeNanoseconds)
+                let symlink = ref.entry.qid.isSymlink
+                try backend.setTimes(symlink || openFd < 0 ? pathFd : openFd, opened: !symlink && openFd >= 0, symlink: symlink,
+                                     access: access, modification: modification)
             }
             return try encode(.setattr, tag: tag, into: &w)
         }
@@ -115,11 +105,10 @@ extension Worker {
     }
 
     /// Tstatfs.
-    func statfs(_ connection: ServerConnection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func statfs(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            var s = ninep_statfs_result()
-            if ninep_fstatfs(ref.entry.pathFd, &s) != 0 { throw ServerErrno.current }
+            let s = try backend.statfs(ref.entry.pathFd)
             let fields = StatfsFields(
                 type: s.type, blockSize: s.block_size, blocks: s.blocks, blocksFree: s.blocks_free,
                 blocksAvailable: s.blocks_available, files: s.files, filesFree: s.files_free, fsid: s.fsid, nameLength: s.name_length)

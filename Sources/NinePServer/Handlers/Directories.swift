@@ -10,7 +10,7 @@ extension Worker {
     /// flight (pipelined Treaddirs on one fid) reads through a descriptor of its own, so no two
     /// requests ever move one position.
     func readdir(
-        _ connection: ServerConnection, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
+        _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
@@ -22,22 +22,27 @@ extension Worker {
             } else {
                 // The fid is open already: its own rights, not the directory's mode now, decide.
                 let shared = ref.entry.openFd
-                fd = descriptor { identity.withFullCapabilities { openat(shared, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) } }
-                guard fd >= 0 else { throw ServerErrno.current }
+                let opened: Result<Int32, FileSystemError> = identity.withFullCapabilities {
+                    do throws(FileSystemError) {
+                        return .success(try descriptor { () throws(FileSystemError) -> Int32 in try backend.openDirectoryAgain(shared) })
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                fd = try opened.get()
             }
-            defer { if !ownsPosition { Glibc.close(fd) } }
+            defer { if !ownsPosition { backend.close(fd) } }
             let msize = Int(connection.stateLock.withLock { connection.msize })
             let maxCount = min(Int(count), msize - NineP.readdirReplyOverhead)
             var entries: DirEntryWriter
             do { entries = try DirEntryWriter(into: w.buffer, tag: tag, maxCount: max(maxCount, 0)) } catch {
                 throw ServerErrno(LinuxErrno.ENOMEM)
             }
-            if lseek(fd, off_t(Int64(bitPattern: offset)), SEEK_SET) < 0 { throw ServerErrno.current }
+            try backend.seekDirectory(fd, to: offset)
             let device = ref.entry.device
             var full = false
             while !full {
-                let n = ninep_getdents64(fd, direntBuffer.baseAddress, direntBuffer.count)
-                if n < 0 { throw ServerErrno.current }
+                let n = try backend.readDirectory(fd, into: direntBuffer)
                 if n == 0 { break }
                 var position = 0
                 while position < n {
@@ -67,14 +72,14 @@ extension Worker {
 
     /// Tmkdir.
     func mkdir(
-        _ connection: ServerConnection, tag: UInt16, dfid: UInt32, name: ByteView, mode: UInt32, gid: UInt32, into w: inout WireWriter
+        _ connection: ServerConnection<Backend>, tag: UInt16, dfid: UInt32, name: ByteView, mode: UInt32, gid: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try requireWritable()
         let cName = try component(name, slot: 0)
         // mkdir(2) keeps only the permission and sticky bits; setgid comes from the parent.
         let kept = mode & (FileMode.permissionMask & ~UInt32(Glibc.S_ISGID | Glibc.S_ISUID))
-        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: kept, isDirectory: true) { directory in
-            mkdirat(directory, cName, mode_t(mode & FileMode.permissionMask))
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: kept, isDirectory: true) { (directory) throws(FileSystemError) in
+            try backend.makeDirectory(directory, cName, mode: mode & FileMode.permissionMask)
         }
         return try encode(.mkdir(qid: qid), tag: tag, into: &w)
     }
@@ -84,15 +89,14 @@ extension Worker {
     /// With --access client the entry is then given to the attaching user with `mode` (nil:
     /// a symlink, owner and group only).
     func createEntry(
-        _ connection: ServerConnection, dfid: UInt32, name cName: UnsafePointer<CChar>, gid: UInt32, mode: UInt32?,
-        isDirectory: Bool = false, _ make: (Int32) -> Int32
+        _ connection: ServerConnection<Backend>, dfid: UInt32, name cName: UnsafePointer<CChar>, gid: UInt32, mode: UInt32?,
+        isDirectory: Bool = false, _ make: (Int32) throws(FileSystemError) -> Void
     ) throws(ServerErrno) -> Qid {
         try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Qid in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             let group = creationGroup(gid)
             let directory = ref.entry.pathFd
-            let (rc, e) = try creating(inGroup: group) { make(directory) }
-            if rc != 0 { throw ServerErrno(UInt32(e)) }
+            try creating(inGroup: group) { () throws(FileSystemError) in try make(directory) }
             try giveAway(directory: ref.entry.pathFd, name: cName, uid: ref.entry.uid, gid: group, mode: mode, isDirectory: isDirectory)
             return server.qids.qid(try stat(ref.entry.pathFd, cName))
         }

@@ -17,7 +17,7 @@ enum HandlerResult: Equatable {
 /// its inputs before it touches the file system and encodes its reply into the context's
 /// reply buffer, returning the frame length (or, for reads and writes, a `HandlerResult`).
 extension Worker {
-    func handle(_ context: RequestContext) -> HandlerResult {
+    func handle(_ context: RequestContext<Backend>) -> HandlerResult {
         connection = context.connection
         self.context = context
         defer {
@@ -30,7 +30,7 @@ extension Worker {
     }
 
     /// One log line per request at trace level: what came in and what went out.
-    private func trace(_ context: RequestContext, replyLength: Int) {
+    private func trace(_ context: RequestContext<Backend>, replyLength: Int) {
         let reply = UnsafeRawBufferPointer(rebasing: context.replyRegion[0..<replyLength])
         let outcome: String
         if let decoded = try? RMessage.decode(reply, msize: UInt32(reply.count)) {
@@ -41,7 +41,7 @@ extension Worker {
         server.logger.trace("\(context.message.request) -> \(outcome)", metadata: ["peer": "\(context.connection.peer)", "tag": "\(context.message.tag)"])
     }
 
-    private func dispatch(_ context: RequestContext) -> HandlerResult {
+    private func dispatch(_ context: RequestContext<Backend>) -> HandlerResult {
         let tag = context.message.tag
         var w = WireWriter(context.replyRegion)
         let connection = context.connection
@@ -128,7 +128,7 @@ extension Worker {
 
     /// Borrows a fid for the duration of `body` and switches to its user's identity.
     func withFid<R>(
-        _ connection: ServerConnection, _ fid: UInt32, _ body: (inout FidRef) throws(ServerErrno) -> R
+        _ connection: ServerConnection<Backend>, _ fid: UInt32, _ body: (inout FidRef) throws(ServerErrno) -> R
     ) throws(ServerErrno) -> R {
         var ref = try borrow(connection, fid)
         defer { connection.fids.release(ref) }
@@ -137,37 +137,40 @@ extension Worker {
     }
 
     /// Acquires a fid and, if its descriptor was given back under descriptor pressure,
-    /// reopens its inode from the saved file handle (needs CAP_DAC_READ_SEARCH for a moment).
-    func borrow(_ connection: ServerConnection, _ fid: UInt32) throws(ServerErrno) -> FidRef {
+    /// reopens its inode from the saved handle (needs CAP_DAC_READ_SEARCH for a moment).
+    func borrow(_ connection: ServerConnection<Backend>, _ fid: UInt32) throws(ServerErrno) -> FidRef {
         guard var ref = connection.fids.acquire(fid) else { throw ServerErrno.badFid }
         guard ref.entry.pathFd < 0, let handle = ref.entry.handle else { return ref }
-        guard let mountFd = server.mountDescriptor(device: ref.entry.device) else {
+        // The error is captured inside: dropping the capabilities again is a system call too.
+        let device = ref.entry.device
+        let reopened: Result<Int32, FileSystemError> = identity.withFullCapabilities {
+            do throws(FileSystemError) {
+                return .success(try descriptor { () throws(FileSystemError) -> Int32 in try backend.reopen(evicted: handle, device: device) })
+            } catch {
+                return .failure(error)
+            }
+        }
+        switch reopened {
+        case let .success(fd):
+            _ = connection.fids.restore(&ref, fd: fd)
+            return ref
+        case let .failure(error):
             connection.fids.release(ref)
-            throw ServerErrno(LinuxErrno.ESTALE)
+            throw error
         }
-        // errno is read inside: dropping the capabilities again is a system call too.
-        let (fd, openErrno) = identity.withFullCapabilities { () -> (Int32, Int32) in
-            let fd = descriptor { handle.withUnsafeBytes { ninep_open_handle(mountFd, $0.baseAddress, NINEP_O_PATH | O_NOFOLLOW) } }
-            return (fd, errno)
-        }
-        if fd < 0 {
-            connection.fids.release(ref)
-            throw ServerErrno(UInt32(openErrno))
-        }
-        _ = connection.fids.restore(&ref, fd: fd)
-        return ref
     }
 
-    /// Runs a call that creates a descriptor; when the process is out of descriptors, idle
-    /// fids give theirs back and the call is tried once more.
-    func descriptor(_ open: () -> Int32) -> Int32 {
-        let fd = open()
-        guard fd < 0, errno == EMFILE || errno == ENFILE, let connection else { return fd }
-        guard server.relieveDescriptorPressure(preferring: connection) > 0 else {
-            errno = EMFILE
-            return -1
+    /// Runs a backend call that creates a handle; when the process is out of descriptors,
+    /// idle fids give theirs back and the call is tried once more.
+    func descriptor(_ open: () throws(FileSystemError) -> Int32) throws(FileSystemError) -> Int32 {
+        do throws(FileSystemError) {
+            return try open()
+        } catch where error.isDescriptorShortage {
+            guard let connection, server.relieveDescriptorPressure(preferring: connection) > 0 else {
+                throw FileSystemError(errno: EMFILE)
+            }
+            return try open()
         }
-        return open()
     }
 
     func become(_ uid: UInt32) throws(ServerErrno) {
@@ -185,23 +188,22 @@ extension Worker {
         return ServerErrno(LinuxErrno.EPERM)
     }
 
-    /// Runs `create`, one system call that makes a file, with `gid` (the creation group the
-    /// caller resolved with `creationGroup`) as fsgid, then restores the user's. Returns what the call
-    /// returned and the errno it left. If the group cannot be restored, `undo` gets the result
-    /// and the request fails.
-    func creating(
-        inGroup gid: UInt32, _ create: () -> Int32, undo: (Int32) -> Void = { _ in }
-    ) throws(ServerErrno) -> (result: Int32, errno: Int32) {
+    /// Runs `create`, one backend call that makes a file, with `gid` (the creation group the
+    /// caller resolved with `creationGroup`) as fsgid, then restores the user's. If the group
+    /// cannot be restored, `undo` gets what the call made and the request fails.
+    func creating<R>(
+        inGroup gid: UInt32, _ create: () throws(FileSystemError) -> R, undo: (R) -> Void = { _ in }
+    ) throws(ServerErrno) -> R {
         do throws(CredentialSwitchFailure) { try identity.setCreationGroup(gid) } catch { throw refuse(error) }
-        let result = create()
-        let code = errno
+        let result: Result<R, FileSystemError>
+        do throws(FileSystemError) { result = .success(try create()) } catch { result = .failure(error) }
         do throws(CredentialSwitchFailure) {
             try identity.restoreCreationGroup()
         } catch {
-            undo(result)
+            if case let .success(made) = result { undo(made) }
             throw refuse(error)
         }
-        return (result, code)
+        return try result.get()
     }
 
     /// Fails on a read-only export.
@@ -209,34 +211,13 @@ extension Worker {
         if server.configuration.readOnly { throw ServerErrno.readOnly }
     }
 
-    /// statx of a descriptor itself (never following a symlink).
-    func stat(_ fd: Int32) throws(ServerErrno) -> statx {
-        var st = statx()
-        if ninep_statx(fd, emptyPath, NINEP_AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, UInt32(STATX_BASIC_STATS | STATX_BTIME), &st) != 0 {
-            throw ServerErrno.current
-        }
-        return st
-    }
+    /// Attributes of a handle's inode (never following a symlink).
+    func stat(_ handle: Int32) throws(ServerErrno) -> statx { try backend.stat(handle) }
 
-    /// statx of `name` in directory `dirFd`, not following a final symlink.
-    func stat(_ dirFd: Int32, _ name: UnsafePointer<CChar>) throws(ServerErrno) -> statx {
-        var st = statx()
-        if ninep_statx(dirFd, name, AT_SYMLINK_NOFOLLOW, UInt32(STATX_BASIC_STATS | STATX_BTIME), &st) != 0 {
-            throw ServerErrno.current
-        }
-        return st
-    }
+    /// Attributes of `name` in `directory`, not following a final symlink.
+    func stat(_ directory: Int32, _ name: UnsafePointer<CChar>) throws(ServerErrno) -> statx { try backend.stat(directory, name) }
 
     func component(_ view: ByteView, slot: Int) throws(ServerErrno) -> UnsafePointer<CChar> {
         try componentName(view, slot: slot).get()
     }
 }
-
-/// "" as a C string for the *at(fd, "", AT_EMPTY_PATH) calls: a Swift literal passed as a C
-/// string is copied into a temporary in unoptimised builds, which would allocate per request.
-/// nonisolated(unsafe): the one byte is written once, before the first read, and never again.
-nonisolated(unsafe) let emptyPath: UnsafePointer<CChar> = {
-    let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
-    pointer.initialize(to: 0)
-    return UnsafePointer(pointer)
-}()

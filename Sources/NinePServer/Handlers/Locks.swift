@@ -26,30 +26,28 @@ extension Worker {
     }
 
     /// Tlock: never parks a worker. A conflict is answered BLOCKED at once; the client retries.
-    func lock(_ connection: ServerConnection, tag: UInt16, fid: UInt32, fields: LockFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func lock(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, fields: LockFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
             guard let type = Self.hostLockType(fields.type) else { throw ServerErrno.invalid }
-            var lock = Self.flock(type: type, start: fields.start, length: fields.length)
+            let lock = Self.flock(type: type, start: fields.start, length: fields.length)
             let status: UInt8
-            if ninep_ofd_lock(ref.entry.openFd, NINEP_F_OFD_SETLK, &lock) == 0 {
+            do throws(FileSystemError) {
+                try backend.setLock(ref.entry.openFd, lock)
                 status = LockStatus.success
-            } else if errno == EAGAIN || errno == EACCES {
-                status = LockStatus.blocked
-            } else {
-                status = LockStatus.error
+            } catch {
+                status = error.errno == EAGAIN || error.errno == EACCES ? LockStatus.blocked : LockStatus.error
             }
             return try encode(.lock(status: status), tag: tag, into: &w)
         }
     }
 
     /// Tgetlock: the first conflicting lock, or the request back with type UNLCK.
-    func getlock(_ connection: ServerConnection, tag: UInt16, fid: UInt32, fields: GetlockFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func getlock(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, fields: GetlockFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
             guard let type = Self.hostLockType(fields.type) else { throw ServerErrno.invalid }
-            var lock = Self.flock(type: type, start: fields.start, length: fields.length)
-            if ninep_ofd_lock(ref.entry.openFd, NINEP_F_OFD_GETLK, &lock) != 0 { throw ServerErrno.current }
+            let lock = try backend.getLock(ref.entry.openFd, Self.flock(type: type, start: fields.start, length: fields.length))
             var reply = fields
             switch Int32(lock.l_type) {
             case Int32(F_RDLCK): reply.type = LockType.read

@@ -31,23 +31,23 @@ extension Worker {
     /// The iounit announced by Rlopen/Rlcreate: the largest multiple of 4096 that fits a
     /// message. The kernel client then sends reads and writes in whole 4 KiB blocks (O_DIRECT
     /// works without splitting, and an interrupted large write never tears a block).
-    static func iounit(_ connection: ServerConnection) -> UInt32 {
+    static func iounit(_ connection: ServerConnection<Backend>) -> UInt32 {
         let msize = connection.stateLock.withLock { connection.msize }
         let room = msize > 24 ? msize - 24 : 0
         return room >= 4096 ? room & ~4095 : 0
     }
 
-    /// Opens a descriptor for I/O, retrying without NINEP_O_NOATIME (allowed only to the owner).
-    func reopen(_ pathFd: Int32, _ flags: Int32) -> Int32 {
-        var fd = descriptor { ninep_reopen(pathFd, flags) }
-        if fd < 0 && errno == EPERM && flags & NINEP_O_NOATIME != 0 {
-            fd = descriptor { ninep_reopen(pathFd, flags & ~NINEP_O_NOATIME) }
+    /// Opens a handle for I/O, retrying without NINEP_O_NOATIME (allowed only to the owner).
+    func reopen(_ pathFd: Int32, _ flags: Int32) throws(FileSystemError) -> Int32 {
+        do throws(FileSystemError) {
+            return try descriptor { () throws(FileSystemError) -> Int32 in try backend.open(pathFd, flags: flags) }
+        } catch where error.errno == EPERM && flags & NINEP_O_NOATIME != 0 {
+            return try descriptor { () throws(FileSystemError) -> Int32 in try backend.open(pathFd, flags: flags & ~NINEP_O_NOATIME) }
         }
-        return fd
     }
 
     /// Tlopen: opens the fid's file for I/O through its NINEP_O_PATH descriptor.
-    func lopen(_ connection: ServerConnection, tag: UInt16, fid: UInt32, flags: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func lopen(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, flags: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, !ref.entry.isOpen else { throw ServerErrno.badFid }
             if ref.entry.qid.isSymlink { throw ServerErrno(LinuxErrno.ELOOP) }
@@ -60,33 +60,32 @@ extension Worker {
                 hostFlags = (hostFlags & ~O_TRUNC) | O_DIRECTORY
             }
             let st = try stat(ref.entry.pathFd)
-            let streaming = FileMode.isStreaming(UInt32(st.stx_mode))
+            let streaming = backend.isStream(st)
             let fd: Int32
             if streaming {
                 // Opening a FIFO waits for its peer: a Tflush may interrupt that (nothing has
                 // changed until the open succeeds, and if it does after the abort, it is undone).
                 guard let context, connection.enterInterruptible(context) else { throw ServerErrno(LinuxErrno.EINTR) }
-                fd = reopen(ref.entry.pathFd, hostFlags)
-                let openErrno = errno
+                let opened: Result<Int32, FileSystemError>
+                do throws(FileSystemError) { opened = .success(try reopen(ref.entry.pathFd, hostFlags)) } catch { opened = .failure(error) }
                 if connection.leaveInterruptible(context) {
-                    if fd >= 0 { Glibc.close(fd) }
+                    if case let .success(fd) = opened { backend.close(fd) }
                     throw ServerErrno(LinuxErrno.EINTR)
                 }
-                guard fd >= 0 else { throw ServerErrno(UInt32(openErrno)) }
+                fd = try opened.get()
                 // Our own open file description: non-blocking, so that reads and writes that
                 // would wait park the request instead of a worker.
-                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+                backend.makeNonBlocking(fd)
             } else {
-                fd = reopen(ref.entry.pathFd, hostFlags)
-                guard fd >= 0 else { throw ServerErrno.current }
+                fd = try reopen(ref.entry.pathFd, hostFlags)
             }
             var buffered: Int32 = -1
             if hostFlags & NINEP_O_DIRECT != 0 {
-                buffered = reopen(ref.entry.pathFd, hostFlags & ~(NINEP_O_DIRECT | O_TRUNC))
-                if buffered < 0 {
-                    let e = ServerErrno.current
-                    Glibc.close(fd)
-                    throw e
+                do throws(FileSystemError) {
+                    buffered = try reopen(ref.entry.pathFd, hostFlags & ~(NINEP_O_DIRECT | O_TRUNC))
+                } catch {
+                    backend.close(fd)
+                    throw error
                 }
             }
             var lost = false
@@ -98,8 +97,8 @@ extension Worker {
                 entry.streaming = streaming
             }
             if lost {
-                Glibc.close(fd)
-                if buffered >= 0 { Glibc.close(buffered) }
+                backend.close(fd)
+                if buffered >= 0 { backend.close(buffered) }
                 throw ServerErrno.badFid
             }
             return try encode(.lopen(qid: server.qids.qid(st), iounit: Self.iounit(connection)), tag: tag, into: &w)
@@ -109,7 +108,7 @@ extension Worker {
     /// Tlcreate: creates and opens `name` in the directory fid, which then stands for the new
     /// file. O_NOFOLLOW|O_EXCL-free create never follows a symlink planted at `name`.
     func lcreate(
-        _ connection: ServerConnection, tag: UInt16, fid: UInt32, name: ByteView, flags: UInt32, mode: UInt32, gid: UInt32,
+        _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, name: ByteView, flags: UInt32, mode: UInt32, gid: UInt32,
         into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try requireWritable()
@@ -128,41 +127,46 @@ extension Worker {
             // existing file is opened as it is.
             let exclusiveFirst = server.ownsForClients && hostFlags & O_EXCL == 0
             var created = true
-            var (fd, openErrno) = try creating(inGroup: group) {
-                descriptor { openat(directory, cName, exclusiveFirst ? hostFlags | O_EXCL : hostFlags, mode_t(permissions)) }
-            } undo: { fd in
-                if fd >= 0 { Glibc.close(fd) }
-            }
-            if fd < 0 && exclusiveFirst && openErrno == EEXIST {
+            var fd: Int32
+            do throws(FileSystemError) {
+                fd = try creating(inGroup: group) { () throws(FileSystemError) -> Int32 in
+                    try descriptor { () throws(FileSystemError) -> Int32 in
+                        try backend.openAt(directory, cName, flags: exclusiveFirst ? hostFlags | O_EXCL : hostFlags, mode: permissions)
+                    }
+                } undo: { fd in
+                    backend.close(fd)
+                }
+            } catch where exclusiveFirst && error.errno == EEXIST {
                 created = false
-                fd = descriptor { openat(directory, cName, hostFlags & ~O_CREAT, 0) }
-                openErrno = errno
+                fd = try descriptor { () throws(FileSystemError) -> Int32 in
+                    try backend.openAt(directory, cName, flags: hostFlags & ~O_CREAT, mode: 0)
+                }
             }
-            guard fd >= 0 else { throw ServerErrno(UInt32(openErrno)) }
             if created {
                 do throws(ServerErrno) {
                     try giveAway(directory: directory, name: cName, openFd: fd, uid: ref.entry.uid, gid: group, mode: mode)
                 } catch {
-                    Glibc.close(fd)
+                    backend.close(fd)
                     throw error
                 }
             }
-            let pathFd = descriptor { ninep_reopen(fd, NINEP_O_PATH) }
-            guard pathFd >= 0 else {
-                let e = ServerErrno.current
-                Glibc.close(fd)
-                throw e
+            let pathFd: Int32
+            do throws(FileSystemError) {
+                pathFd = try descriptor { () throws(FileSystemError) -> Int32 in try backend.open(fd, flags: NINEP_O_PATH) }
+            } catch {
+                backend.close(fd)
+                throw error
             }
             let st: statx
             do throws(ServerErrno) { st = try stat(fd) } catch {
-                Glibc.close(fd)
-                Glibc.close(pathFd)
+                backend.close(fd)
+                backend.close(pathFd)
                 throw error
             }
             let qid = server.qids.qid(st)
             var buffered: Int32 = -1
             if hostFlags & NINEP_O_DIRECT != 0 {
-                buffered = reopen(pathFd, hostFlags & ~(NINEP_O_DIRECT | O_TRUNC | O_CREAT | O_EXCL))
+                buffered = (try? reopen(pathFd, hostFlags & ~(NINEP_O_DIRECT | O_TRUNC | O_CREAT | O_EXCL))) ?? -1
             }
             var oldPath: Int32 = -1
             connection.fids.update(&ref) { entry in
@@ -174,9 +178,9 @@ extension Worker {
                 entry.qid = qid
                 entry.device = st.deviceID
                 entry.isRoot = false
-                entry.streaming = FileMode.isStreaming(UInt32(st.stx_mode))
+                entry.streaming = backend.isStream(st)
             }
-            if oldPath >= 0 { Glibc.close(oldPath) }
+            if oldPath >= 0 { backend.close(oldPath) }
             return try encode(.lcreate(qid: qid, iounit: Self.iounit(connection)), tag: tag, into: &w)
         }
     }

@@ -12,28 +12,25 @@ extension Worker {
     ) throws(ServerErrno) {
         guard server.ownsForClients else { return }
         identity.keepSetIDBits()
-        var rc: Int32
-        var code: Int32 = 0
-        if openFd >= 0 {
-            rc = fchown(openFd, uid, gid)
-            if rc == 0, let mode { rc = fchmod(openFd, mode_t(mode & FileMode.permissionMask)) }
-        } else {
-            rc = fchownat(directory, name, uid, gid, AT_SYMLINK_NOFOLLOW)
-            if rc == 0, var mode {
-                if isDirectory {
-                    // A directory's setgid bit comes from its parent (mkdir keeps it; chown
-                    // of a directory does not clear it): keep what the kernel gave it.
-                    var st = Glibc.stat()
-                    rc = fstatat(directory, name, &st, AT_SYMLINK_NOFOLLOW)
-                    mode |= UInt32(st.st_mode) & UInt32(Glibc.S_ISGID)
+        do throws(FileSystemError) {
+            if openFd >= 0 {
+                try backend.changeOwner(openFd, opened: true, uid: uid, gid: gid)
+                if let mode { try backend.changeMode(openFd, opened: true, mode: mode & FileMode.permissionMask) }
+            } else {
+                try backend.changeOwner(directory, name, uid: uid, gid: gid)
+                if var mode {
+                    if isDirectory {
+                        // A directory's setgid bit comes from its parent (mkdir keeps it; chown
+                        // of a directory does not clear it): keep what the kernel gave it.
+                        let st = try backend.stat(directory, name)
+                        mode |= UInt32(st.stx_mode) & UInt32(Glibc.S_ISGID)
+                    }
+                    try backend.changeMode(directory, name, mode: mode & FileMode.permissionMask)
                 }
-                if rc == 0 { rc = fchmodat(directory, name, mode_t(mode & FileMode.permissionMask), 0) }
             }
-        }
-        if rc != 0 {
-            code = errno
-            _ = Glibc.unlinkat(directory, name, isDirectory ? AT_REMOVEDIR : 0)
-            throw ServerErrno(UInt32(code))
+        } catch {
+            try? backend.unlink(directory, name, removeDirectory: isDirectory)
+            throw error
         }
     }
 }

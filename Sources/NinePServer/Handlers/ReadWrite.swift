@@ -6,7 +6,7 @@ import NinePWire
 extension Worker {
     /// Tread: pread (or read, for FIFOs and other streams) straight into the reply buffer.
     func read(
-        _ connection: ServerConnection, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
+        _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> HandlerResult {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> HandlerResult in
             let msize = Int(connection.stateLock.withLock { connection.msize })
@@ -18,7 +18,7 @@ extension Worker {
                 // file; anything else (errors included) is left to a worker.
                 let e = ref.entry
                 guard e.kind == .file && e.isOpen && !e.streaming && e.bufferedFd < 0 else { return .wouldBlock }
-                let n = ninep_pread_nowait(e.openFd, region.baseAddress, region.count, Int64(bitPattern: offset))
+                let n = backend.readCached(e.openFd, into: region, at: offset)
                 // Short means "only part of it was cached" as often as "end of file", and
                 // clients take a short read of a regular file for its end (the kernel's netfs
                 // zero-fills the rest of the page): a worker reads it whole instead.
@@ -35,16 +35,16 @@ extension Worker {
             case .file:
                 guard ref.entry.isOpen else { throw ServerErrno.badFid }
                 let (fd, length) = Self.directSplit(ref.entry, offset: offset, count: region.count)
-                let n = ref.entry.streaming
-                    ? Glibc.read(fd, region.baseAddress, length)
-                    : PositionalIO.read(fd, into: region.baseAddress, length: length, at: offset)
-                if n < 0 {
-                    let code = errno  // before parking, whose calls may change it
-                    if ref.entry.streaming && (code == EAGAIN || code == EWOULDBLOCK), let context,
+                let into = UnsafeMutableRawBufferPointer(start: region.baseAddress, count: length)
+                let n: Int
+                do throws(FileSystemError) {
+                    n = ref.entry.streaming ? try backend.readStream(fd, into: into) : try backend.read(fd, into: into, at: offset)
+                } catch {
+                    if ref.entry.streaming && (error.errno == EAGAIN || error.errno == EWOULDBLOCK), let context,
                        connection.park(context, fd: fd, events: UInt32(NINEP_EPOLLIN)) {
                         return .parked
                     }
-                    throw ServerErrno(UInt32(code))
+                    throw error
                 }
                 return .reply(length: w.finishRread(reserved: region.count, produced: n))
             }
@@ -54,7 +54,7 @@ extension Worker {
     /// Twrite: pwrite (or write) straight from the receive buffer; regular files are written
     /// whole unless an error stops it part way.
     func write(
-        _ connection: ServerConnection, tag: UInt16, fid: UInt32, offset: UInt64, data: ByteView, into w: inout WireWriter
+        _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, offset: UInt64, data: ByteView, into w: inout WireWriter
     ) throws(ServerErrno) -> HandlerResult {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> HandlerResult in
             switch ref.entry.kind {
@@ -74,17 +74,18 @@ extension Worker {
                 let (fd, length) = Self.directSplit(ref.entry, offset: offset, count: data.count)
                 if server.ownsForClients { identity.clearSetIDOnWrite(forUid: ref.entry.uid) }
                 let done: Int
+                let from = UnsafeRawBufferPointer(start: data.base.baseAddress, count: length)
                 if ref.entry.streaming {
-                    let n = length > 0 ? Glibc.write(fd, data.base.baseAddress!, length) : 0
-                    if n < 0 {
-                        let code = errno  // before parking, whose calls may change it
-                        if code == EAGAIN || code == EWOULDBLOCK, let context {
+                    do throws(FileSystemError) {
+                        done = try backend.writeStream(fd, from: from)
+                    } catch {
+                        if error.errno == EAGAIN || error.errno == EWOULDBLOCK, let context {
                             // Nothing is written yet. A parked request keeps only its small
                             // reply buffer: what fits of the payload moves there (after the
                             // reply's own bytes, 4096-aligned), the receive buffer goes back,
                             // and the write answers a short count; the client sends the rest.
                             let kept = min(data.count, MemoryPlan.smallMessageCapacity)
-                            let destination = context.replyBuffer.baseAddress! + RequestContext.alignmentSlack
+                            let destination = context.replyBuffer.baseAddress! + RequestContext<Backend>.alignmentSlack
                             destination.copyMemory(from: data.base.baseAddress!, byteCount: kept)
                             context.message = TMessage(
                                 tag: tag,
@@ -93,12 +94,10 @@ extension Worker {
                                 return .parked
                             }
                         }
-                        throw ServerErrno(UInt32(code))
+                        throw error
                     }
-                    done = n
                 } else {
-                    done = PositionalIO.write(fd, from: data.base.baseAddress, length: length, at: offset)
-                    if done < 0 { throw ServerErrno.current }
+                    done = try backend.write(fd, from: from, at: offset)
                 }
                 // Write-behind (only in a memory-limited cgroup, see ServerConfiguration):
                 // large writes start their writeback at once, so dirty pages do not pile up.
@@ -106,7 +105,7 @@ extension Worker {
                 // waits for pages under writeback: a cgroup full of dirty page cache ends in an
                 // OOM kill, one under writeback only slows the writer.
                 if writeBehind && done >= Self.writeBehindThreshold && !ref.entry.streaming {
-                    _ = ninep_start_writeback(fd, Int64(bitPattern: offset), Int64(done))
+                    backend.startWriteback(fd, offset: offset, length: done)
                 }
                 return .reply(length: try encode(.write(count: UInt32(done)), tag: tag, into: &w))
             }
@@ -114,7 +113,7 @@ extension Worker {
     }
 
     /// Writes at least this large start their own writeback (see `write`).
-    static let writeBehindThreshold = 64 * 1024
+    static var writeBehindThreshold: Int { 64 * 1024 }
 
     /// Which descriptor and how many bytes serve a read or write. NINEP_O_DIRECT needs offsets and
     /// lengths aligned to the block size, but clients ask for msize-sized pieces: an aligned
@@ -129,11 +128,10 @@ extension Worker {
     }
 
     /// Tfsync.
-    func fsync(_ connection: ServerConnection, tag: UInt16, fid: UInt32, datasync: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func fsync(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, datasync: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
-            let rc = datasync != 0 ? fdatasync(ref.entry.openFd) : Glibc.fsync(ref.entry.openFd)
-            if rc != 0 { throw ServerErrno.current }
+            try backend.sync(ref.entry.openFd, dataOnly: datasync != 0)
             return try encode(.fsync, tag: tag, into: &w)
         }
     }
@@ -141,7 +139,7 @@ extension Worker {
     /// Tclunk: forgets the fid (its descriptors close when no request uses them). An xattr
     /// fid made by Txattrcreate sets (or, with no data, removes) the attribute here, and its
     /// error is the clunk's.
-    func clunk(_ connection: ServerConnection, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func clunk(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         guard let ref = connection.fids.acquire(fid) else { throw ServerErrno.badFid }
         var failure: ServerErrno? = nil
         if ref.entry.kind == .xattrWrite, let xattr = ref.entry.xattr {

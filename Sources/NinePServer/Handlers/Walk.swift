@@ -14,7 +14,7 @@ extension Worker {
     /// does it: v9fs_fid_find falls back to the open fids of the inode when the dentry has
     /// none for the user, and clones or walks from what it found.
     func walk(
-        _ connection: ServerConnection, tag: UInt16, fid: UInt32, newfid: UInt32, names: WalkNames, into w: inout WireWriter
+        _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, newfid: UInt32, names: WalkNames, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
@@ -37,57 +37,51 @@ extension Worker {
             var failure: ServerErrno? = nil
             for name in names {
                 let next: Int32
-                if name.equals("..") {
-                    if atRoot {
-                        next = descriptor { fcntl(current, F_DUPFD_CLOEXEC, 0) }
-                    } else {
-                        next = descriptor { openat(current, "..", NINEP_O_PATH | O_DIRECTORY | O_CLOEXEC) }
-                        if next >= 0 && !isInsideExport(next) {
-                            Glibc.close(next)
-                            failure = ServerErrno(LinuxErrno.EACCES)
-                            break
+                do throws(FileSystemError) {
+                    if name.equals("..") {
+                        if atRoot {
+                            next = try descriptor { () throws(FileSystemError) -> Int32 in try backend.duplicate(current) }
+                        } else {
+                            next = try descriptor { () throws(FileSystemError) -> Int32 in try backend.lookupParent(current) }
+                            if !isInsideExport(next) {
+                                backend.close(next)
+                                throw FileSystemError(LinuxErrno.EACCES)
+                            }
                         }
+                    } else {
+                        let cName = try componentName(name, slot: 0).get()
+                        next = try descriptor { () throws(FileSystemError) -> Int32 in try backend.lookup(current, cName) }
                     }
-                } else {
-                    switch componentName(name, slot: 0) {
-                    case let .success(cName):
-                        next = descriptor { openat(current, cName, NINEP_O_PATH | O_NOFOLLOW | O_CLOEXEC) }
-                    case let .failure(error):
-                        failure = error
-                        next = -1
-                    }
-                    if failure != nil { break }
-                }
-                if next < 0 {
-                    failure = ServerErrno.current
+                } catch {
+                    failure = error
                     break
                 }
                 let st: statx
                 do throws(ServerErrno) {
                     st = try stat(next)
                 } catch {
-                    Glibc.close(next)
+                    backend.close(next)
                     failure = error
                     break
                 }
-                if ownsCurrent { Glibc.close(current) }
+                if ownsCurrent { backend.close(current) }
                 current = next
                 ownsCurrent = true
                 qid = server.qids.qid(st)
                 device = st.deviceID
-                atRoot = server.isExportRoot(st)
+                atRoot = backend.isExportRoot(st)
                 do { try w.qid(qid) } catch { failure = ServerErrno(LinuxErrno.ENOMEM); break }
                 walked += 1
             }
             if let failure {
-                if ownsCurrent { Glibc.close(current) }
+                if ownsCurrent { backend.close(current) }
                 if walked == 0 { throw failure }
                 return w.finishRwalk(count: walked)
             }
             if names.count == 0 {
                 if newfid == fid { return w.finishRwalk(count: 0) }
-                current = descriptor { fcntl(ref.entry.pathFd, F_DUPFD_CLOEXEC, 0) }
-                guard current >= 0 else { throw ServerErrno.current }
+                let source = ref.entry.pathFd
+                current = try descriptor { () throws(FileSystemError) -> Int32 in try backend.duplicate(source) }
                 ownsCurrent = true
             }
             if newfid == fid {
@@ -99,7 +93,7 @@ extension Worker {
                     entry.device = device
                     entry.isRoot = atRoot
                 }
-                if old >= 0 { Glibc.close(old) }
+                if old >= 0 { backend.close(old) }
             } else {
                 var entry = FidEntry()
                 entry.pathFd = current
@@ -107,11 +101,11 @@ extension Worker {
                 entry.device = device
                 entry.uid = ref.entry.uid
                 entry.isRoot = atRoot
-                do throws(FidTable.Failure) {
+                do throws(FidTableFailure) {
                     let created = try connection.fids.insert(newfid, entry)
                     connection.fids.release(created)
                 } catch {
-                    Glibc.close(current)
+                    backend.close(current)
                     throw Self.fidError(for: error)
                 }
             }
@@ -122,23 +116,22 @@ extension Worker {
     /// True when the directory `fd` lies inside the export: climbing ".." reaches the root
     /// before the top of the host's tree. Guards ".." against directories moved out of the
     /// export while a client held a fid in them.
-    func isInsideExport(_ fd: Int32) -> Bool {
-        var current = fcntl(fd, F_DUPFD_CLOEXEC, 0)
-        guard current >= 0 else { return false }
-        defer { Glibc.close(current) }
+    func isInsideExport(_ handle: Int32) -> Bool {
+        guard var current = try? backend.duplicate(handle) else { return false }
+        defer { backend.close(current) }
         for _ in 0..<4096 {
             guard let st = try? stat(current) else { return false }
-            if server.isExportRoot(st) { return true }
-            let parent = openat(current, "..", NINEP_O_PATH | O_DIRECTORY | O_CLOEXEC)
-            guard parent >= 0, let parentStat = try? stat(parent) else {
-                if parent >= 0 { Glibc.close(parent) }
+            if backend.isExportRoot(st) { return true }
+            guard let parent = try? backend.lookupParent(current) else { return false }
+            guard let parentStat = try? stat(parent) else {
+                backend.close(parent)
                 return false
             }
             if parentStat.stx_ino == st.stx_ino && parentStat.deviceID == st.deviceID {
-                Glibc.close(parent)
+                backend.close(parent)
                 return false  // reached "/" without meeting the export root
             }
-            Glibc.close(current)
+            backend.close(current)
             current = parent
         }
         return false

@@ -3,14 +3,14 @@ import Glibc
 import NinePWire
 
 extension Worker {
-    static let maxXattrSize = 65536
-    static let xattrCreate: UInt32 = 1
-    static let xattrReplace: UInt32 = 2
+    static var maxXattrSize: Int { 65536 }
+    static var xattrCreate: UInt32 { 1 }
+    static var xattrReplace: UInt32 { 2 }
 
     /// Txattrwalk: newfid holds the value of `name` (or, for an empty name, the list of
     /// names), read now; Tread on newfid returns it.
     func xattrwalk(
-        _ connection: ServerConnection, tag: UInt16, fid: UInt32, newfid: UInt32, name: ByteView, into w: inout WireWriter
+        _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, newfid: UInt32, name: ByteView, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         let cName = try cString(name, slot: 0, limit: 255).get()
         try requireAllocatable()  // the value or name list is copied into the fid
@@ -20,13 +20,14 @@ extension Worker {
             if restricted && name.starts(with: Self.trustedPrefix) { throw ServerErrno(LinuxErrno.ENODATA) }
             let fd = ref.entry.pathFd
             var value = [UInt8](repeating: 0, count: Self.maxXattrSize)
-            var n = value.withUnsafeMutableBytes { buffer -> Int in
-                if name.count == 0 {
-                    return ninep_fd_listxattr(fd, buffer.baseAddress!.assumingMemoryBound(to: CChar.self), buffer.count)
+            let read: Result<Int, FileSystemError> = value.withUnsafeMutableBytes { buffer in
+                do throws(FileSystemError) {
+                    return .success(name.count == 0 ? try backend.listXattrs(fd, into: buffer) : try backend.getXattr(fd, cName, into: buffer))
+                } catch {
+                    return .failure(error)
                 }
-                return ninep_fd_getxattr(fd, cName, buffer.baseAddress, buffer.count)
             }
-            if n < 0 { throw ServerErrno.current }
+            var n = try read.get()
             value.removeLast(value.count - n)
             if restricted && name.count == 0 {
                 // The list an unprivileged caller gets from the kernel: no trusted.* names.
@@ -36,18 +37,17 @@ extension Worker {
                 if !value.isEmpty { value.append(0) }
                 n = value.count
             }
-            let copy = descriptor { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
-            guard copy >= 0 else { throw ServerErrno.current }
+            let copy = try descriptor { () throws(FileSystemError) -> Int32 in try backend.duplicate(fd) }
             var entry = FidEntry()
             entry.kind = .xattrRead
             entry.pathFd = copy
             entry.uid = ref.entry.uid
             entry.qid = ref.entry.qid
             entry.xattr = XattrState(name: Array(name), value: value, expectedSize: n, flags: 0)
-            do throws(FidTable.Failure) {
+            do throws(FidTableFailure) {
                 connection.fids.release(try connection.fids.insert(newfid, entry))
             } catch {
-                Glibc.close(copy)
+                backend.close(copy)
                 throw Self.fidError(for: error)
             }
             return try encode(.xattrwalk(size: UInt64(n)), tag: tag, into: &w)
@@ -57,7 +57,7 @@ extension Worker {
     /// Txattrcreate: fid becomes an xattr fid collecting `size` bytes of value through Twrite;
     /// Tclunk sets it.
     func xattrcreate(
-        _ connection: ServerConnection, tag: UInt16, fid: UInt32, name: ByteView, size: UInt64, flags: UInt32, into w: inout WireWriter
+        _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, name: ByteView, size: UInt64, flags: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
         try requireWritable()
         _ = try cString(name, slot: 0, limit: 255).get()
@@ -81,9 +81,9 @@ extension Worker {
         }
     }
 
-    static let userPrefix: [UInt8] = Array("user.".utf8)
-    static let systemPrefix: [UInt8] = Array("system.".utf8)
-    static let trustedPrefix: [UInt8] = Array("trusted.".utf8)
+    static var userPrefix: [UInt8] { xattrUserPrefix }
+    static var systemPrefix: [UInt8] { xattrSystemPrefix }
+    static var trustedPrefix: [UInt8] { xattrTrustedPrefix }
 
     /// True when a request for `uid` must be held to what the kernel lets an unprivileged
     /// user do with xattrs. A worker acting for a user other than root has dropped only the
@@ -102,18 +102,33 @@ extension Worker {
         name.append(0)
         // Sealed first: a Twrite still in flight on another worker fails rather than change
         // the value after it was checked.
-        let (complete, rc, code): (Bool, Int32, Int32) = xattr.sealed { value in
-            guard value.count == xattr.expectedSize else { return (false, 0, 0) }
-            let rc: Int32 = name.withUnsafeBufferPointer { namePointer in
+        let (complete, failure): (Bool, FileSystemError?) = xattr.sealed { value in
+            guard value.count == xattr.expectedSize else { return (false, nil) }
+            let failure: FileSystemError? = name.withUnsafeBufferPointer { namePointer in
                 let cName = UnsafeRawPointer(namePointer.baseAddress!).assumingMemoryBound(to: CChar.self)
-                if xattr.expectedSize == 0 && xattr.flags & Int32(Self.xattrReplace) != 0 {
-                    return ninep_fd_removexattr(fd, cName)
+                do throws(FileSystemError) {
+                    if xattr.expectedSize == 0 && xattr.flags & Int32(Self.xattrReplace) != 0 {
+                        try backend.removeXattr(fd, cName)
+                    } else {
+                        let setFailure: FileSystemError? = value.withUnsafeBytes { bytes in
+                            do throws(FileSystemError) { try backend.setXattr(fd, cName, value: bytes, flags: xattr.flags) } catch { return error }
+                            return nil
+                        }
+                        if let setFailure { throw setFailure }
+                    }
+                } catch {
+                    return error
                 }
-                return value.withUnsafeBytes { ninep_fd_setxattr(fd, cName, $0.baseAddress, value.count, xattr.flags) }
+                return nil
             }
-            return (true, rc, rc != 0 ? errno : 0)
+            return (true, failure)
         }
         guard complete else { throw ServerErrno.invalid }
-        if rc != 0 { throw ServerErrno(UInt32(code)) }
+        if let failure { throw failure }
     }
 }
+
+// Stored once (a generic type cannot hold static stored properties).
+private let xattrUserPrefix: [UInt8] = Array("user.".utf8)
+private let xattrSystemPrefix: [UInt8] = Array("system.".utf8)
+private let xattrTrustedPrefix: [UInt8] = Array("trusted.".utf8)
