@@ -4,6 +4,7 @@ import NinePTransport
 import NinePWire
 import Synchronization
 import Testing
+import NinePTestSupport
 
 /// Cancellation and timeouts against fake servers that settle a flushed request each way
 /// flush(5) allows, or never.
@@ -11,10 +12,7 @@ import Testing
 struct CancellationTests {
     /// A client with a short flush grace, as the scenarios below assume (250 ms).
     func connect(_ server: FakeServer, maxInFlight: Int = 32) async throws -> NinePClient {
-        let configuration = ClientConfiguration(
-            address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 65536, maxInFlight: maxInFlight,
-            flushGrace: .milliseconds(250))
-        return try await NinePClient.connect(configuration)
+        try await server.connect(msize: 65536, maxInFlight: maxInFlight, flushGrace: .milliseconds(250))
     }
 
     /// Waits (at most `limit`) until `condition` holds.
@@ -62,7 +60,7 @@ struct CancellationTests {
                 switch message.type {
                 case .twalk where message.names == 1: break
                 case .tflush:
-                    DaemonThreadForTests.after(.milliseconds(600)) {
+                    runAfter(.milliseconds(600)) {
                         server.rwalk(tag: message.oldtag!, names: 1)
                         server.rflush(tag: message.tag)
                     }
@@ -195,9 +193,7 @@ struct CancellationTests {
                 server.answerNormally(message)
             }
             defer { server.stop() }
-            let configuration = ClientConfiguration(
-                address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 1 << 20, flushGrace: .milliseconds(250))
-            let client = try await NinePClient.connect(configuration)
+            let client = try await server.connect(msize: 1 << 20, flushGrace: .milliseconds(250))
             let file = try await client.walk("/ok/file")
             let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: client.maxIOSize, alignment: 16)
             payload.initializeMemory(as: UInt8.self, repeating: 7)
@@ -274,42 +270,8 @@ struct CancellationTests {
     }
 }
 
-/// Runs `body` on a thread after `delay`.
-enum DaemonThreadForTests {
-    static func after(_ delay: Duration, _ body: @escaping @Sendable () -> Void) {
-        let (seconds, attoseconds) = delay.components
-        let micros = UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
-        let thread = Thread { usleep(micros); body() }
-        thread.start()
-    }
-}
-
-/// A minimal thread wrapper (pthread) for test helpers.
-final class Thread: Sendable {
-    private let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-
-    func start() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { raw in
-            let me = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
-            me.body()
-            return nil
-        }, box)
-        pthread_detach(thread)
-    }
-}
-
 /// A read-only buffer handed to several tasks. `@unchecked Sendable`: nobody writes it while
 /// the tasks run.
 struct Payload: @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
-}
-
-/// A flag set once by the test and read by a fake server's thread.
-final class Flag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
 }

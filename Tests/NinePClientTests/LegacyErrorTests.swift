@@ -3,6 +3,7 @@ import NinePClient
 import NinePTransport
 import NinePWire
 import Testing
+import NinePTestSupport
 
 /// Servers that speak 9P2000.u (and some that answer 9P2000.L clients with it) report a
 /// failure as Rerror: a message and an errno. The client reports it as the server's error,
@@ -17,8 +18,7 @@ import Testing
             }
         }
         defer { server.stop() }
-        let configuration = ClientConfiguration(address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 65536)
-        let client = try await NinePClient.connect(configuration)
+        let client = try await server.connect(msize: 65536)
         defer { client.close() }
 
         do {

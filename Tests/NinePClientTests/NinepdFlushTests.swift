@@ -1,6 +1,7 @@
 import Glibc
 @testable import NinePClient
 import Testing
+import NinePTestSupport
 
 /// Cancellation against the real server: a read blocked on a FIFO.
 @Suite(.serialized)
@@ -15,7 +16,7 @@ struct NinepdFlushTests {
             let writer = open(fifo, O_RDWR | O_NONBLOCK)
             #expect(writer >= 0)
             defer { close(writer) }
-            writeLocal("\(peer.exportPath)/plain", Array("still here".utf8))
+            makeFile("\(peer.exportPath)/plain", Array("still here".utf8))
 
             let client = try await peer.connect(callTimeout: nil)
             defer { client.close() }

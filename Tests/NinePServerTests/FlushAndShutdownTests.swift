@@ -2,6 +2,7 @@ import Glibc
 import NinePServer
 import NinePWire
 import Testing
+import NinePTestSupport
 
 /// Tflush (DESIGN.md "Tflush, exactly") and server shutdown with requests in flight.
 @Suite struct FlushTests {

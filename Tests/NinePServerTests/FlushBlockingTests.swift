@@ -4,6 +4,7 @@ import NinePTransport
 import NinePWire
 import Synchronization
 import Testing
+import NinePTestSupport
 
 // Tflush of requests that wait on the outside world (DESIGN.md "Tflush, exactly"): each is
 // aborted — no reply for its tag, ever — and its Rflush comes well under a second; the
@@ -28,7 +29,7 @@ func describeResponse(_ response: Response) -> String {
 }
 
 /// Sends Tflush(oldtag) with `tag` and waits up to `wait` for its Rflush.
-func flushAndWait(_ c: RawClient, tag: UInt16, oldtag: UInt16, wait: Duration = .seconds(3)) -> FlushObservation {
+func flushAndWait(_ c: WireClient, tag: UInt16, oldtag: UInt16, wait: Duration = .seconds(3)) -> FlushObservation {
     let clock = ContinuousClock()
     var observation = FlushObservation()
     let start = clock.now
@@ -61,7 +62,7 @@ func flushAndWait(_ c: RawClient, tag: UInt16, oldtag: UInt16, wait: Duration = 
 }
 
 /// Records an issue for anything that arrives within `milliseconds`.
-func expectNothing(_ c: RawClient, milliseconds: Int, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+func expectNothing(_ c: WireClient, milliseconds: Int, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
     c.setTimeout(seconds: 0, milliseconds: milliseconds)
     defer { c.setTimeout(seconds: c.timeoutSeconds) }
     while case let .message(m) = c.receive() {
@@ -74,7 +75,7 @@ func expectNothing(_ c: RawClient, milliseconds: Int, _ what: String, sourceLoca
 /// (later steps of a test that depend on it are then pointless).
 @discardableResult
 func expectAborted(
-    _ c: RawClient, oldtag: UInt16, flushTag: UInt16, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+    _ c: WireClient, oldtag: UInt16, flushTag: UInt16, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
 ) -> Bool {
     let seen = flushAndWait(c, tag: flushTag, oldtag: oldtag)
     if seen.closed {
@@ -336,10 +337,10 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
 
     final class Peer {
         let index: Int
-        let client: RawClient
+        let client: WireClient
         let data: [UInt8]
         let frames: [UInt8]
-        init(index: Int, client: RawClient, data: [UInt8], frames: [UInt8]) {
+        init(index: Int, client: WireClient, data: [UInt8], frames: [UInt8]) {
             self.index = index
             self.client = client
             self.data = data
@@ -480,7 +481,7 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
     /// Sends `frames` from another thread (they may not fit the socket buffers while the server
     /// is not reading) and collects replies until every tag of `expected` arrived or `limit`.
     static func sendAndCollect(
-        _ c: RawClient, _ frames: [UInt8], expected: Set<UInt16>, limit: Duration = .seconds(5)
+        _ c: WireClient, _ frames: [UInt8], expected: Set<UInt16>, limit: Duration = .seconds(5)
     ) -> (replies: [UInt16: (response: String, at: Duration)], extra: [String], sent: Duration?) {
         let clock = ContinuousClock()
         let log = SendLog()

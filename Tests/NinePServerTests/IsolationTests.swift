@@ -4,6 +4,7 @@ import NinePTransport
 import NinePWire
 import Synchronization
 import Testing
+import NinePTestSupport
 
 /// No client can stall another. A client that stops reading its replies (a `ninep get`
 /// stopped with ^Z, a hung VM, a peer behind a dead link) holds at most its share of the
@@ -30,7 +31,7 @@ import Testing
     /// A client that negotiated msize 1 MiB, opened big.bin and sent `reads` Treads of a full
     /// msize, and never reads a reply. Its receive buffer is tiny, so its replies back up at
     /// once (TCP then keeps little of them in the kernel: the rest waits in the server).
-    private func stoppedReader(_ s: TestServer, reads: Int) throws -> RawClient {
+    private func stoppedReader(_ s: TestServer, reads: Int) throws -> WireClient {
         let c = try bigFileReader(s, receiveBufferBytes: 4096)
         var bytes: [UInt8] = []
         for _ in 0..<reads {
@@ -49,8 +50,15 @@ import Testing
         let results = Mutex<[Outcome]>([])
         let payload = pseudoRandomBytes(64 * 1024, seed: 99)
         let finished = Atomic<Int>(0)
-        let port = s.port
+        let sockets: [Int32]
+        do {
+            sockets = try (0..<clients).map { _ in try s.connectedSocket() }
+        } catch {
+            Issue.record("cannot connect the live clients: \(error)")
+            return (.zero, 0, "")
+        }
         for index in 0..<clients {
+            let socket = sockets[index]
             DaemonThread.start(name: "live-\(index)") {
                 var outcome = Outcome()
                 let clock = ContinuousClock()
@@ -64,9 +72,9 @@ import Testing
                     }
                 }
                 do {
-                    var c: RawClient!
-                    try timed("connect + Tversion + Tattach") {
-                        c = try RawClient(port: port)
+                    var c: WireClient!
+                    try timed("Tversion + Tattach") {
+                        c = WireClient(connectedSocket: socket)
                         _ = try c.version(msize: 256 * 1024)
                         try c.attach(fid: 0)
                     }
@@ -77,11 +85,11 @@ import Testing
                         try timed("Tlcreate") { _ = try c.lcreate(1, name) }
                         try timed("Twrite 64 KiB") {
                             let n = try c.write(1, offset: 0, payload)
-                            if n != UInt32(payload.count) { throw ClientError.unexpected("Rwrite of \(n) bytes") }
+                            if n != UInt32(payload.count) { throw WireClientError.unexpected("Rwrite of \(n) bytes") }
                         }
                         try timed("Tgetattr") {
                             let size = try c.getattr(1).size
-                            if size != UInt64(payload.count) { throw ClientError.unexpected("size \(size) after the write") }
+                            if size != UInt64(payload.count) { throw WireClientError.unexpected("size \(size) after the write") }
                         }
                         try timed("Tremove") { try c.remove(1) }
                         outcome.loops += 1
@@ -147,7 +155,7 @@ import Testing
             $0.largeBuffers = 96
         }
         defer { s.shutdown() }
-        var stopped: [RawClient] = []
+        var stopped: [WireClient] = []
         defer { for c in stopped { c.close() } }
         for _ in 0..<63 { stopped.append(try stoppedReader(s, reads: 64)) }
         usleep(500_000)
@@ -164,7 +172,7 @@ import Testing
     func aClientThatFloodsTflushAndReadsNothingDelaysNoOther() throws {
         let s = try server { $0.workerThreads = 4 }
         defer { s.shutdown() }
-        let flooder = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096)
+        let flooder = try s.client(timeoutSeconds: 5, receiveBufferBytes: 4096)
         defer { flooder.close() }
         _ = try flooder.version(msize: Self.msize)
         let flood = Flag()
@@ -303,8 +311,8 @@ import Testing
 
 /// A client that negotiated msize 1 MiB with "big.bin" of `s` open for reading as fid 1. Small
 /// socket buffers make its replies back up at once when it does not read.
-func bigFileReader(_ s: TestServer, receiveBufferBytes: Int32, sendBufferBytes: Int32? = nil) throws -> RawClient {
-    let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: receiveBufferBytes, sendBufferBytes: sendBufferBytes)
+func bigFileReader(_ s: TestServer, receiveBufferBytes: Int32, sendBufferBytes: Int32? = nil) throws -> WireClient {
+    let c = try s.client(timeoutSeconds: 5, receiveBufferBytes: receiveBufferBytes, sendBufferBytes: sendBufferBytes)
     _ = try c.version(msize: 1 << 20)
     try c.attach(fid: 0)
     try c.walk(0, 1, ["big.bin"])

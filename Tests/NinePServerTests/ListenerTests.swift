@@ -1,6 +1,7 @@
 import Glibc
 import NinePTransport
 import Testing
+import NinePTestSupport
 
 /// What the listener sets on the sockets it accepts.
 @Suite struct ListenerTests {

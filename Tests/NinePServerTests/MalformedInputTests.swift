@@ -2,6 +2,7 @@ import Glibc
 import NinePServer
 import NinePWire
 import Testing
+import NinePTestSupport
 
 /// Bad input over a raw socket: each gets Rlerror with the right errno or a closed
 /// connection, and a second connection that was already open keeps working.
@@ -162,7 +163,7 @@ import Testing
             let names = Array(repeating: "a", count: 17)
             let body = le32(0) + le32(1) + le16(17) + names.flatMap(wireString)
             #expect(c.sendBytes(frame(type: MessageType.twalk.rawValue, tag: 12, body: body)))
-            #expect(throws: ClientError.lerror(LinuxErrno.EINVAL)) { try c.reply(tag: 12) }
+            #expect(throws: WireClientError.lerror(LinuxErrno.EINVAL)) { try c.reply(tag: 12) }
             #expect(errnoOf { try c.getattr(1) } == LinuxErrno.EBADF)
             // Sixteen is the most, and allowed.
             #expect(try c.walk(0, 2, ["a"] + Array(repeating: "..", count: 15)).count == 16)
@@ -181,14 +182,14 @@ import Testing
             for claimed in [100, 49, 0] {
                 let body = le32(1) + le64(0) + le32(claimed) + payload
                 #expect(c.sendBytes(frame(type: MessageType.twrite.rawValue, tag: 13, body: body)))
-                #expect(throws: ClientError.lerror(LinuxErrno.EINVAL), "count \(claimed)") { try c.reply(tag: 13) }
+                #expect(throws: WireClientError.lerror(LinuxErrno.EINVAL), "count \(claimed)") { try c.reply(tag: 13) }
             }
             #expect(fileBytes(s("f")) == [1, 2, 3])
             // Trailing bytes after a fixed-size message, and a truncated body.
             #expect(c.sendBytes(frame(type: MessageType.tclunk.rawValue, tag: 14, body: le32(1) + [0])))
-            #expect(throws: ClientError.lerror(LinuxErrno.EINVAL)) { try c.reply(tag: 14) }
+            #expect(throws: WireClientError.lerror(LinuxErrno.EINVAL)) { try c.reply(tag: 14) }
             #expect(c.sendBytes(frame(type: MessageType.tgetattr.rawValue, tag: 15, body: le32(1))))
-            #expect(throws: ClientError.lerror(LinuxErrno.EINVAL)) { try c.reply(tag: 15) }
+            #expect(throws: WireClientError.lerror(LinuxErrno.EINVAL)) { try c.reply(tag: 15) }
             #expect(try c.write(1, offset: 3, [4]) == 1)
             #expect(fileBytes(s("f")) == [1, 2, 3, 4])
         }

@@ -2,6 +2,7 @@ import Glibc
 import NinePServer
 import NinePWire
 import Testing
+import NinePTestSupport
 
 /// Tversion, Tattach and Twalk: the session set-up and the walk semantics the kernel relies on.
 @Suite struct SessionTests {

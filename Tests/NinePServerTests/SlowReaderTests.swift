@@ -1,6 +1,7 @@
 import Glibc
 import NinePWire
 import Testing
+import NinePTestSupport
 
 /// A client whose replies pile up unread (one that sends from the same thread it reads with,
 /// or whose reading thread is busy) can still send: the server goes on reading its requests
@@ -17,7 +18,7 @@ import Testing
     /// "big.bin" (`count` bytes of `data`, in the page cache, so the reader serves reads of it
     /// itself) opened for reading. The client's socket buffers are a few KiB: its traffic backs
     /// up at once, and a send blocked for 5 s fails (SO_SNDTIMEO).
-    private func slowReadingClient(seed: UInt64) throws -> (server: TestServer, client: RawClient, data: [UInt8]) {
+    private func slowReadingClient(seed: UInt64) throws -> (server: TestServer, client: WireClient, data: [UInt8]) {
         let s = try TestServer {
             $0.maxMessageSize = 1 << 20
             // A connection's share is a quarter of the pool: 16, room for the 12 unread
@@ -26,7 +27,7 @@ import Testing
         }
         let data = pseudoRandomBytes((1 << 20) - 4096, seed: seed)
         makeFile(s("big.bin"), data)
-        let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096, sendBufferBytes: 4096)
+        let c = try s.client(timeoutSeconds: 5, receiveBufferBytes: 4096, sendBufferBytes: 4096)
         _ = try c.version(msize: 1 << 20)
         try c.attach(fid: 0)
         try c.walk(0, 1, ["big.bin"])
