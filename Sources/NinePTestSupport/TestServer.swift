@@ -53,15 +53,18 @@ public final class TestServer {
     public var path: String { export.path }
     public func callAsFunction(_ relative: String) -> String { export(relative) }
 
-    /// The client's end of a new socketpair whose other end the server now serves. The
-    /// sockets' buffers are set as a TCP client's would be felt: `receiveBufferBytes` bounds
-    /// what the server can send ahead of the client (the server end's SO_SNDBUF: on a unix
-    /// socket the sender's buffer is what fills), `sendBufferBytes` what the client can send
-    /// ahead of the server.
-    public func connectedSocket(receiveBufferBytes: Int32? = nil, sendBufferBytes: Int32? = nil) throws -> Int32 {
+    /// The client's end of a new socketpair whose other end the server now serves.
+    /// `receiveBufferBytes` bounds what the server can send ahead of the client, as a small
+    /// SO_RCVBUF does on TCP: on a unix socket what is in flight is charged to the sender's
+    /// buffer, so it is the server end's SO_SNDBUF. (The client's own sends wait in its end,
+    /// about 200 KiB by default, each send's overhead counted: no smaller limit is offered, a
+    /// few KiB would hold only a handful of messages, however small.)
+    public func connectedSocket(receiveBufferBytes: Int32? = nil) throws -> Int32 {
         let (client, serverEnd) = try makeSocketPair()
-        setSocketBuffers(client, send: sendBufferBytes, receive: receiveBufferBytes)
-        setSocketBuffers(serverEnd, send: receiveBufferBytes, receive: nil)
+        if var bytes = receiveBufferBytes {
+            setsockopt(client, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
+            setsockopt(serverEnd, SOL_SOCKET, SO_SNDBUF, &bytes, socklen_t(MemoryLayout<Int32>.size))
+        }
         if let target = descriptorTarget(serverEnd) { serverEnds.withLock { _ = $0.insert(target) } }
         do {
             try server.serve(connectedSocket: serverEnd, peer: "socketpair")
@@ -73,10 +76,8 @@ public final class TestServer {
     }
 
     /// A connected wire client that has not sent anything yet.
-    public func client(timeoutSeconds: Int = 5, receiveBufferBytes: Int32? = nil, sendBufferBytes: Int32? = nil) throws -> WireClient {
-        WireClient(
-            connectedSocket: try connectedSocket(receiveBufferBytes: receiveBufferBytes, sendBufferBytes: sendBufferBytes),
-            timeoutSeconds: timeoutSeconds)
+    public func client(timeoutSeconds: Int = 5, receiveBufferBytes: Int32? = nil) throws -> WireClient {
+        WireClient(connectedSocket: try connectedSocket(receiveBufferBytes: receiveBufferBytes), timeoutSeconds: timeoutSeconds)
     }
 
     /// A client after Tversion and Tattach of fid 0 (as root unless `uid` says otherwise).

@@ -69,17 +69,13 @@ public final class WireClient {
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &sendTimeout, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    /// Connects to 127.0.0.1:`port`. `receiveBufferBytes` and `sendBufferBytes` set SO_RCVBUF
-    /// and SO_SNDBUF before connecting (small socket buffers: a client whose traffic backs up
-    /// quickly).
-    public convenience init(port: UInt16, timeoutSeconds: Int = 5, receiveBufferBytes: Int32? = nil, sendBufferBytes: Int32? = nil) throws {
+    /// Connects to 127.0.0.1:`port`.
+    public convenience init(port: UInt16, timeoutSeconds: Int = 5) throws {
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let fd = try connectedSocket(AF_INET, to: address, "port \(port)") { fd in
-            setSocketBuffers(fd, send: sendBufferBytes, receive: receiveBufferBytes)
-        }
+        let fd = try connectedSocket(AF_INET, to: address, "port \(port)")
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         self.init(connectedSocket: fd, timeoutSeconds: timeoutSeconds)
@@ -87,7 +83,7 @@ public final class WireClient {
 
     /// Connects to a unix-socket listener.
     public convenience init(unixPath: String, timeoutSeconds: Int = 5) throws {
-        let fd = try connectedSocket(AF_UNIX, to: unixSocketAddress(unixPath), unixPath) { _ in }
+        let fd = try connectedSocket(AF_UNIX, to: unixSocketAddress(unixPath), unixPath)
         self.init(connectedSocket: fd, timeoutSeconds: timeoutSeconds)
     }
 
@@ -482,17 +478,10 @@ public func sendRaw(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     bytes.withUnsafeBytes { SocketIO.writeFully(fd, $0) == .complete }
 }
 
-/// SO_SNDBUF and SO_RCVBUF, where given.
-public func setSocketBuffers(_ fd: Int32, send: Int32?, receive: Int32?) {
-    if var bytes = receive { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, socklen_t(MemoryLayout<Int32>.size)) }
-    if var bytes = send { setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, socklen_t(MemoryLayout<Int32>.size)) }
-}
-
-/// A new stream socket of `family` (set up by `prepare`) connected to `address`.
-private func connectedSocket<Address>(_ family: Int32, to address: Address, _ name: String, prepare: (Int32) -> Void) throws -> Int32 {
+/// A new stream socket of `family` connected to `address`.
+private func connectedSocket<Address>(_ family: Int32, to address: Address, _ name: String) throws -> Int32 {
     let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
     guard fd >= 0 else { throw WireClientError.unexpected("socket: errno \(errno)") }
-    prepare(fd)
     var address = address
     let rc = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<Address>.size)) }

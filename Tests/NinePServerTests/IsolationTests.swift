@@ -285,7 +285,7 @@ import NinePTestSupport
         let data = pseudoRandomBytes(1 << 20, seed: 7)
         makeFile(s("big.bin"), data)
         makeFile(s("out.bin"))
-        let b = try bigFileReader(s, receiveBufferBytes: 4096, sendBufferBytes: 4096)
+        let b = try bigFileReader(s, receiveBufferBytes: 4096)
         defer { b.close() }
         let a = try s.session(msize: 1 << 20)
         try a.walk(0, 1, ["out.bin"])
@@ -311,8 +311,8 @@ import NinePTestSupport
 
 /// A client that negotiated msize 1 MiB with "big.bin" of `s` open for reading as fid 1. Small
 /// socket buffers make its replies back up at once when it does not read.
-func bigFileReader(_ s: TestServer, receiveBufferBytes: Int32, sendBufferBytes: Int32? = nil) throws -> WireClient {
-    let c = try s.client(timeoutSeconds: 5, receiveBufferBytes: receiveBufferBytes, sendBufferBytes: sendBufferBytes)
+func bigFileReader(_ s: TestServer, receiveBufferBytes: Int32) throws -> WireClient {
+    let c = try s.client(timeoutSeconds: 5, receiveBufferBytes: receiveBufferBytes)
     _ = try c.version(msize: 1 << 20)
     try c.attach(fid: 0)
     try c.walk(0, 1, ["big.bin"])

@@ -118,10 +118,6 @@ import NinePTestSupport
         return bytes
     }
 
-    static func same(_ view: ByteView, _ expected: [UInt8]) -> Bool {
-        view.count == expected.count && expected.withUnsafeBytes { memcmp($0.baseAddress!, view.base.baseAddress!, view.count) == 0 }
-    }
-
     /// Three rounds, each with every request sent before any reply is read (a sender thread
     /// writes while this thread reads, so neither side blocks the other).
     static func drive(socket: Int32, connection c: Int) throws {
@@ -169,7 +165,7 @@ import NinePTestSupport
                 switch (expected, m.response) {
                 case let (slot, .read(data)) where slot >= 0:
                     let generation = round == 1 ? 0 : round - 1
-                    guard same(data, pattern(connection: c, slot: slot, generation: generation)) else {
+                    guard data.holds(pattern(connection: c, slot: slot, generation: generation)) else {
                         throw WireClientError.unexpected("round \(round): slot \(slot) read back wrong bytes (\(data.count) bytes)")
                     }
                 case let (-1, .write(count)):
