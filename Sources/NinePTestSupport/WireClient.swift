@@ -493,3 +493,31 @@ private func connectedSocket<Address>(_ family: Int32, to address: Address, _ na
     }
     return fd
 }
+
+// MARK: - Requests that wait on the outside world
+
+extension WireClient {
+    /// Makes a FIFO `name` in directory fid `dfid` over the wire (Tmknod) and opens it O_RDWR as
+    /// `fid` (an open that needs no peer): a Tread of it then waits until data comes or it is
+    /// flushed.
+    public func openFIFO(_ dfid: UInt32, _ name: String, as fid: UInt32, mode: UInt32 = 0o666) throws {
+        try mknod(dfid, name, mode: Mode.fifo | mode)
+        try walk(dfid, fid, [name])
+        try lopen(fid, OpenFlags.readWrite)
+    }
+
+    /// Records an issue for anything that arrives within `milliseconds`.
+    public func expectNothing(milliseconds: Int, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        setTimeout(seconds: 0, milliseconds: milliseconds)
+        defer { setTimeout(seconds: timeoutSeconds) }
+        while case let .message(m) = receive() {
+            Issue.record("\(what): got tag \(m.tag) \(describeResponse(m.response))", sourceLocation: sourceLocation)
+        }
+    }
+}
+
+/// A reply as messages name it: Rlerror with its errno, else the type.
+public func describeResponse(_ response: Response) -> String {
+    if case let .lerror(code) = response { return "Rlerror(\(code))" }
+    return "\(response.type)"
+}

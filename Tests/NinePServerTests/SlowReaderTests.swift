@@ -129,9 +129,7 @@ import NinePTestSupport
                 Issue.record("unexpected \(m.response.type) to tag \(m.tag)")
             }
         }
-        c.setTimeout(seconds: 0, milliseconds: 300)
-        if case let .message(m) = c.receive() { Issue.record("a reply after every Rflush: tag \(m.tag) (\(m.response.type)); before: \(order)") }
-        c.setTimeout(seconds: 5)
+        c.expectNothing(milliseconds: 300, "a reply after every Rflush; before: \(order)")
         func position(_ tag: UInt16) -> Int { order.firstIndex(of: tag) ?? Int.max }
         #expect(position(reads[0]) < position(flushFirst), "Rflush before the reply it follows: \(order)")
         #expect(position(flushFirst) != Int.max && position(flushLast) != Int.max && position(flushNobody) != Int.max, "\(order)")
