@@ -26,6 +26,17 @@ enum Paths {
         guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed: errno \(errno)") }
         return URL(fileURLWithPath: String(cString: made))
     }
+
+    /// A temporary directory with an empty export/ and results/ in it, for a kernel client
+    /// run (the caller removes `root`).
+    static func kernelRunDirectories(_ prefix: String) throws -> (root: URL, export: URL, results: URL) {
+        let root = try temporaryDirectory(prefix)
+        let export = root.appendingPathComponent("export")
+        let results = root.appendingPathComponent("results")
+        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+        return (root, export, results)
+    }
 }
 
 /// A ninepd process started for one test, stopped with SIGTERM.
