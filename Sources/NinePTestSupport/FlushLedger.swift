@@ -161,14 +161,8 @@ public final class FlushLedger {
     @discardableResult
     public func sentRequest(tag: UInt16, label: String) -> Instance {
         precondition(owners[tag] == nil, "test bug: tag \(tag) reused while reserved")
-        nextID += 1
-        let instance = Instance(id: nextID, tag: tag, label: label, sentAt: clock.now, isFlush: false, target: nil)
-        owners[tag] = instance
-        if everUsed.contains(tag) { tagReuses += 1 }
-        everUsed.insert(tag)
         requests += 1
-        note("→ tag \(tag) \(label)")
-        return instance
+        return reserve(tag, label: label, target: nil)
     }
 
     /// Records a Tflush(oldtag) sent with `tag` (which must be free).
@@ -191,8 +185,14 @@ public final class FlushLedger {
         } else if target!.outcome != .pending {
             flushesOfFreeTags += 1
         }
+        flushes += 1
+        return reserve(tag, label: "Tflush oldtag \(oldtag) ", target: target)
+    }
+
+    /// A new instance holding `tag` (a Tflush when it has a target, which it then names).
+    private func reserve(_ tag: UInt16, label: String, target: Instance?) -> Instance {
         nextID += 1
-        let instance = Instance(id: nextID, tag: tag, label: "Tflush oldtag \(oldtag) ", sentAt: clock.now, isFlush: true, target: target)
+        let instance = Instance(id: nextID, tag: tag, label: label, sentAt: clock.now, isFlush: target != nil, target: target)
         if let target {
             if target.isFlush { flushesOfFlushes += 1 }
             if !target.flushers.isEmpty { repeatedFlushes += 1 }
@@ -202,8 +202,7 @@ public final class FlushLedger {
         owners[tag] = instance
         if everUsed.contains(tag) { tagReuses += 1 }
         everUsed.insert(tag)
-        flushes += 1
-        note("→ tag \(tag) Tflush oldtag \(oldtag) ")
+        note("→ tag \(tag) \(label)")
         return instance
     }
 
