@@ -99,3 +99,15 @@ public func expectDescriptorsBack(
 public func waitForConnectionCount(_ server: TestServer, _ count: Int, within limit: Duration = .seconds(3)) -> Bool {
     waitUntil(within: limit, pollingEvery: .milliseconds(10)) { server.server.connectionCount == count }
 }
+
+/// Ends `c`'s session the orderly way (Tclunk of each of `fids`, then close) and expects the
+/// server to let the connection go and hold no descriptor more than `baseline`.
+public func expectCleanEnd(
+    of c: WireClient, clunking fids: [UInt32], _ server: TestServer, baseline: [Int32: String], _ what: String,
+    sourceLocation: SourceLocation = #_sourceLocation
+) throws {
+    for fid in fids { try c.clunk(fid) }
+    c.close()
+    #expect(waitForConnectionCount(server, 0), "\(what): the server still counts the connection", sourceLocation: sourceLocation)
+    expectDescriptorsBack(to: baseline, of: server, what, sourceLocation: sourceLocation)
+}

@@ -101,11 +101,7 @@ func expectAborted(
         guard case let .read(data) = try c.reply(tag: 10) else { Issue.record("no Rread after the flushes"); return }
         #expect(Array(data) == Array("hello".utf8), "the FIFO returned \(Array(data)) after the flushed reads")
         #expect(try c.getattr(0).qid.isDirectory)
-        try c.clunk(1)
-        try c.clunk(0)
-        c.close()
-        #expect(waitForConnectionCount(s, 0))
-        expectDescriptorsBack(to: baseline, of: s, "after a flushed FIFO read")
+        try expectCleanEnd(of: c, clunking: [1, 0], s, baseline: baseline, "after a flushed FIFO read")
     }
 
     @Test func flushOfAWriteToAFullFifo() throws {
@@ -132,12 +128,8 @@ func expectAborted(
         #expect(c.send(.write(fid: 1, offset: 0, data: c.view("0123456789")), tag: 20))
         #expect(try c.reply(tag: 20) == .write(count: 10))
         #expect(try fifo.drain() == Array("0123456789".utf8))
-        try c.clunk(1)
-        try c.clunk(0)
-        c.close()
-        #expect(waitForConnectionCount(s, 0))
         fifo.close()
-        expectDescriptorsBack(to: baseline, of: s, "after a flushed FIFO write")
+        try expectCleanEnd(of: c, clunking: [1, 0], s, baseline: baseline, "after a flushed FIFO write")
     }
 
     /// Tlock never parks a worker: with one worker, a conflicting lock (with or without
@@ -204,11 +196,7 @@ func expectAborted(
         }
         let leftover = serverDescriptors(s).values.filter { $0.hasSuffix("/lonely") }.count
         #expect(leftover <= 2, "\(leftover) descriptors of the FIFO open in the server, at most 2 expected (the fid's O_PATH one and its open one)")
-        try c.clunk(1)
-        try c.clunk(0)
-        c.close()
-        #expect(waitForConnectionCount(s, 0))
-        expectDescriptorsBack(to: baseline, of: s, "after flushed \(mode) FIFO opens")
+        try expectCleanEnd(of: c, clunking: [1, 0], s, baseline: baseline, "after flushed \(mode) FIFO opens")
     }
 
     /// One worker, kept busy by another connection's FIFO open with no peer: a request queued
