@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// DESIGN.md promise 5: after warm-up, walk/lopen/read/write/getattr/clunk do zero heap
 /// allocations in ninepd. scripts/bench-allocs runs ninepd under the LD_PRELOAD counting

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// `scripts/bench-compare --quick`: ninepd and diod side by side (host client, kernel client in
 /// user-mode-linux, iperf3 and a unix socket pair), with the ninep and ninepd built for the tests.

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// The libFuzzer target for the decoder (Fuzz/DecoderFuzz.swift) runs a million inputs with
 /// AddressSanitizer and finds no crash and no re-encoding mismatch.

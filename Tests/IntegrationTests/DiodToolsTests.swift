@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// diod's own client tools (Debian package diod) list and read from ninepd.
 @Suite(.serialized)

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// The real Linux kernel 9p client (Debian's user-mode-linux, a Linux 6.1 kernel run as a
 /// process) mounts ninepd and runs Tests/KernelBattery/battery.py on the mount, with

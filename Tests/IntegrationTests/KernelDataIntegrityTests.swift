@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// Issue 12's data-integrity check through the Linux kernel client (user-mode-linux):
 /// Tests/KernelBattery/exerciser.py applies 3000 random operations (pwrite, pread, ftruncate,

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// The real Linux kernel 9p client (Debian's user-mode-linux, Linux 6.1) mounts ninepd with
 /// cache=none and runs Tests/KernelBattery/interrupt.py on the mount: processes blocked on the

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// Issue 12's POSIX battery through the Linux kernel client (user-mode-linux, cache=none), with
 /// ninepd's two access modes and the matching mount option: Tests/KernelBattery/posix.py runs

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// ninepd as a service manager sees it: signals that must not stop it, and where it must
 /// refuse to start.

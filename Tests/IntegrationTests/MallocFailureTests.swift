@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// Issue 3's malloc failure injection: after warm-up every allocation in ninepd fails (the
 /// LD_PRELOAD shim in Tools/mallocshim, mode 1). scripts/malloc-failure drives it: the steady

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// Issue 3's memory pressure proof: ninepd in a cgroup v1 memory cgroup limited to its budget plus
 /// a margin; 16 clients outside keep 16 large reads and writes each in flight for 60 s while a hog

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// `ninep bench`: figures in JSON, and no heap allocation per read, write or getattr after
 /// warm-up, counted by the Tools/alloccount interposer (DESIGN.md promise 5, client side).

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// The `ninep` command against a ninepd process and against diod: what a shell user sees
 /// (output, messages, exit status), and a 1 GiB put/get round trip.

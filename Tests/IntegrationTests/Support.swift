@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// Helpers of the integration tests: paths, a ninepd process, the guest scripts' results
 /// (child processes and ports come from NinePTestSupport).

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import NinePTestSupport
+import Testing
 
 /// `--write-behind auto` turns write-behind on exactly when ninepd starts inside a
 /// memory-limited cgroup (where dirty page cache counts against the limit), and the start-up

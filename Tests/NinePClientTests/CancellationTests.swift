@@ -1,10 +1,10 @@
 import Glibc
 @testable import NinePClient
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Synchronization
 import Testing
-import NinePTestSupport
 
 /// Cancellation and timeouts against fake servers that settle a flushed request each way
 /// flush(5) allows, or never.

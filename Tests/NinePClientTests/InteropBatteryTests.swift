@@ -1,8 +1,8 @@
 import Glibc
 import NinePClient
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// The same battery of operations against ninepd and against diod: every operation of the
 /// client's API, checked both through the client and on the exported directory itself.

@@ -1,9 +1,9 @@
 import Glibc
 import NinePClient
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Servers that speak 9P2000.u (and some that answer 9P2000.L clients with it) report a
 /// failure as Rerror: a message and an errno. The client reports it as the server's error,

@@ -1,7 +1,7 @@
 import Glibc
 @testable import NinePClient
-import Testing
 import NinePTestSupport
+import Testing
 
 /// Cancellation against the real server: a read blocked on a FIFO.
 @Suite(.serialized)

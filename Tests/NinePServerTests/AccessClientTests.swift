@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// `--access client` (issue 12, class 3): requests run with the server's privileges, new files
 /// get the attaching user as owner and exactly the group and mode the request names, and

@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Hostile and dead peers (--client-timeout): one that sends part of a message and stops, or
 /// that takes none of its replies, for longer than the timeout is disconnected, its fids

@@ -1,7 +1,7 @@
 import Glibc
 @testable import NinePMemory
-import Testing
 import NinePTestSupport
+import Testing
 
 /// Timed waits measure on CLOCK_MONOTONIC. What they guard against, a wall-clock step (NTP,
 /// `date -s`, a VM resumed) turning a 50 ms poll into hours or into no wait at all, cannot be

@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Tlcreate, Tmkdir and Tmknod carry a mode the client has umasked already (the Linux client
 /// applies the process's umask, or the default ACL, before it sends): the server creates with

@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// A worker whose switch to the attaching user's credentials did not take effect must fail
 /// the request (EPERM), never serve it with the identity it still has. The switch is made to

@@ -1,8 +1,8 @@
 import CNinePShims
 import Glibc
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Issue 12, class 6: requests pipelined on one fid run on several workers at once, and state a
 /// fid shares (a directory descriptor's position, an xattr fid's value) must stay right by

@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Files over the wire: open, create, read, write, attributes, directories and names.
 @Suite struct FileTests {

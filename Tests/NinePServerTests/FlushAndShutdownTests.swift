@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Tflush (DESIGN.md "Tflush, exactly") and server shutdown with requests in flight.
 @Suite struct FlushTests {

@@ -1,10 +1,10 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Synchronization
 import Testing
-import NinePTestSupport
 
 // Tflush of requests that wait on the outside world (DESIGN.md "Tflush, exactly"): each is
 // aborted — no reply for its tag, ever — and its Rflush comes well under a second; the

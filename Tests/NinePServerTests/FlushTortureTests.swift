@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Seeded random pipelines with Tflushes at random moments, over several connections, every
 /// message checked by `FlushLedger` (DESIGN.md "Tflush, exactly"). Replay a run with

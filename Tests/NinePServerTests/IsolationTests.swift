@@ -1,10 +1,10 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Synchronization
 import Testing
-import NinePTestSupport
 
 /// No client can stall another. A client that stops reading its replies (a `ninep get`
 /// stopped with ^Z, a hung VM, a peer behind a dead link) holds at most its share of the

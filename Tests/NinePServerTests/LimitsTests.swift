@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Limits on what one peer can hold, and pipelined requests.
 @Suite struct LimitsTests {

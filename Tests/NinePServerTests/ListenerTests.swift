@@ -1,7 +1,7 @@
 import Glibc
+import NinePTestSupport
 import NinePTransport
 import Testing
-import NinePTestSupport
 
 /// What the listener sets on the sockets it accepts.
 @Suite struct ListenerTests {

@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Bad input over a raw socket: each gets Rlerror with the right errno or a closed
 /// connection, and a second connection that was already open keeps working.

@@ -1,10 +1,10 @@
 import Glibc
 import MetricsTestKit
 import NinePMemory
+import NinePTestSupport
 import NinePTransport
 import Synchronization
 import Testing
-import NinePTestSupport
 
 /// The arena on its own: grants are all or nothing, waiters are served in the order they came
 /// (across threads), a wait ends when the waiter is no longer wanted, the parking reserve lets

@@ -1,11 +1,11 @@
 import Glibc
 import NinePMemory
 import NinePServer
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Synchronization
 import Testing
-import NinePTestSupport
 
 /// The memory promise with the smallest pools: a budget that buys one msize buffer, and many
 /// connections that each keep many large reads and writes in flight. Everything completes,

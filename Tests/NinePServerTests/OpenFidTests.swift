@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// A fid opened for I/O is the client's open file: attribute changes act on its descriptor
 /// (as fchmod, fchown, ftruncate and futimens do), and it cannot be walked elsewhere.

@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Confinement, name validation, read-only exports and identities.
 @Suite struct SecurityTests {

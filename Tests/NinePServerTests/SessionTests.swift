@@ -1,8 +1,8 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// Tversion, Tattach and Twalk: the session set-up and the walk semantics the kernel relies on.
 @Suite struct SessionTests {

@@ -1,7 +1,7 @@
 import Glibc
+import NinePTestSupport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// A client whose replies pile up unread (one that sends from the same thread it reads with,
 /// or whose reading thread is busy) can still send: the server goes on reading its requests

@@ -1,10 +1,10 @@
 import Glibc
 import Logging
 import NinePServer
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Testing
-import NinePTestSupport
 
 /// The unix-socket listener (the `trans=unix` mount), its permissions, and device nodes.
 @Suite struct UnixSocketTests {

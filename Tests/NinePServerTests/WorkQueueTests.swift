@@ -1,6 +1,6 @@
 @testable import NinePServer
-import Testing
 import NinePTestSupport
+import Testing
 
 /// Workers are shared fairly: each connection has its own queue and the workers take one
 /// request from each connection with work in turn. With one first-in-first-out queue for all
