@@ -60,11 +60,6 @@ public func serverDescriptors(_ server: TestServer) -> [Int32: String] {
     }
 }
 
-/// A readable summary of descriptors: "target ×count" lines, sorted.
-public func describeDescriptors(_ descriptors: [Int32: String]) -> String {
-    histogram(descriptors).sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
-}
-
 private func histogram(_ descriptors: [Int32: String]) -> [String: Int] {
     var counts: [String: Int] = [:]
     for target in descriptors.values { counts[target, default: 0] += 1 }

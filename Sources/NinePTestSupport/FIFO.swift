@@ -1,8 +1,8 @@
 import Glibc
 
 /// A named pipe for requests that wait on the outside world: a read of an empty FIFO, a write
-/// to a full one, an open with no peer. The test's own end (`holdOpen()`, non-blocking) fills,
-/// feeds or drains it from the host side.
+/// to a full one, an open with no peer. The test's own end (`holdOpen()`, non-blocking) fills
+/// or drains it from the host side.
 public final class FIFO {
     public let path: String
     /// The test's descriptor (O_RDWR | O_NONBLOCK), or -1 until `holdOpen()`.
@@ -43,13 +43,6 @@ public final class FIFO {
             }
         }
         return filled
-    }
-
-    /// Writes `bytes` from the test's end; false when the pipe did not take them all.
-    @discardableResult
-    public func feed(_ bytes: [UInt8]) throws -> Bool {
-        try holdOpen()
-        return bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } == bytes.count
     }
 
     /// Everything the pipe holds now.

@@ -27,7 +27,7 @@ public func fileBytes(_ path: String) -> [UInt8]? {
 }
 
 /// `path` as UTF-8 text (for /proc files), or nil when it cannot be opened.
-public func readTextFile(_ path: String) -> String? {
+func readTextFile(_ path: String) -> String? {
     fileBytes(path).map { String(decoding: $0, as: UTF8.self) }
 }
 

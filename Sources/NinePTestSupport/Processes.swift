@@ -74,13 +74,6 @@ public final class Spawned {
     deinit { terminate(grace: .seconds(1)) }
 }
 
-/// Runs a shell command; its exit status.
-@discardableResult
-public func shell(_ command: String) -> Int32 {
-    let status = command.withCString { Glibc.system($0) }
-    return (status >> 8) & 0xff
-}
-
 /// 127.0.0.1:`port` as a sockaddr_in.
 private func loopback(port: UInt16) -> sockaddr_in {
     var address = sockaddr_in()

@@ -21,7 +21,7 @@ public final class TempDirectory: Sendable {
 }
 
 /// `rm -rf` without following symlinks.
-public func removeTree(_ path: String) {
+func removeTree(_ path: String) {
     guard let st = lstatOf(path) else { return }
     if UInt32(st.st_mode) & Mode.typeMask == Mode.directory {
         if let dir = opendir(path) {

@@ -44,7 +44,7 @@ private typealias CapabilityCall = @convention(c) (UnsafeMutableRawPointer, Unsa
 
 /// Removes `capability` (CAP_* number) from the calling thread's effective and permitted
 /// sets, for the rest of the thread's life. False if the kernel refused.
-public func dropThreadCapability(_ capability: Int) -> Bool {
+func dropThreadCapability(_ capability: Int) -> Bool {
     guard let get = dlsym(nil, "capget"), let set = dlsym(nil, "capset") else { return false }
     let capget = unsafeBitCast(get, to: CapabilityCall.self)
     let capset = unsafeBitCast(set, to: CapabilityCall.self)
