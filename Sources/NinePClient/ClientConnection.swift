@@ -34,10 +34,11 @@ final class ClientConnection: Sendable {
     }
 
     /// Connects, negotiates the version and msize, and starts the reader and housekeeper.
-    static func open(_ configuration: ClientConfiguration) throws(NinePError) -> ClientConnection {
+    static func open(_ configuration: ClientConfiguration, connectedSocket: Int32? = nil) throws(NinePError) -> ClientConnection {
         // Connecting and Tversion block this thread: bounded by the call timeout (30 s if none).
         let limit = configuration.callTimeout ?? .seconds(30)
-        let fd = try SocketConnector.connect(to: configuration.address, timeout: limit)
+        let fd: Int32
+        if let connectedSocket { fd = connectedSocket } else { fd = try SocketConnector.connect(to: configuration.address, timeout: limit) }
         let msize: UInt32
         do {
             setSocketTimeouts(fd, limit)

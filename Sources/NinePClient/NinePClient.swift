@@ -38,9 +38,12 @@ public final class NinePClient: Sendable {
         executor.stop()
     }
 
-    /// Connects, negotiates the msize, and attaches `configuration.aname`.
-    public static func connect(_ configuration: ClientConfiguration) async throws -> NinePClient {
-        let connection = try ClientConnection.open(configuration)
+    /// Connects, negotiates the msize, and attaches `configuration.aname`. With
+    /// `connectedSocket`, runs over that socket (already connected to a server: one end of a
+    /// `socketpair`, say), which the client then owns; `configuration.address` only names the
+    /// server in errors.
+    public static func connect(_ configuration: ClientConfiguration, connectedSocket: Int32? = nil) async throws -> NinePClient {
+        let connection = try ClientConnection.open(configuration, connectedSocket: connectedSocket)
         let uid = configuration.uid ?? UInt32(getuid())
         do {
             let qid = try await connection.call(.attach, timeout: configuration.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in

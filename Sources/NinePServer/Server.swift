@@ -166,17 +166,7 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
         var lastRefusalLog: UInt64 = 0
         if ioFlusher { _ = ninep_set_io_flusher() }
         while let (fd, peer) = listener.acceptPeer() {
-            let (admission, id): (Admission, Int) = registry.withLock {
-                if stopping || active.count >= configuration.maxConnections { return (.refused, 0) }
-                nextConnectionID += 1
-                if let slot = idleSlots.popLast() {
-                    active.append(slot)
-                    return (.slot(slot), nextConnectionID)
-                }
-                return (.beyondTable, nextConnectionID)
-            }
-            switch admission {
-            case .refused:
+            if !admit(fd: fd, peer: peer) {
                 // Closed at once: the established clients are not touched. One log line per
                 // 10 s at most, with the count since the last one (a client retrying in a loop
                 // must not flood the log).
@@ -192,13 +182,33 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
                 } else {
                     RawLog.write("ninepd: refusing connections: connection limit reached and memory is short\n")
                 }
-            case let .slot(connection):
-                logConnected(peer: peer, id: id, table: "slot")
-                connection.assign(fd: fd, peer: peer, id: id)
-            case .beyondTable:
-                acceptBeyondTable(fd: fd, peer: peer, id: id)
             }
         }
+    }
+
+    /// Serves a connected socket (accepted, or handed in by `serve(connectedSocket:peer:)`):
+    /// a slot of the table, or a connection beyond it. False when refused (stopping, or
+    /// --max-connections reached): the caller closes `fd`.
+    func admit(fd: Int32, peer: PeerAddress) -> Bool {
+        let (admission, id): (Admission, Int) = registry.withLock {
+            if stopping || active.count >= configuration.maxConnections { return (.refused, 0) }
+            nextConnectionID += 1
+            if let slot = idleSlots.popLast() {
+                active.append(slot)
+                return (.slot(slot), nextConnectionID)
+            }
+            return (.beyondTable, nextConnectionID)
+        }
+        switch admission {
+        case .refused:
+            return false
+        case let .slot(connection):
+            logConnected(peer: peer, id: id, table: "slot")
+            connection.assign(fd: fd, peer: peer, id: id)
+        case .beyondTable:
+            acceptBeyondTable(fd: fd, peer: peer, id: id)
+        }
+        return true
     }
 
     /// A client beyond the preallocated table: its connection is allocated now, if memory

@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// DESIGN.md promise 5: after warm-up, walk/lopen/read/write/getattr/clunk do zero heap

@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// `scripts/bench-compare --quick`: ninepd and diod side by side (host client, kernel client in

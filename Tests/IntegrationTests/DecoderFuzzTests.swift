@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// The libFuzzer target for the decoder (Fuzz/DecoderFuzz.swift) runs a million inputs with

@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// diod's own client tools (Debian package diod) list and read from ninepd.

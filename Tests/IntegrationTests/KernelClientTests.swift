@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// The real Linux kernel 9p client (Debian's user-mode-linux, a Linux 6.1 kernel run as a
@@ -33,13 +34,9 @@ struct KernelClientTests {
 
     @Test(arguments: cases)
     func batteryPasses(_ configuration: Case) throws {
-        let root = try Paths.temporaryDirectory("ninep-kernel")
-        defer { try? FileManager.default.removeItem(at: root) }
-        let export = root.appendingPathComponent("export")
-        let results = root.appendingPathComponent("results")
         let fm = FileManager.default
-        try fm.createDirectory(at: export, withIntermediateDirectories: true)
-        try fm.createDirectory(at: results, withIntermediateDirectories: true)
+        let (root, export, results) = try Paths.kernelRunDirectories("ninep-kernel")
+        defer { try? FileManager.default.removeItem(at: root) }
         // Escape fixtures: a secret outside the export, and links inside pointing at it.
         let marker = "ninep-secret-\(UUID().uuidString)"
         let secret = root.appendingPathComponent("secret.txt")

@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// Issue 12's data-integrity check through the Linux kernel client (user-mode-linux):
@@ -11,12 +12,8 @@ import Testing
 struct KernelDataIntegrityTests {
     @Test(arguments: ["none", "loose", "mmap"])
     func randomOperationsReadBackWhatWasWritten(cache: String) throws {
-        let root = try Paths.temporaryDirectory("ninep-integrity")
+        let (root, export, results) = try Paths.kernelRunDirectories("ninep-integrity")
         defer { try? FileManager.default.removeItem(at: root) }
-        let export = root.appendingPathComponent("export")
-        let results = root.appendingPathComponent("results")
-        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
         let server = try NinepdProcess(export: export, logDirectory: root)
         defer { _ = server.stop() }
         let seed = UInt32.random(in: 1...UInt32.max)

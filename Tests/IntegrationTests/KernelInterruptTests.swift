@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// The real Linux kernel 9p client (Debian's user-mode-linux, Linux 6.1) mounts ninepd with
@@ -19,13 +20,8 @@ struct KernelInterruptTests {
 
     @Test(arguments: ["cache=none,msize=1048576,access=user", "cache=none,msize=8192,access=user"])
     func interruptsAreClean(_ mountOptions: String) throws {
-        let root = try Paths.temporaryDirectory("ninep-interrupt")
+        let (root, export, results) = try Paths.kernelRunDirectories("ninep-interrupt")
         defer { try? FileManager.default.removeItem(at: root) }
-        let export = root.appendingPathComponent("export")
-        let results = root.appendingPathComponent("results")
-        let fm = FileManager.default
-        try fm.createDirectory(at: export, withIntermediateDirectories: true)
-        try fm.createDirectory(at: results, withIntermediateDirectories: true)
 
         let server = try NinepdProcess(export: export, logDirectory: root)
         defer { _ = server.stop() }

@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// Issue 12's POSIX battery through the Linux kernel client (user-mode-linux, cache=none), with
@@ -13,12 +14,8 @@ import Testing
 struct KernelPosixTests {
     @Test(arguments: ["user", "client"])
     func posixBatteryMatchesALocalFileSystem(access: String) throws {
-        let root = try Paths.temporaryDirectory("ninep-posix")
+        let (root, export, results) = try Paths.kernelRunDirectories("ninep-posix")
         defer { try? FileManager.default.removeItem(at: root) }
-        let export = root.appendingPathComponent("export")
-        let results = root.appendingPathComponent("results")
-        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
         let server = try NinepdProcess(export: export, extraArguments: ["--access", access], logDirectory: root)
         defer { _ = server.stop() }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// ninepd as a service manager sees it: signals that must not stop it, and where it must

@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// Issue 3's malloc failure injection: after warm-up every allocation in ninepd fails (the

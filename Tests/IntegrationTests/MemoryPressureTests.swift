@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// Issue 3's memory pressure proof: ninepd in a cgroup v1 memory cgroup limited to its budget plus

@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// `ninep bench`: figures in JSON, and no heap allocation per read, write or getattr after
@@ -57,11 +58,9 @@ struct NinepBenchTests {
     @Test func textOutputAndMetadataWorkloadAgainstDiod() throws {
         let root = try Paths.temporaryDirectory("ninep-bench-diod")
         defer { try? FileManager.default.removeItem(at: root) }
-        let port = try freeLoopbackPort()
-        // In the scratch directory: diod may crash when stopped, and its core lands there.
-        let diod = try Spawned("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", root.path, "/usr/sbin/diod", "-f", "-n", "-e", root.path, "-l", "127.0.0.1:\(port)", "-L", "stderr"], output: "/dev/null")
-        defer { diod.terminate() }
-        #expect(waitForListener(port: port))
+        let diod = try DiodProcess(export: root.path, workDirectory: root.path)
+        defer { diod.stop() }
+        let port = diod.port
         let bench = try run(NinepCommandTests.ninep, [
             "bench", "--server", "127.0.0.1:\(port)", "--aname", root.path, "--workload", "metadata", "--workload", "read",
             "--file-size", "4m", "--warmup", "0.2", "--duration", "0.5",

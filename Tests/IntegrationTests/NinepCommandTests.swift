@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// The `ninep` command against a ninepd process and against diod: what a shell user sees
@@ -27,12 +28,9 @@ struct NinepCommandTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let export = root.appendingPathComponent("export")
         try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
-        let port = try freeLoopbackPort()
-        // In the scratch directory: diod may crash when stopped, and its core lands there.
-        let diod = try Spawned("/bin/sh", ["-c", "cd \"$0\" && exec \"$@\"", root.path, "/usr/sbin/diod", "-f", "-n", "-e", export.path, "-l", "127.0.0.1:\(port)", "-L", "stderr"], output: root.appendingPathComponent("diod.log").path)
-        defer { diod.terminate() }
-        #expect(waitForListener(port: port))
-        try commandBattery(server: ["--server", "tcp:127.0.0.1:\(port)", "--aname", export.path], export: export, scratch: root)
+        let diod = try DiodProcess(export: export.path, workDirectory: root.path, log: root.appendingPathComponent("diod.log").path)
+        defer { diod.stop() }
+        try commandBattery(server: ["--server", diod.address, "--aname", export.path], export: export, scratch: root)
     }
 
     func commandBattery(server: [String], export: URL, scratch: URL) throws {

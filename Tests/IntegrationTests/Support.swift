@@ -1,7 +1,9 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
-/// Helpers shared by the integration tests: paths, free ports, and a ninepd process.
+/// Helpers of the integration tests: paths, a ninepd process, the guest scripts' results
+/// (child processes and ports come from NinePTestSupport).
 enum Paths {
     /// The package root (this file is Tests/IntegrationTests/Support.swift).
     static let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -24,118 +26,17 @@ enum Paths {
         guard let made = mkdtemp(&template) else { throw TestFailure("mkdtemp failed: errno \(errno)") }
         return URL(fileURLWithPath: String(cString: made))
     }
-}
 
-struct TestFailure: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
-}
-
-/// A port that was free a moment ago on 127.0.0.1.
-func freeLoopbackPort() throws -> UInt16 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = 0
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    /// A temporary directory with an empty export/ and results/ in it, for a kernel client
+    /// run (the caller removes `root`).
+    static func kernelRunDirectories(_ prefix: String) throws -> (root: URL, export: URL, results: URL) {
+        let root = try temporaryDirectory(prefix)
+        let export = root.appendingPathComponent("export")
+        let results = root.appendingPathComponent("results")
+        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+        return (root, export, results)
     }
-    guard bound == 0 else { throw TestFailure("bind to port 0 failed") }
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    _ = withUnsafeMutablePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-    }
-    return UInt16(bigEndian: address.sin_port)
-}
-
-/// True once something accepts TCP connections on 127.0.0.1:port.
-func waitForListener(port: UInt16, timeout: Duration = .seconds(10)) -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = port.bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        close(fd)
-        if connected == 0 { return true }
-        usleep(50_000)
-    }
-    return false
-}
-
-/// A child process started with posix_spawn with a clean signal mask and default signal
-/// handlers: the test runner's threads block signals (SIGTERM among them), and a mask is
-/// inherited across exec, which would leave children unable to be stopped politely.
-final class Spawned {
-    let pid: pid_t
-    private(set) var status: Int32? = nil
-
-    init(_ executable: String, _ arguments: [String], output: String) throws {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var all = sigset_t()
-        sigfillset(&all)
-        sigdelset(&all, SIGKILL)
-        sigdelset(&all, SIGSTOP)
-        posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var child = pid_t()
-        let rc = posix_spawn(&child, executable, &actions, &attributes, argv, environ)
-        guard rc == 0 else { throw TestFailure("cannot start \(executable): \(String(cString: strerror(rc)))") }
-        pid = child
-    }
-
-    /// Reaps the child if it has exited; true while it runs.
-    var isRunning: Bool {
-        if status != nil { return false }
-        var raw: Int32 = 0
-        if waitpid(pid, &raw, WNOHANG) == pid {
-            status = (raw & 0x7f) == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
-            return false
-        }
-        return true
-    }
-
-    /// Waits up to `timeout`; true if it exited.
-    func wait(timeout: Duration) -> Bool {
-        let deadline = ContinuousClock.now + timeout
-        while isRunning {
-            if ContinuousClock.now >= deadline { return false }
-            usleep(20_000)
-        }
-        return true
-    }
-
-    /// SIGTERM to the child's process group, then SIGKILL if it lingers.
-    func terminate(grace: Duration = .seconds(5)) {
-        guard isRunning else { return }
-        kill(-pid, SIGTERM)
-        if !wait(timeout: grace) {
-            kill(-pid, SIGKILL)
-            _ = wait(timeout: .seconds(5))
-        }
-    }
-
-    deinit { terminate(grace: .seconds(1)) }
 }
 
 /// A ninepd process started for one test, stopped with SIGTERM.

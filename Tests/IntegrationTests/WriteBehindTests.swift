@@ -1,4 +1,5 @@
 import Foundation
+import NinePTestSupport
 import Testing
 
 /// `--write-behind auto` turns write-behind on exactly when ninepd starts inside a

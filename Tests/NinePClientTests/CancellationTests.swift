@@ -1,5 +1,6 @@
 import Glibc
 @testable import NinePClient
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Synchronization
@@ -11,10 +12,7 @@ import Testing
 struct CancellationTests {
     /// A client with a short flush grace, as the scenarios below assume (250 ms).
     func connect(_ server: FakeServer, maxInFlight: Int = 32) async throws -> NinePClient {
-        let configuration = ClientConfiguration(
-            address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 65536, maxInFlight: maxInFlight,
-            flushGrace: .milliseconds(250))
-        return try await NinePClient.connect(configuration)
+        try await server.connect(msize: 65536, maxInFlight: maxInFlight, flushGrace: .milliseconds(250))
     }
 
     /// Waits (at most `limit`) until `condition` holds.
@@ -62,7 +60,7 @@ struct CancellationTests {
                 switch message.type {
                 case .twalk where message.names == 1: break
                 case .tflush:
-                    DaemonThreadForTests.after(.milliseconds(600)) {
+                    runAfter(.milliseconds(600)) {
                         server.rwalk(tag: message.oldtag!, names: 1)
                         server.rflush(tag: message.tag)
                     }
@@ -78,7 +76,7 @@ struct CancellationTests {
             walk.cancel()
             await #expect(throws: CancellationError.self) { _ = try await walk.value }
             let waited = clock.now - cancelled
-            #expect(waited < .seconds(1), "cancellation took \(waited)")
+            expectPrompt(waited, under: .seconds(1), "cancellation")
             let walked = try #require(server.log.last { $0.type == .twalk && $0.names == 1 })
             #expect(client.tagsInUse == 2, "the walk's tag and its flush's tag stay reserved until Rflush")
             // The walk happened after all: its fid must not leak.
@@ -130,7 +128,9 @@ struct CancellationTests {
                 #expect(error.kind == .timedOut && error.errno == ETIMEDOUT && error.operation == .walk, "\(error)")
             }
             let timeoutLatency = clock.now - timedAt
-            #expect(cancelLatency < .seconds(1) && timeoutLatency < .seconds(1), "cancel \(cancelLatency), timeout \(timeoutLatency)")
+            #expect(timeoutLatency >= .milliseconds(300), "the 300 ms call timeout ended the call after \(ms(timeoutLatency))")
+            expectPrompt(cancelLatency, under: .seconds(1), "cancellation of a call the server never answers")
+            expectPrompt(timeoutLatency, under: .seconds(1), "a 300 ms call timeout")
 
             let stuck = server.log.filter { $0.type == .twalk && $0.names == 1 }.map(\.tag)
             let flushes = server.log.filter { $0.type == .tflush }
@@ -177,7 +177,8 @@ struct CancellationTests {
         } catch let error as NinePError {
             #expect(error.kind == .timedOut, "\(error)")
         }
-        #expect(clock.now - began < .seconds(1), "waiting for a slot ignored the deadline: \(clock.now - began)")
+        #expect(clock.now - began >= .milliseconds(200), "a call waiting for a slot ended before its 200 ms deadline")
+        expectPrompt(clock.now - began, under: .seconds(1), "a call waiting for a slot with a 200 ms deadline")
         stuck.cancel()
         _ = try? await stuck.value
         }
@@ -195,9 +196,7 @@ struct CancellationTests {
                 server.answerNormally(message)
             }
             defer { server.stop() }
-            let configuration = ClientConfiguration(
-                address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 1 << 20, flushGrace: .milliseconds(250))
-            let client = try await NinePClient.connect(configuration)
+            let client = try await server.connect(msize: 1 << 20, flushGrace: .milliseconds(250))
             let file = try await client.walk("/ok/file")
             let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: client.maxIOSize, alignment: 16)
             payload.initializeMemory(as: UInt8.self, repeating: 7)
@@ -214,7 +213,7 @@ struct CancellationTests {
             for write in writes { write.cancel() }
             for write in writes { _ = try? await write.value }
             let latency = clock.now - cancelled
-            #expect(latency < .seconds(1), "cancelled writes stuck behind a full socket took \(latency)")
+            expectPrompt(latency, under: .seconds(1), "cancelled writes stuck behind a full socket")
             // Let the server read again: the queued frames and the flushes follow, whole.
             release.set()
             #expect(try await file.stat().size == 42, "the connection did not recover")
@@ -240,7 +239,8 @@ struct CancellationTests {
         } catch let error as NinePError {
             #expect(error.operation == .version, "\(error)")
         }
-        #expect(clock.now - began < .seconds(2), "connect took \(clock.now - began)")
+        #expect(clock.now - began >= .milliseconds(300), "connect gave up before its 300 ms timeout")
+        expectPrompt(clock.now - began, under: .seconds(2), "connecting with a 300 ms timeout to a peer that never answers")
     }
 
     @Test func connectionLossFailsEveryWaiter() async throws {
@@ -263,7 +263,7 @@ struct CancellationTests {
                     #expect(error.kind == .connectionLost && error.errno == ECONNRESET, "\(error)")
                 }
             }
-            #expect(clock.now - dropped < .seconds(1))
+            expectPrompt(clock.now - dropped, under: .seconds(1), "failing every waiter once the connection dropped")
             do {
                 _ = try await client.stat("/ok/file")
                 Issue.record("a call on a closed connection succeeded")
@@ -274,42 +274,8 @@ struct CancellationTests {
     }
 }
 
-/// Runs `body` on a thread after `delay`.
-enum DaemonThreadForTests {
-    static func after(_ delay: Duration, _ body: @escaping @Sendable () -> Void) {
-        let (seconds, attoseconds) = delay.components
-        let micros = UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
-        let thread = Thread { usleep(micros); body() }
-        thread.start()
-    }
-}
-
-/// A minimal thread wrapper (pthread) for test helpers.
-final class Thread: Sendable {
-    private let body: @Sendable () -> Void
-    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
-
-    func start() {
-        let box = Unmanaged.passRetained(self).toOpaque()
-        var thread = pthread_t()
-        pthread_create(&thread, nil, { raw in
-            let me = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
-            me.body()
-            return nil
-        }, box)
-        pthread_detach(thread)
-    }
-}
-
 /// A read-only buffer handed to several tasks. `@unchecked Sendable`: nobody writes it while
 /// the tasks run.
 struct Payload: @unchecked Sendable {
     let bytes: UnsafeRawBufferPointer
-}
-
-/// A flag set once by the test and read by a fake server's thread.
-final class Flag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
 }

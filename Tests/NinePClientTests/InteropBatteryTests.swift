@@ -1,5 +1,6 @@
 import Glibc
 import NinePClient
+import NinePTestSupport
 import NinePWire
 import Testing
 
@@ -16,11 +17,11 @@ struct InteropBatteryTests {
     @Test func unixSocketAndPipelinedStatsAgainstNinepd() async throws {
         let peer = try InProcessNinepd()
         defer { peer.stop() }
-        writeLocal("\(peer.exportPath)/file", patternedBytes(5000, seed: 3))
+        makeFile("\(peer.exportPath)/file", pseudoRandomBytes(5000, seed: 3))
         let client = try await NinePClient.connect(to: "unix:\(peer.unixSocket)", uname: "root")
         defer { client.close() }
         let file = try await client.open("/file")
-        #expect(try await file.read(at: 0, count: 10_000) == patternedBytes(5000, seed: 3))
+        #expect(try await file.read(at: 0, count: 10_000) == pseudoRandomBytes(5000, seed: 3))
         // 200 getattrs from 20 tasks at once on one fid, over the unix socket.
         let sizes = try await withThrowingTaskGroup(of: UInt64.self) { group in
             for _ in 0..<20 { group.addTask { var last: UInt64 = 0; for _ in 0..<10 { last = try await file.stat().size }; return last } }
@@ -32,7 +33,7 @@ struct InteropBatteryTests {
     }
 
     @Test func batteryAgainstDiod() async throws {
-        let peer = try DiodProcess()
+        let peer = try DiodPeer()
         defer { peer.stop() }
         try await runBattery(peer)
     }
@@ -52,12 +53,12 @@ func runBattery(_ peer: some TestPeer) async throws {
     #expect(lstat("\(export)/dir", &st) == 0 && st.st_mode & 0o777 == 0o750, "\(tag) mkdir permissions")
 
     // create, write across many messages, read back in odd-sized pieces.
-    let payload = patternedBytes(300_000 + 17, seed: 7)
+    let payload = pseudoRandomBytes(300_000 + 17, seed: 7)
     let file = try await client.create("/dir/data.bin", permissions: 0o640)
     try await file.write(contentsOf: payload, at: 0)
     try await file.fsync()
     await file.close()
-    #expect(localBytes("\(export)/dir/data.bin") == payload, "\(tag) written bytes differ on disk")
+    #expect(fileBytes("\(export)/dir/data.bin") == payload, "\(tag) written bytes differ on disk")
     let reader = try await client.open("/dir/data.bin")
     #expect(try await reader.read(at: 0, count: payload.count + 100) == payload, "\(tag) read back")
     #expect(try await reader.read(at: 12345, count: 999) == Array(payload[12345..<(12345 + 999)]), "\(tag) read at offset")
@@ -74,14 +75,14 @@ func runBattery(_ peer: some TestPeer) async throws {
     #expect(lstat("\(export)/dir/data.bin", &st) == 0 && st.st_size == 1000 && st.st_mode & 0o777 == 0o600 && st.st_mtim.tv_sec == 1_000_000_000, "\(tag) setattr")
 
     // readdir of a directory with many entries (several Treaddir batches with a small msize).
-    for index in 0..<300 { writeLocal("\(export)/dir/sub/entry-with-a-longish-name-\(index)", []) }
+    for index in 0..<300 { makeFile("\(export)/dir/sub/entry-with-a-longish-name-\(index)", []) }
     var names = Set<String>()
     for try await entry in client.readdir("/dir/sub") { names.insert(entry.name) }
     #expect(names == Set((0..<300).map { "entry-with-a-longish-name-\($0)" }), "\(tag) readdir saw \(names.count) names")
 
     // rename, symlink, readlink, link
     try await client.rename("/dir/data.bin", to: "/dir/sub/moved.bin")
-    #expect(localBytes("\(export)/dir/sub/moved.bin")?.count == 1000 && access("\(export)/dir/data.bin", F_OK) != 0, "\(tag) rename")
+    #expect(fileBytes("\(export)/dir/sub/moved.bin")?.count == 1000 && access("\(export)/dir/data.bin", F_OK) != 0, "\(tag) rename")
     try await client.symlink("../elsewhere/target", at: "/dir/link")
     #expect(try await client.readlink("/dir/link") == "../elsewhere/target", "\(tag) readlink")
     #expect(try await client.stat("/dir/link").isSymlink, "\(tag) symlink type")

@@ -1,5 +1,6 @@
 import Glibc
 import NinePClient
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Testing
@@ -17,8 +18,7 @@ import Testing
             }
         }
         defer { server.stop() }
-        let configuration = ClientConfiguration(address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 65536)
-        let client = try await NinePClient.connect(configuration)
+        let client = try await server.connect(msize: 65536)
         defer { client.close() }
 
         do {

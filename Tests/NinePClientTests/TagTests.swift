@@ -1,5 +1,6 @@
 import NinePWire
 import Testing
+import NinePTestSupport
 
 @testable import NinePClient
 
@@ -34,8 +35,7 @@ struct TagTests {
             // One walk is never answered (nor its flush), so its tag stays reserved across a wrap.
             let server = try FakeServer.withStuckWalks(answerFlushes: false)
             defer { server.stop() }
-            let configuration = ClientConfiguration(address: try .init(parsing: server.address), uname: "test", uid: 0, msize: 8192, flushGrace: .milliseconds(50))
-            let client = try await NinePClient.connect(configuration)
+            let client = try await server.connect(msize: 8192, flushGrace: .milliseconds(50))
             let file = try await client.walk("/ok/file")
             let stuck = Task(executorPreference: timingExecutor) { try await client.walk("/stuck") }
             try await Task.sleep(for: .milliseconds(50))

@@ -1,5 +1,6 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
 

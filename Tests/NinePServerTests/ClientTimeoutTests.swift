@@ -1,5 +1,6 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
 
@@ -24,8 +25,8 @@ import Testing
     }
 
     /// A session with a few fids, one of them open (a descriptor more on the server).
-    private func sessionWithFids(_ s: TestServer, receiveBufferBytes: Int32? = nil) throws -> RawClient {
-        let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: receiveBufferBytes)
+    private func sessionWithFids(_ s: TestServer, receiveBufferBytes: Int32? = nil) throws -> WireClient {
+        let c = try s.client(timeoutSeconds: 5, receiveBufferBytes: receiveBufferBytes)
         _ = try c.version(msize: 1 << 20)
         try c.attach(fid: 0)
         try c.walk(0, 1, ["big.bin"])
@@ -37,7 +38,7 @@ import Testing
 
     /// Waits for the server to end the session: the client sees the end of the stream.
     /// Returns how long it took from `since`, or nil after 15 s.
-    private func waitForDisconnection(_ c: RawClient, since start: ContinuousClock.Instant) -> Duration? {
+    private func waitForDisconnection(_ c: WireClient, since start: ContinuousClock.Instant) -> Duration? {
         let clock = ContinuousClock()
         var scratch = [UInt8](repeating: 0, count: 65536)
         while clock.now - start < .seconds(15) {
@@ -48,7 +49,7 @@ import Testing
         return nil
     }
 
-    private func expectDisconnected(_ c: RawClient, _ s: TestServer, since start: ContinuousClock.Instant, baseline: [Int32: String], _ what: String) {
+    private func expectDisconnected(_ c: WireClient, _ s: TestServer, since start: ContinuousClock.Instant, baseline: [Int32: String], _ what: String) {
         guard let took = waitForDisconnection(c, since: start) else {
             Issue.record("\(what): still connected 15 s later (timeout \(Self.timeoutMilliseconds) ms)")
             return

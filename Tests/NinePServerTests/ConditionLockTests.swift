@@ -1,5 +1,6 @@
 import Glibc
 @testable import NinePMemory
+import NinePTestSupport
 import Testing
 
 /// Timed waits measure on CLOCK_MONOTONIC. What they guard against, a wall-clock step (NTP,

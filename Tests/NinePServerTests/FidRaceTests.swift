@@ -1,5 +1,6 @@
 import CNinePShims
 import Glibc
+import NinePTestSupport
 import NinePWire
 import Testing
 

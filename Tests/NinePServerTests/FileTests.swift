@@ -1,5 +1,6 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
 
@@ -323,9 +324,9 @@ import Testing
         try c.unlinkat(0, "f")
         #expect(!exists(s("f")))
         #expect(errnoOf { try c.unlinkat(0, "empty") } == LinuxErrno.EISDIR)
-        try c.unlinkat(0, "empty", flags: AT_REMOVEDIR_9P)
+        try c.unlinkat(0, "empty", flags: UnlinkFlags.removeDir)
         #expect(!exists(s("empty")))
-        #expect(errnoOf { try c.unlinkat(0, "full", flags: AT_REMOVEDIR_9P) } == LinuxErrno.ENOTEMPTY)
+        #expect(errnoOf { try c.unlinkat(0, "full", flags: UnlinkFlags.removeDir) } == LinuxErrno.ENOTEMPTY)
         #expect(exists(s("full/inside")))
         #expect(errnoOf { try c.unlinkat(0, "missing") } == LinuxErrno.ENOENT)
         #expect(errnoOf { try c.unlinkat(0, "full", flags: 0x1) } == LinuxErrno.EINVAL)
@@ -481,7 +482,7 @@ import Testing
         // An open directory removed under its fid.
         try c.walk(1, 6, [])
         try c.lopen(6, OpenFlags.readOnly)
-        try c.unlinkat(3, "child", flags: AT_REMOVEDIR_9P)
+        try c.unlinkat(3, "child", flags: UnlinkFlags.removeDir)
         #expect(!exists(s("q/child")))
         #expect(try c.getattr(6).nlink == 0)
         if let entries = try? c.readdir(6, offset: 0, count: 4096) {

@@ -1,5 +1,6 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Synchronization
@@ -22,13 +23,8 @@ struct FlushObservation {
     }
 }
 
-func describeResponse(_ response: Response) -> String {
-    if case let .lerror(code) = response { return "Rlerror(\(code))" }
-    return "\(response.type)"
-}
-
 /// Sends Tflush(oldtag) with `tag` and waits up to `wait` for its Rflush.
-func flushAndWait(_ c: RawClient, tag: UInt16, oldtag: UInt16, wait: Duration = .seconds(3)) -> FlushObservation {
+func flushAndWait(_ c: WireClient, tag: UInt16, oldtag: UInt16, wait: Duration = .seconds(3)) -> FlushObservation {
     let clock = ContinuousClock()
     var observation = FlushObservation()
     let start = clock.now
@@ -60,21 +56,12 @@ func flushAndWait(_ c: RawClient, tag: UInt16, oldtag: UInt16, wait: Duration = 
     return observation
 }
 
-/// Records an issue for anything that arrives within `milliseconds`.
-func expectNothing(_ c: RawClient, milliseconds: Int, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) {
-    c.setTimeout(seconds: 0, milliseconds: milliseconds)
-    defer { c.setTimeout(seconds: c.timeoutSeconds) }
-    while case let .message(m) = c.receive() {
-        Issue.record("\(what): got tag \(m.tag) \(describeResponse(m.response))", sourceLocation: sourceLocation)
-    }
-}
-
 /// The checks every aborted request shares: Rflush within 1 s, nothing for `oldtag` before it
 /// (nor anything else), nothing at all for 200 ms after it. False when no Rflush came at all
 /// (later steps of a test that depend on it are then pointless).
 @discardableResult
 func expectAborted(
-    _ c: RawClient, oldtag: UInt16, flushTag: UInt16, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
+    _ c: WireClient, oldtag: UInt16, flushTag: UInt16, _ what: String, sourceLocation: SourceLocation = #_sourceLocation
 ) -> Bool {
     let seen = flushAndWait(c, tag: flushTag, oldtag: oldtag)
     if seen.closed {
@@ -85,24 +72,12 @@ func expectAborted(
         Issue.record("\(what): no Rflush (tag \(flushTag), oldtag \(oldtag)) within 3 s; received meanwhile: \(seen.describeBefore()). The rest of the test is skipped.", sourceLocation: sourceLocation)
         return false
     }
-    #expect(latency < .seconds(1), "\(what): Rflush tag \(flushTag) took \(ms(latency)) (limit 1 s)", sourceLocation: sourceLocation)
+    expectPrompt(latency, under: .seconds(1), "\(what): Rflush tag \(flushTag)", sourceLocation: sourceLocation)
     if !seen.before.isEmpty {
         Issue.record("\(what): before Rflush tag \(flushTag) (at \(ms(latency))) came \(seen.describeBefore()); the request cannot complete, so it must be aborted without reply", sourceLocation: sourceLocation)
     }
-    expectNothing(c, milliseconds: 200, "\(what): within 200 ms after Rflush tag \(flushTag) (oldtag \(oldtag))", sourceLocation: sourceLocation)
+    c.expectNothing(milliseconds: 200, "\(what): within 200 ms after Rflush tag \(flushTag) (oldtag \(oldtag))", sourceLocation: sourceLocation)
     return true
-}
-
-/// Reads everything a non-blocking descriptor has.
-func drainDescriptor(_ fd: Int32) -> [UInt8] {
-    var result: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-        if n <= 0 { break }
-        result += chunk[0..<n]
-    }
-    return result
 }
 
 @Suite struct FlushBlockingTests {
@@ -116,7 +91,7 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
         try c.lopen(1, OpenFlags.readWrite)
         for count: UInt32 in [100, 200 * 1024] {  // a small reply buffer, and a large one
             #expect(c.send(.read(fid: 1, offset: 0, count: count), tag: 10))
-            expectNothing(c, milliseconds: 100, "a Tread (count \(count)) of an empty FIFO answered before any flush")
+            c.expectNothing(milliseconds: 100, "a Tread (count \(count)) of an empty FIFO answered before any flush")
             guard expectAborted(c, oldtag: 10, flushTag: 11, "Tflush of a Tread (count \(count)) of an empty FIFO") else { return }
         }
         // The flushed reads consumed nothing; the fid, the FIFO and tag 10 all still work.
@@ -126,54 +101,35 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
         guard case let .read(data) = try c.reply(tag: 10) else { Issue.record("no Rread after the flushes"); return }
         #expect(Array(data) == Array("hello".utf8), "the FIFO returned \(Array(data)) after the flushed reads")
         #expect(try c.getattr(0).qid.isDirectory)
-        try c.clunk(1)
-        try c.clunk(0)
-        c.close()
-        #expect(waitForConnectionCount(s, 0))
-        expectDescriptorsBack(to: baseline, of: s, "after a flushed FIFO read")
+        try expectCleanEnd(of: c, clunking: [1, 0], s, baseline: baseline, "after a flushed FIFO read")
     }
 
     @Test func flushOfAWriteToAFullFifo() throws {
         let s = try TestServer()
         defer { s.shutdown() }
-        #expect(mkfifo(s("fifo"), 0o666) == 0)
+        let fifo = try FIFO(s("fifo"))
         let baseline = serverDescriptors(s)
         let c = try s.session()
         try c.walk(0, 1, ["fifo"])
         try c.lopen(1, OpenFlags.readWrite)
-        // Fill the pipe through a descriptor of our own: big writes, then single bytes.
-        let host = open(s("fifo"), O_RDWR | O_NONBLOCK | O_CLOEXEC)
-        #expect(host >= 0)
-        defer { Glibc.close(host) }
-        var filled = 0
-        let fill = [UInt8](repeating: UInt8(ascii: "F"), count: 65536)
-        for size in [65536, 4096, 1] {
-            while true {
-                let n = fill.withUnsafeBytes { Glibc.write(host, $0.baseAddress, size) }
-                if n <= 0 { break }
-                filled += n
-            }
-        }
+        // Fill the pipe through a descriptor of our own.
+        let filled = try fifo.fill()
         #expect(filled >= 65536, "the pipe took only \(filled) bytes")
         // 4096 bytes (PIPE_BUF) are written atomically or not at all: this one waits for room.
         #expect(c.send(.write(fid: 1, offset: 0, data: c.view([UInt8](repeating: UInt8(ascii: "W"), count: 4096))), tag: 20))
-        expectNothing(c, milliseconds: 100, "a Twrite to a full FIFO answered before any flush")
+        c.expectNothing(milliseconds: 100, "a Twrite to a full FIFO answered before any flush")
         guard expectAborted(c, oldtag: 20, flushTag: 21, "Tflush of a Twrite to a full FIFO (\(filled) bytes in it)") else { return }
 
-        let contents = drainDescriptor(host)
+        let contents = try fifo.drain()
         let written = contents.filter { $0 == UInt8(ascii: "W") }.count
         #expect(written == 0, "the flushed (unanswered) Twrite put \(written) bytes into the FIFO")
         #expect(contents.count == filled, "the FIFO held \(contents.count) bytes, \(filled) expected")
         // The fid and tag 20 still work.
         #expect(c.send(.write(fid: 1, offset: 0, data: c.view("0123456789")), tag: 20))
         #expect(try c.reply(tag: 20) == .write(count: 10))
-        #expect(drainDescriptor(host) == Array("0123456789".utf8))
-        try c.clunk(1)
-        try c.clunk(0)
-        c.close()
-        #expect(waitForConnectionCount(s, 0))
-        Glibc.close(host)
-        expectDescriptorsBack(to: baseline, of: s, "after a flushed FIFO write")
+        #expect(try fifo.drain() == Array("0123456789".utf8))
+        fifo.close()
+        try expectCleanEnd(of: c, clunking: [1, 0], s, baseline: baseline, "after a flushed FIFO write")
     }
 
     /// Tlock never parks a worker: with one worker, a conflicting lock (with or without
@@ -205,7 +161,8 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
                 }
             }
             let elapsed = clock.now - start
-            #expect(seen.last == "61 rflush" && elapsed < .milliseconds(500), "conflicting Tlock (flags \(flags)) + Tflush: got \(seen) in \(ms(elapsed))")
+            #expect(seen.last == "61 rflush", "conflicting Tlock (flags \(flags)) + Tflush: got \(seen) in \(ms(elapsed))")
+            expectPrompt(elapsed, under: .milliseconds(500), "conflicting Tlock (flags \(flags)) + Tflush: \(seen)")
             if let reply = seen.first(where: { $0.hasPrefix("60 ") }) {
                 #expect(reply == "60 Rlock(\(LockStatus.blocked))", "conflicting Tlock answered \(reply)")
             }
@@ -228,7 +185,7 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
         try c.walk(0, 1, ["lonely"])
         for round in 0..<3 {
             #expect(c.send(.lopen(fid: 1, flags: flags), tag: 30))
-            expectNothing(c, milliseconds: round == 0 ? 150 : 20, "Tlopen \(mode) of a FIFO with no peer answered before any flush")
+            c.expectNothing(milliseconds: round == 0 ? 150 : 20, "Tlopen \(mode) of a FIFO with no peer answered before any flush")
             guard expectAborted(c, oldtag: 30, flushTag: 31, "round \(round): Tflush of a Tlopen \(mode) of a FIFO with no peer") else { return }
         }
         // The flushed opens did not open the fid: it can be opened now (O_RDWR needs no peer).
@@ -239,11 +196,7 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
         }
         let leftover = serverDescriptors(s).values.filter { $0.hasSuffix("/lonely") }.count
         #expect(leftover <= 2, "\(leftover) descriptors of the FIFO open in the server, at most 2 expected (the fid's O_PATH one and its open one)")
-        try c.clunk(1)
-        try c.clunk(0)
-        c.close()
-        #expect(waitForConnectionCount(s, 0))
-        expectDescriptorsBack(to: baseline, of: s, "after flushed \(mode) FIFO opens")
+        try expectCleanEnd(of: c, clunking: [1, 0], s, baseline: baseline, "after flushed \(mode) FIFO opens")
     }
 
     /// One worker, kept busy by another connection's FIFO open with no peer: a request queued
@@ -275,7 +228,7 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
             for tag: UInt16 in 52...55 { #expect(c.send(.getattr(fid: 1, mask: GetattrMask.all), tag: tag)) }
             let middle = flushAndWait(c, tag: 56, oldtag: 53)
             if let latency = middle.latency {
-                #expect(latency < .seconds(1), "Rflush of a queued Tgetattr took \(ms(latency))")
+                expectPrompt(latency, under: .seconds(1), "Rflush of a queued Tgetattr")
                 #expect(middle.before.isEmpty, "before the Rflush of a queued Tgetattr: \(middle.describeBefore())")
             } else {
                 Issue.record("no Rflush within 3 s for a Tgetattr queued behind the busy worker; received: \(middle.describeBefore())")
@@ -307,7 +260,7 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
         c.setTimeout(seconds: 3)
         while !ledger.unresolved().isEmpty, case let .message(m) = c.receive() { ledger.received(m) }
         #expect(ledger.unresolved().isEmpty, "unanswered: \(ledger.describeUnresolved())")
-        expectNothing(c, milliseconds: 200, "after the pipeline")
+        c.expectNothing(milliseconds: 200, "after the pipeline")
 
         for client in [blocker, c] {
             try client.clunk(1)
@@ -336,10 +289,10 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
 
     final class Peer {
         let index: Int
-        let client: RawClient
+        let client: WireClient
         let data: [UInt8]
         let frames: [UInt8]
-        init(index: Int, client: RawClient, data: [UInt8], frames: [UInt8]) {
+        init(index: Int, client: WireClient, data: [UInt8], frames: [UInt8]) {
             self.index = index
             self.client = client
             self.data = data
@@ -379,7 +332,7 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
             #expect(peer.client.send(.read(fid: 1, offset: 0, count: Self.msize - 11), tag: 1))
         }
         for peer in peers {
-            expectNothing(peer.client, milliseconds: peer.index == 0 ? 100 : 1, "connection \(peer.index): a Tread of an empty FIFO answered before any flush")
+            peer.client.expectNothing(milliseconds: peer.index == 0 ? 100 : 1, "connection \(peer.index): a Tread of an empty FIFO answered before any flush")
         }
 
         // Twrite + Tflush from one thread per connection, all at once.
@@ -445,7 +398,9 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
         }
         let indexes = Array(0..<connections)
         report(indexes.filter { rflush[$0] == nil }, "got no Rflush for the read blocked on the FIFO within 8 s") { "\(sending($0)); received \(unexpected[$0] ?? [])" }
-        report(indexes.filter { rflush[$0].map { $0 >= .seconds(1) } ?? false }, "got the Rflush later than 1 s after the start") { "Rflush at \(ms(rflush[$0]!)); \(sending($0))" }
+        for index in indexes {
+            if let at = rflush[index], at < .seconds(999) { expectPrompt(at, under: .seconds(1), "connection \(index): the Rflush from the start (\(sending(index)))") }
+        }
         report(indexes.filter { rwrite[$0] == nil }, "got no Rwrite for the msize Twrite within 8 s") { sending($0) }
         report(indexes.filter { rwrite[$0].map { $0 != Self.msize - 23 } ?? false }, "got a short Rwrite") { "count \(rwrite[$0]!), expected \(Self.msize - 23)" }
         report(indexes.filter { unexpected[$0] != nil }, "received something else (nothing is expected for the flushed read, tag 1)") { "\(unexpected[$0]!)" }
@@ -454,7 +409,7 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
             return
         }
         for peer in peers {
-            expectNothing(peer.client, milliseconds: peer.index == 0 ? 200 : 1, "connection \(peer.index): after the Rflush and the Rwrite")
+            peer.client.expectNothing(milliseconds: peer.index == 0 ? 200 : 1, "connection \(peer.index): after the Rflush and the Rwrite")
         }
         let wrong = peers.filter { peer in
             let disk = fileBytes(s("w\(peer.index)")) ?? []
@@ -480,7 +435,7 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
     /// Sends `frames` from another thread (they may not fit the socket buffers while the server
     /// is not reading) and collects replies until every tag of `expected` arrived or `limit`.
     static func sendAndCollect(
-        _ c: RawClient, _ frames: [UInt8], expected: Set<UInt16>, limit: Duration = .seconds(5)
+        _ c: WireClient, _ frames: [UInt8], expected: Set<UInt16>, limit: Duration = .seconds(5)
     ) -> (replies: [UInt16: (response: String, at: Duration)], extra: [String], sent: Duration?) {
         let clock = ContinuousClock()
         let log = SendLog()
@@ -518,6 +473,44 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
         return (replies, extra, log.sent.withLock { $0[0] })
     }
 
+    /// A client with msize `msize`, fid 1 walked to `fifo` (opened O_RDWR when `open`) and fid 2
+    /// to a new empty file "w", opened.
+    static func fifoAndFileClient(_ s: TestServer, fifo: String, open: Bool) throws -> WireClient {
+        makeFile(s("w"))
+        let c = try s.client()
+        try c.version(msize: Self.msize)
+        try c.attach(fid: 0)
+        try c.walk(0, 1, [fifo])
+        if open { try c.lopen(1, OpenFlags.readWrite) }
+        try c.walk(0, 2, ["w"])
+        try c.lopen(2, OpenFlags.readWrite)
+        return c
+    }
+
+    /// Sends a Twrite of a whole msize to fid 2 (tag `write`) and right behind it the Tflush of
+    /// `oldtag`, a request parked on a FIFO (tag `flush`), and expects what the stuck-behind
+    /// tests expect: the Rflush, promptly, the Twrite answered whole, nothing else, the data on
+    /// disk. False when no Rflush came.
+    @discardableResult
+    static func expectFlushNotStuckBehindWrite(
+        _ c: WireClient, _ s: TestServer, oldtag: UInt16, write: UInt16, flush: UInt16, seed: UInt64, _ parked: String
+    ) -> Bool {
+        let data = pseudoRandomBytes(Int(Self.msize) - 23, seed: seed)
+        let frames = c.encoded(.write(fid: 2, offset: 0, data: c.view(data)), tag: write) + c.encoded(.flush(oldtag: oldtag), tag: flush)
+        let (replies, extra, sent) = Self.sendAndCollect(c, frames, expected: [write, flush])
+        let sending = sent.map { "the Twrite+Tflush were sent by \(ms($0))" } ?? "the Twrite+Tflush could not be sent (the server stopped reading)"
+        guard let rflush = replies[flush] else {
+            Issue.record("no Rflush within 5 s for \(parked) while a Twrite of a whole msize waits for the only large buffer; \(sending); received \(replies.map { "tag \($0.key) \($0.value.response)" }) \(extra)")
+            return false
+        }
+        #expect(rflush.response == "rflush", "Rflush of \(parked): \(rflush.response) at \(ms(rflush.at)); \(sending)")
+        expectPrompt(rflush.at, under: .seconds(1), "Rflush of \(parked) (\(sending))")
+        #expect(replies[write]?.response == "Rwrite(\(Self.msize - 23))", "the msize Twrite: \(replies[write].map { "\($0.response) at \(ms($0.at))" } ?? "no reply within 5 s"); \(sending)")
+        #expect(extra.isEmpty, "also received \(extra) (nothing is expected for the flushed request, tag \(oldtag))")
+        #expect(fileBytes(s("w")) == data)
+        return true
+    }
+
     /// A Tread admitted while its fid's FIFO open is still waiting (one worker, busy with the
     /// open) is not known to be a FIFO read at admission. Once the open is done the read waits
     /// for data: it must not keep a large buffer while it does.
@@ -529,38 +522,18 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
             $0.workerThreads = 1
         }
         defer { s.shutdown() }
-        #expect(mkfifo(s("fifo"), 0o666) == 0)
-        makeFile(s("w"))
-        let c = try s.client()
-        try c.version(msize: Self.msize)
-        try c.attach(fid: 0)
-        try c.walk(0, 1, ["fifo"])
-        try c.walk(0, 2, ["w"])
-        try c.lopen(2, OpenFlags.readWrite)
+        let fifo = try FIFO(s("fifo"))
+        let c = try Self.fifoAndFileClient(s, fifo: "fifo", open: false)
         #expect(c.send(.lopen(fid: 1, flags: OpenFlags.readOnly), tag: 1))  // waits for a writer, on the only worker
         usleep(50_000)
         #expect(c.send(.read(fid: 1, offset: 0, count: Self.msize - 11), tag: 2))  // queued behind it
         usleep(50_000)
-        let writer = open(s("fifo"), O_WRONLY | O_NONBLOCK | O_CLOEXEC)  // the open completes; no data
-        #expect(writer >= 0)
-        defer { Glibc.close(writer) }
+        try fifo.holdOpen()  // the open completes; no data
         c.setTimeout(seconds: 3)
         guard case .lopen = try c.reply(tag: 1) else { Issue.record("no Rlopen"); return }
-        expectNothing(c, milliseconds: 100, "a Tread of an empty FIFO (a writer holds it open) answered before any flush")
-        let data = pseudoRandomBytes(Int(Self.msize) - 23, seed: 77)
-        let frames = c.encoded(.write(fid: 2, offset: 0, data: c.view(data)), tag: 3) + c.encoded(.flush(oldtag: 2), tag: 4)
-        let (replies, extra, sent) = Self.sendAndCollect(c, frames, expected: [3, 4])
-        let sending = sent.map { "the Twrite+Tflush were sent by \(ms($0))" } ?? "the Twrite+Tflush could not be sent (the server stopped reading)"
-        if let flush = replies[4] {
-            #expect(flush.at < .seconds(1) && flush.response == "rflush", "Rflush of the parked read: \(flush.response) at \(ms(flush.at)); \(sending)")
-        } else {
-            Issue.record("no Rflush within 5 s for a FIFO read that was admitted before its fid was open (it reserved a large reply buffer, then parked with it?) while a Twrite of a whole msize waits for the only large buffer; \(sending); received \(replies.map { "tag \($0.key) \($0.value.response)" }) \(extra)")
-            return
-        }
-        #expect(replies[3]?.response == "Rwrite(\(Self.msize - 23))", "the msize Twrite: \(replies[3].map { "\($0.response) at \(ms($0.at))" } ?? "no reply within 5 s"); \(sending)")
-        #expect(extra.isEmpty, "also received \(extra)")
-        expectNothing(c, milliseconds: 200, "after the Rflush")
-        #expect(fileBytes(s("w")) == data)
+        c.expectNothing(milliseconds: 100, "a Tread of an empty FIFO (a writer holds it open) answered before any flush")
+        guard Self.expectFlushNotStuckBehindWrite(c, s, oldtag: 2, write: 3, flush: 4, seed: 77, "a FIFO read admitted before its fid was open (it reserved a large reply buffer, then parked with it?)") else { return }
+        c.expectNothing(milliseconds: 200, "after the Rflush")
     }
 
     /// A Twrite of more than a small buffer to a full FIFO waits for room, parked: it must not
@@ -573,44 +546,14 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
             $0.maxMessageSize = Self.msize
         }
         defer { s.shutdown() }
-        #expect(mkfifo(s("fifo"), 0o666) == 0)
-        makeFile(s("w"))
-        let c = try s.client()
-        try c.version(msize: Self.msize)
-        try c.attach(fid: 0)
-        try c.walk(0, 1, ["fifo"])
-        try c.lopen(1, OpenFlags.readWrite)
-        try c.walk(0, 2, ["w"])
-        try c.lopen(2, OpenFlags.readWrite)
-        let host = open(s("fifo"), O_RDWR | O_NONBLOCK | O_CLOEXEC)
-        #expect(host >= 0)
-        defer { Glibc.close(host) }
-        var filled = 0
-        let fill = [UInt8](repeating: UInt8(ascii: "F"), count: 65536)
-        for size in [65536, 4096, 1] {
-            while true {
-                let n = fill.withUnsafeBytes { Glibc.write(host, $0.baseAddress, size) }
-                if n <= 0 { break }
-                filled += n
-            }
-        }
+        let fifo = try FIFO(s("fifo"))
+        let c = try Self.fifoAndFileClient(s, fifo: "fifo", open: true)
+        let filled = try fifo.fill()
         #expect(c.send(.write(fid: 1, offset: 0, data: c.view([UInt8](repeating: UInt8(ascii: "W"), count: 64 * 1024))), tag: 1))
-        expectNothing(c, milliseconds: 100, "a 64 KiB Twrite to a full FIFO answered before any flush")
-        let data = pseudoRandomBytes(Int(Self.msize) - 23, seed: 78)
-        let frames = c.encoded(.write(fid: 2, offset: 0, data: c.view(data)), tag: 2) + c.encoded(.flush(oldtag: 1), tag: 3)
-        let (replies, extra, sent) = Self.sendAndCollect(c, frames, expected: [2, 3])
-        let sending = sent.map { "the Twrite+Tflush were sent by \(ms($0))" } ?? "the Twrite+Tflush could not be sent (the server stopped reading)"
-        if let flush = replies[3] {
-            #expect(flush.at < .seconds(1) && flush.response == "rflush", "Rflush of the parked FIFO write: \(flush.response) at \(ms(flush.at)); \(sending)")
-        } else {
-            Issue.record("no Rflush within 5 s for a 64 KiB Twrite parked on a full FIFO while a Twrite of a whole msize waits for the only large buffer (the parked write keeps it); \(sending); received \(replies.map { "tag \($0.key) \($0.value.response)" }) \(extra)")
-            return
-        }
-        #expect(replies[2]?.response == "Rwrite(\(Self.msize - 23))", "the msize Twrite: \(replies[2].map { "\($0.response) at \(ms($0.at))" } ?? "no reply within 5 s"); \(sending)")
-        #expect(extra.isEmpty, "also received \(extra) (nothing is expected for the flushed FIFO write, tag 1)")
-        let contents = drainDescriptor(host)
+        c.expectNothing(milliseconds: 100, "a 64 KiB Twrite to a full FIFO answered before any flush")
+        guard Self.expectFlushNotStuckBehindWrite(c, s, oldtag: 1, write: 2, flush: 3, seed: 78, "a 64 KiB Twrite parked on a full FIFO (does the parked write keep its large buffer?)") else { return }
+        let contents = try fifo.drain()
         #expect(contents.count == filled && !contents.contains(UInt8(ascii: "W")), "the FIFO holds \(contents.count) bytes (\(contents.filter { $0 == UInt8(ascii: "W") }.count) from the flushed write), \(filled) expected")
-        #expect(fileBytes(s("w")) == data)
     }
 
     @Test(.timeLimit(.minutes(1)))
@@ -746,7 +689,7 @@ func drainDescriptor(_ fd: Int32) -> [UInt8] {
             }
             done += 1
         }
-        expectNothing(c, milliseconds: 200, "after the last iteration")
+        c.expectNothing(milliseconds: 200, "after the last iteration")
         let disk = fileBytes(s("target")) ?? []
         for i in performedWrites {
             let slice = disk.count >= i * 8 + 8 ? Array(disk[(i * 8)..<(i * 8 + 8)]) : []

@@ -1,5 +1,6 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
 
@@ -58,7 +59,7 @@ private func describe(_ response: Response) -> String {
 /// One connection of the torture: its fids, tags, and what its requests did.
 final class TortureConnection {
     let index: Int
-    let client: RawClient
+    let client: WireClient
     let ledger: FlushLedger
     let directory: String
     var dead = false
@@ -106,7 +107,7 @@ final class TortureConnection {
     var scheduled: [Scheduled] = []
     var clientID: ByteView
 
-    init(index: Int, client: RawClient, directory: String, seed: UInt64) {
+    init(index: Int, client: WireClient, directory: String, seed: UInt64) {
         self.index = index
         self.client = client
         self.directory = directory

@@ -1,5 +1,6 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Synchronization
@@ -30,7 +31,7 @@ import Testing
     /// A client that negotiated msize 1 MiB, opened big.bin and sent `reads` Treads of a full
     /// msize, and never reads a reply. Its receive buffer is tiny, so its replies back up at
     /// once (TCP then keeps little of them in the kernel: the rest waits in the server).
-    private func stoppedReader(_ s: TestServer, reads: Int) throws -> RawClient {
+    private func stoppedReader(_ s: TestServer, reads: Int) throws -> WireClient {
         let c = try bigFileReader(s, receiveBufferBytes: 4096)
         var bytes: [UInt8] = []
         for _ in 0..<reads {
@@ -49,8 +50,15 @@ import Testing
         let results = Mutex<[Outcome]>([])
         let payload = pseudoRandomBytes(64 * 1024, seed: 99)
         let finished = Atomic<Int>(0)
-        let port = s.port
+        let sockets: [Int32]
+        do {
+            sockets = try (0..<clients).map { _ in try s.connectedSocket() }
+        } catch {
+            Issue.record("cannot connect the live clients: \(error)")
+            return (.zero, 0, "")
+        }
         for index in 0..<clients {
+            let socket = sockets[index]
             DaemonThread.start(name: "live-\(index)") {
                 var outcome = Outcome()
                 let clock = ContinuousClock()
@@ -64,9 +72,9 @@ import Testing
                     }
                 }
                 do {
-                    var c: RawClient!
-                    try timed("connect + Tversion + Tattach") {
-                        c = try RawClient(port: port)
+                    var c: WireClient!
+                    try timed("Tversion + Tattach") {
+                        c = WireClient(connectedSocket: socket)
                         _ = try c.version(msize: 256 * 1024)
                         try c.attach(fid: 0)
                     }
@@ -77,11 +85,11 @@ import Testing
                         try timed("Tlcreate") { _ = try c.lcreate(1, name) }
                         try timed("Twrite 64 KiB") {
                             let n = try c.write(1, offset: 0, payload)
-                            if n != UInt32(payload.count) { throw ClientError.unexpected("Rwrite of \(n) bytes") }
+                            if n != UInt32(payload.count) { throw WireClientError.unexpected("Rwrite of \(n) bytes") }
                         }
                         try timed("Tgetattr") {
                             let size = try c.getattr(1).size
-                            if size != UInt64(payload.count) { throw ClientError.unexpected("size \(size) after the write") }
+                            if size != UInt64(payload.count) { throw WireClientError.unexpected("size \(size) after the write") }
                         }
                         try timed("Tremove") { try c.remove(1) }
                         outcome.loops += 1
@@ -129,7 +137,7 @@ import Testing
         usleep(300_000)
         let live = liveClients(s, clients: 8, duration: .seconds(10))
         #expect(live.loops > 100, "the live clients did only \(live.loops) loops in 10 s")
-        #expect(live.slowest < Self.operationLimit, "a live client's \(live.slowestWhat) took \(ms(live.slowest)) beside a client that reads nothing")
+        expectPrompt(live.slowest, under: Self.operationLimit, "a live client's \(live.slowestWhat) beside a client that reads nothing")
         let held = expectSharesKept(s, "beside 8 live clients")
         #expect(held > 0, "the stopped reader holds no large buffer: its replies did not back up, so the test proved nothing")
         print("isolation: 8 live clients, \(live.loops) loops in 10 s, slowest operation \(ms(live.slowest)) (\(live.slowestWhat)); the stopped reader holds \(held) of \(s.server.memoryPlan.largePerConnection) large buffers")
@@ -147,13 +155,13 @@ import Testing
             $0.largeBuffers = 96
         }
         defer { s.shutdown() }
-        var stopped: [RawClient] = []
+        var stopped: [WireClient] = []
         defer { for c in stopped { c.close() } }
         for _ in 0..<63 { stopped.append(try stoppedReader(s, reads: 64)) }
         usleep(500_000)
         let live = liveClients(s, clients: 1, duration: .seconds(5))
         #expect(live.loops > 20, "the live client did only \(live.loops) loops in 5 s")
-        #expect(live.slowest < Self.operationLimit, "the live client's \(live.slowestWhat) took \(ms(live.slowest)) beside 63 clients that read nothing")
+        expectPrompt(live.slowest, under: Self.operationLimit, "the live client's \(live.slowestWhat) beside 63 clients that read nothing")
         expectSharesKept(s, "63 stopped clients")
         print("isolation: 63 stopped clients, the live one did \(live.loops) loops in 5 s, slowest operation \(ms(live.slowest)) (\(live.slowestWhat))")
     }
@@ -164,7 +172,7 @@ import Testing
     func aClientThatFloodsTflushAndReadsNothingDelaysNoOther() throws {
         let s = try server { $0.workerThreads = 4 }
         defer { s.shutdown() }
-        let flooder = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: 4096)
+        let flooder = try s.client(timeoutSeconds: 5, receiveBufferBytes: 4096)
         defer { flooder.close() }
         _ = try flooder.version(msize: Self.msize)
         let flood = Flag()
@@ -189,7 +197,7 @@ import Testing
         }
         let live = liveClients(s, clients: 4, duration: .seconds(5))
         flood.set()
-        #expect(live.slowest < Self.operationLimit, "a live client's \(live.slowestWhat) took \(ms(live.slowest)) beside a client flooding Tflush")
+        expectPrompt(live.slowest, under: Self.operationLimit, "a live client's \(live.slowestWhat) beside a client flooding Tflush")
         #expect(sent.load(ordering: .relaxed) > 1000, "the flooder sent only \(sent.load(ordering: .relaxed)) Tflushes")
         expectSharesKept(s, "beside a Tflush flood")
         print("isolation: Tflush flood of \(sent.load(ordering: .relaxed)) frames unread; 4 live clients, \(live.loops) loops, slowest \(ms(live.slowest)) (\(live.slowestWhat))")
@@ -277,7 +285,7 @@ import Testing
         let data = pseudoRandomBytes(1 << 20, seed: 7)
         makeFile(s("big.bin"), data)
         makeFile(s("out.bin"))
-        let b = try bigFileReader(s, receiveBufferBytes: 4096, sendBufferBytes: 4096)
+        let b = try bigFileReader(s, receiveBufferBytes: 4096)
         defer { b.close() }
         let a = try s.session(msize: 1 << 20)
         try a.walk(0, 1, ["out.bin"])
@@ -295,7 +303,7 @@ import Testing
         while got.count < 2, case let .message(m) = a.receive() { got[m.tag] = clock.now - sentAt }
         #expect(got[100] != nil && got[101] != nil, "A got replies for \(got.keys.sorted()) while B read nothing")
         if let flushed = got[101] {
-            #expect(flushed < .seconds(1), "A's Rflush came \(ms(flushed)) after its Tflush, with B reading nothing")
+            expectPrompt(flushed, under: .seconds(1), "A's Rflush after its Tflush, with B reading nothing")
         }
         print("cross-connection flush: with B reading nothing, A's Rwrite after \(got[100].map(ms) ?? "never"), Rflush after \(got[101].map(ms) ?? "never")")
     }
@@ -303,8 +311,8 @@ import Testing
 
 /// A client that negotiated msize 1 MiB with "big.bin" of `s` open for reading as fid 1. Small
 /// socket buffers make its replies back up at once when it does not read.
-func bigFileReader(_ s: TestServer, receiveBufferBytes: Int32, sendBufferBytes: Int32? = nil) throws -> RawClient {
-    let c = try RawClient(port: s.port, timeoutSeconds: 5, receiveBufferBytes: receiveBufferBytes, sendBufferBytes: sendBufferBytes)
+func bigFileReader(_ s: TestServer, receiveBufferBytes: Int32) throws -> WireClient {
+    let c = try s.client(timeoutSeconds: 5, receiveBufferBytes: receiveBufferBytes)
     _ = try c.version(msize: 1 << 20)
     try c.attach(fid: 0)
     try c.walk(0, 1, ["big.bin"])

@@ -1,5 +1,6 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
 
@@ -25,16 +26,22 @@ import Testing
         #expect(errnoOf { try other.walk(0, 8, []) } == LinuxErrno.EMFILE)
     }
 
+    /// Accepted over TCP (the listener's accept loop closes the connection beyond the limit),
+    /// and handed in on a socketpair (`serve(connectedSocket:)` refuses it): the same admission.
     @Test func aConnectionBeyondTheLimitIsClosedWhileTheOthersWork() throws {
-        let s = try TestServer { $0.maxConnections = 2 }
+        let s = try TestServer(transport: .tcp) { $0.maxConnections = 2 }
         defer { s.shutdown() }
+        let port = try #require(s.port)
         let first = try s.session()
-        let second = try s.session()
-        let third = try s.client(timeoutSeconds: 3)
+        let second = try WireClient(port: port)
+        try second.version()
+        try second.attach()
+        let third = try WireClient(port: port, timeoutSeconds: 3)
         third.send(.version(msize: 8192, version: third.view("9P2000.L")), tag: NineP.noTag)
         let seen = third.waitForClose()
         #expect(seen != nil, "the third connection was not closed")
         #expect(seen?.isEmpty == true, "the third connection got a reply")
+        #expect(throws: RefusedConnection.self, "a socketpair beyond the limit was served") { try s.client() }
         #expect(try first.getattr(0).qid.isDirectory)
         #expect(try second.getattr(0).qid.isDirectory)
 
@@ -43,7 +50,7 @@ import Testing
         let deadline = ContinuousClock.now + .seconds(3)
         var served = false
         while !served && ContinuousClock.now < deadline {
-            let next = try s.client(timeoutSeconds: 1)
+            let next = try WireClient(port: port, timeoutSeconds: 1)
             if (try? next.version()) != nil {
                 try next.attach()
                 served = try next.getattr(0).qid.isDirectory

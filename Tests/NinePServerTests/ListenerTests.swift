@@ -1,4 +1,5 @@
 import Glibc
+import NinePTestSupport
 import NinePTransport
 import Testing
 

@@ -1,6 +1,7 @@
 import Glibc
 import MetricsTestKit
 import NinePMemory
+import NinePTestSupport
 import NinePTransport
 import Synchronization
 import Testing

@@ -1,6 +1,7 @@
 import Glibc
 import NinePMemory
 import NinePServer
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Synchronization
@@ -61,11 +62,12 @@ import Testing
             makeFile(s("file\(c)"), bytes)
         }
         let outcome = Outcome()
-        let port = s.port
+        let sockets = try (0..<connections).map { _ in try s.connectedSocket() }
         for c in 0..<connections {
+            let socket = sockets[c]
             DaemonThread.start(name: "mem-client-\(c)") {
                 do {
-                    try Self.drive(port: port, connection: c)
+                    try Self.drive(socket: socket, connection: c)
                 } catch {
                     outcome.failures.withLock { $0.append("connection \(c): \(error)") }
                 }
@@ -116,17 +118,13 @@ import Testing
         return bytes
     }
 
-    static func same(_ view: ByteView, _ expected: [UInt8]) -> Bool {
-        view.count == expected.count && expected.withUnsafeBytes { memcmp($0.baseAddress!, view.base.baseAddress!, view.count) == 0 }
-    }
-
     /// Three rounds, each with every request sent before any reply is read (a sender thread
     /// writes while this thread reads, so neither side blocks the other).
-    static func drive(port: UInt16, connection c: Int) throws {
-        let client = try RawClient(port: port, timeoutSeconds: 60)
+    static func drive(socket: Int32, connection c: Int) throws {
+        let client = WireClient(connectedSocket: socket, timeoutSeconds: 60)
         defer { client.close() }
         let (negotiated, _) = try client.version(msize: msize)
-        guard negotiated == msize else { throw ClientError.unexpected("msize \(negotiated)") }
+        guard negotiated == msize else { throw WireClientError.unexpected("msize \(negotiated)") }
         try client.attach(fid: 0)
         try client.walk(0, 1, ["file\(c)"])
         _ = try client.lopen(1, OpenFlags.readWrite)
@@ -159,27 +157,27 @@ import Testing
             let total = expectations.count
             while !expectations.isEmpty {
                 guard case let .message(m) = client.receive() else {
-                    throw ClientError.unexpected("round \(round): connection closed or timed out after \(total - expectations.count) of \(total) replies")
+                    throw WireClientError.unexpected("round \(round): connection closed or timed out after \(total - expectations.count) of \(total) replies")
                 }
                 guard let expected = expectations.removeValue(forKey: m.tag) else {
-                    throw ClientError.unexpected("round \(round): reply for unknown or repeated tag \(m.tag)")
+                    throw WireClientError.unexpected("round \(round): reply for unknown or repeated tag \(m.tag)")
                 }
                 switch (expected, m.response) {
                 case let (slot, .read(data)) where slot >= 0:
                     let generation = round == 1 ? 0 : round - 1
-                    guard same(data, pattern(connection: c, slot: slot, generation: generation)) else {
-                        throw ClientError.unexpected("round \(round): slot \(slot) read back wrong bytes (\(data.count) bytes)")
+                    guard data.holds(pattern(connection: c, slot: slot, generation: generation)) else {
+                        throw WireClientError.unexpected("round \(round): slot \(slot) read back wrong bytes (\(data.count) bytes)")
                     }
                 case let (-1, .write(count)):
-                    guard count == UInt32(chunk) else { throw ClientError.unexpected("short write \(count)") }
+                    guard count == UInt32(chunk) else { throw WireClientError.unexpected("short write \(count)") }
                 case (-2, .getattr):
                     break
                 default:
-                    throw ClientError.unexpected("round \(round): tag \(m.tag) got \(m.response)")
+                    throw WireClientError.unexpected("round \(round): tag \(m.tag) got \(m.response)")
                 }
             }
             while sender.finished.load(ordering: .acquiring) == 0 { usleep(1000) }
-            guard sender.finished.load(ordering: .acquiring) == 1 else { throw ClientError.unexpected("round \(round): sending failed") }
+            guard sender.finished.load(ordering: .acquiring) == 1 else { throw WireClientError.unexpected("round \(round): sending failed") }
         }
     }
 }

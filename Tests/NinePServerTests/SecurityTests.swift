@@ -1,5 +1,6 @@
 import Glibc
 import NinePServer
+import NinePTestSupport
 import NinePWire
 import Testing
 
@@ -135,7 +136,7 @@ import Testing
             #expect(errnoOf { try c.renameat(0, "f", 0, name) } == LinuxErrno.EINVAL, "renameat to \(name.debugDescription)")
             #expect(errnoOf { try c.renameat(0, name, 0, "x") } == LinuxErrno.EINVAL, "renameat from \(name.debugDescription)")
             #expect(errnoOf { try c.unlinkat(0, name) } == LinuxErrno.EINVAL, "unlinkat \(name.debugDescription)")
-            #expect(errnoOf { try c.unlinkat(0, name, flags: AT_REMOVEDIR_9P) } == LinuxErrno.EINVAL, "rmdir \(name.debugDescription)")
+            #expect(errnoOf { try c.unlinkat(0, name, flags: UnlinkFlags.removeDir) } == LinuxErrno.EINVAL, "rmdir \(name.debugDescription)")
             #expect(errnoOf { try c.rename(1, 0, name) } == LinuxErrno.EINVAL, "rename \(name.debugDescription)")
             if name != ".." {
                 #expect(errnoOf { try c.walk(0, 3, [name]) } == LinuxErrno.EINVAL, "walk \(name.debugDescription)")
@@ -186,7 +187,7 @@ import Testing
         #expect(errnoOf { try c.setattr(2, SetattrFields(valid: SetattrValid.size, size: 0)) } == LinuxErrno.EROFS)
         #expect(errnoOf { try c.setattr(2, SetattrFields(valid: SetattrValid.mode, mode: 0o777)) } == LinuxErrno.EROFS)
         #expect(errnoOf { try c.unlinkat(0, "f") } == LinuxErrno.EROFS)
-        #expect(errnoOf { try c.unlinkat(0, "d", flags: AT_REMOVEDIR_9P) } == LinuxErrno.EROFS)
+        #expect(errnoOf { try c.unlinkat(0, "d", flags: UnlinkFlags.removeDir) } == LinuxErrno.EROFS)
         #expect(errnoOf { try c.renameat(0, "f", 0, "g") } == LinuxErrno.EROFS)
         #expect(errnoOf { try c.symlink(0, "ln", target: "f") } == LinuxErrno.EROFS)
         #expect(errnoOf { try c.mknod(0, "p", mode: Mode.fifo | 0o644) } == LinuxErrno.EROFS)

@@ -1,6 +1,7 @@
 import Glibc
 import Logging
 import NinePServer
+import NinePTestSupport
 import NinePTransport
 import NinePWire
 import Testing
@@ -21,7 +22,7 @@ import Testing
         #expect(st.st_mode & 0o777 == 0o600, "socket mode \(String(st.st_mode & 0o777, radix: 8)), want 600")
 
         makeFile(s("hello.txt"), Array("over a unix socket".utf8))
-        let c = try RawClient(unixPath: path)
+        let c = try WireClient(unixPath: path)
         try c.version()
         try c.attach(fid: 0, nuname: 0)
         try c.walk(0, 1, ["hello.txt"])
@@ -61,7 +62,7 @@ import Testing
         #expect(lstat(path, &after) == 0, "the live socket was unlinked")
         #expect(after.st_ino == before.st_ino, "the live socket was replaced")
         makeFile(s("still.txt"), Array("served".utf8))
-        let c = try RawClient(unixPath: path)
+        let c = try WireClient(unixPath: path)
         try c.version()
         try c.attach(fid: 0, nuname: 0)
         try c.walk(0, 1, ["still.txt"])
@@ -85,7 +86,7 @@ import Testing
 
         let s = try TestServer { $0.listen.append(.unix(path: path)) }
         defer { s.shutdown() }
-        let c = try RawClient(unixPath: path)
+        let c = try WireClient(unixPath: path)
         try c.version()
         try c.attach(fid: 0, nuname: 0)
         #expect(try c.getattr(0).qid.isDirectory)

@@ -1,4 +1,5 @@
 @testable import NinePServer
+import NinePTestSupport
 import Testing
 
 /// Workers are shared fairly: each connection has its own queue and the workers take one

@@ -1,5 +1,5 @@
-import Testing
 @testable import NinePWire
+import Testing
 
 /// Each hand-written vector in `Golden` must be exactly what the encoder produces, and must
 /// decode to the expected fields.

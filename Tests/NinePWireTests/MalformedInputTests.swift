@@ -1,5 +1,5 @@
-import Testing
 @testable import NinePWire
+import Testing
 
 /// Bad input always gives the expected `WireError`, never a trap.
 @Suite("Malformed input")

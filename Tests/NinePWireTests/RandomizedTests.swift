@@ -1,5 +1,5 @@
-import Testing
 @testable import NinePWire
+import Testing
 
 /// A deterministic generator (SplitMix64) so that a failure reproduces.
 struct SplitMix64: RandomNumberGenerator {

@@ -1,5 +1,5 @@
-import Testing
 @testable import NinePWire
+import Testing
 
 /// Every message, in both directions, survives encode -> decode unchanged.
 @Suite("Round trips")

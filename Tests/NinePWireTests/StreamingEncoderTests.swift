@@ -1,5 +1,5 @@
-import Testing
 @testable import NinePWire
+import Testing
 
 /// The encoders that write in place: Rread/Rwalk/Rreaddir built piecewise, and the client-side
 /// twalk/twrite/rlerror helpers. Their output must equal the golden vectors byte for byte.

@@ -1,59 +1,71 @@
 import Glibc
+import NinePClient
 import NinePTransport
 import NinePWire
 import Synchronization
 
-/// A 9P server written for one test: it answers Tversion and Tattach itself and hands every
-/// other message to the test's handler, which answers (or does not) as the scenario needs.
+/// A 9P server written for one test, at the other end of a socketpair from its client: it
+/// answers Tversion and Tattach itself and hands every other message to the test's handler, which answers (or does not) as the scenario needs.
 /// It records every message it receives, so a test can check what the client sent.
-final class FakeServer: Sendable {
+public final class FakeServer: Sendable {
     /// What arrived, in order.
-    struct Received: Sendable, Equatable {
-        let type: MessageType
-        let tag: UInt16
+    public struct Received: Sendable, Equatable {
+        public let type: MessageType
+        public let tag: UInt16
         /// Tflush's oldtag; the fid of fid-based requests; Twalk's newfid.
-        let oldtag: UInt16?
-        let fid: UInt32?
-        let newfid: UInt32?
-        let names: Int
+        public let oldtag: UInt16?
+        public let fid: UInt32?
+        public let newfid: UInt32?
+        public let names: Int
         /// Twrite's byte count.
-        var size = 0
+        public var size = 0
     }
 
-    let port: UInt16
-    private let listener: Listener
     private let received = Mutex<[Received]>([])
-    private let peerFD = Mutex<Int32>(-1)
+    /// The server's end of the socketpair (-1 once closed).
+    private let peerFD: Mutex<Int32>
+    /// The client's end, until `connect` takes it.
+    private let clientFD: Mutex<Int32>
     private let sendLock = Mutex(())
     private let handler: @Sendable (FakeServer, Received) -> Void
 
-    init(_ handler: @escaping @Sendable (FakeServer, Received) -> Void) throws {
-        listener = try Listener(.tcp(host: "127.0.0.1", port: 0))
-        port = listener.boundPort
+    public init(_ handler: @escaping @Sendable (FakeServer, Received) -> Void) throws {
+        let (client, server) = try makeSocketPair()
+        peerFD = Mutex(server)
+        clientFD = Mutex(client)
         self.handler = handler
-        DaemonThread.start(name: "fake-9p") { [self] in serve() }
+        DaemonThread.start(name: "fake-9p") { [self] in serve(server) }
     }
 
-    var address: String { "tcp:127.0.0.1:\(port)" }
-    var log: [Received] { received.withLock { $0 } }
+    deinit {
+        let client = clientFD.withLock { $0 }
+        if client >= 0 { Glibc.close(client) }
+    }
+
+    /// A NinePClient connected to this server (once: the client gets the socketpair's end).
+    public func connect(msize: UInt32 = 65536, maxInFlight: Int = 32, flushGrace: Duration = .milliseconds(250)) async throws -> NinePClient {
+        let fd = clientFD.withLock { fd in
+            defer { fd = -1 }
+            return fd
+        }
+        guard fd >= 0 else { throw WireClientError.unexpected("FakeServer.connect called twice") }
+        let configuration = ClientConfiguration(
+            address: .unix(path: "fake-server"), uname: "test", uid: 0, msize: msize, maxInFlight: maxInFlight, flushGrace: flushGrace)
+        return try await NinePClient.connect(configuration, connectedSocket: fd)
+    }
+
+    public var log: [Received] { received.withLock { $0 } }
 
     /// Closes the client's connection (as a crashing server would).
-    func dropConnection() {
-        let fd = peerFD.withLock { $0 }
-        if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+    public func dropConnection() {
+        peerFD.withLock { fd in
+            if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
+        }
     }
 
-    func stop() {
-        listener.close()
-        dropConnection()
-    }
+    public func stop() { dropConnection() }
 
-    private func serve() {
-        let fd = ninepAccept(listener.fd)
-        guard fd >= 0 else { return }
-        var one: Int32 = 1
-        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-        peerFD.withLock { $0 = fd }
+    private func serve(_ fd: Int32) {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
         while SocketIO.readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<7])) == .complete {
@@ -72,7 +84,10 @@ final class FakeServer: Sendable {
                 handler(self, record)
             }
         }
-        close(fd)
+        peerFD.withLock { fd in
+            Glibc.close(fd)
+            fd = -1
+        }
     }
 
     private static func record(_ message: TMessage) -> Received {
@@ -90,34 +105,38 @@ final class FakeServer: Sendable {
     // MARK: Replies
 
     /// Sends one reply frame encoded by `encode`.
-    func reply(tag: UInt16, _ encode: (inout WireWriter, UInt16) throws -> Void) {
-        let fd = peerFD.withLock { $0 }
+    public func reply(tag: UInt16, _ encode: (inout WireWriter, UInt16) throws -> Void) {
         var bytes = [UInt8](repeating: 0, count: 4096)
         let length = bytes.withUnsafeMutableBytes { raw -> Int in
             var writer = WireWriter(raw)
             try? encode(&writer, tag)
             return writer.offset
         }
-        sendLock.withLock { _ in _ = bytes.withUnsafeBytes { SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: $0[0..<length])) } }
+        bytes.withUnsafeBytes { write(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
     }
 
-    func rflush(tag: UInt16) { reply(tag: tag) { w, tag in try Response.flush.encode(tag: tag, into: &w) } }
-    func rclunk(tag: UInt16) { reply(tag: tag) { w, tag in try Response.clunk.encode(tag: tag, into: &w) } }
-    func rlerror(tag: UInt16, _ errno: UInt32) { reply(tag: tag) { w, tag in try w.rlerror(tag: tag, errno: errno) } }
+    /// Writes one whole frame (frames of several threads never interleave).
+    private func write(_ frame: UnsafeRawBufferPointer) {
+        let fd = peerFD.withLock { $0 }
+        sendLock.withLock { _ in _ = SocketIO.writeFully(fd, frame) }
+    }
+
+    public func rflush(tag: UInt16) { reply(tag: tag) { w, tag in try Response.flush.encode(tag: tag, into: &w) } }
+    public func rclunk(tag: UInt16) { reply(tag: tag) { w, tag in try Response.clunk.encode(tag: tag, into: &w) } }
+    public func rlerror(tag: UInt16, _ errno: UInt32) { reply(tag: tag) { w, tag in try w.rlerror(tag: tag, errno: errno) } }
 
     /// 9P2000.u's Rerror (type 107: ename[s] errno[4]), built by hand as another server sends it.
-    func rerror(tag: UInt16, _ ename: String, errno: UInt32) {
+    public func rerror(tag: UInt16, _ ename: String, errno: UInt32) {
         let name = Array(ename.utf8)
         var frame: [UInt8] = [0, 0, 0, 0, 107, UInt8(tag & 0xFF), UInt8(tag >> 8)]
         frame += [UInt8(name.count & 0xFF), UInt8(name.count >> 8)] + name
         frame += (0..<4).map { UInt8(truncatingIfNeeded: errno >> ($0 * 8)) }
         let size = UInt32(frame.count)
         frame.replaceSubrange(0..<4, with: (0..<4).map { UInt8(truncatingIfNeeded: size >> ($0 * 8)) })
-        let fd = peerFD.withLock { $0 }
-        sendLock.withLock { _ in _ = frame.withUnsafeBytes { SocketIO.writeFully(fd, $0) } }
+        frame.withUnsafeBytes { write($0) }
     }
 
-    func rwalk(tag: UInt16, names: Int) {
+    public func rwalk(tag: UInt16, names: Int) {
         reply(tag: tag) { w, tag in
             try w.beginRwalk(tag: tag)
             for index in 0..<names { try w.qid(Qid(type: 0, version: 0, path: UInt64(100 + index))) }
@@ -125,7 +144,7 @@ final class FakeServer: Sendable {
         }
     }
 
-    func rgetattr(tag: UInt16, size: UInt64 = 42) {
+    public func rgetattr(tag: UInt16, size: UInt64 = 42) {
         var attributes = Attributes()
         attributes.valid = GetattrMask.basic
         attributes.mode = 0o100644
@@ -134,7 +153,7 @@ final class FakeServer: Sendable {
     }
 
     /// The usual answer to anything the scenario does not care about.
-    func answerNormally(_ message: Received) {
+    public func answerNormally(_ message: Received) {
         switch message.type {
         case .tclunk: rclunk(tag: message.tag)
         case .tflush: rflush(tag: message.tag)
@@ -146,17 +165,10 @@ final class FakeServer: Sendable {
     }
 }
 
-private func ninepAccept(_ fd: Int32) -> Int32 {
-    while true {
-        let client = accept(fd, nil, nil)
-        if client >= 0 || errno != EINTR { return client }
-    }
-}
-
 extension FakeServer {
     /// A server on which one-name walks are never answered; every other request is answered
     /// normally, and a Tflush with Rflush at once (`answerFlushes`) or never.
-    static func withStuckWalks(answerFlushes: Bool) throws -> FakeServer {
+    public static func withStuckWalks(answerFlushes: Bool) throws -> FakeServer {
         try FakeServer { server, message in
             switch message.type {
             case .twalk where message.names == 1: break

@@ -1,4 +1,40 @@
 import Glibc
+import NinePTransport
+import Synchronization
+
+/// An atomic flag shared with a thread that may outlive the waiter.
+public final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    public init() {}
+    public func set() { value.store(true, ordering: .releasing) }
+    public var isSet: Bool { value.load(ordering: .acquiring) }
+}
+
+/// Runs `body` on a thread of its own after `delay` (a fake server answering late).
+public func runAfter(_ delay: Duration, _ body: @escaping @Sendable () -> Void) {
+    let (seconds, attoseconds) = delay.components
+    let micros = UInt32(seconds * 1_000_000 + attoseconds / 1_000_000_000_000)
+    DaemonThread.start(name: "test-after") {
+        usleep(micros)
+        body()
+    }
+}
+
+/// Polls `condition` (every millisecond unless told otherwise) for at most `limit`; true as
+/// soon as it holds.
+public func waitUntil(within limit: Duration, pollingEvery interval: Duration = .milliseconds(1), _ condition: () -> Bool) -> Bool {
+    let clock = ContinuousClock()
+    let start = clock.now
+    let (seconds, attoseconds) = interval.components
+    let micros = UInt32(clamping: max(1, seconds * 1_000_000 + attoseconds / 1_000_000_000_000))
+    while clock.now - start < limit {
+        if condition() { return true }
+        usleep(micros)
+    }
+    return condition()
+}
+
+// MARK: - Thread capabilities
 
 // A thread's own capability sets, for tests of a server whose worker threads lack one: a
 // server started on such a thread starts its threads from it, and they inherit the sets.
@@ -28,9 +64,9 @@ func dropThreadCapability(_ capability: Int) -> Bool {
 
 /// Runs `body` on a new thread without `capability` and waits for it; its result or error
 /// comes back to the caller.
-func onThreadWithout<T>(capability: Int, _ body: @escaping () throws -> T) throws -> T {
+public func onThreadWithout<T>(capability: Int, _ body: @escaping () throws -> T) throws -> T {
     let job = CapabilityJob<T> {
-        guard dropThreadCapability(capability) else { throw ClientError.unexpected("cannot drop capability \(capability)") }
+        guard dropThreadCapability(capability) else { throw WireClientError.unexpected("cannot drop capability \(capability)") }
         return try body()
     }
     var thread = pthread_t()
@@ -38,7 +74,7 @@ func onThreadWithout<T>(capability: Int, _ body: @escaping () throws -> T) throw
         Unmanaged<ThreadJob>.fromOpaque(raw!).takeUnretainedValue().run()
         return nil
     }, Unmanaged.passUnretained(job as ThreadJob).toOpaque())
-    guard rc == 0 else { throw ClientError.unexpected("pthread_create: \(rc)") }
+    guard rc == 0 else { throw WireClientError.unexpected("pthread_create: \(rc)") }
     pthread_join(thread, nil)
     return try job.result!.get()
 }

@@ -15,42 +15,42 @@ import Testing
 /// Tags are reserved from the send until the request is resolved (reply, or an Rflush of a
 /// flush of it) AND every Tflush naming it as oldtag has its Rflush; `freeTag` hands them out
 /// again, preferring the most recently freed so that tags are reused as soon as they may be.
-final class FlushLedger {
-    let name: String
-    let clock = ContinuousClock()
-    let start: ContinuousClock.Instant
+public final class FlushLedger {
+    public let name: String
+    public let clock = ContinuousClock()
+    public let start: ContinuousClock.Instant
     /// Rflush later than this after its Tflush (or after the reply of the request it flushed,
-    /// when that came later) is an issue.
-    var flushLatencyLimit: Duration = .seconds(1)
+    /// when that came later) is an issue where latency bounds are enforced (`LatencyBounds`).
+    public var flushLatencyLimit: Duration = .seconds(1)
 
-    enum Outcome: Equatable { case pending, replied, aborted }
+    public enum Outcome: Equatable { case pending, replied, aborted }
 
-    final class Instance {
-        let id: Int
-        let tag: UInt16
-        let label: String
-        let sentAt: ContinuousClock.Instant
-        let isFlush: Bool
+    public final class Instance {
+        public let id: Int
+        public let tag: UInt16
+        public let label: String
+        public let sentAt: ContinuousClock.Instant
+        public let isFlush: Bool
         /// For a Tflush: what its oldtag named when it was sent (a request in flight, a resolved
         /// one whose tag is still reserved, or a placeholder for a free tag).
-        let target: Instance?
-        var outcome = Outcome.pending
-        var resolvedAt: ContinuousClock.Instant?
+        public let target: Instance?
+        public var outcome = Outcome.pending
+        public var resolvedAt: ContinuousClock.Instant?
         /// The Tflush whose Rflush ended this request without a reply.
-        var abortedBy: Instance?
+        public var abortedBy: Instance?
         /// Tflushes sent naming this tag, in send order.
-        var flushers: [Instance] = []
-        var pendingTargeters = 0
+        public var flushers: [Instance] = []
+        public var pendingTargeters = 0
         /// A request that cannot complete (a FIFO read with no data): a reply is an issue.
-        var mustNotReply = false
+        public var mustNotReply = false
         /// Checks the reply; returns what is wrong with it.
-        var validate: ((Response) -> String?)?
+        public var validate: ((Response) -> String?)?
         /// Called once when resolved: with the reply, or nil when aborted.
-        var onResolve: ((Response?) -> Void)?
+        public var onResolve: ((Response?) -> Void)?
         /// A placeholder for a tag that was not in use when a Tflush named it.
-        var placeholder = false
+        public var placeholder = false
 
-        init(id: Int, tag: UInt16, label: String, sentAt: ContinuousClock.Instant, isFlush: Bool, target: Instance?) {
+        public init(id: Int, tag: UInt16, label: String, sentAt: ContinuousClock.Instant, isFlush: Bool, target: Instance?) {
             self.id = id
             self.tag = tag
             self.label = label
@@ -61,31 +61,31 @@ final class FlushLedger {
     }
 
     private var nextID = 0
-    private(set) var owners: [UInt16: Instance] = [:]
+    public private(set) var owners: [UInt16: Instance] = [:]
     private var lastUse: [UInt16: Instance] = [:]
     private var everUsed: Set<UInt16> = []
-    private(set) var recentlyFreed: [UInt16] = []
-    let tagPool: ClosedRange<UInt16>
+    public private(set) var recentlyFreed: [UInt16] = []
+    public let tagPool: ClosedRange<UInt16>
     private var log: [String] = []
     private var logHead = 0
     private let logCapacity = 600
-    private(set) var issues = 0
-    let maxIssues = 25
+    public private(set) var issues = 0
+    public let maxIssues = 25
 
     // Counts for the report.
-    private(set) var requests = 0
-    private(set) var flushes = 0
-    private(set) var aborted = 0
-    private(set) var repliedThenFlushed = 0
-    private(set) var flushesOfFlushes = 0
-    private(set) var flushesOfFreeTags = 0
-    private(set) var repeatedFlushes = 0
-    private(set) var tagReuses = 0
-    private(set) var maxFlushLatency: Duration = .zero
-    private(set) var maxAbortLatency: Duration = .zero
+    public private(set) var requests = 0
+    public private(set) var flushes = 0
+    public private(set) var aborted = 0
+    public private(set) var repliedThenFlushed = 0
+    public private(set) var flushesOfFlushes = 0
+    public private(set) var flushesOfFreeTags = 0
+    public private(set) var repeatedFlushes = 0
+    public private(set) var tagReuses = 0
+    public private(set) var maxFlushLatency: Duration = .zero
+    public private(set) var maxAbortLatency: Duration = .zero
     private var abortLatencyTotal: Duration = .zero
 
-    init(name: String, tags: ClosedRange<UInt16>) {
+    public init(name: String, tags: ClosedRange<UInt16>) {
         self.name = name
         tagPool = tags
         start = clock.now
@@ -94,12 +94,12 @@ final class FlushLedger {
 
     // MARK: Tags
 
-    var busyCount: Int { owners.count }
+    public var busyCount: Int { owners.count }
 
-    func isFree(_ tag: UInt16) -> Bool { owners[tag] == nil }
+    public func isFree(_ tag: UInt16) -> Bool { owners[tag] == nil }
 
     /// A free tag of the pool: usually the most recently freed one (immediate reuse).
-    func freeTag(using rng: inout SeededGenerator, preferRecent: Double = 0.6, excluding excluded: UInt16? = nil) -> UInt16? {
+    public func freeTag(using rng: inout SeededGenerator, preferRecent: Double = 0.6, excluding excluded: UInt16? = nil) -> UInt16? {
         recentlyFreed.removeAll { owners[$0] != nil }
         let candidates = recentlyFreed.indices.filter { recentlyFreed[$0] != excluded }
         guard let last = candidates.last else { return nil }
@@ -122,7 +122,7 @@ final class FlushLedger {
     }
 
     /// The last wire events (all, or those naming one of `tags`).
-    func wireLog(tags: Set<UInt16>? = nil, last: Int = 25) -> String {
+    public func wireLog(tags: Set<UInt16>? = nil, last: Int = 25) -> String {
         let ordered = Array(log[logHead...] + log[..<logHead])
         let chosen = tags.map { wanted in
             ordered.filter { line in wanted.contains { line.contains(" tag \($0) ") || line.contains("oldtag \($0) ") } }
@@ -131,11 +131,11 @@ final class FlushLedger {
     }
 
     /// Where issues go (a test of the ledger itself collects them instead).
-    var sink: ((String, SourceLocation) -> Void) = { message, location in Issue.record("\(message)", sourceLocation: location) }
+    public var sink: ((String, SourceLocation) -> Void) = { message, location in Issue.record("\(message)", sourceLocation: location) }
     /// Every issue message, for tests that inspect them.
-    private(set) var issueMessages: [String] = []
+    public private(set) var issueMessages: [String] = []
 
-    func issue(_ message: String, tags: Set<UInt16>, sourceLocation: SourceLocation = #_sourceLocation) {
+    public func issue(_ message: String, tags: Set<UInt16>, sourceLocation: SourceLocation = #_sourceLocation) {
         issues += 1
         issueMessages.append(message)
         if issues <= maxIssues {
@@ -159,21 +159,15 @@ final class FlushLedger {
 
     /// Records a request sent with `tag` (which must be free).
     @discardableResult
-    func sentRequest(tag: UInt16, label: String) -> Instance {
+    public func sentRequest(tag: UInt16, label: String) -> Instance {
         precondition(owners[tag] == nil, "test bug: tag \(tag) reused while reserved")
-        nextID += 1
-        let instance = Instance(id: nextID, tag: tag, label: label, sentAt: clock.now, isFlush: false, target: nil)
-        owners[tag] = instance
-        if everUsed.contains(tag) { tagReuses += 1 }
-        everUsed.insert(tag)
         requests += 1
-        note("→ tag \(tag) \(label)")
-        return instance
+        return reserve(tag, label: label, target: nil)
     }
 
     /// Records a Tflush(oldtag) sent with `tag` (which must be free).
     @discardableResult
-    func sentFlush(tag: UInt16, oldtag: UInt16) -> Instance {
+    public func sentFlush(tag: UInt16, oldtag: UInt16) -> Instance {
         precondition(owners[tag] == nil, "test bug: tag \(tag) reused while reserved")
         var target = owners[oldtag]
         if target == nil {
@@ -191,8 +185,14 @@ final class FlushLedger {
         } else if target!.outcome != .pending {
             flushesOfFreeTags += 1
         }
+        flushes += 1
+        return reserve(tag, label: "Tflush oldtag \(oldtag) ", target: target)
+    }
+
+    /// A new instance holding `tag` (a Tflush when it has a target, which it then names).
+    private func reserve(_ tag: UInt16, label: String, target: Instance?) -> Instance {
         nextID += 1
-        let instance = Instance(id: nextID, tag: tag, label: "Tflush oldtag \(oldtag) ", sentAt: clock.now, isFlush: true, target: target)
+        let instance = Instance(id: nextID, tag: tag, label: label, sentAt: clock.now, isFlush: target != nil, target: target)
         if let target {
             if target.isFlush { flushesOfFlushes += 1 }
             if !target.flushers.isEmpty { repeatedFlushes += 1 }
@@ -202,8 +202,7 @@ final class FlushLedger {
         owners[tag] = instance
         if everUsed.contains(tag) { tagReuses += 1 }
         everUsed.insert(tag)
-        flushes += 1
-        note("→ tag \(tag) Tflush oldtag \(oldtag) ")
+        note("→ tag \(tag) \(label)")
         return instance
     }
 
@@ -215,7 +214,7 @@ final class FlushLedger {
     }
 
     /// Records and checks one reply.
-    func received(_ message: RMessage) {
+    public func received(_ message: RMessage) {
         let now = clock.now
         let tag = message.tag
         let kind: String
@@ -242,7 +241,9 @@ final class FlushLedger {
             if message.response != .flush {
                 issue("Tflush tag \(tag) (oldtag \(instance.target?.tag ?? 0)) answered with \(kind)", tags: [tag])
             }
-            if latency > flushLatencyLimit {
+            if latency > flushLatencyLimit && !LatencyBounds.enforced {
+                print("[\(name)] latency over its bound (asserted in the whole-system phase, NINEP_LATENCY_BOUNDS=1): Rflush tag \(tag) \(ms(latency)) after what it waited for, limit \(ms(flushLatencyLimit))")
+            } else if latency > flushLatencyLimit {
                 issue("Rflush tag \(tag) came \(ms(now - instance.sentAt)) after its Tflush, \(ms(latency)) after what it waited for (limit \(ms(flushLatencyLimit))); it flushed \(describe(instance.target))", tags: [tag, instance.target?.tag ?? tag])
             }
             if let target = instance.target {
@@ -284,11 +285,11 @@ final class FlushLedger {
     }
 
     /// Requests and flushes without a reply or an Rflush.
-    func unresolved() -> [Instance] {
+    public func unresolved() -> [Instance] {
         owners.values.filter { $0.outcome == .pending }.sorted { $0.id < $1.id }
     }
 
-    func describeUnresolved(limit: Int = 12) -> String {
+    public func describeUnresolved(limit: Int = 12) -> String {
         let all = unresolved()
         let shown = all.prefix(limit).map { instance in
             var text = "tag \(instance.tag) \(instance.label) (sent +\(ms(instance.sentAt - start)), \(ms(clock.now - instance.sentAt)) ago"
@@ -301,7 +302,7 @@ final class FlushLedger {
     }
 
     /// One line on an instance, for messages.
-    func summary(_ instance: Instance?) -> String { describe(instance) }
+    public func summary(_ instance: Instance?) -> String { describe(instance) }
 
-    var meanAbortLatency: Duration { aborted == 0 ? .zero : abortLatencyTotal / aborted }
+    public var meanAbortLatency: Duration { aborted == 0 ? .zero : abortLatencyTotal / aborted }
 }

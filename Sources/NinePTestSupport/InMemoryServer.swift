@@ -1,0 +1,45 @@
+import Glibc
+import Logging
+import NinePServer
+
+/// A server in this process over an `InMemoryFileSystem` (whose `faults` a test plans), reached
+/// over socketpairs: `TestServer`'s twin for tests of what 9P means rather than what Linux does.
+public final class InMemoryServer {
+    public let fs = InMemoryFileSystem()
+    public let server: FileServer<InMemoryFileSystem>
+
+    public init(workers: Int = 4) throws {
+        var configuration = ServerConfiguration(exportPath: "memory", listen: [])
+        configuration.workerThreads = workers
+        configuration.largeBuffers = 8
+        var logger = Logger(label: "ninepd-in-memory-test")
+        logger.logLevel = getenv("NINEP_TEST_TRACE") != nil ? .trace : .critical
+        server = try FileServer(configuration: configuration, backend: fs, logger: logger)
+        server.start()
+    }
+
+    deinit { server.shutdown() }
+
+    /// A client on a new socketpair whose other end the server now serves.
+    public func client(timeoutSeconds: Int = 5) throws -> WireClient {
+        let (client, serverEnd) = try makeSocketPair()
+        do {
+            try server.serve(connectedSocket: serverEnd, peer: "socketpair")
+        } catch {
+            Glibc.close(client)
+            throw error
+        }
+        return WireClient(connectedSocket: client, timeoutSeconds: timeoutSeconds)
+    }
+
+    /// A client after Tversion and Tattach of fid 0.
+    public func session() throws -> WireClient {
+        let c = try client()
+        try c.version()
+        try c.attach(fid: 0)
+        return c
+    }
+
+    /// Fids the server holds for all its connections.
+    public var serverFids: Int { server.connectionShares().reduce(0) { $0 + $1.fids } }
+}
