@@ -167,22 +167,11 @@ public final class WireClient {
     fileprivate enum ReadOutcome { case complete, closed, timeout }
 
     fileprivate func readFully(_ buffer: UnsafeMutableRawBufferPointer) -> ReadOutcome {
-        var done = 0
-        while done < buffer.count {
-            let n = recv(fd, buffer.baseAddress! + done, buffer.count - done, 0)
-            if n > 0 {
-                done += n
-            } else if n == 0 {
-                return .closed
-            } else if errno == EINTR {
-                continue
-            } else if errno == EAGAIN || errno == EWOULDBLOCK {
-                return .timeout
-            } else {
-                return .closed  // ECONNRESET and friends
-            }
+        switch SocketIO.readFully(fd, into: buffer) {
+        case .complete: .complete
+        case .closed: .closed
+        case .stalled: .timeout  // SO_RCVTIMEO
         }
-        return .complete
     }
 
     /// Reads one reply frame and decodes it; a frame that does not decode is an issue.

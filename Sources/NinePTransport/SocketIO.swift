@@ -39,7 +39,8 @@ public enum SocketIO {
     }
 
 
-    /// Reads exactly `buffer.count` bytes.
+    /// Reads exactly `buffer.count` bytes. On a socket with a receive timeout (SO_RCVTIMEO), a
+    /// receive that gets no byte for that long ends the read with `.stalled`.
     public static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Outcome {
         var done = 0
         while done < buffer.count {
@@ -48,8 +49,10 @@ public enum SocketIO {
                 done += n
             } else if n == 0 {
                 return .closed
+            } else if errno == EAGAIN || errno == EWOULDBLOCK {
+                return .stalled
             } else if errno != EINTR {
-                return .closed
+                return .closed  // ECONNRESET and friends
             }
         }
         return .complete

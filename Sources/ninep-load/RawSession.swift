@@ -1,4 +1,5 @@
 import Glibc
+import NinePTransport
 import NinePWire
 
 /// One 9P connection driven frame by frame: requests go out with the tags this session picks
@@ -169,20 +170,13 @@ final class RawSession {
     }
 
     private func readExactly(_ buffer: UnsafeMutableRawBufferPointer) throws {
-        var done = 0
-        while done < buffer.count {
-            let n = recv(fd, buffer.baseAddress! + done, buffer.count - done, 0)
-            if n > 0 {
-                done += n
-            } else if n == 0 {
-                throw LoadError.connectionLost("server closed the connection (\(inFlight.count) requests in flight)")
-            } else if errno == EINTR {
-                continue
-            } else if errno == EAGAIN || errno == EWOULDBLOCK {
-                throw LoadError.connectionLost("no reply within \(Int(timeout)) s (\(inFlight.count) requests in flight)")
-            } else {
-                throw LoadError.connectionLost("receive: \(String(cString: strerror(errno)))")
-            }
+        switch SocketIO.readFully(fd, into: buffer) {
+        case .complete:
+            return
+        case .closed:
+            throw LoadError.connectionLost("server closed the connection (\(inFlight.count) requests in flight)")
+        case .stalled:
+            throw LoadError.connectionLost("no reply within \(Int(timeout)) s (\(inFlight.count) requests in flight)")
         }
     }
 }
