@@ -8,6 +8,8 @@ struct Remove: AsyncParsableCommand {
         abstract: "Remove files (and, with -r, directories and everything in them).",
         discussion: """
             Without -r a directory is refused ("Is a directory"); -d removes empty ones.
+            Like coreutils' rm, -r refuses the export root ("/", ".", "a/..", any path that
+            names it) unless --no-preserve-root is given.
 
               ninep rm /tmp/old.log
               ninep rm -r /build
@@ -18,6 +20,7 @@ struct Remove: AsyncParsableCommand {
     @Flag(name: .short, help: "Remove directories and their contents recursively.") var r = false
     @Flag(name: .short, help: "Remove empty directories.") var d = false
     @Flag(name: .short, help: "Ignore paths that do not exist.") var f = false
+    @Flag(help: "Let -r remove everything in the export root (refused without it).") var noPreserveRoot = false
     @Argument(help: "Remote paths.") var paths: [String]
 
     func run() async throws {
@@ -30,8 +33,12 @@ struct Remove: AsyncParsableCommand {
                 return
             }
             if attributes.isDirectory {
+                // Known by its qid, so every spelling of the root is caught ("/", ".", "a/..").
+                let isRoot = attributes.qid.path == client.rootQid.path
+                if r && isRoot && !noPreserveRoot { throw RootRefused(path: path) }
                 if r {
-                    try await removeTree(client, path)
+                    // The export root itself stays (a server cannot remove it): its contents go.
+                    try await removeTree(client, path, keepingItself: isRoot)
                 } else if d {
                     try await client.remove(path, directory: true)
                 } else {
@@ -45,13 +52,21 @@ struct Remove: AsyncParsableCommand {
 
     /// Depth first: the contents, then the directory. Subdirectories are known by their qid,
     /// so a symbolic link to a directory is removed, not followed.
-    private func removeTree(_ client: NinePClient, _ path: String) async throws {
+    private func removeTree(_ client: NinePClient, _ path: String, keepingItself: Bool = false) async throws {
         var names: [(String, Bool)] = []
         for try await entry in client.readdir(path) { names.append((entry.name, entry.qid.isDirectory)) }
         for (name, isDirectory) in names {
             let child = Formatting.join(path, name)
             if isDirectory { try await removeTree(client, child) } else { try await client.remove(child) }
         }
-        try await client.remove(path, directory: true)
+        if !keepingItself { try await client.remove(path, directory: true) }
+    }
+}
+
+/// `rm -r` of the export root without --no-preserve-root.
+struct RootRefused: Error, CustomStringConvertible {
+    let path: String
+    var description: String {
+        "\(path): is the export root: refusing to remove everything in it (use --no-preserve-root to do so)"
     }
 }

@@ -85,10 +85,23 @@ struct NinepCommandTests {
         #expect(result.status == 1 && result.output == "ninep: rm: /a: Is a directory\n", "rm of a directory: \(result.output)")
         result = try ninep(["mkdir", "/a"] + server)
         #expect(result.status == 1 && result.output == "ninep: mkdir: /a: File exists\n", "mkdir of an existing directory: \(result.output)")
+        // The export root is refused however it is spelled, and nothing is removed.
+        for root in ["/", ".", "/a/.."] {
+            result = try ninep(["rm", "-r", root] + server)
+            #expect(result.status == 1 && result.output.contains("is the export root") && result.output.contains("--no-preserve-root"),
+                    "rm -r \(root): \(result.output)")
+            #expect(FileManager.default.fileExists(atPath: export.appendingPathComponent("hello.txt").path), "rm -r \(root) removed files")
+        }
         result = try ninep(["rm", "-r", "/a"] + server)
         #expect(result.status == 0 && !FileManager.default.fileExists(atPath: export.appendingPathComponent("a").path), "rm -r: \(result.output)")
         result = try ninep(["ls", "/"] + server)
         #expect(result.output == "hello.txt\n")
+
+        // Asked for explicitly, everything in the root goes; the root itself stays.
+        result = try ninep(["mkdir", "-p", "/x/y"] + server)
+        result = try ninep(["rm", "-r", "--no-preserve-root", "/"] + server)
+        #expect(result.status == 0, "rm -r --no-preserve-root /: \(result.output)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: export.path).isEmpty, "the export is not empty")
     }
 
     @Test func addressFromEnvironmentAndExitStatusOfConnectionProblems() throws {
