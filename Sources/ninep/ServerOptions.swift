@@ -31,6 +31,15 @@ struct ServerOptions: ParsableArguments {
         guard let text = server ?? getenv("NINEP_SERVER").map({ String(cString: $0) }), !text.isEmpty else {
             throw ValidationError("no server: pass --server tcp:HOST:PORT or set NINEP_SERVER")
         }
+        // Typos that would otherwise be read as a host: "tpc:HOST:PORT" (an unknown scheme)
+        // and "5640" (a port with no host).
+        if let colon = text.firstIndex(of: ":"), text[..<colon].allSatisfy(\.isLetter), !text[..<colon].isEmpty,
+           text[text.index(after: colon)...].contains(":"), !text.hasPrefix("tcp:") && !text.hasPrefix("unix:") {
+            throw ValidationError("'\(text)': unknown scheme '\(text[..<colon]):': use tcp:HOST:PORT, HOST:PORT, unix:PATH or /PATH")
+        }
+        if !text.isEmpty && text.allSatisfy(\.isNumber) {
+            throw ValidationError("'\(text)' is a port without a host: use 127.0.0.1:\(text) (or tcp:HOST:\(text))")
+        }
         var spelled = text
         if text.hasPrefix("/") {
             spelled = "unix:" + text

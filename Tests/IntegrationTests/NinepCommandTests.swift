@@ -117,6 +117,14 @@ struct NinepCommandTests {
         #expect(result.status == 2 && result.output.hasPrefix("ninep: ls: tcp:127.0.0.1:\(closed): Connection refused"), "unreachable server: \(result.output)")
         result = try run("/usr/bin/env", ["-u", "NINEP_SERVER", Self.ninep, "ls", "/"])
         #expect(result.status == 64 && result.output.contains("no server"), "no server given: \(result.output)")
+        // Typos get a message that names what is wrong and what to write.
+        result = try ninep(["ls", "/", "--server", "tpc:127.0.0.1:\(server.port)"])
+        #expect(result.status == 64 && result.output.contains("unknown scheme 'tpc:'") && result.output.contains("tcp:HOST:PORT"), "tpc: \(result.output)")
+        result = try ninep(["ls", "/", "--server", "\(server.port)"])
+        #expect(result.status == 64 && result.output.contains("port without a host") && result.output.contains("127.0.0.1:\(server.port)"), "bare port: \(result.output)")
+        // What still works: HOST:PORT, with a name.
+        result = try ninep(["cat", "/x", "--server", "localhost:\(server.port)"])
+        #expect(result.status == 0 && result.output == "x", "localhost:PORT: \(result.output)")
     }
 
     @Test func interruptFlushesABlockedCatAndExits130() throws {
