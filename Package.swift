@@ -53,7 +53,7 @@ let package = Package(
         .executableTarget(
             name: "ninep",
             dependencies: [
-                "NinePClient", "NinePWire", "NinePTransport", "CNinePShims",
+                "NinePClient", "NinePWire", "NinePMemory", "NinePTransport", "CNinePShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import NinePClient
+import NinePMemory
 import NinePTransport
 
 /// How every command reaches its server.
@@ -15,7 +16,8 @@ struct ServerOptions: ParsableArguments {
     @Option(help: ArgumentHelp("User name sent in Tattach (default: your login name).", valueName: "user"))
     var uname: String?
 
-    @Option(help: ArgumentHelp("Largest 9P message to ask for, in bytes (4096 to 16777216).", valueName: "bytes"))
+    @Option(help: ArgumentHelp("Largest 9P message to ask for: bytes, or with a K or M suffix (4K to 16M).", valueName: "size"),
+            transform: messageSize)
     var msize: UInt32 = 1 << 20
 
     @Option(help: ArgumentHelp("Give up on a call after this many seconds (default: wait).", valueName: "seconds"))
@@ -65,4 +67,12 @@ struct ServerOptions: ParsableArguments {
             throw ExitCode(2)
         }
     }
+}
+
+/// `--msize` as bytes or with a K/M suffix ("1M", "128K"); the range is checked by the caller.
+func messageSize(_ text: String) throws -> UInt32 {
+    guard let bytes = MemoryPlan.parse(bytes: text), let size = UInt32(exactly: bytes) else {
+        throw ValidationError("--msize '\(text)' is not a size: give bytes or K/M, e.g. 1M or 131072")
+    }
+    return size
 }

@@ -38,7 +38,13 @@ struct Ninepd: ParsableCommand {
         valueName: "addr"))
     var listen: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Largest message size offered to clients, in bytes (4096 to 16777216).", valueName: "bytes"))
+    @Option(name: .long, help: ArgumentHelp("Largest message size offered to clients: bytes, or with a K or M suffix (4K to 16M).", valueName: "size"),
+            transform: { text in
+                guard let bytes = MemoryPlan.parse(bytes: text), let size = UInt32(exactly: bytes) else {
+                    throw ValidationError("--msize '\(text)' is not a size: give bytes or K/M, e.g. 1M or 1048576")
+                }
+                return size
+            })
     var msize: UInt32 = 1024 * 1024
 
     @Flag(name: .long, help: "Refuse every change (writes, creates, renames, removals, attribute changes) with EROFS.")

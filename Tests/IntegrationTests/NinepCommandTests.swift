@@ -108,9 +108,17 @@ struct NinepCommandTests {
         let root = try Paths.temporaryDirectory("ninep-cli-env")
         defer { try? FileManager.default.removeItem(at: root) }
         try Data("x".utf8).write(to: root.appendingPathComponent("x"))
-        let server = try NinepdProcess(export: root, logDirectory: root)
+        // Sizes take suffixes on both sides: ninepd offers 64K, ninep asks for 128K, 64K is agreed.
+        let server = try NinepdProcess(export: root, extraArguments: ["--msize", "64K"], logDirectory: root)
         defer { _ = server.stop() }
-        var result = try run("/usr/bin/env", ["NINEP_SERVER=tcp:127.0.0.1:\(server.port)", Self.ninep, "cat", "/x"])
+        // The start-up line follows the listener by a moment.
+        #expect(waitUntil(within: .seconds(10), pollingEvery: .milliseconds(20)) { server.logText.contains("msize 65536") },
+                "ninepd --msize 64K: \(server.logText.suffix(600))")
+        var result = try ninep(["cat", "/x", "--msize", "128K", "--server", "127.0.0.1:\(server.port)"])
+        #expect(result.status == 0 && result.output == "x", "--msize 128K: \(result.output)")
+        result = try ninep(["cat", "/x", "--msize", "1X", "--server", "127.0.0.1:\(server.port)"])
+        #expect(result.status == 64 && result.output.contains("--msize '1X' is not a size"), "--msize 1X: \(result.output)")
+        result = try run("/usr/bin/env", ["NINEP_SERVER=tcp:127.0.0.1:\(server.port)", Self.ninep, "cat", "/x"])
         #expect(result.status == 0 && result.output == "x", "NINEP_SERVER: \(result.output)")
         let closed = try freeLoopbackPort()
         result = try ninep(["ls", "/", "--server", "127.0.0.1:\(closed)"])
