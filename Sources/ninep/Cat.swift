@@ -8,6 +8,9 @@ struct Cat: AsyncParsableCommand {
         discussion: """
               ninep cat /notes.txt
               ninep cat /logs/a /logs/b | grep error
+
+            Symbolic links are followed when their target is relative (resolved on the
+            server, from the link's directory); an absolute target is reported, not read.
             """
     )
 
@@ -19,7 +22,7 @@ struct Cat: AsyncParsableCommand {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: client.maxIOSize, alignment: 4096)
         defer { buffer.deallocate() }
         try await forEachPath("cat", paths) { path in
-            try await using(try await client.open(path)) { file in
+            try await using(try await client.open(try await SymlinkResolution.follow(client, path))) { file in
                 var offset: UInt64 = 0
                 while true {
                     let n = try await file.read(into: buffer, at: offset)

@@ -85,6 +85,12 @@ enum Formatting {
         path.split(separator: "/").last.map(String.init) ?? "/"
     }
 
+    /// The directory holding `path` ("/" for a name in the root).
+    static func directoryName(_ path: String) -> String {
+        let parts = path.split(separator: "/").dropLast()
+        return "/" + parts.joined(separator: "/")
+    }
+
     /// `directory` + "/" + `name`, without doubled slashes.
     static func join(_ directory: String, _ name: String) -> String {
         directory.hasSuffix("/") ? directory + name : directory + "/" + name

@@ -23,7 +23,7 @@ struct Get: AsyncParsableCommand {
     func run() async throws {
         let client = try await server.connect(for: "get")
         do {
-            try await using(try await client.open(remote)) { file in
+            try await using(try await client.open(try await SymlinkResolution.follow(client, remote))) { file in
                 let size = try await file.stat().size
                 var target = local
                 if local != "-", isLocalDirectory(local) {

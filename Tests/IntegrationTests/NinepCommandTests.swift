@@ -43,6 +43,23 @@ struct NinepCommandTests {
         result = try ninep(["cat", "/hello.txt"] + server)
         #expect(result.status == 0 && result.output == "hello\n", "cat: \(result.output)")
 
+        // Symbolic links: relative targets are followed (through a chain, from the link's
+        // directory), an absolute target is named in the error, a loop ends in ELOOP.
+        try FileManager.default.createSymbolicLink(atPath: export.appendingPathComponent("a/up").path, withDestinationPath: "../hello.txt")
+        try FileManager.default.createSymbolicLink(atPath: export.appendingPathComponent("chain").path, withDestinationPath: "a/up")
+        try FileManager.default.createSymbolicLink(atPath: export.appendingPathComponent("abs").path, withDestinationPath: "/etc/hostname")
+        try FileManager.default.createSymbolicLink(atPath: export.appendingPathComponent("loop").path, withDestinationPath: "loop")
+        result = try ninep(["cat", "/chain"] + server)
+        #expect(result.status == 0 && result.output == "hello\n", "cat of a chain of relative links: \(result.output)")
+        result = try ninep(["cat", "/abs"] + server)
+        #expect(result.status == 1 && result.output.contains("symbolic link to '/etc/hostname'"), "cat of an absolute link: \(result.output)")
+        result = try ninep(["cat", "/loop"] + server)
+        #expect(result.status == 1 && result.output.contains("Too many levels of symbolic links"), "cat of a loop: \(result.output)")
+        let followed = scratch.appendingPathComponent("followed.txt")
+        result = try ninep(["get", "/chain", followed.path] + server)
+        #expect(result.status == 0 && (try? String(contentsOf: followed, encoding: .utf8)) == "hello\n", "get of a link: \(result.output)")
+        for name in ["a/up", "chain", "abs", "loop"] { try FileManager.default.removeItem(at: export.appendingPathComponent(name)) }
+
         // put/get of a few MiB, through a remote directory name and a local directory name.
         let local = scratch.appendingPathComponent("blob.bin")
         let blob = Data((0..<(3 << 20) + 5).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ ($0 >> 12)) })
