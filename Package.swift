@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Layers (see DESIGN.md): NinePWire, NinePMemory, NinePTransport (independent of each other) -> NinePServer / NinePClient
+// Layers (see docs/ARCHITECTURE.md): NinePWire, NinePMemory, NinePTransport (independent of each other) -> NinePServer / NinePClient
 // -> ninepd / ninep.
 // A lower layer never imports a higher one; CNinePShims holds what Swift cannot call directly.
 let strict: [SwiftSetting] = [
