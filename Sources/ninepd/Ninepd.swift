@@ -5,6 +5,7 @@ import Logging
 import NinePMemory
 import NinePServer
 import NinePTransport
+import Prometheus
 
 @main
 struct Ninepd: ParsableCommand {
@@ -107,6 +108,11 @@ struct Ninepd: ParsableCommand {
         valueName: "seconds"))
     var clientTimeout = 60
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve Prometheus metrics over HTTP at this address (GET /metrics): tcp:HOST:PORT or unix:PATH, e.g. tcp:127.0.0.1:9640. Requests by type, errors by errno, latency histograms, bytes, connections, fids, flushes, memory waits, and per-client figures (what `ninep top` shows). Off unless given.",
+        valueName: "addr"))
+    var metricsListen: String?
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -141,6 +147,13 @@ struct Ninepd: ParsableCommand {
         }
         if let socketMode, UInt32(socketMode, radix: 8) == nil {
             throw ValidationError("--socket-mode '\(socketMode)' is not an octal mode such as 660")
+        }
+        if let metricsListen {
+            do {
+                _ = try ListenAddress(parsing: metricsListen)
+            } catch {
+                throw ValidationError("--metrics-listen \(error.description)")
+            }
         }
         if Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
@@ -212,9 +225,16 @@ struct Ninepd: ParsableCommand {
                 logger.warning("cannot set oom_score_adj to \(oomScoreAdj): \(String(cString: strerror(code))) (lowering it needs CAP_SYS_RESOURCE)")
             }
         }
+        // Metrics: a registry of their own (no global bootstrap), filled by the server's
+        // housekeeping thread and before each scrape; the request path only counts.
+        let metricsAddress = metricsListen.flatMap { try? ListenAddress(parsing: $0) }
+        let registry = PrometheusCollectorRegistry()
+        configuration.requestMetrics = metricsAddress != nil
         let server: Server
         do {
-            server = try Server(configuration: configuration, logger: logger, ioFlusher: ioFlusher)
+            server = try Server(
+                configuration: configuration, logger: logger, ioFlusher: ioFlusher,
+                metricsFactory: metricsAddress == nil ? nil : PrometheusMetricsFactory(registry: registry))
         } catch {
             logger.critical("\(error.description)")
             throw ExitCode(1)
@@ -232,6 +252,16 @@ struct Ninepd: ParsableCommand {
             }
         }
         server.start()
+        var endpoint: MetricsEndpoint?
+        if let metricsAddress {
+            do {
+                endpoint = try MetricsEndpoint(address: metricsAddress, registry: registry, publish: { [server] in server.publishMetrics() })
+            } catch {
+                logger.critical("\(error.description)")
+                server.shutdown()
+                throw ExitCode(1)
+            }
+        }
         let bound = server.boundAddresses.map(\.description).joined(separator: ", ")
         let identity = geteuid() != 0 ? "as uid \(geteuid()) for everyone"
             : configuration.squashUser != nil ? "squashed to uid \(configuration.squashUser!.uid)"
@@ -242,6 +272,12 @@ struct Ninepd: ParsableCommand {
             identity \(identity), \(workers) workers, up to \(maxConnections) connections x \(maxRequests) requests in flight, \
             \(maxFids) fids per connection, \(files.rlim_cur) descriptors, \(writeBehindText), \(clientTimeout == 0 ? "stalled clients never disconnected" : "stalled clients disconnected after \(clientTimeout) s"); \(plan.summary)
             """)
+        if let endpoint {
+            logger.info("metrics at \(Self.url(of: endpoint.boundAddress)) (Prometheus text format; `ninep top --metrics \(endpoint.boundAddress)` shows them live)")
+            if !endpoint.boundAddress.isLoopback {
+                logger.warning("the metrics endpoint \(endpoint.boundAddress) is reachable from other hosts: it names every client's address")
+            }
+        }
         for address in addresses where !address.isLoopback {
             logger.warning("\(address) is reachable from other hosts; there is no authentication: restrict it with --allow-user, a firewall, or a loopback address")
         }
@@ -266,9 +302,18 @@ struct Ninepd: ParsableCommand {
                 continue
             }
             logger.info("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")
+            endpoint?.close()
             server.shutdown()
             logger.info("stopped")
             return
+        }
+    }
+
+    /// How a browser or Prometheus reaches the endpoint.
+    static func url(of address: ListenAddress) -> String {
+        switch address {
+        case let .tcp(host, port): host.contains(":") ? "http://[\(host)]:\(port)/metrics" : "http://\(host):\(port)/metrics"
+        case let .unix(path): "unix:\(path) (GET /metrics)"
         }
     }
 }
