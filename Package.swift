@@ -93,6 +93,7 @@ let package = Package(
             dependencies: [
                 "CNinePShims", "NinePWire", "NinePMemory", "NinePTransport", "NinePServer", "NinePClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),

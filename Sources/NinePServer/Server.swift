@@ -348,7 +348,9 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
         let (open, accepted, refused) = registry.withLock { (active, connectionsAccepted, connectionsRefused) }
         metricsLock.withLock {
             metrics.publish()
-            guard let requestMetrics else { return }
+            // Publishing request figures allocates (labels, new series): skipped, not
+            // trapped on, while malloc refuses; the counts wait for the next round.
+            guard let requestMetrics, MemoryProbe.canAllocate(bytes: 1 << 20) else { return }
             let views = open.compactMap { connection in
                 connection.statistics.map { RequestMetrics.ConnectionView(share: share(of: connection), statistics: $0) }
             }

@@ -53,8 +53,10 @@ final class RequestStatistics: @unchecked Sendable {
 
     deinit { counters.deallocate() }
 
+    /// The bucket whose upper bound is the first at or above `nanoseconds` (Prometheus' `le`).
     static func bucket(nanoseconds: UInt64) -> Int {
-        let units = nanoseconds / firstBucketNanoseconds  // 0 for the first bucket
+        // Whole 8 µs units below the value: 0 up to 8 µs, 1 up to 16 µs, 2 or 3 up to 32 µs...
+        let units = nanoseconds == 0 ? 0 : (nanoseconds - 1) / firstBucketNanoseconds
         if units == 0 { return 0 }
         // units in [2^(k-1), 2^k) lies in bucket k (upper bound 8 µs × 2^k).
         return min(bucketCount - 1, 64 - units.leadingZeroBitCount)
