@@ -55,10 +55,22 @@ let package = Package(
             dependencies: ["CNinePShims", "NinePWire", "NinePMemory", "NinePTransport"],
             swiftSettings: strict
         ),
+        // Reading a metrics endpoint (ninep top, and the tests that query Prometheus): an HTTP
+        // GET, the text format, and what changed between two scrapes.
+        .target(
+            name: "NinePMetricsReader",
+            dependencies: [
+                "NinePTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "ninep",
             dependencies: [
-                "NinePClient", "NinePWire", "NinePMemory", "NinePTransport", "CNinePShims",
+                "NinePClient", "NinePWire", "NinePMemory", "NinePTransport", "CNinePShims", "NinePMetricsReader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -110,7 +122,11 @@ let package = Package(
             name: "NinePClientTests",
             dependencies: ["NinePClient", "NinePWire", "NinePServer", "NinePTransport", "CNinePShims", "NinePTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["ninepd", "ninep", "ninep-load", "NinePWire", "CNinePShims", "NinePTestSupport"]),
+        .testTarget(name: "NinePMetricsReaderTests", dependencies: ["NinePMetricsReader"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["ninepd", "ninep", "ninep-load", "NinePWire", "CNinePShims", "NinePTestSupport", "NinePMetricsReader"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )
