@@ -27,7 +27,7 @@ struct Ninepd: ParsableCommand {
 
             Isolation: no client can stall another. Replies a client does not read wait in that connection's own outbox (its writer thread sends them), never on a worker; a connection may hold at most a quarter of each buffer pool and is always due one request's buffers, so a client that stops reading is simply no longer read once its share is used. Workers take requests from the connections in turn. --client-timeout disconnects a peer that stops inside a message or takes none of its replies; idle clients are never dropped.
 
-            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs the connections, each memory pool's free buffers and the time requests waited for memory, per call site. SIGHUP is logged and changes nothing (reload is not supported yet).
+            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs the connections, each memory pool's free buffers and the time requests waited for memory, per call site; --metrics-listen serves all of it, with per-operation and per-client figures, to Prometheus and `ninep top`. SIGHUP is logged and changes nothing (reload is not supported yet).
             """
     )
 
