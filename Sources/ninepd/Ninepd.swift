@@ -238,7 +238,7 @@ struct Ninepd: ParsableCommand {
             : configuration.access == .client ? "root, owners from the client, permissions checked by the client (--access client: trusted clients only)"
             : "per attaching user"
         logger.info("""
-            exporting \(server.exportDescription) on \(bound): msize \(msize), \(readOnly ? "read-only" : "read-write"), \
+            exporting \(server.exportSummaries.joined(separator: "; ")) on \(bound): msize \(msize), \(readOnly ? "read-only" : "read-write"), \
             identity \(identity), \(workers) workers, up to \(maxConnections) connections x \(maxRequests) requests in flight, \
             \(maxFids) fids per connection, \(files.rlim_cur) descriptors, \(writeBehindText), \(clientTimeout == 0 ? "stalled clients never disconnected" : "stalled clients disconnected after \(clientTimeout) s"); \(plan.summary)
             """)
