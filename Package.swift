@@ -27,6 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         // `swift package generate-documentation` (the DocC catalogs of NinePClient and NinePServer).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+        // ninepd's --config file (YAML). Only ninepd depends on it: NinePServer takes Swift values.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
         .target(name: "CNinePShims"),
@@ -64,6 +66,7 @@ let package = Package(
                 "NinePServer", "NinePMemory", "NinePTransport", "CNinePShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strict
         ),
