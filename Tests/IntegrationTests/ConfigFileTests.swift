@@ -90,6 +90,29 @@ struct ConfigFileTests {
         #expect(server.stop() == 0)
     }
 
+    /// docs/ninepd.yaml.example, its /srv directories made under the fixture, starts; flags
+    /// given on the command line (--listen, --workers) override the file's keys.
+    @Test func theExampleFileWorksAndFlagsOverrideIt() throws {
+        let f = try Fixture("ninep-config-example")
+        defer { f.remove() }
+        let example = try String(contentsOf: Paths.packageRoot.appendingPathComponent("docs/ninepd.yaml.example"), encoding: .utf8)
+        for name in ["share", "archive", "guests", "team"] {
+            try FileManager.default.createDirectory(atPath: f.path("srv/\(name)"), withIntermediateDirectories: true)
+        }
+        try Data("in the archive".utf8).write(to: URL(fileURLWithPath: f.path("srv/archive/note")))
+        try f.write(example.replacingOccurrences(of: "/srv/", with: f.path("srv") + "/"))
+        let server = try NinepdProcess(arguments: ["--config", f.config.path, "--workers", "3"], logDirectory: f.root)
+        defer { _ = server.stop() }
+        #expect(waitForLog(server, containing: "configuration from \(f.config.path)"), "no start-up lines: \(server.logText)")
+        let log = server.logText
+        #expect(log.contains("3 workers"), "--workers 3 overrides the file's 16: \(log)")
+        #expect(log.contains("on tcp:127.0.0.1:\(server.port):"), "--listen overrides the file's addresses: \(log)")
+        #expect(log.contains("archive -> \(f.path("srv/archive")) (read-only"), "\(log)")
+        #expect(log.contains("team -> \(f.path("srv/team")) (read-write, only uids 1000,1001"), "\(log)")
+        #expect(try readFile(server, "archive", "note") == "in the archive")
+        #expect(server.stop() == 0)
+    }
+
     @Test func sighupAppliesAGoodFileToNewAttachesOnly() throws {
         let f = try Fixture("ninep-config-reload")
         defer { f.remove() }
