@@ -176,7 +176,9 @@ extension Worker {
     /// Takes the identity the fid's export asks for: the attaching user's (access user), or
     /// root's (access client, on a server whose other exports switch). A no-op unless root.
     func become(_ entry: FidEntry<Backend>) throws(ServerErrno) {
-        guard let export = entry.export else { return }
+        // Every live fid has an export; without one, running on with the thread's last
+        // identity (possibly root's) would be the wrong answer.
+        guard let export = entry.export else { throw ServerErrno.badFid }
         let credentials: UserCredentials
         if export.switchesIdentity, let squash = export.configuration.squash {
             // Not from `server.users`: another export may know the same uid with its groups.
