@@ -66,7 +66,7 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
         self.ioFlusher = ioFlusher
         qids = QidMapper(rootDevice: backend.rootDevice)
         privileged = geteuid() == 0 && backend.usesHostIdentity
-        exportTable = Mutex(try FileServer<Backend>.openExports(configuration.effectiveExports, first: backend, privileged: privileged))
+        exportTable = Mutex(try FileServer<Backend>.openExports(configuration.effectiveExports, first: backend, origin: backend, privileged: privileged))
         queue = WorkQueue(connections: configuration.maxConnections)
         waiter = ReadinessWaiter(contexts: configuration.maxConnections * configuration.maxRequestsPerConnection)
         let plan: MemoryPlan

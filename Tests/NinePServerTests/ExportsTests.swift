@@ -132,6 +132,34 @@ import Testing
         #expect(inB.st_uid == 1000 && inB.st_gid == 1000, "b keeps the attaching user")
     }
 
+    /// One server, two access modes: "a" checks permissions as the attaching user (access
+    /// user), "b" leaves them to the client and gives new files to that user (access client).
+    @Test(.enabled(if: geteuid() == 0, "access modes need root"))
+    func accessModeIsPerExport() throws {
+        let s = try Self.twoExports { _, b in
+            b.readOnly = false
+            b.access = .client
+        }
+        defer { s.shutdown() }
+        // Both directories belong to root, mode 0755: user 1000 may not create in them itself.
+        chmod(s("a"), 0o755)
+        chmod(s("b"), 0o755)
+        let c = try s.client()
+        try c.version()
+        try c.attach(fid: 0, aname: "a", nuname: 1000)
+        try c.attach(fid: 1, aname: "b", nuname: 1000)
+        try c.walk(0, 10, [])
+        #expect(errnoOf { try c.lcreate(10, "as-user", gid: 1000) } == LinuxErrno.EACCES)
+        try c.walk(1, 11, [])
+        _ = try c.lcreate(11, "given-away", mode: 0o640, gid: 1000)
+        let made = try #require(lstatOf(s("b/given-away")))
+        #expect(made.st_uid == 1000 && made.st_gid == 1000 && made.st_mode & 0o777 == 0o640)
+        #expect(!exists(s("a/as-user")))
+        // Back on a after b: the worker is the user again, not root.
+        try c.walk(0, 12, [])
+        #expect(errnoOf { try c.lcreate(12, "as-user-again", gid: 1000) } == LinuxErrno.EACCES)
+    }
+
     @Test func allowedUsersArePerExport() throws {
         let s = try Self.twoExports { a, _ in a.allowedUsers = [1000] }
         defer { s.shutdown() }

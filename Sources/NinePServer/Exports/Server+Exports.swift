@@ -24,7 +24,7 @@ extension FileServer {
     /// old list stays. Fids attached before keep their export, policy and root until they clunk.
     @discardableResult
     public func replaceExports(_ configurations: [ExportConfiguration]) throws(StartError) -> ExportChanges {
-        let opened = try Self.openExports(configurations, first: nil, siblingOf: backend, privileged: privileged)
+        let opened = try Self.openExports(configurations, first: nil, origin: backend, privileged: privileged)
         let old = exportTable.withLock { table in
             let old = table
             table = opened
@@ -34,9 +34,10 @@ extension FileServer {
     }
 
     /// Opens `configurations` (checked: at least one, names clean and distinct, at most one
-    /// unnamed and only first), `first` serving the first when given.
+    /// unnamed and only first): `first`, when given, serves the first; the others are
+    /// `origin.sibling(exporting:)`.
     static func openExports(
-        _ configurations: [ExportConfiguration], first: Backend?, siblingOf origin: Backend? = nil, privileged: Bool
+        _ configurations: [ExportConfiguration], first: Backend?, origin: Backend, privileged: Bool
     ) throws(StartError) -> [Export<Backend>] {
         try validate(configurations)
         var exports: [Export<Backend>] = []
@@ -46,7 +47,7 @@ extension FileServer {
                 tree = first
             } else {
                 do throws(FileSystemError) {
-                    tree = try (origin ?? first!).sibling(exporting: configuration.path)
+                    tree = try origin.sibling(exporting: configuration.path)
                 } catch {
                     let reason = String(decoding: strerrorBytes(error.errno), as: UTF8.self)
                     throw StartError(description: "cannot open export \(configuration.label): \(reason); give an existing directory")
