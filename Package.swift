@@ -25,6 +25,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        // The metrics endpoint (ninepd --metrics-listen) and its reader (ninep top): the
+        // exposition format and the HTTP server/client, all off the request path.
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
         // `swift package generate-documentation` (the DocC catalogs of NinePClient and NinePServer).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
         // ninepd's --config file (YAML). Only ninepd depends on it: NinePServer takes Swift values.
@@ -44,6 +48,7 @@ let package = Package(
             dependencies: [
                 "CNinePShims", "NinePWire", "NinePMemory", "NinePTransport",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -52,10 +57,22 @@ let package = Package(
             dependencies: ["CNinePShims", "NinePWire", "NinePMemory", "NinePTransport"],
             swiftSettings: strict
         ),
+        // Reading a metrics endpoint (ninep top, and the tests that query Prometheus): an HTTP
+        // GET, the text format, and what changed between two scrapes.
+        .target(
+            name: "NinePMetricsReader",
+            dependencies: [
+                "NinePTransport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "ninep",
             dependencies: [
-                "NinePClient", "NinePWire", "NinePMemory", "NinePTransport", "CNinePShims",
+                "NinePClient", "NinePWire", "NinePMemory", "NinePTransport", "CNinePShims", "NinePMetricsReader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict
@@ -67,6 +84,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: strict
         ),
@@ -87,6 +108,7 @@ let package = Package(
             dependencies: [
                 "CNinePShims", "NinePWire", "NinePMemory", "NinePTransport", "NinePServer", "NinePClient",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             swiftSettings: strict
         ),
@@ -103,7 +125,11 @@ let package = Package(
             name: "NinePClientTests",
             dependencies: ["NinePClient", "NinePWire", "NinePServer", "NinePTransport", "CNinePShims", "NinePTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "IntegrationTests", dependencies: ["ninepd", "ninep", "ninep-load", "NinePWire", "CNinePShims", "NinePTestSupport"]),
+        .testTarget(name: "NinePMetricsReaderTests", dependencies: ["NinePMetricsReader"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["ninepd", "ninep", "ninep-load", "NinePWire", "CNinePShims", "NinePTestSupport", "NinePMetricsReader"]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -151,6 +151,7 @@ int ninep_set_nodelay(int fd) {
 pid_t ninep_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 int ninep_accept4(int fd, struct sockaddr *addr, socklen_t *len) { return accept4(fd, addr, len, SOCK_CLOEXEC); }
 int ninep_set_thread_name(const char *name) { return pthread_setname_np(pthread_self(), name); }
+const char *ninep_errno_name(int value) { return strerrorname_np(value); }
 
 int ninep_fstatfs(int fd, struct ninep_statfs_result *out) {
     struct statfs s;

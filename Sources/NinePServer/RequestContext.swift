@@ -26,6 +26,10 @@ final class RequestContext<Backend: FileSystemBackend>: @unchecked Sendable {
     /// Where the reply starts in the reply buffer: an Rread's data lands 4096-aligned.
     var replyOffset = 0
     var message = TMessage(tag: 0, request: .clunk(fid: 0))
+    /// The request's message type and when it was admitted (CLOCK_MONOTONIC ns), for the
+    /// request statistics; set only when the server collects them.
+    var requestType: UInt8 = 0
+    var admittedAt: UInt64 = 0
     /// The frame of a request read whole with its header (a Tread or Treaddir, 23 bytes),
     /// which needs no receive buffer.
     private let inlineFrame = UnsafeMutableRawBufferPointer.allocate(byteCount: RequestContext<Backend>.inlineFrameBytes, alignment: 8)

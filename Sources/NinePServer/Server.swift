@@ -1,6 +1,7 @@
 import CNinePShims
 import Glibc
 import Logging
+import Metrics
 import NinePMemory
 import NinePTransport
 import Synchronization
@@ -29,6 +30,13 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
     public var memoryLocked: Bool { arena.locked }
     public var memoryLockError: String { String(cString: strerror(arena.lockError)) }
     let metrics: MemoryMetrics
+    /// Request counts published into swift-metrics (nil unless `configuration.requestMetrics`).
+    let requestMetrics: RequestMetrics?
+    /// The counts of sessions that ended (added when each ends, under `metricsLock`).
+    let retiredStatistics = RequestStatistics()
+    /// Serialises publishing (the housekeeping thread and scrapes) with the hand-over of an
+    /// ended session's counts into `retiredStatistics`.
+    let metricsLock = ConditionLock()
     let waiter: ReadinessWaiter<Backend>
     /// Root on a tree with host identities: workers can switch credentials per request (each
     /// export's access mode says to whom, see `Export`), and evicted fids can be reopened by
@@ -51,6 +59,9 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
     private var stopping = false
     /// Log lines skipped because memory was short when they were due.
     private var droppedLogLines = 0
+    /// Clients taken and refused (--max-connections, shutting down) since start.
+    private var connectionsAccepted = 0
+    private var connectionsRefused = 0
     private let housekeeping = ConditionLock()
 
     public typealias StartError = ServerStartError
@@ -58,8 +69,12 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
 
     /// Serves `backend` as the first export of `configuration.effectiveExports` (its path is
     /// only what logs call it; the others are opened with `backend.sibling(exporting:)`) and
-    /// binds every listener; serving starts with `start()`.
-    public init(configuration: ServerConfiguration, backend: Backend, logger: Logger, ioFlusher: Bool = false) throws(StartError) {
+    /// binds every listener; serving starts with `start()`. Metrics go to `metricsFactory` (the
+    /// one bootstrapped in swift-metrics' `MetricsSystem` unless given).
+    public init(
+        configuration: ServerConfiguration, backend: Backend, logger: Logger, ioFlusher: Bool = false,
+        metricsFactory: (any MetricsFactory)? = nil
+    ) throws(StartError) {
         self.configuration = configuration
         self.backend = backend
         self.logger = logger
@@ -79,7 +94,9 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
         } catch {
             throw StartError(description: "\(error)")
         }
-        metrics = MemoryMetrics(arena: arena)
+        let factory = metricsFactory ?? MetricsSystem.factory
+        metrics = MemoryMetrics(arena: arena, factory: factory)
+        requestMetrics = configuration.requestMetrics ? RequestMetrics(factory: factory) : nil
         tracesRequests = logger.logLevel <= .trace
         for address in configuration.listen {
             do {
@@ -195,7 +212,11 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
     /// --max-connections reached): the caller closes `fd`.
     func admit(fd: Int32, peer: PeerAddress) -> Bool {
         let (admission, id): (Admission, Int) = registry.withLock {
-            if stopping || active.count >= configuration.maxConnections { return (.refused, 0) }
+            if stopping || active.count >= configuration.maxConnections {
+                connectionsRefused += 1
+                return (.refused, 0)
+            }
+            connectionsAccepted += 1
             nextConnectionID += 1
             if let slot = idleSlots.popLast() {
                 active.append(slot)
@@ -286,6 +307,10 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
         logWhenMemoryAllows {
             logger.info("client disconnected", metadata: ["peer": "\(connection.peer)", "connection": "\(connection.id)"])
         }
+        if let statistics = connection.statistics {
+            // Before the slot can take another client: its counts move to the totals.
+            metricsLock.withLock { retiredStatistics.add(statistics, zeroing: true) }
+        }
         registry.withLock {
             remove(connection)
             if connection.preallocated { idleSlots.append(connection) }
@@ -300,21 +325,40 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
                 if !isStopping { housekeeping.wait(milliseconds: 1000) }
                 return isStopping
             }
-            metrics.publish()
+            publishMetrics()
             if stop { return }
         }
     }
 
     /// Every open connection's share in use, for the status dump, metrics and tests.
     public func connectionShares() -> [ConnectionShare] {
-        let open = registry.withLock { active }
-        return open.map { connection in
-            let held = arena.holdings(of: connection.memoryWaiter)
-            return ConnectionShare(
-                id: connection.id, peer: "\(connection.peer)", largeBuffers: held.large, smallBuffers: held.small,
-                requestsInFlight: connection.stateLock.withLock { connection.inFlightCount },
-                unsentReplies: connection.writeLock.withLock { connection.outboxCount },
-                fids: connection.fids.count)
+        registry.withLock { active }.map(share(of:))
+    }
+
+    private func share(of connection: ServerConnection<Backend>) -> ConnectionShare {
+        let held = arena.holdings(of: connection.memoryWaiter)
+        return ConnectionShare(
+            id: connection.id, peer: "\(connection.peer)", largeBuffers: held.large, smallBuffers: held.small,
+            requestsInFlight: connection.stateLock.withLock { connection.inFlightCount },
+            unsentReplies: connection.writeLock.withLock { connection.outboxCount },
+            fids: connection.fids.count)
+    }
+
+    /// Pushes the memory telemetry and (with `configuration.requestMetrics`) the request
+    /// counts into swift-metrics now. The housekeeping thread calls it about once a second; a
+    /// metrics endpoint calls it before each scrape so that what it serves is current. Never
+    /// on the request path.
+    public func publishMetrics() {
+        let (open, accepted, refused) = registry.withLock { (active, connectionsAccepted, connectionsRefused) }
+        metricsLock.withLock {
+            metrics.publish()
+            // Publishing request figures allocates (labels, new series): skipped, not
+            // trapped on, while malloc refuses; the counts wait for the next round.
+            guard let requestMetrics, MemoryProbe.canAllocate(bytes: 1 << 20) else { return }
+            let views = open.compactMap { connection in
+                connection.statistics.map { RequestMetrics.ConnectionView(share: share(of: connection), statistics: $0) }
+            }
+            requestMetrics.publish(retired: retiredStatistics, open: views, accepted: accepted, refused: refused)
         }
     }
 
@@ -373,14 +417,16 @@ func strerrorBytes(_ code: Int32) -> [UInt8] {
 extension FileServer where Backend == PosixBackend {
     /// Opens every export of `configuration.effectiveExports` on the host and binds every
     /// listener; serving starts with `start()`.
-    public convenience init(configuration: ServerConfiguration, logger: Logger, ioFlusher: Bool = false) throws(StartError) {
+    public convenience init(
+        configuration: ServerConfiguration, logger: Logger, ioFlusher: Bool = false, metricsFactory: (any MetricsFactory)? = nil
+    ) throws(StartError) {
         let backend: PosixBackend
         do throws(PosixBackend.OpenError) {
             backend = try PosixBackend(exportPath: configuration.effectiveExports[0].path)
         } catch {
             throw StartError(description: error.description)
         }
-        try self.init(configuration: configuration, backend: backend, logger: logger, ioFlusher: ioFlusher)
+        try self.init(configuration: configuration, backend: backend, logger: logger, ioFlusher: ioFlusher, metricsFactory: metricsFactory)
     }
 }
 

@@ -50,6 +50,9 @@ public struct ServerConfiguration: Sendable {
     public var clientTimeoutMilliseconds = 60_000
     /// Who checks permissions (see `AccessMode`).
     public var access: AccessMode = .user
+    /// Count every request by type, errno and latency for `FileServer.publishMetrics()` (a few
+    /// relaxed atomic adds per request on counters of its own connection; off: none at all).
+    public var requestMetrics = false
 
 
     public init(exportPath: String, listen: [ListenAddress]) {

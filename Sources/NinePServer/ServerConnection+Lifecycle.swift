@@ -165,10 +165,20 @@ extension ServerConnection {
             return context.suppressed || context.aborted
         }
         let item = OutputItem<Backend>.reply(context, length: silent ? 0 : replyLength)
+        if let statistics { record(context, into: statistics, replyLength: item.length) }
         let done = deliverLocked(item)
         writeLock.unlock()
         if context.aborted { server.waiter.stopInterrupting(context) }
         if done { finish(item) }
+    }
+
+    /// Counts a finished request and the Tflushes that named it (before its reply is written:
+    /// once written, its buffer may serve another request).
+    @inline(__always)
+    private func record(_ context: RequestContext<Backend>, into statistics: RequestStatistics, replyLength: Int) {
+        let reply = replyLength > 0 ? UnsafeRawBufferPointer(rebasing: context.replyRegion[0..<replyLength]) : nil
+        statistics.recordRequest(type: context.requestType, nanoseconds: monotonicNanoseconds() &- context.admittedAt, reply: reply)
+        statistics.recordFlushes(context.aborted ? .aborted : .answeredAfterReply, count: context.flushesToSend.count)
     }
 
     /// Takes a finished request out of the tag table (state lock held).
@@ -234,6 +244,7 @@ extension ServerConnection {
             respond(context, replyLength: 0)
             return true
         case .replyNow:
+            statistics?.recordFlushes(.notInFlight, count: 1)
             // Queued after the state lock is released: a worker that removed oldtag from the
             // table did so holding the write lock and queued or wrote its reply before letting
             // go of it, so this Rflush goes out after that reply.
@@ -272,6 +283,7 @@ extension ServerConnection {
         } else {
             reply = .version(msize: offered, version: ByteView(static: "unknown"))
         }
+        statistics?.recordInline(type: .tversion, nanoseconds: monotonicNanoseconds() &- context.admittedAt)
         if let length = try? reply.encode(tag: context.message.tag, into: &writer) {
             context.replyOffset = 0  // written from the start of the reply buffer, as encoded
             deliver(.reply(context, length: length))

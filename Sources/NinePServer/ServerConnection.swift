@@ -24,6 +24,9 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
     /// allocated beyond it (its reader thread ends with it).
     let preallocated: Bool
     let fids: FidTable<Backend>
+    /// This slot's request counts (nil when the server collects no request metrics); moved
+    /// into the server's totals when a client's session ends.
+    let statistics: RequestStatistics?
     let stateLock = ConditionLock()
     let writeLock = ConditionLock()
     /// Fixed for the slot's life. A raw buffer rather than an Array: scanning it does not go
@@ -77,6 +80,7 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
         let configuration = server.configuration
         self.fids = FidTable(limit: configuration.maxFidsPerConnection, preallocated: configuration.preallocatedFidsPerConnection, backend: server.backend)
         self.msize = configuration.maxMessageSize
+        self.statistics = configuration.requestMetrics ? RequestStatistics() : nil
         let count = configuration.maxRequestsPerConnection
         contexts = .allocate(capacity: count)
         workLine = WorkLine(capacity: count)
@@ -206,7 +210,9 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
                     return nil
                 }
                 let oldtag = headerScratch.loadUnaligned(fromByteOffset: 7, as: UInt16.self).littleEndian
+                let started = statistics == nil ? 0 : monotonicNanoseconds()
                 if !handleFlush(tag: tag, oldtag: oldtag) { return nil }
+                statistics?.recordInline(type: .tflush, nanoseconds: monotonicNanoseconds() &- started)
                 continue
             }
             // A Tread or Treaddir is read whole (23 bytes) so its count sizes the reply.
@@ -334,6 +340,10 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
             return
         }
         context.message = message
+        if statistics != nil {
+            context.requestType = context.frame[4]
+            context.admittedAt = monotonicNanoseconds()
+        }
         if case let .version(clientSize, version) = message.request {
             handleVersion(context, clientSize: clientSize, version: version)  // releases the context
             return

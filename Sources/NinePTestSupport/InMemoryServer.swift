@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Metrics
 import NinePServer
 
 /// A server in this process over an `InMemoryFileSystem` (whose `faults` a test plans), reached
@@ -8,13 +9,15 @@ public final class InMemoryServer {
     public let fs = InMemoryFileSystem()
     public let server: FileServer<InMemoryFileSystem>
 
-    public init(workers: Int = 4) throws {
+    /// `metrics`: where its metrics go, with request metrics on (see `TestServer`).
+    public init(workers: Int = 4, metrics: (any MetricsFactory)? = nil) throws {
         var configuration = ServerConfiguration(exportPath: "memory", listen: [])
         configuration.workerThreads = workers
         configuration.largeBuffers = 8
+        configuration.requestMetrics = metrics != nil
         var logger = Logger(label: "ninepd-in-memory-test")
         logger.logLevel = getenv("NINEP_TEST_TRACE") != nil ? .trace : .critical
-        server = try FileServer(configuration: configuration, backend: fs, logger: logger)
+        server = try FileServer(configuration: configuration, backend: fs, logger: logger, metricsFactory: metrics)
         server.start()
     }
 

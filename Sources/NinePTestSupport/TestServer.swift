@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import Metrics
 import NinePServer
 import NinePTransport
 import NinePWire
@@ -34,15 +35,20 @@ public final class TestServer {
 
     /// `configure` adjusts the configuration before the server starts. Tests use few
     /// workers and few large buffers: they are light, and many servers run at once.
-    public init(transport: Transport = .socketpair, _ configure: (inout ServerConfiguration) -> Void = { _ in }) throws {
+    /// `metrics`: where its metrics go, with request metrics on (a test's own factory; else
+    /// swift-metrics' global one, request metrics off).
+    public init(
+        transport: Transport = .socketpair, metrics: (any MetricsFactory)? = nil, _ configure: (inout ServerConfiguration) -> Void = { _ in }
+    ) throws {
         export = try TempDirectory(prefix: "ninep-server-test")
         var configuration = ServerConfiguration(exportPath: export.path, listen: transport == .tcp ? [.tcp(host: "127.0.0.1", port: 0)] : [])
         configuration.workerThreads = 4
         configuration.largeBuffers = 8
+        configuration.requestMetrics = metrics != nil
         configure(&configuration)
         var logger = Logger(label: "ninepd-test")
         logger.logLevel = getenv("NINEP_TEST_TRACE") != nil ? .trace : .critical
-        server = try Server(configuration: configuration, logger: logger)
+        server = try Server(configuration: configuration, logger: logger, metricsFactory: metrics)
         server.start()
         port = server.boundAddresses.lazy.compactMap { if case let .tcp(_, port) = $0 { port } else { nil } }.first
         if transport == .tcp && port == nil { throw WireClientError.unexpected("no TCP address bound") }

@@ -15,7 +15,7 @@ struct ConfigFile: Decodable, Equatable {
     var socketMode: String?
     var clientTimeout: Int?
     var logLevel: String?
-    /// Where a metrics endpoint should listen; parsed and kept, not served by ninepd yet.
+    /// Where the metrics endpoint listens (as --metrics-listen).
     var metricsListen: String?
     var exports: [Export]
 

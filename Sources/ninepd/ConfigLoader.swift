@@ -210,8 +210,12 @@ struct ConfigLoader {
             }
             loaded.logLevel = level
         }
-        if let text = file.metricsListen, text.isEmpty {
-            throw problem("metrics-listen", "is empty: give an address such as tcp:127.0.0.1:9100, or remove the key")
+        if let text = file.metricsListen {
+            do throws(ListenAddress.ParseError) {
+                _ = try ListenAddress(parsing: text)
+            } catch {
+                throw problem("metrics-listen", "\(error.description)")
+            }
         }
         loaded.exports = try checkExports(file.exports)
         return loaded

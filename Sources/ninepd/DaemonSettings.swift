@@ -20,8 +20,7 @@ struct DaemonSettings: Equatable {
     var socketMode: UInt32?
     var clientTimeout: Int
     var logLevel: Logger.Level
-    /// Where a metrics endpoint should listen (the config file's metrics-listen); kept here for
-    /// the endpoint to use, not served yet.
+    /// Where the metrics endpoint listens (--metrics-listen, or the file's metrics-listen); nil: off.
     var metricsListen: String?
     var exports: [ExportConfiguration]
 
@@ -56,7 +55,7 @@ struct DaemonSettings: Equatable {
         socketMode = flags.socketMode.flatMap { UInt32($0, radix: 8) } ?? file?.socketMode
         clientTimeout = flags.clientTimeout ?? file?.file.clientTimeout ?? 60
         logLevel = flags.logLevel.flatMap(Logger.Level.init(rawValue:)) ?? file?.logLevel ?? .info
-        metricsListen = file?.file.metricsListen
+        metricsListen = flags.metricsListen ?? file?.file.metricsListen
         if let file {
             exports = file.exports
         } else {

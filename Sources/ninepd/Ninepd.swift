@@ -5,6 +5,7 @@ import Logging
 import NinePMemory
 import NinePServer
 import NinePTransport
+import Prometheus
 
 @main
 struct Ninepd: ParsableCommand {
@@ -28,7 +29,7 @@ struct Ninepd: ParsableCommand {
 
             Several exports: --config FILE (YAML; see docs/ninepd.yaml.example) lists exports by name, each with its own path, read-only, squash-uid/squash-gid, allow-users and access; a client picks one with its attach name (mount -o aname=NAME); an empty aname gets the first, and an export's path selects it too. The file may also hold the server-wide settings of the flags (listen, msize, max-connections, max-fids, max-requests, workers, memory-budget, oom-score-adj, mlockall, write-behind, socket-mode, client-timeout, log-level, metrics-listen). Precedence: a server-wide flag given on the command line overrides the file, which overrides the default. The one-export flags (--export, --read-only, --allow-user, --squash-uid, --squash-gid, --access) describe the single export of a command line without --config, and are refused with --config: write that export in the file. A file that cannot be used (YAML error, unknown key, wrong type, missing directory, repeated or unclean name) stops ninepd with exit status 64 and a message naming the file, the line and the key.
 
-            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs the exports, the connections, each memory pool's free buffers and the time requests waited for memory, per call site. SIGHUP re-reads the --config file: new attaches see its exports (sessions attached before keep theirs until they clunk); a file that cannot be used is logged and changes nothing; listen, msize, workers, memory-budget and the other server-wide settings need a restart (logged, old values kept). Without --config SIGHUP is logged and changes nothing.
+            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs the exports, the connections, each memory pool's free buffers and the time requests waited for memory, per call site; --metrics-listen serves all of it, with per-operation and per-client figures, to Prometheus and `ninep top`. SIGHUP re-reads the --config file: new attaches see its exports (sessions attached before keep theirs until they clunk); a file that cannot be used is logged and changes nothing; listen, msize, workers, memory-budget and the other server-wide settings need a restart (logged, old values kept). Without --config SIGHUP is logged and changes nothing.
             """
     )
 
@@ -114,6 +115,11 @@ struct Ninepd: ParsableCommand {
         valueName: "seconds"))
     var clientTimeout: Int?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Serve Prometheus metrics over HTTP at this address (GET /metrics): tcp:HOST:PORT or unix:PATH, e.g. tcp:127.0.0.1:9640. Requests by type, errors by errno, latency histograms, bytes, connections, fids, flushes, memory waits, and per-client figures (what `ninep top` shows). Off unless given (or metrics-listen in a --config file).",
+        valueName: "addr"))
+    var metricsListen: String?
+
     @Option(name: .long, help: ArgumentHelp("Log level: trace, debug, info, notice, warning, error, critical. (default: info)", valueName: "level"))
     var logLevel: String?
 
@@ -142,6 +148,13 @@ struct Ninepd: ParsableCommand {
         }
         if let logLevel, Logger.Level(rawValue: logLevel) == nil {
             throw ValidationError("--log-level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        if let metricsListen {
+            do {
+                _ = try ListenAddress(parsing: metricsListen)
+            } catch {
+                throw ValidationError("--metrics-listen \(error.description)")
+            }
         }
         if config != nil {
             // These describe the one export of a command line; with a file, each export says
@@ -198,7 +211,7 @@ struct Ninepd: ParsableCommand {
 
         let cgroupLimit = MemoryCgroup.limitBytes()
         let writeBehindOn = settings.writeBehind == "on" || (settings.writeBehind == "auto" && cgroupLimit != nil)
-        let configuration = settings.serverConfiguration(writeBehind: writeBehindOn)
+        var configuration = settings.serverConfiguration(writeBehind: writeBehindOn)
         let writeBehindText = configuration.writeBehind
             ? "write-behind on" + (cgroupLimit.map { " (memory cgroup limit \(MemoryPlan.format(bytes: $0)))" } ?? "")
             : "write-behind off"
@@ -227,9 +240,16 @@ struct Ninepd: ParsableCommand {
                 logger.warning("cannot set oom_score_adj to \(oomScoreAdj): \(String(cString: strerror(code))) (lowering it needs CAP_SYS_RESOURCE)")
             }
         }
+        // Metrics: a registry of their own (no global bootstrap), filled by the server's
+        // housekeeping thread and before each scrape; the request path only counts.
+        let metricsAddress = settings.metricsListen.flatMap { try? ListenAddress(parsing: $0) }
+        let registry = PrometheusCollectorRegistry()
+        configuration.requestMetrics = metricsAddress != nil
         let server: Server
         do {
-            server = try Server(configuration: configuration, logger: logger, ioFlusher: ioFlusher)
+            server = try Server(
+                configuration: configuration, logger: logger, ioFlusher: ioFlusher,
+                metricsFactory: metricsAddress == nil ? nil : PrometheusMetricsFactory(registry: registry))
         } catch {
             logger.critical("\(error.description)")
             throw ExitCode(1)
@@ -247,6 +267,16 @@ struct Ninepd: ParsableCommand {
             }
         }
         server.start()
+        var endpoint: MetricsEndpoint?
+        if let metricsAddress {
+            do {
+                endpoint = try MetricsEndpoint(address: metricsAddress, registry: registry, publish: { [server] in server.publishMetrics() })
+            } catch {
+                logger.critical("\(error.description)")
+                server.shutdown()
+                throw ExitCode(1)
+            }
+        }
         let bound = server.boundAddresses.map(\.description).joined(separator: ", ")
         // Every export, aname -> directory (read-only or read-write, identity), then the limits.
         logger.info("""
@@ -255,6 +285,12 @@ struct Ninepd: ParsableCommand {
             \(maxFids) fids per connection, \(files.rlim_cur) descriptors, \(writeBehindText), \(clientTimeout == 0 ? "stalled clients never disconnected" : "stalled clients disconnected after \(clientTimeout) s"); \(plan.summary)
             """)
         if let config { logger.info("configuration from \(config); SIGHUP re-reads its exports") }
+        if let endpoint {
+            logger.info("metrics at \(Self.url(of: endpoint.boundAddress)) (Prometheus text format; `ninep top --metrics \(endpoint.boundAddress)` shows them live)")
+            if !endpoint.boundAddress.isLoopback {
+                logger.warning("the metrics endpoint \(endpoint.boundAddress) is reachable from other hosts: it names every client's address")
+            }
+        }
         for address in settings.listen where !address.isLoopback {
             logger.warning("\(address) is reachable from other hosts; there is no authentication: restrict it with --allow-user (allow-users in a config file), a firewall, or a loopback address")
         }
@@ -284,9 +320,18 @@ struct Ninepd: ParsableCommand {
                 continue
             }
             logger.info("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")
+            endpoint?.close()
             server.shutdown()
             logger.info("stopped")
             return
+        }
+    }
+
+    /// How a browser or Prometheus reaches the endpoint.
+    static func url(of address: ListenAddress) -> String {
+        switch address {
+        case let .tcp(host, port): host.contains(":") ? "http://[\(host)]:\(port)/metrics" : "http://\(host):\(port)/metrics"
+        case let .unix(path): "unix:\(path) (GET /metrics)"
         }
     }
 }

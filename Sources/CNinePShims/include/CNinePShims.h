@@ -114,5 +114,12 @@ int ninep_set_nodelay(int fd);
 pid_t ninep_gettid(void);
 int ninep_accept4(int fd, struct sockaddr *addr, socklen_t *len);
 int ninep_set_thread_name(const char *name);
+/* "ENOENT" for ENOENT (glibc 2.32+); NULL for a number with no name. */
+const char *ninep_errno_name(int value);
+
+// --- counters shared by threads (request statistics): relaxed atomics, no lock, no fence.
+static inline void ninep_counter_add(uint64_t *counter, uint64_t value) { __atomic_fetch_add(counter, value, __ATOMIC_RELAXED); }
+static inline uint64_t ninep_counter_load(const uint64_t *counter) { return __atomic_load_n(counter, __ATOMIC_RELAXED); }
+static inline void ninep_counter_store(uint64_t *counter, uint64_t value) { __atomic_store_n(counter, value, __ATOMIC_RELAXED); }
 
 #endif
