@@ -113,6 +113,31 @@ struct ConfigFileTests {
         #expect(server.stop() == 0)
     }
 
+    /// metrics-listen in the file starts the metrics endpoint; --metrics-listen overrides it.
+    @Test func metricsListenFromTheFileAndTheFlagFirst() throws {
+        let f = try Fixture("ninep-config-metrics")
+        defer { f.remove() }
+        let fromFile = try freeLoopbackPort()
+        try f.write("""
+            metrics-listen: tcp:127.0.0.1:\(fromFile)
+            exports:
+              - name: a
+                path: \(f.path("a"))
+            """)
+        let server = try NinepdProcess(arguments: ["--config", f.config.path], logDirectory: f.root)
+        #expect(waitForLog(server, containing: "metrics at http://127.0.0.1:\(fromFile)/metrics"), "the file's metrics-listen: \(server.logText)")
+        #expect(server.stop() == 0)
+
+        let fromFlag = try freeLoopbackPort()
+        let logs = f.root.appendingPathComponent("second")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        let second = try NinepdProcess(arguments: ["--config", f.config.path, "--metrics-listen", "tcp:127.0.0.1:\(fromFlag)"], logDirectory: logs)
+        defer { _ = second.stop() }
+        #expect(waitForLog(second, containing: "metrics at http://127.0.0.1:\(fromFlag)/metrics"), "--metrics-listen over the file: \(second.logText)")
+        #expect(!second.logText.contains(":\(fromFile)/metrics"))
+        #expect(second.stop() == 0)
+    }
+
     @Test func sighupAppliesAGoodFileToNewAttachesOnly() throws {
         let f = try Fixture("ninep-config-reload")
         defer { f.remove() }
