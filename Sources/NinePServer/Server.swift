@@ -325,7 +325,10 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
                 if !isStopping { housekeeping.wait(milliseconds: 1000) }
                 return isStopping
             }
-            publishMetrics()
+            // Memory telemetry only: its wait samples sit in a ring that must be drained. The
+            // request counts lose nothing by waiting for a scrape (`publishMetrics`), and
+            // publishing them allocates, which a daemon with nothing to do should not.
+            metricsLock.withLock { metrics.publish() }
             if stop { return }
         }
     }
@@ -345,9 +348,10 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
     }
 
     /// Pushes the memory telemetry and (with `configuration.requestMetrics`) the request
-    /// counts into swift-metrics now. The housekeeping thread calls it about once a second; a
-    /// metrics endpoint calls it before each scrape so that what it serves is current. Never
-    /// on the request path.
+    /// counts into swift-metrics now: a metrics endpoint calls it before each scrape, so what it
+    /// serves is current (the housekeeping thread publishes only the memory telemetry, about
+    /// once a second). Never on the request path; allocates (labels, new series, a snapshot of
+    /// the connections), which is why it is asked for rather than run on a timer.
     public func publishMetrics() {
         let (open, accepted, refused) = registry.withLock { (active, connectionsAccepted, connectionsRefused) }
         metricsLock.withLock {

@@ -4,12 +4,15 @@ import Testing
 
 /// DESIGN.md promise 5: after warm-up, walk/lopen/read/write/getattr/clunk do zero heap
 /// allocations in ninepd. scripts/bench-allocs runs ninepd under the LD_PRELOAD counting
-/// interposer (Tools/mallocshim) and counts mallocs per request, one message type per phase.
+/// interposer (Tools/mallocshim) and counts mallocs per request, one message type per phase;
+/// once as started by default and once with request metrics on (--metrics-listen), whose
+/// counting is on the request path.
 @Suite(.serialized)
 struct AllocationTests {
     static let required = ["walk", "lopen", "read 4 KiB", "write 4 KiB", "getattr", "clunk"]
 
-    @Test func steadyStateRequestsAllocateNothing() throws {
+    @Test(arguments: [false, true])
+    func steadyStateRequestsAllocateNothing(withMetrics: Bool) throws {
         let work = try Paths.temporaryDirectory("ninep-alloc-test")
         defer { try? FileManager.default.removeItem(at: work) }
         let json = work.appendingPathComponent("allocations.json")
@@ -20,7 +23,8 @@ struct AllocationTests {
             "--iterations", "10000", "--warmup", "2000",
             "--shim", try buildShim(into: shim),
             "--output", "-", "--json", json.path, "--max-per-request", "0",
-        ], timeout: .seconds(600))
+        ] + (withMetrics ? ["--server-arg=--metrics-listen", "--server-arg=tcp:127.0.0.1:\(try freeLoopbackPort())"] : []),
+        timeout: .seconds(600))
         guard let data = FileManager.default.contents(atPath: json.path),
               let figures = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let rows = figures["rows"] as? [String: [String: Any]]
@@ -35,7 +39,7 @@ struct AllocationTests {
         let summary = rows.keys.sorted().map { name in
             "\(name): \(String(format: "%.4f", perRequest(name) ?? -1))"
         }.joined(separator: ", ")
-        print("mallocs per request after warm-up (\(Paths.ninepd.path); \(counted) allocations before measuring): \(summary)")
+        print("mallocs per request after warm-up (\(Paths.ninepd.path)\(withMetrics ? " with --metrics-listen" : ""); \(counted) allocations before measuring): \(summary)")
         for name in Self.required {
             guard let count = perRequest(name) else {
                 Issue.record("bench-allocs reported no row \(name): \(outcome.output.suffix(3000))")

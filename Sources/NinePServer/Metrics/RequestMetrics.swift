@@ -6,8 +6,8 @@ import NinePWire
 /// errors and the latency distribution; errors by errno; bytes read and written; how Tflushes
 /// ended; and per connection its requests, time, bytes, fids and buffers in use.
 ///
-/// Runs only on the publishing side (the housekeeping thread, or a scrape asking for fresh
-/// figures), under the server's `metricsLock`: the request path only adds to atomic counters
+/// Runs only on the publishing side (a scrape asking for fresh figures, through
+/// `FileServer.publishMetrics`), under the server's `metricsLock`: the request path only adds to atomic counters
 /// (`RequestStatistics`), so a metrics backend that locks or allocates never slows a request.
 ///
 /// The latency distribution is published as cumulative counters with an `le` label
