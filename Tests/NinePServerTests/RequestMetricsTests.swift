@@ -5,7 +5,7 @@ import NinePTestSupport
 import NinePWire
 import Testing
 
-@testable import NinePServer
+@_spi(Benchmarks) @testable import NinePServer
 
 /// The request metrics (`ServerConfiguration.requestMetrics`, published by `publishMetrics`)
 /// count exactly what a client did: requests and errors per type, errnos, bytes, latency

@@ -1,7 +1,7 @@
 import Benchmark
 import Glibc
 import Logging
-import NinePServer
+@_spi(Benchmarks) import NinePServer
 import NinePTransport
 import NinePWire
 
@@ -197,6 +197,28 @@ let benchmarks: @Sendable () -> Void = {
             try Request.read(fid: 1, offset: 8192, count: 4096).encode(tag: 3, into: &w)
         },
     ])
+    // What request metrics add to every request, alone: two clock reads and the atomic adds
+    // of `ServerConnection.record` (an Rread's count parsed from its reply), on one thread.
+    let counted = RequestStatistics()
+    let rread: UnsafeMutableRawBufferPointer = {
+        let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: 11, alignment: 8)
+        frame.initializeMemory(as: UInt8.self, repeating: 0)
+        frame[4] = MessageType.rread.rawValue
+        frame.storeBytes(of: UInt32(4096).littleEndian, toByteOffset: 7, as: UInt32.self)
+        return frame
+    }()
+    Benchmark(
+        "request counting alone (2 clock reads + counters)",
+        configuration: .init(
+            metrics: [.wallClock, .throughput, .mallocCountTotal], tags: ["batch": "1000"], timeUnits: .nanoseconds,
+            warmupIterations: 10, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: 2000)
+    ) { benchmark in
+        for _ in benchmark.scaledIterations {
+            let admitted = monotonicNanoseconds()
+            counted.recordRequest(type: MessageType.tread.rawValue, nanoseconds: monotonicNanoseconds() &- admitted, reply: UnsafeRawBufferPointer(rread))
+        }
+        blackHole(counted.totalRequests)
+    }
     // The same two with request metrics counted (ninepd --metrics-listen): the cost of the
     // counting on the request path, and that it allocates nothing either.
     roundTripBenchmark("Tgetattr round trip, request metrics on", requestMetrics: true, [
