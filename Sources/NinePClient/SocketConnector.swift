@@ -43,7 +43,8 @@ enum SocketConnector {
                 lastErrno = errno
                 close(fd)
             }
-            throw NinePError(.connectionLost, errno: lastErrno, operation: .connect, path: address.description)
+            // No answer within the limit (a host that drops SYNs) is a timeout, not a refusal.
+            throw NinePError(lastErrno == ETIMEDOUT ? .timedOut : .connectionLost, errno: lastErrno, operation: .connect, path: address.description)
         }
     }
 

@@ -69,7 +69,7 @@ struct ServerOptions: ParsableArguments {
             // Connecting and the handshake wait 30 s unless --timeout says otherwise.
             let seconds = timeout.map { $0 == $0.rounded() && $0 < 1e9 ? String(Int($0)) : String($0) } ?? "30"
             let hint = timeout == nil ? " (--timeout SECONDS waits more or less)" : ""
-            Report.printError("ninep: \(command): \(address): timed out: the server did not answer \(error.operation.rawValue == "connect" ? "the connection" : "T\(error.operation.rawValue)") within \(seconds) s\(hint)")
+            Report.printError("ninep: \(command): \(address): timed out: the server did not answer \(error.operation == .connect ? "the connection" : "T\(error.operation.rawValue)") within \(seconds) s\(hint)")
             throw ExitCode(2)
         } catch {
             Report.failure(command, error)
