@@ -40,6 +40,11 @@ struct NinepSafeCLITests {
         #expect(result.status != 0 && result.output.contains("Permission denied"), "nobody overwriting root's file: \(result.status) \(result.output)")
         #expect(try String(contentsOf: export.appendingPathComponent("roots.txt"), encoding: .utf8) == "root's\n")
 
+        // A name this host does not know goes as NONUNAME, and ninepd (which does not know it
+        // either) refuses the attach: before, it went with the caller's uid and acted as root.
+        result = try ninep(["ls", "/", "--uname", "no-such-user-ninep"] + address)
+        #expect(result.status == 2 && result.output.contains("Permission denied"), "attach as an unknown user: \(result.status) \(result.output)")
+
         // Without --uname: the caller (root).
         result = try ninep(["put", local.path, "/by-root.txt"] + address)
         #expect(result.status == 0, "put as the caller: \(result.output)")
