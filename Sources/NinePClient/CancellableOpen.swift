@@ -32,11 +32,16 @@ final class CancellableOpen: Sendable {
                     continuation.resume(throwing: CancellationError())
                     return
                 }
-                DaemonThread.start(name: "9p-connect") {
+                let started = DaemonThread.tryStart(name: "9p-connect") {
                     let result = Result { () throws(NinePError) in
                         try ClientConnection.open(configuration, connectedSocket: connectedSocket, watch: pending)
                     }
                     pending.finish(result)
+                }
+                if started == nil {
+                    // No thread (thread limit, no memory): fail this connect, not the process.
+                    if let connectedSocket { Glibc.close(connectedSocket) }
+                    pending.finish(.failure(NinePError(.connectionLost, errno: EAGAIN, operation: .connect, path: configuration.address.description)))
                 }
             }
         } onCancel: {
