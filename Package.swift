@@ -10,7 +10,7 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "swift-ninep",
-    platforms: [.macOS(.v15)],
+    // Linux only (epoll, setfsuid, open_by_handle_at, statx, ...): no platforms are claimed.
     products: [
         .executable(name: "ninepd", targets: ["ninepd"]),
         .executable(name: "ninep", targets: ["ninep"]),
@@ -35,6 +35,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
+        // `--version` of ninepd and ninep: the VERSION file and the git commit, stamped at build time.
+        .plugin(name: "BuildStamp", capability: .buildTool()),
         .target(name: "CNinePShims"),
         .target(name: "NinePWire", swiftSettings: strict),
         .target(
@@ -75,7 +77,8 @@ let package = Package(
                 "NinePClient", "NinePWire", "NinePMemory", "NinePTransport", "CNinePShims", "NinePMetricsReader",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["BuildStamp"]
         ),
         .executableTarget(
             name: "ninepd",
@@ -89,7 +92,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["BuildStamp"]
         ),
         // The client side of the load and fault-injection scripts (scripts/malloc-failure,
         // memory-pressure, bench-allocs, bench-isolation): a developer tool, not installed.

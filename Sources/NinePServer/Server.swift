@@ -106,6 +106,14 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
                 throw StartError(description: "cannot listen on \(error)")
             }
         }
+        for fd in configuration.inheritedListeners {
+            do {
+                listeners.append(try Listener(adopting: fd))
+            } catch {
+                for listener in listeners { listener.close() }
+                throw StartError(description: "cannot serve \(error)")
+            }
+        }
         // The connection table, allocated now: accepting a client into it allocates nothing.
         active.reserveCapacity(configuration.maxConnections)
         idleSlots.reserveCapacity(plan.connectionSlots)

@@ -12,6 +12,9 @@ public struct ServerConfiguration: Sendable {
     /// Every export by aname, the default first (empty: the one-export fields).
     public var exports: [ExportConfiguration] = []
     public var listen: [ListenAddress]
+    /// Descriptors of sockets already bound and listening, served besides `listen` (systemd
+    /// socket activation). The server takes them over: checked at start, closed when it goes.
+    public var inheritedListeners: [Int32] = []
     /// The largest msize offered; a client's Tversion is clamped to it.
     public var maxMessageSize: UInt32 = 1024 * 1024
     /// One-export form: every change is refused with EROFS (see `exports`).

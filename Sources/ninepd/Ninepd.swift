@@ -29,8 +29,11 @@ struct Ninepd: ParsableCommand {
 
             Several exports: --config FILE (YAML; see docs/ninepd.yaml.example) lists exports by name, each with its own path, read-only, squash-uid/squash-gid, allow-users and access; a client picks one with its attach name (mount -o aname=NAME); an empty aname gets the first, and an export's path selects it too. The file may also hold the server-wide settings of the flags (listen, msize, max-connections, max-fids, max-requests, workers, memory-budget, oom-score-adj, mlockall, write-behind, socket-mode, client-timeout, log-level, metrics-listen). Precedence: a server-wide flag given on the command line overrides the file, which overrides the default. The one-export flags (--export, --read-only, --allow-user, --squash-uid, --squash-gid, --access) describe the single export of a command line without --config, and are refused with --config: write that export in the file. A file that cannot be used (YAML error, unknown key, wrong type, missing directory, repeated or unclean name) stops ninepd with exit status 64 and a message naming the file, the line and the key.
 
+            Under systemd: with Type=notify, ninepd reports READY=1 once its pools are locked and its listeners accept; with socket activation (LISTEN_FDS), it serves the sockets it is given instead of binding the default address (--listen adds more).
+
             SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs the exports, the connections, each memory pool's free buffers and the time requests waited for memory, per call site; --metrics-listen serves all of it, with per-operation and per-client figures, to Prometheus and `ninep top`. SIGHUP re-reads the --config file: new attaches see its exports (sessions attached before keep theirs until they clunk); a file that cannot be used is logged and changes nothing; listen, msize, workers, memory-budget and the other server-wide settings need a restart (logged, old values kept). Without --config SIGHUP is logged and changes nothing.
-            """
+            """,
+        version: BuildStamp.versionLine(program: "ninepd")
     )
 
     @Option(name: .long, help: ArgumentHelp(
@@ -212,6 +215,15 @@ struct Ninepd: ParsableCommand {
         let cgroupLimit = MemoryCgroup.limitBytes()
         let writeBehindOn = settings.writeBehind == "on" || (settings.writeBehind == "auto" && cgroupLimit != nil)
         var configuration = settings.serverConfiguration(writeBehind: writeBehindOn)
+        // Sockets from systemd (socket activation) replace the default address; --listen or the
+        // file's listen adds to them.
+        let inherited = try SocketActivation.takeDescriptors()
+        if !inherited.isEmpty {
+            configuration.inheritedListeners = inherited
+            if listen.isEmpty && configuration.listen == [try! ListenAddress(parsing: DaemonSettings.defaultListen)] {
+                configuration.listen = []
+            }
+        }
         let writeBehindText = configuration.writeBehind
             ? "write-behind on" + (cgroupLimit.map { " (memory cgroup limit \(MemoryPlan.format(bytes: $0)))" } ?? "")
             : "write-behind off"
@@ -291,7 +303,11 @@ struct Ninepd: ParsableCommand {
                 logger.warning("the metrics endpoint \(endpoint.boundAddress) is reachable from other hosts: it names every client's address")
             }
         }
-        for address in settings.listen where !address.isLoopback {
+        // After the listeners (and the metrics endpoint) are up and the start-up line is out.
+        if let failure = SystemdNotify.ready(status: "serving \(server.exportSummaries.count) export(s) on \(bound)") {
+            logger.warning("cannot tell the service manager that ninepd is ready (\(failure)); with Type=notify it will give up on the service at its start timeout")
+        }
+        for address in server.boundAddresses where !address.isLoopback {  // sockets from systemd too
             logger.warning("\(address) is reachable from other hosts; there is no authentication: restrict it with --allow-user (allow-users in a config file), a firewall, or a loopback address")
         }
 
@@ -320,6 +336,7 @@ struct Ninepd: ParsableCommand {
                 continue
             }
             logger.info("received \(signal == SIGINT ? "SIGINT" : "SIGTERM"): shutting down")
+            SystemdNotify.stopping()
             endpoint?.close()
             server.shutdown()
             logger.info("stopped")
