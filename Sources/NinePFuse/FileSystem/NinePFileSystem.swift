@@ -23,6 +23,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     let client: NinePClient
     let nodes: NodeTable
     let handles = HandleTable()
+    let inFlight = InFlightRequests(capacity: 64)
     let options: NinePFileSystemOptions
     let log: @Sendable (String) -> Void
 
@@ -51,28 +52,34 @@ public final class NinePFileSystem: FuseRequestHandler {
                 let gone = nodes.forget(entry.nodeID, count: entry.lookups)
                 _ = gone
             }
-        case .interrupt:
-            // Not mapped yet (Tflush of the call in flight): the request runs to its end.
-            break
+        case let .interrupt(unique):
+            // The task's 9P call is flushed; the request is answered EINTR, or with its result
+            // when the server completed it first (it happened: the kernel must know).
+            let found = inFlight.cancel(unique)
+            if options.trace { log("INTERRUPT of unique \(unique): \(found ? "cancelling its call" : "already answered")") }
         default:
             break
         }
     }
 
     public func serve(_ slot: FuseSlot, _ header: FuseInHeader, session: FuseSession) {
-        Task(executorPreference: client.executor) { [self] in
+        let task = Task(executorPreference: client.executor) { [self] in
             do {
                 let length = try await dispatch(slot, header)
                 if options.trace { log("\(header.opcode) node \(header.nodeID) unique \(header.unique): ok, \(length) bytes") }
+                inFlight.finish(header.unique)
                 session.reply(slot, length: length)
             } catch {
                 let code = fuseErrno(error)
                 if options.trace || (code == EIO && !(error is FuseFailure)) {
                     log("\(header.opcode) node \(header.nodeID) unique \(header.unique): \(String(cString: strerror(code))) (\(error))")
                 }
+                inFlight.finish(header.unique)
                 session.replyError(slot, unique: header.unique, errno: code)
             }
         }
+        // Recorded before the reader reads on, so an INTERRUPT for it always finds it.
+        inFlight.insert(header.unique, task)
     }
 
     // MARK: Dispatch
