@@ -7,17 +7,17 @@ struct FuseStructTests {
     func roundTrip<T: FuseStruct>(_ value: T, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let bytes = KernelBytes.struct_(value)
         #expect(bytes.count == T.wireSize, "\(T.self) is \(bytes.count) bytes", sourceLocation: sourceLocation)
-        let back = try bytes.withUnsafeBytes { raw throws(FuseCodecError) in try T.decode(raw) }
+        let back = try bytes.withUnsafeBytes { raw in try T.decode(raw) }
         #expect(back == value, sourceLocation: sourceLocation)
         // Every shorter input is refused, never trapped on.
         for cut in 0..<bytes.count {
             #expect(throws: FuseCodecError.self, sourceLocation: sourceLocation) {
-                try Array(bytes[0..<cut]).withUnsafeBytes { raw throws(FuseCodecError) in _ = try T.decode(raw) }
+                try Array(bytes[0..<cut]).withUnsafeBytes { raw in _ = try T.decode(raw) }
             }
         }
         // And a longer one too (decode takes exactly one struct).
         #expect(throws: FuseCodecError.trailingBytes(opcode: 0, count: 1), sourceLocation: sourceLocation) {
-            try (bytes + [0]).withUnsafeBytes { raw throws(FuseCodecError) in _ = try T.decode(raw) }
+            try (bytes + [0]).withUnsafeBytes { raw in _ = try T.decode(raw) }
         }
     }
 
@@ -84,11 +84,11 @@ struct FuseStructTests {
         let modern = FuseInitIn(major: 7, minor: 45, maxReadahead: 131072, flags: [.asyncRead, .maxPages, .initExt, .passthrough])
         let bytes = KernelBytes.struct_(modern)
         #expect(bytes.count == 64)
-        let back = try bytes.withUnsafeBytes { raw throws(FuseCodecError) in try FuseInitIn.decode(raw) }
+        let back = try bytes.withUnsafeBytes { raw in try FuseInitIn.decode(raw) }
         #expect(back == modern)
         // A kernel before 7.36 sends 16 bytes and no second word.
         let old = KernelBytes.u32(7) + KernelBytes.u32(31) + KernelBytes.u32(65536) + KernelBytes.u32(1 << 22)
-        let decoded = try old.withUnsafeBytes { raw throws(FuseCodecError) in try FuseInitIn.decode(raw) }
+        let decoded = try old.withUnsafeBytes { raw in try FuseInitIn.decode(raw) }
         #expect(decoded == FuseInitIn(major: 7, minor: 31, maxReadahead: 65536, flags: [.maxPages]))
     }
 }
@@ -187,7 +187,7 @@ struct FuseRequestTests {
             KernelBytes.request(.create, body: KernelBytes.struct_(FuseCreateIn(flags: 0, mode: 0, umask: 0)) + KernelBytes.name("c")),
             KernelBytes.request(.setlkw, body: KernelBytes.struct_(FuseLockIn(fh: 1, owner: 1, lock: FuseFileLock(start: 0, end: 0, type: 1, pid: 1)))),
             KernelBytes.request(.fallocate, body: KernelBytes.struct_(FuseFallocateIn(fh: 1, offset: 0, length: 1, mode: 0))),
-            KernelBytes.request(.`init`, body: KernelBytes.struct_(FuseInitIn(major: 7, minor: 45, maxReadahead: 0, flags: []))),
+            KernelBytes.request(.`init`, body: KernelBytes.struct_(FuseInitIn(major: 7, minor: 45, maxReadahead: 0, flags: [.initExt]))),
         ]
         for sample in samples {
             _ = try decodeRequest(sample)  // whole: decodes
@@ -225,24 +225,24 @@ struct FuseRequestTests {
 struct FuseReplyTests {
     @Test func errorReplyIsTheHeaderAlone() throws {
         var buffer = [UInt8](repeating: 0xFF, count: 64)
-        let length = try buffer.withUnsafeMutableBytes { raw throws(FuseCodecError) in try FuseReply.error(2, unique: 99, into: raw) }
+        let length = try buffer.withUnsafeMutableBytes { raw in try FuseReply.error(2, unique: 99, into: raw) }
         #expect(length == 16)
-        let header = try Array(buffer[0..<16]).withUnsafeBytes { raw throws(FuseCodecError) in try FuseOutHeader.decode(raw) }
+        let header = try Array(buffer[0..<16]).withUnsafeBytes { raw in try FuseOutHeader.decode(raw) }
         #expect(header == FuseOutHeader(length: 16, error: -2, unique: 99))
     }
 
     @Test func replyLengthCoversTheBody() throws {
         var buffer = [UInt8](repeating: 0, count: 256)
-        let length = try buffer.withUnsafeMutableBytes { raw throws(FuseCodecError) in
+        let length = try buffer.withUnsafeMutableBytes { raw in
             try FuseReply.with(FuseOpenOut(fh: 3), unique: 5, into: raw)
         }
         #expect(length == 32)
-        let header = try Array(buffer[0..<16]).withUnsafeBytes { raw throws(FuseCodecError) in try FuseOutHeader.decode(raw) }
+        let header = try Array(buffer[0..<16]).withUnsafeBytes { raw in try FuseOutHeader.decode(raw) }
         #expect(header == FuseOutHeader(length: 32, error: 0, unique: 5))
         // A buffer too small is an error, not a trap.
         var tiny = [UInt8](repeating: 0, count: 20)
         #expect(throws: FuseCodecError.noRoom(needed: 24, available: 20)) {
-            _ = try tiny.withUnsafeMutableBytes { raw throws(FuseCodecError) in try FuseReply.with(FuseOpenOut(fh: 3), unique: 5, into: raw) }
+            _ = try tiny.withUnsafeMutableBytes { raw in try FuseReply.with(FuseOpenOut(fh: 3), unique: 5, into: raw) }
         }
     }
 
@@ -252,18 +252,19 @@ struct FuseReplyTests {
         #expect(FuseDirentPacker.direntSize(nameLength: 9) == 40)
         #expect(FuseDirentPacker.direntSize(nameLength: 9, plus: true) == 168)
         var buffer = [UInt8](repeating: 0xEE, count: 4096)
-        let (length, packed) = try buffer.withUnsafeMutableBytes { raw throws(FuseCodecError) in
+        let (length, packed) = try buffer.withUnsafeMutableBytes { raw in
             var reply = try FuseReply(into: raw, unique: 1)
             // Room for exactly two entries of 32 and 40 bytes, not a third.
             var packer = FuseDirentPacker(continuing: reply.writer, size: 72 + 31)
-            #expect(packer.append(ino: 10, offset: 1, type: 8, name: ByteView(static: "a")))
-            #expect(packer.append(ino: 11, offset: 2, type: 4, name: ByteView(static: "directory")))
-            #expect(!packer.append(ino: 12, offset: 3, type: 8, name: ByteView(static: "b")))
+            let first = packer.append(ino: 10, offset: 1, type: 8, name: ByteView(static: "a"))
+            let second = packer.append(ino: 11, offset: 2, type: 4, name: ByteView(static: "directory"))
+            let third = packer.append(ino: 12, offset: 3, type: 8, name: ByteView(static: "b"))
+            #expect(first && second && !third)
             reply.writer = packer.writer
             return (reply.finish(), packer.count)
         }
         #expect(packed == 2 && length == 16 + 72)
-        let entries = try Array(buffer[16..<length]).withUnsafeBytes { raw throws(FuseCodecError) in try FuseDirent.unpack(raw) }
+        let entries = try Array(buffer[16..<length]).withUnsafeBytes { raw in try FuseDirent.unpack(raw) }
         #expect(entries == [
             FuseDirent(ino: 10, offset: 1, type: 8, name: Array("a".utf8)),
             FuseDirent(ino: 11, offset: 2, type: 4, name: Array("directory".utf8)),
@@ -279,17 +280,18 @@ struct FuseReplyTests {
         entry.nodeID = 0
         entry.attr.ino = 44
         entry.attr.mode = 0o100644
-        let length = try buffer.withUnsafeMutableBytes { raw throws(FuseCodecError) in
+        let length = try buffer.withUnsafeMutableBytes { raw in
             var reply = try FuseReply(into: raw, unique: 1)
             var packer = FuseDirentPacker(continuing: reply.writer, size: 4096)
-            #expect(packer.appendPlus(entry, offset: 1, type: 8, name: ByteView(static: "file")))
+            let appended = packer.appendPlus(entry, offset: 1, type: 8, name: ByteView(static: "file"))
+            #expect(appended)
             reply.writer = packer.writer
             return reply.finish()
         }
         #expect(length == 16 + 128 + 32)
-        let back = try Array(buffer[16..<144]).withUnsafeBytes { raw throws(FuseCodecError) in try FuseEntryOut.decode(raw) }
+        let back = try Array(buffer[16..<144]).withUnsafeBytes { raw in try FuseEntryOut.decode(raw) }
         #expect(back == entry)
-        let dirents = try Array(buffer[144..<length]).withUnsafeBytes { raw throws(FuseCodecError) in try FuseDirent.unpack(raw) }
+        let dirents = try Array(buffer[144..<length]).withUnsafeBytes { raw in try FuseDirent.unpack(raw) }
         #expect(dirents == [FuseDirent(ino: 44, offset: 1, type: 8, name: Array("file".utf8))])
     }
 }

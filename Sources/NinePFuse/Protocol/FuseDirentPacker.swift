@@ -68,6 +68,13 @@ public struct FuseDirent: Equatable, Sendable {
     public var type: UInt32
     public var name: [UInt8]
 
+    public init(ino: UInt64, offset: UInt64, type: UInt32, name: [UInt8]) {
+        self.ino = ino
+        self.offset = offset
+        self.type = type
+        self.name = name
+    }
+
     /// Reads the entries packed in `bytes` (a READDIR reply body).
     public static func unpack(_ bytes: UnsafeRawBufferPointer) throws(FuseCodecError) -> [FuseDirent] {
         var result: [FuseDirent] = []

@@ -71,9 +71,12 @@ public struct FuseInitIn: FuseStruct {
         try r.require(Self.compatibleSize)
         major = try r.u32(); minor = try r.u32(); maxReadahead = try r.u32()
         var bits = UInt64(try r.u32())
-        // A kernel too old for the second word sends 16 bytes; a newer one may send more than we
-        // know: both are fine, reserved words are ignored.
-        if bits & FuseInitFlags.initExt.rawValue != 0, r.remaining >= 4 { bits |= UInt64(try r.u32()) << 32 }
+        // A kernel too old for the second word sends 16 bytes and no FUSE_INIT_EXT; one that
+        // sets FUSE_INIT_EXT sends the whole 64-byte struct. Reserved words are ignored.
+        if bits & FuseInitFlags.initExt.rawValue != 0 {
+            try r.require(Self.wireSize - Self.compatibleSize)
+            bits |= UInt64(try r.u32()) << 32
+        }
         flags = FuseInitFlags(rawValue: bits)
         try r.skip(r.remaining)
     }

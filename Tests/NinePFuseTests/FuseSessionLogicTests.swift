@@ -1,0 +1,79 @@
+@testable import NinePFuse
+import Testing
+
+@Suite("FUSE session choices")
+struct FuseSessionLogicTests {
+    let kernel745 = FuseInitIn(major: 7, minor: 45, maxReadahead: 131072, flags: FuseInitFlags(rawValue: 0x5fd73fffffb))
+
+    @Test func initTakesOnlyWhatWasAskedAndOffered() throws {
+        let answer = try FuseInitNegotiation.reply(to: kernel745, configuration: FuseSessionConfiguration())
+        #expect(answer.major == 7 && answer.minor == 45)
+        #expect(answer.flags == [.bigWrites, .maxPages, .parallelDirops, .autoInvalData])
+        #expect(!answer.flags.contains(.asyncRead))
+        #expect(answer.maxWrite == 1 << 20 && answer.maxPages == 256)
+        #expect(answer.maxReadahead == 131072)
+        var configuration = FuseSessionConfiguration()
+        configuration.asyncRead = true
+        configuration.maxWrite = 1_044_480 + 100
+        let withAsync = try FuseInitNegotiation.reply(to: kernel745, configuration: configuration)
+        #expect(withAsync.flags.contains(.asyncRead))
+        #expect(withAsync.maxWrite == 1_044_480 && withAsync.maxPages == 255)
+        // A flag we want but the kernel does not offer is not taken.
+        let modest = FuseInitIn(major: 7, minor: 31, maxReadahead: 65536, flags: [.bigWrites])
+        let old = try FuseInitNegotiation.reply(to: modest, configuration: FuseSessionConfiguration())
+        #expect(old.minor == 31 && old.flags == [.bigWrites])
+    }
+
+    @Test func initRefusesOtherMajorsAndTooOldKernels() {
+        #expect(throws: FuseMountError.self) {
+            _ = try FuseInitNegotiation.reply(to: FuseInitIn(major: 8, minor: 0, maxReadahead: 0, flags: []), configuration: FuseSessionConfiguration())
+        }
+        #expect(throws: FuseMountError.self) {
+            _ = try FuseInitNegotiation.reply(to: FuseInitIn(major: 7, minor: 26, maxReadahead: 0, flags: []), configuration: FuseSessionConfiguration())
+        }
+    }
+
+    @Test func buffersFitTheLargestRequestAndReply() {
+        var configuration = FuseSessionConfiguration()
+        #expect(configuration.requestBytes >= FuseInHeader.wireSize + FuseWriteIn.wireSize + configuration.effectiveMaxWrite)
+        #expect(configuration.replyBytes >= FuseOutHeader.wireSize + configuration.effectiveMaxWrite)
+        configuration.maxWrite = 100
+        #expect(configuration.pages == 1 && configuration.requestBytes == FuseProtocol.minimumReadBuffer)
+        configuration.maxWrite = 64 << 20
+        #expect(configuration.pages == 256)
+    }
+
+    @Test func deviceNumbersConvertBetweenEncodings() {
+        // /dev/sda1 (8:1), /dev/null (1:3), a large minor.
+        for (major, minor) in [(UInt32(8), UInt32(1)), (1, 3), (259, 70000)] {
+            let glibc = (UInt64(major & 0xfff) << 8) | (UInt64(major & ~0xfff) << 32) | UInt64(minor & 0xff) | (UInt64(minor & ~0xff) << 12)
+            let fromNineP = DeviceNumber(linux: glibc)
+            #expect(fromNineP == DeviceNumber(major: major, minor: minor))
+            #expect(DeviceNumber(fuse: fromNineP.fuseEncoding) == fromNineP)
+        }
+    }
+
+    @Test func inFlightRequestsNeverOutliveTheirRequest() async {
+        let table = InFlightRequests(capacity: 4)
+        // Finished before the reader recorded it: the mark is consumed, nothing stays.
+        let done = Task<Void, Never> {}
+        table.finish(1)
+        table.insert(1, done)
+        #expect(table.count == 0)
+        // Recorded, then interrupted: the task sees the cancellation.
+        let waiting = Task<Void, Never> {
+            while !Task.isCancelled { await Task.yield() }
+        }
+        table.insert(2, waiting)
+        #expect(table.cancel(2))
+        await waiting.value
+        table.finish(2)
+        #expect(table.count == 0)
+        #expect(!table.cancel(3))
+    }
+
+    @Test func mountinfoEscapesAreUndone() {
+        #expect(FuseMounter.unescapeMountinfo("/tmp/a\\040b") == "/tmp/a b")
+        #expect(FuseMounter.unescapeMountinfo("/plain") == "/plain")
+    }
+}
