@@ -5,9 +5,10 @@ import NinePFuse
 /// `ninep mount` without -f: runs `ninep mount -f ...` as a new session in the background and
 /// returns once the mount is ready, with the child's errors on our standard error.
 ///
-/// The child's standard error is a pipe to us. When its mount is ready it points its standard
-/// error at /dev/null, which closes the pipe: we then find the mount in /proc/self/mountinfo and
-/// exit 0. If the child fails, it reports on the pipe and exits: we relay that and its status.
+/// The child's standard error is a pipe to us. When its mount is ready it writes a NUL byte and
+/// points its standard error at /dev/null, which closes the pipe: we then check the mount in
+/// /proc/self/mountinfo and exit 0. If the child fails, it reports on the pipe and exits: we
+/// relay that and exit with its status.
 /// (No fork of this multithreaded process: the child is a fresh exec.)
 enum Detach {
     static let environmentKey = "NINEP_MOUNT_DETACHED"
@@ -48,29 +49,38 @@ enum Detach {
             close(pipeFDs[0])
             throw FuseMountError.system("cannot start the mount daemon", spawned)
         }
-        // Relay what the child says until it closes its standard error (ready, or exited).
+        // Relay what the child says until it closes its standard error. A NUL byte just before
+        // the close means the mount is ready; a close without it means the child is exiting.
         var buffer = [UInt8](repeating: 0, count: 4096)
+        var ready = false
         while true {
             let n = buffer.withUnsafeMutableBytes { read(pipeFDs[0], $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
-            _ = buffer.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, n) }
+            var text = buffer[0..<n]
+            if let marker = text.firstIndex(of: 0) {
+                ready = true
+                text = text[..<marker]
+            }
+            _ = text.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
         }
         close(pipeFDs[0])
-        var status: Int32 = 0
-        if waitpid(pid, &status, WNOHANG) == pid {
-            // The child is gone: it failed (its message was relayed).
+        if !ready {
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
             let code: Int32 = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 1
             throw ExitCode(code == 0 ? 1 : code)
         }
         guard FuseMounter.mountedDevice(at: canonical) != nil else {
-            Report.printError("ninep: mount: the mount daemon (pid \(pid)) closed its output but \(mountpoint) is not mounted")
+            Report.printError("ninep: mount: the mount daemon (pid \(pid)) said it was ready but \(mountpoint) is not mounted")
             throw ExitCode(1)
         }
     }
 
-    /// Called in the child once the mount is ready.
+    /// Called in the child once the mount is ready: the marker, then standard error to /dev/null.
     static func silenceStandardError() {
+        var marker: UInt8 = 0
+        _ = write(STDERR_FILENO, &marker, 1)
         let null = open("/dev/null", O_WRONLY | O_CLOEXEC)
         if null >= 0 {
             dup2(null, STDERR_FILENO)
