@@ -151,9 +151,20 @@ public final class NinePFileSystem: FuseRequestHandler {
         case .access:
             // ENOSYS once: the kernel then stops asking and lets the server decide on each call.
             throw FuseFailure(ENOSYS)
-        case .setxattr, .getxattr, .listxattr, .removexattr, .getlk, .setlk, .setlkw, .fallocate, .readdirplus:
-            // Not mapped yet; ENOSYS makes the kernel stop sending them (xattrs then fail with
-            // EOPNOTSUPP, locks stay local to this host, fallocate fails with EOPNOTSUPP).
+        case let .getxattr(size, name):
+            return try await getxattr(header.nodeID, name, size: size, unique: unique, into: out)
+        case let .listxattr(size):
+            return try await getxattr(header.nodeID, .empty, size: size, unique: unique, into: out)
+        case let .setxattr(fields, name, value):
+            try await setxattr(header.nodeID, name, value, flags: fields.flags)
+            return try FuseReply.empty(unique: unique, into: out)
+        case let .removexattr(name):
+            try await removexattr(header.nodeID, name)
+            return try FuseReply.empty(unique: unique, into: out)
+        case .getlk, .setlk, .setlkw, .fallocate, .readdirplus:
+            // Not mapped yet; ENOSYS makes the kernel stop sending them (locks stay local to
+            // this host, fallocate fails with EOPNOTSUPP). Locks and READDIRPLUS are not
+            // negotiated in INIT, so they should not come at all.
             throw FuseFailure(ENOSYS)
         case .`init`, .destroy, .forget, .batchForget, .interrupt:
             // Served by the session or inline; never handed here.
