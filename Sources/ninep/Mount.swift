@@ -10,28 +10,31 @@ struct Mount: AsyncParsableCommand {
         commandName: "mount",
         abstract: "Mount a 9P2000.L server on a directory through FUSE (as root).",
         discussion: """
-            SERVER is tcp:HOST:PORT, HOST:PORT or unix:PATH (or /PATH). The command returns
-            once the mount is ready and serves it in the background; with -f it stays in
-            the foreground and logs, and ^C (or SIGTERM) unmounts. Unmount with
-            `ninep umount MOUNTPOINT` (or umount MOUNTPOINT).
+            SERVER is tcp:HOST:PORT, HOST:PORT or unix:PATH (or /PATH). The command
+            returns once the mount is ready and serves it in the background; with -f
+            it stays in the foreground and logs, and ^C (or SIGTERM) unmounts.
+            Unmount with `ninep umount MOUNTPOINT` (or umount MOUNTPOINT).
 
               ninep mount 127.0.0.1:5640 /mnt/share
-              ninep mount -f -o allow_other,default_permissions unix:/run/ninepd.sock /mnt/share
+              ninep mount -f -o default_permissions /run/ninepd.sock /mnt/share
               ninep umount /mnt/share
 
             -o takes a comma-separated list:
-              ro                   mount read-only
-              allow_other          let other users use the mount (the server still sees the
-                                   mounting user's attach)
-              default_permissions  the kernel checks the mode bits before asking the server
-              max_write=SIZE       largest READ/WRITE (default 1M, at most the server's msize)
-              slots=N              requests served at once (default 8; memory: about
-                                   2 x max_write each, allocated at start)
-              async_read           let the kernel send readahead without waiting: faster
-                                   sequential reads, but a read through the page cache from a
-                                   server that stopped answering may then not be interruptible
-              entry_timeout=S, attr_timeout=S
-                                   seconds the kernel trusts names and attributes (default 1)
+              ro                    mount read-only
+              allow_other           let other users use the mount (the server
+                                    still sees the mounting user's attach)
+              default_permissions   the kernel checks the mode bits first
+              max_write=SIZE        largest READ/WRITE (default 1M, at most
+                                    what the server's msize allows)
+              slots=N               requests served at once (default 8; each
+                                    holds about 2 x max_write, from start-up)
+              async_read            let the kernel send readahead without
+                                    waiting: faster sequential reads, but a
+                                    read through the page cache from a server
+                                    that stopped answering may then not be
+                                    interruptible (off by default)
+              entry_timeout=S       seconds the kernel trusts a name (1)
+              attr_timeout=S        seconds it trusts attributes (1)
             """
     )
 
