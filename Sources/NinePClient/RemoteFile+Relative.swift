@@ -107,25 +107,67 @@ extension RemoteFile {
         }
     }
 
-    /// Tunlinkat `name` in this directory (`directory`: AT_REMOVEDIR).
+    /// Tunlinkat `name` in this directory (`directory`: AT_REMOVEDIR); on servers without it
+    /// (diod), Tremove of a fid walked to `name`.
     public func unlink(_ name: ByteView, directory: Bool) async throws {
         let fid = self.fid
         let flags = directory ? UnlinkFlags.removeDir : 0
-        try await call(.unlinkat) { (w: inout WireWriter, tag) throws(WireError) in
-            try Request.unlinkat(dirfid: fid, name: name, flags: flags).encode(tag: tag, into: &w)
-        } decode: { response throws(NinePError) in
-            guard case .unlinkat = response else { throw .protocolViolation(.unlinkat) }
+        do {
+            try await call(.unlinkat) { (w: inout WireWriter, tag) throws(WireError) in
+                try Request.unlinkat(dirfid: fid, name: name, flags: flags).encode(tag: tag, into: &w)
+            } decode: { response throws(NinePError) in
+                guard case .unlinkat = response else { throw .protocolViolation(.unlinkat) }
+            }
+        } catch let error as NinePError where error.kind == .server && (error.errno == EOPNOTSUPP || error.errno == ENOSYS) {
+            let file = try await walk(name)
+            // Tremove does not say which kind it removes: check first, as unlinkat would.
+            let isDirectory = file.qid.isDirectory
+            if isDirectory != directory {
+                await file.close()
+                throw NinePError(.server, errno: directory ? ENOTDIR : EISDIR, operation: .remove, path: file.path)
+            }
+            let victim = file.fid
+            // Tremove clunks the fid whatever the answer.
+            file.markClosed()
+            do {
+                try await connection.call(.remove, undo: .releaseFid(victim), timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
+                    try Request.remove(fid: victim).encode(tag: tag, into: &w)
+                } decode: { response throws(NinePError) in
+                    guard case .remove = response else { throw .protocolViolation(.remove) }
+                }
+                connection.releaseFid(victim)
+            } catch let error as NinePError where error.kind == .server {
+                connection.releaseFid(victim)
+                throw error.at(file.path)
+            }
         }
     }
 
-    /// Trenameat `name` in this directory to `newName` in `newDirectory` (replacing what is there).
+    /// Trenameat `name` in this directory to `newName` in `newDirectory` (replacing what is there);
+    /// on servers without it (diod), Trename of a fid walked to `name`.
     public func rename(_ name: ByteView, to newDirectory: RemoteFile, _ newName: ByteView) async throws {
         let olddir = self.fid
         let newdir = newDirectory.fid
-        try await call(.renameat) { (w: inout WireWriter, tag) throws(WireError) in
-            try Request.renameat(olddirfid: olddir, oldname: name, newdirfid: newdir, newname: newName).encode(tag: tag, into: &w)
-        } decode: { response throws(NinePError) in
-            guard case .renameat = response else { throw .protocolViolation(.renameat) }
+        do {
+            try await call(.renameat) { (w: inout WireWriter, tag) throws(WireError) in
+                try Request.renameat(olddirfid: olddir, oldname: name, newdirfid: newdir, newname: newName).encode(tag: tag, into: &w)
+            } decode: { response throws(NinePError) in
+                guard case .renameat = response else { throw .protocolViolation(.renameat) }
+            }
+        } catch let error as NinePError where error.kind == .server && (error.errno == EOPNOTSUPP || error.errno == ENOSYS) {
+            let file = try await walk(name)
+            let fid = file.fid
+            do {
+                try await call(.rename) { (w: inout WireWriter, tag) throws(WireError) in
+                    try Request.rename(fid: fid, dfid: newdir, name: newName).encode(tag: tag, into: &w)
+                } decode: { response throws(NinePError) in
+                    guard case .rename = response else { throw .protocolViolation(.rename) }
+                }
+            } catch {
+                await file.close()
+                throw error
+            }
+            await file.close()
         }
     }
 

@@ -14,9 +14,24 @@ struct FuseMountTests {
             print("FuseMountTests: skipped (mounting FUSE needs root)")
             return
         }
+        try check(server: "ninepd")
+    }
+
+    /// The same against diod (attach name: the export; no Trenameat or Tunlinkat, path-based fids).
+    @Test func sameAgainstDiod() throws {
+        guard geteuid() == 0, FileManager.default.fileExists(atPath: "/usr/sbin/diod") else {
+            print("FuseMountTests: diod run skipped (needs root and Debian's diod)")
+            return
+        }
+        try check(server: "diod")
+    }
+
+    func check(server: String) throws {
         let script = Paths.packageRoot.appendingPathComponent("scripts/fuse-mount-check").path
-        let result = try run("/usr/bin/python3", [script, "--bin-dir", Paths.ninepd.deletingLastPathComponent().path], timeout: .seconds(300))
-        #expect(result.status == 0, "fuse-mount-check: \(result.output.suffix(6000))")
+        let result = try run("/usr/bin/python3", [
+            script, "--bin-dir", Paths.ninepd.deletingLastPathComponent().path, "--server", server,
+        ], timeout: .seconds(300))
+        #expect(result.status == 0, "fuse-mount-check --server \(server): \(result.output.suffix(6000))")
         #expect(result.output.contains(" passed, 0 failed"), "\(result.output.suffix(6000))")
     }
 }

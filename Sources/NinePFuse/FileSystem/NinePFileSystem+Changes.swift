@@ -57,5 +57,12 @@ extension NinePFileSystem {
         let from = try node(oldParent)
         let to = try node(newParent)
         try await from.rename(oldName, to: to, newName)
+        // Servers whose fids name paths (diod) leave the moved file's node fid at the old name:
+        // walk to the new name and give the node that fid. (Descendants of a moved directory
+        // still hold old paths on such servers; ninepd's fids name inodes and need none of it.)
+        if let moved = try? await to.walk(newName) {
+            let stale = nodes.replaceFile(moved)
+            _ = stale
+        }
     }
 }

@@ -70,5 +70,18 @@ final class NodeTable: Sendable {
         }
     }
 
+    /// Gives the node of `file`'s server file (same qid path) this fid instead of its own, without
+    /// counting a lookup. Returns the fid no longer used (the old one, or `file` when no node has
+    /// it), for the caller to drop outside the lock.
+    func replaceFile(_ file: RemoteFile) -> RemoteFile {
+        state.withLock { state in
+            guard let id = state.byQidPath[file.qid.path], var node = state.nodes[id], id != FuseProtocol.rootID else { return file }
+            let old = node.file
+            node.file = file
+            state.nodes[id] = node
+            return old
+        }
+    }
+
     var count: Int { state.withLock { $0.nodes.count } }
 }
