@@ -161,10 +161,17 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .removexattr(name):
             try await removexattr(header.nodeID, name)
             return try FuseReply.empty(unique: unique, into: out)
-        case .getlk, .setlk, .setlkw, .fallocate, .readdirplus:
-            // Not mapped yet; ENOSYS makes the kernel stop sending them (locks stay local to
-            // this host, fallocate fails with EOPNOTSUPP). Locks and READDIRPLUS are not
-            // negotiated in INIT, so they should not come at all.
+        case let .getlk(fields):
+            return try FuseReply.with(try await getlk(fields), unique: unique, into: out)
+        case let .setlk(fields):
+            try await setlk(fields, wait: false)
+            return try FuseReply.empty(unique: unique, into: out)
+        case let .setlkw(fields):
+            try await setlk(fields, wait: true)
+            return try FuseReply.empty(unique: unique, into: out)
+        case .fallocate, .readdirplus:
+            // 9P2000.L has no fallocate: ENOSYS makes the kernel answer EOPNOTSUPP from now on.
+            // READDIRPLUS is not negotiated in INIT, so it should not come at all.
             throw FuseFailure(ENOSYS)
         case .`init`, .destroy, .forget, .batchForget, .interrupt:
             // Served by the session or inline; never handed here.

@@ -7,10 +7,12 @@ public enum FuseInitNegotiation {
     ///   independent), instead of the kernel serialising them per directory.
     /// - autoInvalData: the kernel drops cached pages when GETATTR shows a new mtime or size,
     ///   so changes made on the server by others become visible.
+    /// - posixLocks: fcntl record locks go to the server (Tlock), so they hold against other
+    ///   clients of it, not only on this host.
     /// - asyncRead (only if configured): see `FuseSessionConfiguration.asyncRead`.
     /// Not asked: writebackCache (writes would be acknowledged before the server has them),
-    /// doReaddirplus (needs a lookup count per entry; later), posixLocks and flockLocks (locks stay
-    /// local until Tlock is mapped), exportSupport, handleKillpriv (the kernel clears set-id bits
+    /// doReaddirplus (needs a lookup count per entry; later), flockLocks (flock(2) stays local:
+    /// 9P has no whole-file lock of its own), exportSupport, handleKillpriv (the kernel clears set-id bits
     /// itself with a SETATTR), dontMask (the kernel applies the umask), setxattrExt, passthrough.
     public static func reply(to offer: FuseInitIn, configuration: FuseSessionConfiguration) throws(FuseMountError) -> FuseInitOut {
         guard offer.major == FuseProtocol.major else {
@@ -19,7 +21,7 @@ public enum FuseInitNegotiation {
         guard offer.minor >= FuseProtocol.oldestMinor else {
             throw FuseMountError("the kernel's FUSE \(offer.major).\(offer.minor) is older than 7.\(FuseProtocol.oldestMinor), the oldest this daemon supports (Linux 5.3)")
         }
-        var wanted: FuseInitFlags = [.bigWrites, .maxPages, .parallelDirops, .autoInvalData]
+        var wanted: FuseInitFlags = [.bigWrites, .maxPages, .parallelDirops, .autoInvalData, .posixLocks]
         if configuration.asyncRead { wanted.insert(.asyncRead) }
         var out = FuseInitOut()
         out.major = FuseProtocol.major
