@@ -1,5 +1,6 @@
 import Glibc
 import NinePClient
+import NinePMemory
 
 /// Everything `ninep mount` needs to know; the command line only fills this in.
 public struct NinePMountOptions: Sendable {
@@ -11,6 +12,9 @@ public struct NinePMountOptions: Sendable {
     public var defaultPermissions = false
     public var readOnly = false
     public var session = FuseSessionConfiguration()
+    /// mlockall the daemon (its slots are allocated and touched first), so that serving the
+    /// mount never waits on swap-in under memory pressure.
+    public var lockMemory = true
     public var fileSystem = NinePFileSystemOptions()
 
     public init(client: ClientConfiguration, mountpoint: String, source: String) {
@@ -47,6 +51,12 @@ public enum NinePMount {
 
         let fd = try FuseMounter.mount(parameters)
         let fuse = FuseSession(fd: fd, mountpoint: mountpoint, configuration: session, log: log)
+        if options.lockMemory {
+            let code = MemoryHardening.lockAll()
+            if code != 0 {
+                log("warning: mlockall refused (\(String(cString: strerror(code)))): the daemon may be swapped out under memory pressure; raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK")
+            }
+        }
         let fileSystem = NinePFileSystem(client: client, root: root, options: options.fileSystem, log: log)
         do {
             _ = try await fuse.start(handler: fileSystem)
@@ -55,6 +65,9 @@ public enum NinePMount {
             throw error
         }
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB)")
+        StatusSignal.onSignal { [fuse, fileSystem] in
+            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(client.tagsInUse) 9P tags in use")
+        }
         ready()
         await withTaskCancellationHandler {
             await fuse.waitUntilEnded()

@@ -38,6 +38,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     /// Nodes the kernel holds (the root included) and open handles.
     public var nodeCount: Int { nodes.count }
     public var handleCount: Int { handles.count }
+    public var requestsInFlight: Int { inFlight.count }
 
     // MARK: FuseRequestHandler
 

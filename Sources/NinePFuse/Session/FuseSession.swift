@@ -51,6 +51,9 @@ public final class FuseSession: Sendable {
 
     public var hasEnded: Bool { ended.value != nil }
 
+    /// Slots not holding a request right now.
+    public var freeSlots: Int { pool.freeCount }
+
     // MARK: Reader
 
     private func readLoop(_ handler: some FuseRequestHandler) {
