@@ -66,7 +66,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     public func serve(_ slot: FuseSlot, _ header: FuseInHeader, session: FuseSession) {
         let task = Task(executorPreference: client.executor) { [self] in
             do {
-                let length = try await dispatch(slot, header)
+                let length = try await dispatch(slot, header, layout: session.requestLayout)
                 if options.trace { log("\(header.opcode) node \(header.nodeID) unique \(header.unique): ok, \(length) bytes") }
                 inFlight.finish(header.unique)
                 session.reply(slot, length: length)
@@ -86,8 +86,8 @@ public final class NinePFileSystem: FuseRequestHandler {
     // MARK: Dispatch
 
     /// Serves one request; returns the length of the reply built in `slot.reply`.
-    func dispatch(_ slot: FuseSlot, _ header: FuseInHeader) async throws -> Int {
-        let (_, request) = try FuseRequest.decode(slot.requestBytes)
+    func dispatch(_ slot: FuseSlot, _ header: FuseInHeader, layout: FuseRequest.Layout) async throws -> Int {
+        let (_, request) = try FuseRequest.decode(slot.requestBytes, layout: layout)
         let unique = header.unique
         let out = slot.reply
         switch request {

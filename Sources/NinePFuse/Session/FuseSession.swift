@@ -51,6 +51,9 @@ public final class FuseSession: Sendable {
 
     public var hasEnded: Bool { ended.value != nil }
 
+    /// How requests are laid out under what INIT agreed (for decoding them).
+    public var requestLayout: FuseRequest.Layout { layout.withLock { $0 } }
+
     /// Slots not holding a request right now.
     public var freeSlots: Int { pool.freeCount }
 
