@@ -10,7 +10,7 @@ let strict: [SwiftSetting] = [
 
 let package = Package(
     name: "swift-ninep",
-    platforms: [.macOS(.v15)],
+    // Linux only (epoll, setfsuid, open_by_handle_at, statx, ...): no platforms are claimed.
     products: [
         .executable(name: "ninepd", targets: ["ninepd"]),
         .executable(name: "ninep", targets: ["ninep"]),
@@ -31,8 +31,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.65.0"),
         // `swift package generate-documentation` (the DocC catalogs of NinePClient and NinePServer).
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.4.0"),
+        // ninepd's --config file (YAML). Only ninepd depends on it: NinePServer takes Swift values.
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.0"),
     ],
     targets: [
+        // `--version` of ninepd and ninep: the VERSION file and the git commit, stamped at build time.
+        .plugin(name: "BuildStamp", capability: .buildTool()),
         .target(name: "CNinePShims"),
         .target(name: "NinePWire", swiftSettings: strict),
         .target(
@@ -81,7 +85,8 @@ let package = Package(
                 "NinePClient", "NinePWire", "NinePMemory", "NinePTransport", "CNinePShims", "NinePMetricsReader", "NinePFuse",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["BuildStamp"]
         ),
         .executableTarget(
             name: "ninepd",
@@ -89,12 +94,14 @@ let package = Package(
                 "NinePServer", "NinePMemory", "NinePTransport", "CNinePShims",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
-            swiftSettings: strict
+            swiftSettings: strict,
+            plugins: ["BuildStamp"]
         ),
         // The client side of the load and fault-injection scripts (scripts/malloc-failure,
         // memory-pressure, bench-allocs, bench-isolation): a developer tool, not installed.

@@ -11,7 +11,8 @@ public struct ClientConfiguration: Sendable {
     /// The attach name: which export (or subtree) to attach; servers such as diod require the
     /// exported path here, ninepd accepts an empty name.
     public var aname: String
-    /// Numeric user id for Tattach (n_uname); `nil` sends the process's uid.
+    /// Numeric user id for Tattach (n_uname); `nil`: the uid of `uname` (see
+    /// `numericUser(for:)`), never the process's own uid for another user's name.
     public var uid: UInt32?
     /// Largest message asked for in Tversion; the server may offer less.
     public var msize: UInt32
@@ -38,6 +39,37 @@ public struct ClientConfiguration: Sendable {
         self.maxInFlight = maxInFlight
         self.callTimeout = callTimeout
         self.flushGrace = flushGrace
+    }
+
+    /// n_uname for a user name: the process's uid for its own login name; else the uid this
+    /// host's user database lists for the name, or the number when the name is one; else
+    /// NONUNAME (0xFFFFFFFF), which asks the server to look the name up itself. Root attaching
+    /// as "nobody" thus acts as nobody, not as root.
+    public static func numericUser(for name: String) -> UInt32 {
+        if name == currentUserName { return getuid() }
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var scratch = [CChar](repeating: 0, count: 4096)
+        if getpwnam_r(name, &entry, &scratch, scratch.count, &result) == 0, result != nil { return entry.pw_uid }
+        if let number = UInt32(name), number != NineP.noUid { return number }
+        return NineP.noUid
+    }
+
+    /// The primary group of the user `name` for creations: the process's gid for its own
+    /// login name, the group this host lists for another name, else NONUNAME (0xFFFFFFFF:
+    /// no group named; ninepd then leaves the file in the group the server's user gets).
+    public static func numericGroup(for name: String) -> UInt32 {
+        if name == currentUserName { return getgid() }
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var scratch = [CChar](repeating: 0, count: 4096)
+        if getpwnam_r(name, &entry, &scratch, scratch.count, &result) == 0, result != nil { return entry.pw_gid }
+        if let number = UInt32(name), number != NineP.noUid {
+            var byNumber = passwd()
+            if getpwuid_r(number, &byNumber, &scratch, scratch.count, &result) == 0, result != nil { return byNumber.pw_gid }
+            return number
+        }
+        return NineP.noUid
     }
 
     /// The login name of the process's uid, or the number when the user is unknown.

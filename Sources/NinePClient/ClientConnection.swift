@@ -34,20 +34,28 @@ final class ClientConnection: Sendable {
     }
 
     /// Connects, negotiates the version and msize, and starts the reader and housekeeper.
-    static func open(_ configuration: ClientConfiguration, connectedSocket: Int32? = nil) throws(NinePError) -> ClientConnection {
+    /// `watch` (see `CancellableOpen`) learns which socket to shut down when the caller is
+    /// cancelled while this thread blocks on it.
+    static func open(_ configuration: ClientConfiguration, connectedSocket: Int32? = nil, watch: CancellableOpen? = nil) throws(NinePError) -> ClientConnection {
         // Connecting and Tversion block this thread: bounded by the call timeout (30 s if none).
         let limit = configuration.callTimeout ?? .seconds(30)
         let fd: Int32
         if let connectedSocket { fd = connectedSocket } else { fd = try SocketConnector.connect(to: configuration.address, timeout: limit) }
+        guard watch?.began(fd) ?? true else {
+            Glibc.close(fd)
+            throw NinePError.connectionLost(.connect).at(configuration.address.description)
+        }
         let msize: UInt32
         do {
             setSocketTimeouts(fd, limit)
             msize = try negotiateVersion(fd: fd, msize: configuration.msize)
             setSocketTimeouts(fd, .zero)
         } catch {
+            watch?.ended()
             Glibc.close(fd)
             throw error.at(configuration.address.description)
         }
+        watch?.ended()
         let connection = ClientConnection(fd: fd, msize: msize, configuration: configuration)
         let sender = FrameSender(fd: fd, capacity: 2 * connection.requestSlots) { [weak connection] frame in
             connection?.frameSent(frame)
@@ -77,12 +85,16 @@ final class ClientConnection: Sendable {
               SocketIO.writeFully(fd, UnsafeRawBufferPointer(rebasing: buffer[0..<length])) == .complete
         else { throw .connectionLost(.version) }
         let header = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<NineP.headerSize])
-        guard SocketIO.readFully(fd, into: header) == .complete else { throw .connectionLost(.version) }
+        // .stalled: nothing within the receive timeout (SO_RCVTIMEO, the call timeout): a
+        // server that accepted and never answered timed out, it did not hang up.
+        let outcome = SocketIO.readFully(fd, into: header)
+        guard outcome == .complete else { throw outcome == .stalled ? .timedOut(.version) : .connectionLost(.version) }
         guard let frame = try? FrameHeader.decode(UnsafeRawBufferPointer(header), msize: UInt32(buffer.count)) else {
             throw .protocolViolation(.version)
         }
         let body = UnsafeMutableRawBufferPointer(rebasing: buffer[NineP.headerSize..<Int(frame.size)])
-        guard SocketIO.readFully(fd, into: body) == .complete else { throw .connectionLost(.version) }
+        let bodyOutcome = SocketIO.readFully(fd, into: body)
+        guard bodyOutcome == .complete else { throw bodyOutcome == .stalled ? .timedOut(.version) : .connectionLost(.version) }
         let message: RMessage
         do {
             message = try RMessage.decode(UnsafeRawBufferPointer(rebasing: buffer[0..<Int(frame.size)]), msize: UInt32(buffer.count))

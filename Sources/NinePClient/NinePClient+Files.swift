@@ -24,7 +24,7 @@ extension NinePClient {
         }
         let (fid, _) = try await walk(from: FidAllocator.root, parent, path: path)
         let flags = mode.flags | options.rawValue | OpenFlags.create
-        let gid = UInt32(getgid())
+        let gid = creationGroup
         do {
             let (qid, iounit) = try await connection.call(.create, undo: .clunk(fid: fid), timeout: callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
                 try w.beginFrame(.tlcreate, tag: tag)
@@ -70,7 +70,7 @@ extension NinePClient {
     @discardableResult
     public func mkdir(_ path: String, permissions: UInt32 = 0o755) async throws -> Qid {
         let (parent, name) = try splitForCreation(path, .mkdir)
-        let gid = UInt32(getgid())
+        let gid = creationGroup
         return try await withFid(path, parent) { dfid in
             try await call(.mkdir, path) { (w: inout WireWriter, tag) throws(WireError) in
                 try w.beginFrame(.tmkdir, tag: tag)
@@ -154,7 +154,7 @@ extension NinePClient {
     @discardableResult
     public func symlink(_ target: String, at path: String) async throws -> Qid {
         let (parent, name) = try splitForCreation(path, .symlink)
-        let gid = UInt32(getgid())
+        let gid = creationGroup
         return try await withFid(path, parent) { dfid in
             try await call(.symlink, path) { (w: inout WireWriter, tag) throws(WireError) in
                 try w.beginFrame(.tsymlink, tag: tag)

@@ -27,10 +27,15 @@ public final class NinePClient: Sendable {
     /// header room the Linux client and diod reserve (diod refuses larger counts).
     public var maxIOSize: Int { Int(msize) - 24 }
 
+    /// The group sent with every creation (Tlcreate, Tmkdir, Tsymlink): the attaching user's
+    /// primary group, so that root creating as "nobody" does not create files in group root.
+    let creationGroup: UInt32
+
     private init(connection: ClientConnection, configuration: ClientConfiguration, rootQid: Qid) {
         self.connection = connection
         self.configuration = configuration
         self.rootQid = rootQid
+        creationGroup = configuration.uid == nil ? ClientConfiguration.numericGroup(for: configuration.uname) : getgid()
     }
 
     deinit {
@@ -43,8 +48,9 @@ public final class NinePClient: Sendable {
     /// `socketpair`, say), which the client then owns; `configuration.address` only names the
     /// server in errors.
     public static func connect(_ configuration: ClientConfiguration, connectedSocket: Int32? = nil) async throws -> NinePClient {
-        let connection = try ClientConnection.open(configuration, connectedSocket: connectedSocket)
-        let uid = configuration.uid ?? UInt32(getuid())
+        // Connect and Tversion block a thread of their own; a cancelled caller stops waiting.
+        let connection = try await CancellableOpen.open(configuration, connectedSocket: connectedSocket)
+        let uid = configuration.uid ?? ClientConfiguration.numericUser(for: configuration.uname)
         do {
             let qid = try await connection.call(.attach, timeout: configuration.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
                 try w.beginFrame(.tattach, tag: tag)

@@ -75,7 +75,9 @@ public struct NinePError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The server's message if it sent one, else the C library's text for the errno ("No
     /// such file or directory").
     public var reason: String {
-        if kind == .server, let message, !message.isEmpty { return message }
+        // The server's words (Rerror), or the client's own for a failure errno cannot say
+        // (an unknown host).
+        if let message, !message.isEmpty { return message }
         switch kind {
         case .connectionLost where operation != .connect: return "connection to the server lost"
         case .timedOut: return "no reply within the call's timeout"

@@ -24,8 +24,10 @@ enum SocketConnector {
             hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
             hints.ai_flags = AI_NUMERICSERV
             var result: UnsafeMutablePointer<addrinfo>?
-            guard getaddrinfo(host, String(port), &hints, &result) == 0, let first = result else {
-                throw NinePError(.connectionLost, errno: EHOSTUNREACH, operation: .connect, path: address.description)
+            let resolved = getaddrinfo(host, String(port), &hints, &result)
+            guard resolved == 0, let first = result else {
+                throw NinePError(.connectionLost, errno: EHOSTUNREACH, operation: .connect, path: address.description,
+                                 message: resolutionFailure(host: host, code: resolved))
             }
             defer { freeaddrinfo(result) }
             var lastErrno = ECONNREFUSED
@@ -41,7 +43,24 @@ enum SocketConnector {
                 lastErrno = errno
                 close(fd)
             }
-            throw NinePError(.connectionLost, errno: lastErrno, operation: .connect, path: address.description)
+            // No answer within the limit (a host that drops SYNs) is a timeout, not a refusal.
+            throw NinePError(lastErrno == ETIMEDOUT ? .timedOut : .connectionLost, errno: lastErrno, operation: .connect, path: address.description)
+        }
+    }
+
+    /// Why `host` did not resolve, in words: "unknown host" only when the name server said
+    /// there is no such name, not when it could not be asked.
+    static func resolutionFailure(host: String, code: Int32) -> String {
+        let detail = String(cString: gai_strerror(code))
+        switch code {
+        // EAI_NODATA (-5) and EAI_ADDRFAMILY (-9) are glibc extensions Swift's Glibc does not
+        // export: a name that exists but has no address (of that family).
+        case EAI_NONAME, EAI_FAIL, -5, -9:
+            return "unknown host '\(host)' (\(detail)): check the name, or give an address such as 127.0.0.1"
+        case EAI_AGAIN:
+            return "cannot resolve host '\(host)' now (\(detail)): the name server did not answer; try again or give an address"
+        default:
+            return "cannot resolve host '\(host)': \(detail)"
         }
     }
 

@@ -71,7 +71,7 @@ final class XattrState: Sendable {
 
 /// One fid's state. Descriptors are closed only when the fid is clunked AND no request still
 /// uses them (`references`), so a Tclunk racing a Tread never closes a descriptor under it.
-struct FidEntry {
+struct FidEntry<Backend: FileSystemBackend> {
     var fid: UInt32 = 0
     var kind: FidKind = .file
     var pathFd: Int32 = -1
@@ -83,7 +83,12 @@ struct FidEntry {
     var qid = Qid(type: 0, version: 0, path: 0)
     var device: UInt64 = 0
     var uid: UInt32 = 0
+    /// The fid is its export's root ("..": stays; Tremove: EBUSY).
     var isRoot = false
+    /// The export the fid was attached through (walks and clones inherit it): its policy
+    /// (read-only, squash, access mode) and root. A reference, not a copy: retained, never
+    /// allocated, per borrow. Nil only in a free slot.
+    var export: Export<Backend>? = nil
     /// Non-seekable (FIFO, socket, character device): read/write, not pread/pwrite.
     var streaming = false
     var references = 0
@@ -99,9 +104,9 @@ struct FidEntry {
 }
 
 /// A borrowed fid: a copy of its entry plus the slot to give back with `FidTable.release`.
-struct FidRef {
+struct FidRef<Backend: FileSystemBackend> {
     let slot: Int
-    var entry: FidEntry
+    var entry: FidEntry<Backend>
 }
 
 /// The fids of one connection, in a table of fixed capacity (`limit`): slots are reused, the
@@ -110,7 +115,7 @@ final class FidTable<Backend: FileSystemBackend>: Sendable {
     typealias Failure = FidTableFailure
 
     private struct State {
-        var entries: [FidEntry]
+        var entries: [FidEntry<Backend>]
         var freeSlots: [Int]
         var slotByFid: [UInt32: Int]
         var tick: UInt64 = 0
@@ -128,7 +133,7 @@ final class FidTable<Backend: FileSystemBackend>: Sendable {
         // the table grows only if memory allows (see `insert`), never shrinks, so a steady
         // walk/clunk loop allocates nothing.
         let initial = min(limit, preallocated)
-        var entries = [FidEntry]()
+        var entries = [FidEntry<Backend>]()
         entries.reserveCapacity(initial)
         var freeSlots = [Int]()
         freeSlots.reserveCapacity(initial)
@@ -140,8 +145,8 @@ final class FidTable<Backend: FileSystemBackend>: Sendable {
     var count: Int { state.withLock { $0.slotByFid.count } }
 
     /// Adds `fid` with `entry`'s state, taking one reference for the caller.
-    func insert(_ fid: UInt32, _ entry: FidEntry) throws(Failure) -> FidRef {
-        let result: Result<FidRef, Failure> = state.withLock { s in
+    func insert(_ fid: UInt32, _ entry: FidEntry<Backend>) throws(Failure) -> FidRef<Backend> {
+        let result: Result<FidRef<Backend>, Failure> = state.withLock { s in
             if s.slotByFid[fid] != nil { return .failure(.fidInUse) }
             var e = entry
             e.fid = fid
@@ -160,7 +165,7 @@ final class FidTable<Backend: FileSystemBackend>: Sendable {
                 s.entries.append(e)
             }
             s.slotByFid[fid] = slot
-            return .success(FidRef(slot: slot, entry: e))
+            return .success(FidRef<Backend>(slot: slot, entry: e))
         }
         return try result.get()
     }
@@ -168,7 +173,7 @@ final class FidTable<Backend: FileSystemBackend>: Sendable {
     /// Doubles the table's storage, asking malloc first (Swift would trap on a refusal).
     private static func grow(_ s: inout State, limit: Int) -> Bool {
         let capacity = min(limit, max(16, s.entries.capacity * 2))
-        let bytes = capacity * (MemoryLayout<FidEntry>.stride + MemoryLayout<Int>.stride + 48)
+        let bytes = capacity * (MemoryLayout<FidEntry<Backend>>.stride + MemoryLayout<Int>.stride + 48)
         guard MemoryProbe.canAllocate(bytes: bytes) else { return false }
         s.entries.reserveCapacity(capacity)
         s.freeSlots.reserveCapacity(capacity)
@@ -185,18 +190,18 @@ final class FidTable<Backend: FileSystemBackend>: Sendable {
     }
 
     /// Borrows `fid`; pair with `release`.
-    func acquire(_ fid: UInt32) -> FidRef? {
+    func acquire(_ fid: UInt32) -> FidRef<Backend>? {
         state.withLock { s in
             guard let slot = s.slotByFid[fid] else { return nil }
             s.entries[slot].references += 1
             s.tick &+= 1
             s.entries[slot].lastUsed = s.tick
-            return FidRef(slot: slot, entry: s.entries[slot])
+            return FidRef<Backend>(slot: slot, entry: s.entries[slot])
         }
     }
 
     /// Gives a borrowed fid back; closes its descriptors if it was clunked meanwhile.
-    func release(_ ref: FidRef) {
+    func release(_ ref: FidRef<Backend>) {
         let toClose: (Int32, Int32, Int32)? = state.withLock { s in
             s.entries[ref.slot].references -= 1
             return Self.reclaimIfUnused(&s, slot: ref.slot)
@@ -205,7 +210,7 @@ final class FidTable<Backend: FileSystemBackend>: Sendable {
     }
 
     /// Applies `body` to the live entry (e.g. after Tlopen) and refreshes `ref`.
-    func update(_ ref: inout FidRef, _ body: (inout FidEntry) -> Void) {
+    func update(_ ref: inout FidRef<Backend>, _ body: (inout FidEntry<Backend>) -> Void) {
         ref.entry = state.withLock { s in
             body(&s.entries[ref.slot])
             return s.entries[ref.slot]
@@ -261,7 +266,7 @@ final class FidTable<Backend: FileSystemBackend>: Sendable {
 
     /// Installs a reopened descriptor for an evicted fid; returns the one to use (another
     /// request may have reopened it first, then `fd` is closed).
-    func restore(_ ref: inout FidRef, fd: Int32) -> Int32 {
+    func restore(_ ref: inout FidRef<Backend>, fd: Int32) -> Int32 {
         var keep = fd
         ref.entry = state.withLock { s in
             if s.entries[ref.slot].pathFd >= 0 {
@@ -295,7 +300,7 @@ final class FidTable<Backend: FileSystemBackend>: Sendable {
     private static func reclaimIfUnused(_ s: inout State, slot: Int) -> (Int32, Int32, Int32)? {
         let e = s.entries[slot]
         guard e.clunked && e.references == 0 else { return nil }
-        s.entries[slot] = FidEntry()
+        s.entries[slot] = FidEntry<Backend>()
         s.freeSlots.append(slot)
         return (e.pathFd, e.openFd, e.bufferedFd)
     }

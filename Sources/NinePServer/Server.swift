@@ -14,7 +14,8 @@ public typealias Server = FileServer<PosixBackend>
 /// request path is a direct, specialised call.
 public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
     // @unchecked Sendable: immutable after init except `active`, `idleSlots`, `listeners`,
-    // `nextConnectionID`, `stopping` and `droppedLogLines`, which are guarded by `registry`.
+    // `nextConnectionID`, `stopping` and `droppedLogLines`, which are guarded by `registry`
+    // (`exportTable` is a Mutex of its own).
     public let configuration: ServerConfiguration
     /// The exported tree.
     public let backend: Backend
@@ -37,11 +38,13 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
     /// ended session's counts into `retiredStatistics`.
     let metricsLock = ConditionLock()
     let waiter: ReadinessWaiter<Backend>
-    /// Root: each request runs with the attaching user's fsuid/fsgid/groups.
-    let switchesIdentity: Bool
-    /// --access client as root: requests run as root and new files are given to the attaching
-    /// user, in the group and mode the request names (see `AccessMode.client`).
-    let ownsForClients: Bool
+    /// Root on a tree with host identities: workers can switch credentials per request (each
+    /// export's access mode says to whom, see `Export`), and evicted fids can be reopened by
+    /// file handle.
+    let privileged: Bool
+    /// What Tattach's aname selects, the default first (`Server+Exports.swift`). Replaced whole
+    /// by `replaceExports`; fids keep the export they attached through.
+    let exportTable: Mutex<[Export<Backend>]>
     let ioFlusher: Bool
     /// Log every request and its reply (--log-level trace).
     let tracesRequests: Bool
@@ -64,9 +67,10 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
     public typealias StartError = ServerStartError
     public typealias ConnectionShare = ServerConnectionShare
 
-    /// Serves `backend` (`configuration.exportPath` is only what logs call it) and binds every
-    /// listener; serving starts with `start()`. Metrics go to `metricsFactory` (the one
-    /// bootstrapped in swift-metrics' `MetricsSystem` unless given).
+    /// Serves `backend` as the first export of `configuration.effectiveExports` (its path is
+    /// only what logs call it; the others are opened with `backend.sibling(exporting:)`) and
+    /// binds every listener; serving starts with `start()`. Metrics go to `metricsFactory` (the
+    /// one bootstrapped in swift-metrics' `MetricsSystem` unless given).
     public init(
         configuration: ServerConfiguration, backend: Backend, logger: Logger, ioFlusher: Bool = false,
         metricsFactory: (any MetricsFactory)? = nil
@@ -76,8 +80,8 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
         self.logger = logger
         self.ioFlusher = ioFlusher
         qids = QidMapper(rootDevice: backend.rootDevice)
-        switchesIdentity = geteuid() == 0 && configuration.access == .user && backend.usesHostIdentity
-        ownsForClients = geteuid() == 0 && configuration.access == .client && backend.usesHostIdentity
+        privileged = geteuid() == 0 && backend.usesHostIdentity
+        exportTable = Mutex(try FileServer<Backend>.openExports(configuration.effectiveExports, first: backend, origin: backend, privileged: privileged))
         queue = WorkQueue(connections: configuration.maxConnections)
         waiter = ReadinessWaiter(contexts: configuration.maxConnections * configuration.maxRequestsPerConnection)
         let plan: MemoryPlan
@@ -102,6 +106,14 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
                 throw StartError(description: "cannot listen on \(error)")
             }
         }
+        for fd in configuration.inheritedListeners {
+            do {
+                listeners.append(try Listener(adopting: fd))
+            } catch {
+                for listener in listeners { listener.close() }
+                throw StartError(description: "cannot serve \(error)")
+            }
+        }
         // The connection table, allocated now: accepting a client into it allocates nothing.
         active.reserveCapacity(configuration.maxConnections)
         idleSlots.reserveCapacity(plan.connectionSlots)
@@ -115,7 +127,7 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
     /// least recently used first, from `connection` and then from the others), keeping file
     /// handles to reopen them. Only as root (open_by_handle_at needs CAP_DAC_READ_SEARCH).
     func relieveDescriptorPressure(preferring connection: ServerConnection<Backend>) -> Int {
-        guard switchesIdentity else { return 0 }
+        guard privileged else { return 0 }
         var closed = connection.fids.evictIdle(fraction: 0.25)
         if closed == 0 {
             for other in registry.withLock({ active }) where other !== connection {
@@ -369,6 +381,7 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
     public func statusReport() -> [String] {
         let (count, table, idle, dropped) = registry.withLock { (active.count, slots.count, idleSlots.count, droppedLogLines) }
         var lines = ["\(count) connections (\(table - idle) of \(table) preallocated slots in use), \(dropped) log lines dropped while memory was short"]
+        for export in exportTable.withLock({ $0 }) { lines.append("export \(export.summary)") }
         lines.append(contentsOf: arena.report())
         for share in connectionShares() {
             lines.append("connection \(share.id) (\(share.peer)): \(share.largeBuffers) of \(arena.plan.largePerConnection) large and \(share.smallBuffers) of \(arena.plan.smallPerConnection) small buffers, \(share.requestsInFlight) requests in flight, \(share.unsentReplies) replies unsent")
@@ -413,20 +426,15 @@ func strerrorBytes(_ code: Int32) -> [UInt8] {
     return Array(UnsafeBufferPointer(start: UnsafeRawPointer(message).assumingMemoryBound(to: UInt8.self), count: strlen(message)))
 }
 
-extension FileServer {
-    /// What is exported (for POSIX: the export as given and, when different, where it resolves).
-    public var exportDescription: String { backend.exportDescription }
-}
-
 extension FileServer where Backend == PosixBackend {
-    /// Opens `configuration.exportPath` on the host and binds every listener; serving starts
-    /// with `start()`.
+    /// Opens every export of `configuration.effectiveExports` on the host and binds every
+    /// listener; serving starts with `start()`.
     public convenience init(
         configuration: ServerConfiguration, logger: Logger, ioFlusher: Bool = false, metricsFactory: (any MetricsFactory)? = nil
     ) throws(StartError) {
         let backend: PosixBackend
         do throws(PosixBackend.OpenError) {
-            backend = try PosixBackend(exportPath: configuration.exportPath)
+            backend = try PosixBackend(exportPath: configuration.effectiveExports[0].path)
         } catch {
             throw StartError(description: error.description)
         }

@@ -1,12 +1,23 @@
 import NinePTransport
 
 /// Everything a server is started with; the defaults are what `ninepd` uses with no options.
+///
+/// Exports: `exports`, when not empty, lists every export by aname (the first is the default,
+/// what an empty aname attaches). When empty, the server has one export made from the
+/// one-export fields `exportPath`, `readOnly`, `allowedUsers`, `squashUser` and `access`
+/// (`defaultExport`), which the list ignores otherwise.
 public struct ServerConfiguration: Sendable {
-    /// The directory exported as the attach root.
+    /// The directory exported as the attach root (one-export form; see `exports`).
     public var exportPath: String
+    /// Every export by aname, the default first (empty: the one-export fields).
+    public var exports: [ExportConfiguration] = []
     public var listen: [ListenAddress]
+    /// Descriptors of sockets already bound and listening, served besides `listen` (systemd
+    /// socket activation). The server takes them over: checked at start, closed when it goes.
+    public var inheritedListeners: [Int32] = []
     /// The largest msize offered; a client's Tversion is clamped to it.
     public var maxMessageSize: UInt32 = 1024 * 1024
+    /// One-export form: every change is refused with EROFS (see `exports`).
     public var readOnly = false
     public var maxConnections = 64
     /// The kernel client with cache=loose keeps about two fids per cached inode.
@@ -53,10 +64,23 @@ public struct ServerConfiguration: Sendable {
     }
 
     public static let minimumMessageSize: UInt32 = 4096
+
+    /// The export the one-export fields describe, unnamed (an empty aname or its path).
+    public var defaultExport: ExportConfiguration {
+        var export = ExportConfiguration(name: "", path: exportPath)
+        export.readOnly = readOnly
+        export.allowedUsers = allowedUsers
+        export.squash = squashUser.map { SquashIdentity(uid: $0.uid, gid: $0.gid) }
+        export.access = access
+        return export
+    }
+
+    /// What the server exports: `exports`, or the one export of the one-export fields.
+    public var effectiveExports: [ExportConfiguration] { exports.isEmpty ? [defaultExport] : exports }
 }
 
 /// Who checks permissions, as the Linux client's `access=` mount option names it.
-public enum AccessMode: String, Sendable, CaseIterable {
+public enum AccessMode: String, Sendable, CaseIterable, Equatable {
     /// Every request runs as the attaching user, with the groups this host lists for it
     /// (server-side checks; mount with access=user).
     case user

@@ -110,7 +110,7 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
     /// What one connection slot costs, for the memory plan.
     static func slotBytes(_ configuration: ServerConfiguration) -> Int {
         let context = 256 + 2 * RequestContext<Backend>.maxPendingFlushes * 2
-        let fid = MemoryLayout<FidEntry>.stride + MemoryLayout<Int>.stride + 48
+        let fid = MemoryLayout<FidEntry<Backend>>.stride + MemoryLayout<Int>.stride + 48
         let outbox = (configuration.maxRequestsPerConnection + loneFrames) * MemoryLayout<OutputItem<Backend>>.stride
         return 1024 + outbox + configuration.maxRequestsPerConnection * context + min(configuration.maxFidsPerConnection, configuration.preallocatedFidsPerConnection) * fid
             + Worker<Backend>.scratchBytes(direntCapacity: 0)  // the reader's own (readerWorker)

@@ -10,6 +10,9 @@ struct UserCredentials: Sendable {
     var gid: UInt32
     var groups: [gid_t]
 
+    /// What access-client exports run as (permission checks are the client's).
+    static let root = UserCredentials(uid: 0, gid: 0, groups: [])
+
     /// Looks a user up in the host's user database. A uid without an entry runs with gid = uid
     /// and no supplementary groups (clients such as VMs often have users the host lacks).
     static func lookup(uid: UInt32) -> UserCredentials {

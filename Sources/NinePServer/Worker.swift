@@ -35,7 +35,7 @@ final class Worker<Backend: FileSystemBackend> {
         self.onlyWithoutWaiting = onlyWithoutWaiting
         self.server = server
         backend = server.backend
-        identity = ThreadIdentity(enabled: server.switchesIdentity)
+        identity = ThreadIdentity(enabled: server.privileged)
         thread = pthread_self()
         writeBehind = server.configuration.writeBehind
         names = (0..<3).map { _ in UnsafeMutablePointer<CChar>.allocate(capacity: Worker<Backend>.nameCapacity) }
@@ -67,8 +67,8 @@ final class Worker<Backend: FileSystemBackend> {
     /// The group a new file is created with: the one the request names (the creating process's
     /// fsgid, see `ThreadIdentity.setCreationGroup`), or the squash group on a squashed export,
     /// where every file belongs to the squash user.
-    func creationGroup(_ requested: UInt32) -> UInt32 {
-        server.configuration.squashUser?.gid ?? requested
+    func creationGroup(_ requested: UInt32, _ entry: FidEntry<Backend>) -> UInt32 {
+        entry.export?.configuration.squash?.gid ?? requested
     }
 
     /// For the few handlers that must allocate (attach, xattrs): Rlerror ENOMEM when malloc

@@ -12,12 +12,16 @@ public struct TestFailure: Error, CustomStringConvertible {
 /// A child process started with posix_spawn with a clean signal mask and default signal
 /// handlers, in a process group of its own: the test runner's threads block signals (SIGTERM
 /// among them), and a mask is inherited across exec, which would leave children unable to be
-/// stopped politely. Its output (stdout and stderr) is appended to `output`.
+/// stopped politely. Its output (stdout and stderr) is appended to `output`. `descriptors`
+/// hands the child open descriptors at chosen numbers (socket activation passes listeners as
+/// 3, 4, ...): each `from` (close-on-exec in the parent, so no other child inherits it) is
+/// duplicated onto `to`, which must differ from it.
 public final class Spawned {
     public let pid: pid_t
     public private(set) var status: Int32? = nil
 
-    public init(_ executable: String, _ arguments: [String], output: String) throws {
+    public init(_ executable: String, _ arguments: [String], output: String, descriptors: [(from: Int32, to: Int32)] = []) throws {
+        precondition(descriptors.allSatisfy { $0.from != $0.to && $0.to > 2 }, "dup2 onto itself keeps close-on-exec; duplicate the descriptor first")
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -37,6 +41,7 @@ public final class Spawned {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        for (from, to) in descriptors { posix_spawn_file_actions_adddup2(&actions, from, to) }
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var child = pid_t()

@@ -4,15 +4,36 @@ import Glibc
 /// A listening socket (TCP or unix). `accept()` blocks until a client connects or the
 /// listener is closed.
 public final class Listener: @unchecked Sendable {
-    // @unchecked Sendable: `fd` is immutable; close() only calls shutdown/close, which are safe
-    // to call while another thread is blocked in accept on the same descriptor.
+    // @unchecked Sendable: `fd` and `wake` are immutable; close() only calls shutdown/unlink or
+    // writes to the eventfd, which are safe while another thread is blocked in accept or poll
+    // on them.
     public let address: ListenAddress
     public let fd: Int32
     /// The port actually bound (useful with port 0).
     public let boundPort: UInt16
+    /// For a socket handed in already listening (`init(adopting:)`): an eventfd that `close()`
+    /// signals to wake the accept loop. Shutting such a socket down would also kill the
+    /// supervisor's copy (one open file description), and systemd could then not start ninepd
+    /// again on the next connection. -1 for sockets ninepd bound itself.
+    private let wake: Int32
+
+    /// Takes over `fd`, a socket already bound and listening (systemd socket activation). The
+    /// socket is checked (`InheritedSocket.listeningAddress(of:)`); `close()` stops accepting
+    /// without shutting it down or unlinking its path, which belong to the supervisor.
+    public init(adopting fd: Int32) throws(SocketError) {
+        let (address, port) = try InheritedSocket.listeningAddress(of: fd)
+        InheritedSocket.prepare(fd)
+        let wake = ninep_eventfd()
+        guard wake >= 0 else { throw SocketError("eventfd", errno: errno, address: address.description) }
+        self.address = address
+        self.fd = fd
+        self.boundPort = port
+        self.wake = wake
+    }
 
     public init(_ address: ListenAddress, backlog: Int32 = 128, socketMode: mode_t? = nil) throws(SocketError) {
         self.address = address
+        self.wake = -1
         switch address {
         case let .unix(path):
             // Replace a stale socket left by a previous run, but never a live server's socket
@@ -93,6 +114,7 @@ public final class Listener: @unchecked Sendable {
     /// address stays raw until someone prints it: accepting allocates nothing.
     public func acceptPeer() -> (fd: Int32, peer: PeerAddress)? {
         while true {
+            if wake >= 0 && !waitForConnectionOrWake() { return nil }
             var storage = sockaddr_storage()
             var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
             let client = withUnsafeMutablePointer(to: &storage) {
@@ -141,10 +163,32 @@ public final class Listener: @unchecked Sendable {
         _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPCNT, &probes, size)
     }
 
-    deinit { Glibc.close(fd) }
+    /// For an adopted socket: waits until a connection is pending (true) or `close()` was
+    /// called (false).
+    private func waitForConnectionOrWake() -> Bool {
+        var fds = (pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0))
+        while true {
+            let ready = withUnsafeMutablePointer(to: &fds) {
+                $0.withMemoryRebound(to: pollfd.self, capacity: 2) { poll($0, 2, -1) }
+            }
+            if ready < 0 && errno == EINTR { continue }
+            if ready < 0 || fds.1.revents != 0 { return false }
+            if fds.0.revents != 0 { return true }
+        }
+    }
+
+    deinit {
+        Glibc.close(fd)
+        if wake >= 0 { Glibc.close(wake) }
+    }
 
     /// Stops accept(); wakes a thread blocked in it.
     public func close() {
+        if wake >= 0 {
+            var one: UInt64 = 1
+            _ = Glibc.write(wake, &one, 8)
+            return
+        }
         _ = shutdown(fd, Int32(SHUT_RDWR))
         if case let .unix(path) = address { unlink(path) }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Glibc
 import NinePClient
+import NinePMemory
 import Synchronization
 
 struct Bench: AsyncParsableCommand {
@@ -38,8 +39,8 @@ struct Bench: AsyncParsableCommand {
     @OptionGroup var server: ServerOptions
     @Option(help: "read, write, getattr, metadata, seqread, seqwrite, smallfile or readdir; repeat for several.")
     var workload: [Workload] = [.read, .write, .getattr, .metadata]
-    @Option(help: "Bytes per read or write (suffixes k, m).") var size: ByteCount = ByteCount(65536)
-    @Option(help: "Size of the work file (suffixes k, m, g).") var fileSize: ByteCount = ByteCount(64 << 20)
+    @Option(help: "Bytes per read or write: bytes, or with a K, M or G suffix (64K).") var size: ByteCount = ByteCount(65536)
+    @Option(help: "Size of the work file: bytes, or with a K, M or G suffix (1G).") var fileSize: ByteCount = ByteCount(64 << 20)
     @Option(help: "Tasks issuing calls at once.") var concurrency = 4
     @Option(help: "Seconds measured per workload.") var duration = 5.0
     @Option(help: "Seconds of warm-up per workload (not measured).") var warmup = 1.0
@@ -132,23 +133,16 @@ enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
     var usesFileData: Bool { self == .read || self == .write || isSequential }
 }
 
-/// A byte count written as 4096, 64k, 1m or 2g.
+/// A byte count written as 4096, 64K, 1M, 2G (or 64KiB, 1m): read by `MemoryPlan.parse(bytes:)`,
+/// as ninepd reads --memory-budget and both commands read --msize.
 struct ByteCount: ExpressibleByArgument, Sendable {
     let bytes: Int
 
     init(_ bytes: Int) { self.bytes = bytes }
 
     init?(argument: String) {
-        let lower = argument.lowercased()
-        let multipliers: [Character: Int] = ["k": 1 << 10, "m": 1 << 20, "g": 1 << 30]
-        var digits = Substring(lower)
-        var multiplier = 1
-        if let last = lower.last, let m = multipliers[last] {
-            multiplier = m
-            digits = lower.dropLast()
-        }
-        guard let value = Int(digits), value >= 0 else { return nil }
-        bytes = value * multiplier
+        guard let bytes = MemoryPlan.parse(bytes: argument) else { return nil }
+        self.bytes = bytes
     }
 
     var defaultValueDescription: String { String(bytes) }

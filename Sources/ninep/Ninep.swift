@@ -25,6 +25,7 @@ struct Ninep: AsyncParsableCommand {
             which path and why, as cp or rm would), 2 when the server cannot be reached
             or the connection is lost, 64 for a usage error.
             """,
+        version: BuildStamp.versionLine(program: "ninep"),
         subcommands: [
             List.self, Stat.self, Cat.self, Get.self, Put.self, Remove.self, MakeDirectory.self, Move.self, Link.self,
             DiskFree.self, Bench.self, Top.self, Mount.self, Unmount.self,

@@ -55,13 +55,22 @@ struct ServerOptions: ParsableArguments {
         }
     }
 
-    /// Connects and attaches; failures end the command with status 2.
+    /// Connects and attaches; failures end the command with status 2 (130 after ^C, see
+    /// `Ninep.main`). The attach names the user by number as well as by name
+    /// (`ClientConfiguration.numericUser(for:)`): `--uname nobody` acts as nobody.
     func connect(for command: String) async throws -> NinePClient {
+        let address = try address()
         let configuration = ClientConfiguration(
-            address: try address(), uname: uname ?? ClientConfiguration.currentUserName, aname: aname, msize: msize,
+            address: address, uname: uname ?? ClientConfiguration.currentUserName, aname: aname, msize: msize,
             callTimeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
         do {
             return try await NinePClient.connect(configuration)
+        } catch let error as NinePError where error.kind == .timedOut {
+            // Connecting and the handshake wait 30 s unless --timeout says otherwise.
+            let seconds = timeout.map { $0 == $0.rounded() && $0 < 1e9 ? String(Int($0)) : String($0) } ?? "30"
+            let hint = timeout == nil ? " (--timeout SECONDS waits more or less)" : ""
+            Report.printError("ninep: \(command): \(address): timed out: the server did not answer \(error.operation == .connect ? "the connection" : "T\(error.operation.rawValue)") within \(seconds) s\(hint)")
+            throw ExitCode(2)
         } catch {
             Report.failure(command, error)
             throw ExitCode(2)

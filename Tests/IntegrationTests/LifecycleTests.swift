@@ -18,7 +18,8 @@ struct LifecycleTests {
         return server.logText.contains(text)
     }
 
-    /// SIGHUP's default action ends a process; ninepd logs it and keeps serving.
+    /// SIGHUP's default action ends a process; without --config ninepd logs that there is
+    /// nothing to reload and keeps serving (with --config: `ConfigFileTests`).
     @Test func sighupIsLoggedAndServingGoesOn() throws {
         let root = try Paths.temporaryDirectory("ninep-sighup")
         defer { try? FileManager.default.removeItem(at: root) }
@@ -29,7 +30,7 @@ struct LifecycleTests {
         defer { _ = server.stop() }
 
         #expect(kill(server.child.pid, SIGHUP) == 0)
-        let line = "received SIGHUP: reload is not supported yet; nothing changed"
+        let line = "received SIGHUP: no config file to reload (exports can change at run time only with --config FILE); nothing changed"
         #expect(waitForLog(server, containing: line), "no SIGHUP line in the log: \(server.logText)")
         let logged = server.logText.split(separator: "\n").first { $0.contains(line) }
         #expect(logged?.contains("notice") == true, "the SIGHUP line is a notice: \(logged ?? "")")

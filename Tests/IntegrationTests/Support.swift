@@ -46,10 +46,15 @@ final class NinepdProcess {
     let log: URL
 
     /// `descriptorLimit` runs ninepd under a lower RLIMIT_NOFILE (soft and hard).
-    init(export: URL, extraArguments: [String] = [], logDirectory: URL, descriptorLimit: Int? = nil) throws {
+    convenience init(export: URL, extraArguments: [String] = [], logDirectory: URL, descriptorLimit: Int? = nil) throws {
+        try self.init(arguments: ["--export", export.path] + extraArguments, logDirectory: logDirectory, descriptorLimit: descriptorLimit)
+    }
+
+    /// ninepd with `arguments` and a --listen on a free loopback port (e.g. with --config).
+    init(arguments given: [String], logDirectory: URL, descriptorLimit: Int? = nil) throws {
         port = try freeLoopbackPort()
         log = logDirectory.appendingPathComponent("ninepd.log")
-        let arguments = ["--export", export.path, "--listen", "tcp:127.0.0.1:\(port)"] + extraArguments
+        let arguments = given + ["--listen", "tcp:127.0.0.1:\(port)"]
         if let descriptorLimit {
             let quoted = ([Paths.ninepd.path] + arguments).map { "'\($0)'" }.joined(separator: " ")
             child = try Spawned("/bin/sh", ["-c", "ulimit -n \(descriptorLimit) && exec \(quoted)"], output: log.path)

@@ -243,6 +243,27 @@ struct CancellationTests {
         expectPrompt(clock.now - began, under: .seconds(2), "connecting with a 300 ms timeout to a peer that never answers")
     }
 
+    @Test func cancellingAConnectToASilentPeerStopsWaitingAtOnce() async throws {
+        // Connected (the kernel's backlog), Tversion sent, nothing comes back; no timeout: only
+        // cancellation can end the wait, and it must not wait for the blocked handshake thread.
+        let listener = try Listener(.tcp(host: "127.0.0.1", port: 0))
+        defer { listener.close() }
+        let configuration = ClientConfiguration(
+            address: .tcp(host: "127.0.0.1", port: listener.boundPort), uname: "test", uid: 0, callTimeout: nil)
+        let attempt = Task { try await NinePClient.connect(configuration) }
+        try await Task.sleep(for: .milliseconds(300))
+        let clock = ContinuousClock()
+        let began = clock.now
+        attempt.cancel()
+        do {
+            _ = try await attempt.value
+            Issue.record("connected to a peer that never answered Tversion")
+        } catch {
+            #expect(error is CancellationError, "a cancelled connect ends with CancellationError, not \(error)")
+        }
+        expectPrompt(clock.now - began, under: .milliseconds(500), "cancelling a connect blocked in the Tversion exchange")
+    }
+
     @Test func connectionLossFailsEveryWaiter() async throws {
         try await withTaskExecutorPreference(timingExecutor) {
             let server = try FakeServer { server, message in

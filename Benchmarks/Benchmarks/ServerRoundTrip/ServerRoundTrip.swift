@@ -1,7 +1,7 @@
 import Benchmark
 import Glibc
 import Logging
-import NinePServer
+@_spi(Benchmarks) import NinePServer
 import NinePTransport
 import NinePWire
 
@@ -45,7 +45,9 @@ final class Fixture {
     /// Every reply lands here.
     let receive = UnsafeMutableRawBufferPointer.allocate(byteCount: Int(Fixture.msize), alignment: 4096)
 
-    init() throws {
+    /// `requestMetrics`: the server counts every request (ServerConfiguration.requestMetrics),
+    /// as ninepd does with --metrics-listen; nothing publishes during the run.
+    init(requestMetrics: Bool = false) throws {
         var template = Array("/tmp/ninep-bench-XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
             throw FixtureError.setup("mkdtemp: errno \(errno)")
@@ -65,6 +67,7 @@ final class Fixture {
         configuration.workerThreads = 2
         configuration.maxConnections = 4
         configuration.largeBuffers = 4
+        configuration.requestMetrics = requestMetrics
         var logger = Logger(label: "ninep-benchmark")
         logger.logLevel = .critical
         server = try Server(configuration: configuration, logger: logger)
@@ -158,7 +161,7 @@ struct Step {
 }
 
 /// A benchmark whose every iteration sends each step's request in turn and checks its reply.
-func roundTripBenchmark(_ name: String, _ steps: [Step]) {
+func roundTripBenchmark(_ name: String, requestMetrics: Bool = false, _ steps: [Step]) {
     let holder = FixtureHolder()
     Benchmark(
         name, configuration: benchmarkConfiguration(),
@@ -173,7 +176,7 @@ func roundTripBenchmark(_ name: String, _ steps: [Step]) {
             }
         },
         setup: {
-            let fixture = try Fixture()
+            let fixture = try Fixture(requestMetrics: requestMetrics)
             holder.steps = try steps.map { step in (try fixture.frame(step.encode), step.expected, step.count) }
             holder.fixture = fixture
         },
@@ -190,6 +193,38 @@ let benchmarks: @Sendable () -> Void = {
         Step(expected: .rgetattr) { w throws(WireError) in try Request.getattr(fid: 1, mask: 0x7FF).encode(tag: 2, into: &w) },
     ])
     roundTripBenchmark("Tread 4 KiB round trip", [
+        Step(expected: .rread, count: 4096) { w throws(WireError) in
+            try Request.read(fid: 1, offset: 8192, count: 4096).encode(tag: 3, into: &w)
+        },
+    ])
+    // What request metrics add to every request, alone: two clock reads and the atomic adds
+    // of `ServerConnection.record` (an Rread's count parsed from its reply), on one thread.
+    let counted = RequestStatistics()
+    let rread: UnsafeMutableRawBufferPointer = {
+        let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: 11, alignment: 8)
+        frame.initializeMemory(as: UInt8.self, repeating: 0)
+        frame[4] = MessageType.rread.rawValue
+        frame.storeBytes(of: UInt32(4096).littleEndian, toByteOffset: 7, as: UInt32.self)
+        return frame
+    }()
+    Benchmark(
+        "request counting alone (2 clock reads + counters)",
+        configuration: .init(
+            metrics: [.wallClock, .throughput, .mallocCountTotal], tags: ["batch": "1000"], timeUnits: .nanoseconds,
+            warmupIterations: 10, scalingFactor: .kilo, maxDuration: .seconds(2), maxIterations: 2000)
+    ) { benchmark in
+        for _ in benchmark.scaledIterations {
+            let admitted = monotonicNanoseconds()
+            counted.recordRequest(type: MessageType.tread.rawValue, nanoseconds: monotonicNanoseconds() &- admitted, reply: UnsafeRawBufferPointer(rread))
+        }
+        blackHole(counted.totalRequests)
+    }
+    // The same two with request metrics counted (ninepd --metrics-listen): the cost of the
+    // counting on the request path, and that it allocates nothing either.
+    roundTripBenchmark("Tgetattr round trip, request metrics on", requestMetrics: true, [
+        Step(expected: .rgetattr) { w throws(WireError) in try Request.getattr(fid: 1, mask: 0x7FF).encode(tag: 2, into: &w) },
+    ])
+    roundTripBenchmark("Tread 4 KiB round trip, request metrics on", requestMetrics: true, [
         Step(expected: .rread, count: 4096) { w throws(WireError) in
             try Request.read(fid: 1, offset: 8192, count: 4096).encode(tag: 3, into: &w)
         },

@@ -35,6 +35,12 @@ public protocol FileSystemBackend: AnyObject, Sendable {
     /// Whether worker threads take the attaching user's identity (fsuid, fsgid, groups) for
     /// this backend when the server runs as root. False for a tree that checks no host identity.
     var usesHostIdentity: Bool { get }
+    /// Exports by aname: the same tree exported from another directory, `path`. Handles of the
+    /// result and of `self` must be interchangeable (one handle space): the server serves every
+    /// fid's handles through its first backend and asks an export's own backend only about its
+    /// root (`openRoot`, `isExportRoot`, `isExportName`, `exportDescription`, `locate`). The
+    /// default throws ENOTSUP: a tree with one export only.
+    func sibling(exporting path: String) throws(FileSystemError) -> Self
 
     // MARK: Handles and names
 
@@ -143,4 +149,10 @@ public protocol FileSystemBackend: AnyObject, Sendable {
     func evictionHandle(of handle: Int32, device: UInt64, isDirectory: Bool) -> [UInt8]?
     /// Reopens a path handle from `evictionHandle`'s bytes.
     func reopen(evicted: [UInt8], device: UInt64) throws(FileSystemError) -> Int32
+}
+
+extension FileSystemBackend {
+    public func sibling(exporting path: String) throws(FileSystemError) -> Self {
+        throw FileSystemError(errno: ENOTSUP)
+    }
 }

@@ -64,6 +64,18 @@ public final class PosixBackend: FileSystemBackend {
 
     public var usesHostIdentity: Bool { true }
 
+    /// Another directory of the host: handles are descriptors, valid whichever instance made them.
+    public func sibling(exporting path: String) throws(FileSystemError) -> PosixBackend {
+        let probe = Glibc.open(path, NINEP_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        guard probe >= 0 else { throw .current }
+        Glibc.close(probe)
+        do throws(OpenError) {
+            return try PosixBackend(exportPath: path)
+        } catch {
+            throw FileSystemError(errno: ENOENT)
+        }
+    }
+
     // MARK: Handles and names
 
     public func duplicate(_ handle: Int32) throws(FileSystemError) -> Int32 {

@@ -5,7 +5,7 @@ import NinePWire
 extension Worker {
     /// Tgetattr: statx of the fid's descriptor (valid for an unlinked file too).
     func getattr(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, mask: UInt64, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             let st = try stat(ref.entry.isOpen ? ref.entry.openFd : ref.entry.pathFd)
             var a = Attributes()
@@ -46,9 +46,10 @@ extension Worker {
     /// a file whose mode or owner would refuse truncate(2) by name. Otherwise the fid's
     /// NINEP_O_PATH descriptor stands for the path, with truncate(2)'s permission check.
     func setattr(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, fields f: SetattrFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try requireWritable()
-        return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        return try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
+            try requireWritable(ref.entry)
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
+            let ownsForClients = ref.entry.export!.ownsForClients
             let pathFd = ref.entry.pathFd
             let openFd = ref.entry.isOpen ? ref.entry.openFd : -1
             if f.valid & SetattrValid.mode != 0 {
@@ -56,19 +57,19 @@ extension Worker {
                 let mode = f.mode & FileMode.permissionMask
                 // --access client: the client allowed this chmod; without CAP_FSETID the kernel
                 // would drop a setgid bit for a group the server thread is not in.
-                if server.ownsForClients { identity.keepSetIDBits() }
+                if ownsForClients { identity.keepSetIDBits() }
                 try backend.changeMode(openFd >= 0 ? openFd : pathFd, opened: openFd >= 0, mode: mode)
             }
             if f.valid & (SetattrValid.uid | SetattrValid.gid) != 0 {
                 let uid = f.valid & SetattrValid.uid != 0 ? f.uid : UInt32.max
                 let gid = f.valid & SetattrValid.gid != 0 ? f.gid : UInt32.max
-                if server.ownsForClients { identity.keepSetIDBits() }
+                if ownsForClients { identity.keepSetIDBits() }
                 try backend.changeOwner(openFd >= 0 ? openFd : pathFd, opened: openFd >= 0, uid: uid, gid: gid)
             }
             var timeValid = f.valid
             if f.valid & SetattrValid.size != 0 {
                 guard f.size <= UInt64(Int64.max) else { throw ServerErrno(LinuxErrno.EFBIG) }
-                if server.ownsForClients { identity.clearSetIDOnWrite(forUid: ref.entry.uid) }
+                if ownsForClients { identity.clearSetIDOnWrite(forUid: ref.entry.uid) }
                 let writable = openFd >= 0 && ref.entry.openFlags & (O_WRONLY | O_RDWR) != 0
                 try backend.truncate(writable ? openFd : pathFd, opened: writable, size: f.size)
                 // A truncation sets mtime (and ctime) to now itself, with no owner check. The
@@ -106,7 +107,7 @@ extension Worker {
 
     /// Tstatfs.
     func statfs(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             let s = try backend.statfs(ref.entry.pathFd)
             let fields = StatfsFields(

@@ -12,7 +12,7 @@ extension Worker {
     func readdir(
         _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
             guard ref.entry.qid.isDirectory else { throw ServerErrno(LinuxErrno.ENOTDIR) }
             let ownsPosition = ref.entry.references == 1
@@ -74,30 +74,30 @@ extension Worker {
     func mkdir(
         _ connection: ServerConnection<Backend>, tag: UInt16, dfid: UInt32, name: ByteView, mode: UInt32, gid: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
-        try requireWritable()
         let cName = try component(name, slot: 0)
         // mkdir(2) keeps only the permission and sticky bits; setgid comes from the parent.
         let kept = mode & (FileMode.permissionMask & ~UInt32(Glibc.S_ISGID | Glibc.S_ISUID))
-        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: kept, isDirectory: true) { (directory) throws(FileSystemError) in
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: kept, isDirectory: true) { (directory, _) throws(FileSystemError) in
             try backend.makeDirectory(directory, cName, mode: mode & FileMode.permissionMask)
         }
         return try encode(.mkdir(qid: qid), tag: tag, into: &w)
     }
 
     /// Creates one entry named `cName` in the directory fid (mkdir, symlink, mknod): runs
-    /// `make(directoryFd)` with the requested group as fsgid and returns the new entry's qid.
+    /// `make(directoryFd, group)` with the creation group (see `creationGroup`) as fsgid and returns the new entry's qid.
     /// With --access client the entry is then given to the attaching user with `mode` (nil:
     /// a symlink, owner and group only).
     func createEntry(
         _ connection: ServerConnection<Backend>, dfid: UInt32, name cName: UnsafePointer<CChar>, gid: UInt32, mode: UInt32?,
-        isDirectory: Bool = false, _ make: (Int32) throws(FileSystemError) -> Void
+        isDirectory: Bool = false, _ make: (Int32, UInt32) throws(FileSystemError) -> Void
     ) throws(ServerErrno) -> Qid {
-        try withFid(connection, dfid) { (ref: inout FidRef) throws(ServerErrno) -> Qid in
+        try withFid(connection, dfid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Qid in
+            try requireWritable(ref.entry)
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            let group = creationGroup(gid)
+            let group = creationGroup(gid, ref.entry)
             let directory = ref.entry.pathFd
-            try creating(inGroup: group) { () throws(FileSystemError) in try make(directory) }
-            try giveAway(directory: ref.entry.pathFd, name: cName, uid: ref.entry.uid, gid: group, mode: mode, isDirectory: isDirectory)
+            try creating(inGroup: group) { () throws(FileSystemError) in try make(directory, group) }
+            try giveAway(ref.entry, directory: ref.entry.pathFd, name: cName, uid: ref.entry.uid, gid: group, mode: mode, isDirectory: isDirectory)
             return server.qids.qid(try stat(ref.entry.pathFd, cName))
         }
     }

@@ -128,17 +128,17 @@ extension Worker {
 
     /// Borrows a fid for the duration of `body` and switches to its user's identity.
     func withFid<R>(
-        _ connection: ServerConnection<Backend>, _ fid: UInt32, _ body: (inout FidRef) throws(ServerErrno) -> R
+        _ connection: ServerConnection<Backend>, _ fid: UInt32, _ body: (inout FidRef<Backend>) throws(ServerErrno) -> R
     ) throws(ServerErrno) -> R {
         var ref = try borrow(connection, fid)
         defer { connection.fids.release(ref) }
-        try become(ref.entry.uid)
+        try become(ref.entry)
         return try body(&ref)
     }
 
     /// Acquires a fid and, if its descriptor was given back under descriptor pressure,
     /// reopens its inode from the saved handle (needs CAP_DAC_READ_SEARCH for a moment).
-    func borrow(_ connection: ServerConnection<Backend>, _ fid: UInt32) throws(ServerErrno) -> FidRef {
+    func borrow(_ connection: ServerConnection<Backend>, _ fid: UInt32) throws(ServerErrno) -> FidRef<Backend> {
         guard var ref = connection.fids.acquire(fid) else { throw ServerErrno.badFid }
         guard ref.entry.pathFd < 0, let handle = ref.entry.handle else { return ref }
         // The error is captured inside: dropping the capabilities again is a system call too.
@@ -173,9 +173,24 @@ extension Worker {
         }
     }
 
-    func become(_ uid: UInt32) throws(ServerErrno) {
-        guard server.switchesIdentity else { return }
-        guard let credentials = server.users.credentials(uid: uid) else { throw ServerErrno(LinuxErrno.EACCES) }
+    /// Takes the identity the fid's export asks for: the attaching user's (access user), or
+    /// root's (access client, on a server whose other exports switch). A no-op unless root.
+    func become(_ entry: FidEntry<Backend>) throws(ServerErrno) {
+        // Every live fid has an export; without one, running on with the thread's last
+        // identity (possibly root's) would be the wrong answer.
+        guard let export = entry.export else { throw ServerErrno.badFid }
+        let credentials: UserCredentials
+        if export.switchesIdentity, let squash = export.configuration.squash {
+            // Not from `server.users`: another export may know the same uid with its groups.
+            credentials = UserCredentials(uid: squash.uid, gid: squash.gid, groups: [])
+        } else if export.switchesIdentity {
+            guard let known = server.users.credentials(uid: entry.uid) else { throw ServerErrno(LinuxErrno.EACCES) }
+            credentials = known
+        } else if export.ownsForClients {
+            credentials = UserCredentials.root
+        } else {
+            return
+        }
         do throws(CredentialSwitchFailure) { try identity.become(credentials) } catch { throw refuse(error) }
     }
 
@@ -206,9 +221,9 @@ extension Worker {
         return try result.get()
     }
 
-    /// Fails on a read-only export.
-    func requireWritable() throws(ServerErrno) {
-        if server.configuration.readOnly { throw ServerErrno.readOnly }
+    /// Fails when the fid's export is read-only.
+    func requireWritable(_ entry: FidEntry<Backend>) throws(ServerErrno) {
+        if entry.export?.readOnly ?? true { throw ServerErrno.readOnly }
     }
 
     /// Attributes of a handle's inode (never following a symlink).

@@ -27,7 +27,7 @@ extension Worker {
 
     /// Tlock: never parks a worker. A conflict is answered BLOCKED at once; the client retries.
     func lock(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, fields: LockFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
             guard let type = Self.hostLockType(fields.type) else { throw ServerErrno.invalid }
             let lock = Self.flock(type: type, start: fields.start, length: fields.length)
@@ -44,7 +44,7 @@ extension Worker {
 
     /// Tgetlock: the first conflicting lock, or the request back with type UNLCK.
     func getlock(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, fields: GetlockFields, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
             guard let type = Self.hostLockType(fields.type) else { throw ServerErrno.invalid }
             let lock = try backend.getLock(ref.entry.openFd, Self.flock(type: type, start: fields.start, length: fields.length))

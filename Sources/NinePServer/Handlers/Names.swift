@@ -3,23 +3,25 @@ import Glibc
 import NinePWire
 
 extension Worker {
-    /// Borrows two fids (a directory and another) for one operation.
+    /// Borrows two fids (a directory and another) for one operation that changes the tree:
+    /// both of one export (EXDEV across two, as across mounts), and that export writable.
     func withTwoFids<R>(
         _ connection: ServerConnection<Backend>, _ first: UInt32, _ second: UInt32,
-        _ body: (FidEntry, FidEntry) throws(ServerErrno) -> R
+        _ body: (FidEntry<Backend>, FidEntry<Backend>) throws(ServerErrno) -> R
     ) throws(ServerErrno) -> R {
         let a = try borrow(connection, first)
         defer { connection.fids.release(a) }
         let b = try borrow(connection, second)
         defer { connection.fids.release(b) }
         guard a.entry.kind == .file, b.entry.kind == .file else { throw ServerErrno.badFid }
-        try become(a.entry.uid)
+        guard a.entry.export === b.entry.export else { throw ServerErrno(LinuxErrno.EXDEV) }
+        try requireWritable(a.entry)
+        try become(a.entry)
         return try body(a.entry, b.entry)
     }
 
     /// Tlink: a hard link to fid's file, named `name` in dfid.
     func link(_ connection: ServerConnection<Backend>, tag: UInt16, dfid: UInt32, fid: UInt32, name: ByteView, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try requireWritable()
         let cName = try component(name, slot: 0)
         return try withTwoFids(connection, dfid, fid) { (directory, file) throws(ServerErrno) -> Int in
             if file.qid.isDirectory { throw ServerErrno(LinuxErrno.EPERM) }
@@ -32,11 +34,10 @@ extension Worker {
     func symlink(
         _ connection: ServerConnection<Backend>, tag: UInt16, dfid: UInt32, name: ByteView, target: ByteView, gid: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
-        try requireWritable()
         let cName = try component(name, slot: 0)
         if target.count == 0 { throw ServerErrno(LinuxErrno.ENOENT) }
         let cTarget = try cString(target, slot: 1).get()
-        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: nil) { (directory) throws(FileSystemError) in
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: nil) { (directory, _) throws(FileSystemError) in
             try backend.makeSymlink(directory, cName, target: cTarget)
         }
         return try encode(.symlink(qid: qid), tag: tag, into: &w)
@@ -47,13 +48,12 @@ extension Worker {
         _ connection: ServerConnection<Backend>, tag: UInt16, dfid: UInt32, name: ByteView, mode: UInt32, major: UInt32, minor: UInt32, gid: UInt32,
         into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
-        try requireWritable()
         let cName = try component(name, slot: 0)
         let device = Self.encodeDevice(major: major, minor: minor)
         // creationMode reads the worker's identity, which withFid (inside createEntry) sets;
         // with --access client it changes nothing, so the give-away uses the requested mode.
-        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: mode) { (directory) throws(FileSystemError) in
-            let kept = identity.creationMode(mode, group: creationGroup(gid))
+        let qid = try createEntry(connection, dfid: dfid, name: cName, gid: gid, mode: mode) { (directory, group) throws(FileSystemError) in
+            let kept = identity.creationMode(mode, group: group)
             try backend.makeNode(directory, cName, mode: kept & (FileMode.typeMask | FileMode.permissionMask), device: device)
         }
         return try encode(.mknod(qid: qid), tag: tag, into: &w)
@@ -64,7 +64,6 @@ extension Worker {
         _ connection: ServerConnection<Backend>, tag: UInt16, olddirfid: UInt32, oldname: ByteView, newdirfid: UInt32, newname: ByteView,
         into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
-        try requireWritable()
         let cOld = try component(oldname, slot: 0)
         let cNew = try component(newname, slot: 1)
         return try withTwoFids(connection, olddirfid, newdirfid) { (from, to) throws(ServerErrno) -> Int in
@@ -75,10 +74,10 @@ extension Worker {
 
     /// Tunlinkat: a file, or with AT_REMOVEDIR an empty directory.
     func unlinkat(_ connection: ServerConnection<Backend>, tag: UInt16, dirfid: UInt32, name: ByteView, flags: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try requireWritable()
         let cName = try component(name, slot: 0)
         if flags & ~UnlinkFlags.removeDir != 0 { throw ServerErrno.invalid }
-        return try withFid(connection, dirfid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        return try withFid(connection, dirfid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
+            try requireWritable(ref.entry)
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             try backend.unlink(ref.entry.pathFd, cName, removeDirectory: flags & UnlinkFlags.removeDir != 0)
             return try encode(.unlinkat, tag: tag, into: &w)
@@ -87,7 +86,7 @@ extension Worker {
 
     /// Treadlink: the link's text, exactly as stored.
     func readlink(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             guard ref.entry.qid.isSymlink else { throw ServerErrno.invalid }
             let buffer = names[2]
@@ -101,9 +100,10 @@ extension Worker {
     // Trenameat/Tunlinkat). The fid knows an inode, not a name: the backend finds it.
 
     /// The directory holding a fid's file and its name there.
-    func parentAndName(of entry: FidEntry) throws(ServerErrno) -> (parent: Int32, name: String) {
+    func parentAndName(of entry: FidEntry<Backend>) throws(ServerErrno) -> (parent: Int32, name: String) {
         if entry.isRoot { throw ServerErrno(LinuxErrno.EBUSY) }
-        return try backend.locate(entry.pathFd)
+        guard let export = entry.export else { throw ServerErrno.badFid }
+        return try export.backend.locate(entry.pathFd)
     }
 
     /// Lends `name` as a C string to a backend call (String.withCString rethrows untyped).
@@ -117,7 +117,6 @@ extension Worker {
 
     /// Trename: moves fid's file into dfid under `name`.
     func rename(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, dfid: UInt32, name: ByteView, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try requireWritable()
         let cNew = try component(name, slot: 1)
         return try withTwoFids(connection, fid, dfid) { (file, directory) throws(ServerErrno) -> Int in
             let (parent, oldName) = try parentAndName(of: file)
@@ -130,8 +129,8 @@ extension Worker {
     /// Tremove: removes fid's file and clunks the fid, whether or not the removal worked.
     func remove(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
         defer { _ = connection.fids.clunk(fid) }
-        try requireWritable()
-        return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        return try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
+            try requireWritable(ref.entry)
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
             let (parent, name) = try parentAndName(of: ref.entry)
             defer { backend.close(parent) }

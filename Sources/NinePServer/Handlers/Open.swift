@@ -48,10 +48,10 @@ extension Worker {
 
     /// Tlopen: opens the fid's file for I/O through its NINEP_O_PATH descriptor.
     func lopen(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, flags: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, !ref.entry.isOpen else { throw ServerErrno.badFid }
             if ref.entry.qid.isSymlink { throw ServerErrno(LinuxErrno.ELOOP) }
-            if Self.wantsWrite(flags) { try requireWritable() }
+            if Self.wantsWrite(flags) { try requireWritable(ref.entry) }
             var hostFlags = Self.hostOpenFlags(flags)
             if ref.entry.qid.isDirectory {
                 if flags & OpenFlags.accessMode == OpenFlags.writeOnly || flags & OpenFlags.accessMode == OpenFlags.readWrite {
@@ -111,21 +111,21 @@ extension Worker {
         _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, name: ByteView, flags: UInt32, mode: UInt32, gid: UInt32,
         into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
-        try requireWritable()
         let cName = try component(name, slot: 0)
-        return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        return try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
+            try requireWritable(ref.entry)
             guard ref.entry.kind == .file, !ref.entry.isOpen, ref.entry.qid.isDirectory else {
                 throw ref.entry.qid.isDirectory ? ServerErrno.badFid : ServerErrno(LinuxErrno.ENOTDIR)
             }
             var hostFlags = Self.hostOpenFlags(flags) | O_CREAT | O_NOFOLLOW
             if flags & OpenFlags.exclusive != 0 { hostFlags |= O_EXCL }
             hostFlags &= ~O_DIRECTORY
-            let group = creationGroup(gid)
+            let group = creationGroup(gid, ref.entry)
             let permissions = identity.creationMode(mode, group: group) & FileMode.permissionMask
             let directory = ref.entry.pathFd
             // Giving a file away is only for one this request created: without O_EXCL, an
             // existing file is opened as it is.
-            let exclusiveFirst = server.ownsForClients && hostFlags & O_EXCL == 0
+            let exclusiveFirst = ref.entry.export!.ownsForClients && hostFlags & O_EXCL == 0
             var created = true
             var fd: Int32
             do throws(FileSystemError) {
@@ -144,7 +144,7 @@ extension Worker {
             }
             if created {
                 do throws(ServerErrno) {
-                    try giveAway(directory: directory, name: cName, openFd: fd, uid: ref.entry.uid, gid: group, mode: mode)
+                    try giveAway(ref.entry, directory: directory, name: cName, openFd: fd, uid: ref.entry.uid, gid: group, mode: mode)
                 } catch {
                     backend.close(fd)
                     throw error

@@ -7,10 +7,10 @@ extension Worker {
     /// the chown, which clears setuid and setgid). Symlinks get owner and group only. A file
     /// that cannot be given away is removed again, so no root-owned file is left behind.
     func giveAway(
-        directory: Int32, name: UnsafePointer<CChar>, openFd: Int32 = -1, uid: UInt32, gid: UInt32, mode: UInt32?,
+        _ entry: FidEntry<Backend>, directory: Int32, name: UnsafePointer<CChar>, openFd: Int32 = -1, uid: UInt32, gid: UInt32, mode: UInt32?,
         isDirectory: Bool = false
     ) throws(ServerErrno) {
-        guard server.ownsForClients else { return }
+        guard entry.export?.ownsForClients == true else { return }
         identity.keepSetIDBits()
         do throws(FileSystemError) {
             if openFd >= 0 {

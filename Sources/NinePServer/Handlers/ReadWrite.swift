@@ -8,7 +8,7 @@ extension Worker {
     func read(
         _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, offset: UInt64, count: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> HandlerResult {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> HandlerResult in
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> HandlerResult in
             let msize = Int(connection.stateLock.withLock { connection.msize })
             let wanted = min(Int(count), msize - NineP.readReplyOverhead)
             let region: UnsafeMutableRawBufferPointer
@@ -56,7 +56,7 @@ extension Worker {
     func write(
         _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, offset: UInt64, data: ByteView, into w: inout WireWriter
     ) throws(ServerErrno) -> HandlerResult {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> HandlerResult in
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> HandlerResult in
             switch ref.entry.kind {
             case .xattrWrite:
                 guard let xattr = ref.entry.xattr else { throw ServerErrno.badFid }
@@ -72,7 +72,7 @@ extension Worker {
             case .file:
                 guard ref.entry.isOpen else { throw ServerErrno.badFid }
                 let (fd, length) = Self.directSplit(ref.entry, offset: offset, count: data.count)
-                if server.ownsForClients { identity.clearSetIDOnWrite(forUid: ref.entry.uid) }
+                if ref.entry.export!.ownsForClients { identity.clearSetIDOnWrite(forUid: ref.entry.uid) }
                 let done: Int
                 let from = UnsafeRawBufferPointer(start: data.base.baseAddress, count: length)
                 if ref.entry.streaming {
@@ -120,7 +120,7 @@ extension Worker {
     /// request goes direct, trimmed to whole blocks (a short count is legal; the client
     /// continues from there), and a misaligned one goes through the buffered descriptor.
     /// Payload buffers are 4096-aligned already (see RequestContext).
-    static func directSplit(_ entry: FidEntry, offset: UInt64, count: Int) -> (fd: Int32, count: Int) {
+    static func directSplit(_ entry: FidEntry<Backend>, offset: UInt64, count: Int) -> (fd: Int32, count: Int) {
         guard entry.bufferedFd >= 0 else { return (entry.openFd, count) }
         let block = 4096
         if offset % UInt64(block) == 0 && count >= block { return (entry.openFd, count & ~(block - 1)) }
@@ -129,7 +129,7 @@ extension Worker {
 
     /// Tfsync.
     func fsync(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, datasync: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file, ref.entry.isOpen else { throw ServerErrno.badFid }
             try backend.sync(ref.entry.openFd, dataOnly: datasync != 0)
             return try encode(.fsync, tag: tag, into: &w)
@@ -144,8 +144,8 @@ extension Worker {
         var failure: ServerErrno? = nil
         if ref.entry.kind == .xattrWrite, let xattr = ref.entry.xattr {
             do {
-                try become(ref.entry.uid)
-                try commitXattr(ref.entry.pathFd, xattr)
+                try become(ref.entry)
+                try commitXattr(ref.entry, xattr)
             } catch {
                 failure = error
             }

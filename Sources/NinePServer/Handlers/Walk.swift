@@ -16,8 +16,8 @@ extension Worker {
     func walk(
         _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, newfid: UInt32, names: WalkNames, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
-        try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
-            guard ref.entry.kind == .file else { throw ServerErrno.badFid }
+        try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
+            guard ref.entry.kind == .file, let export = ref.entry.export else { throw ServerErrno.badFid }
             if ref.entry.isOpen && newfid == fid && names.count > 0 { throw ServerErrno.badFid }
             if newfid != fid, let existing = connection.fids.acquire(newfid) {
                 connection.fids.release(existing)
@@ -43,7 +43,7 @@ extension Worker {
                             next = try descriptor { () throws(FileSystemError) -> Int32 in try backend.duplicate(current) }
                         } else {
                             next = try descriptor { () throws(FileSystemError) -> Int32 in try backend.lookupParent(current) }
-                            if !isInsideExport(next) {
+                            if !isInsideExport(next, export) {
                                 backend.close(next)
                                 throw FileSystemError(LinuxErrno.EACCES)
                             }
@@ -69,7 +69,7 @@ extension Worker {
                 ownsCurrent = true
                 qid = server.qids.qid(st)
                 device = st.deviceID
-                atRoot = backend.isExportRoot(st)
+                atRoot = export.backend.isExportRoot(st)
                 do { try w.qid(qid) } catch { failure = ServerErrno(LinuxErrno.ENOMEM); break }
                 walked += 1
             }
@@ -95,12 +95,13 @@ extension Worker {
                 }
                 if old >= 0 { backend.close(old) }
             } else {
-                var entry = FidEntry()
+                var entry = FidEntry<Backend>()
                 entry.pathFd = current
                 entry.qid = qid
                 entry.device = device
                 entry.uid = ref.entry.uid
                 entry.isRoot = atRoot
+                entry.export = export
                 do throws(FidTableFailure) {
                     let created = try connection.fids.insert(newfid, entry)
                     connection.fids.release(created)
@@ -113,15 +114,15 @@ extension Worker {
         }
     }
 
-    /// True when the directory `fd` lies inside the export: climbing ".." reaches the root
+    /// True when the directory `fd` lies inside `export`: climbing ".." reaches its root
     /// before the top of the host's tree. Guards ".." against directories moved out of the
     /// export while a client held a fid in them.
-    func isInsideExport(_ handle: Int32) -> Bool {
+    func isInsideExport(_ handle: Int32, _ export: Export<Backend>) -> Bool {
         guard var current = try? backend.duplicate(handle) else { return false }
         defer { backend.close(current) }
         for _ in 0..<4096 {
             guard let st = try? stat(current) else { return false }
-            if backend.isExportRoot(st) { return true }
+            if export.backend.isExportRoot(st) { return true }
             guard let parent = try? backend.lookupParent(current) else { return false }
             guard let parentStat = try? stat(parent) else {
                 backend.close(parent)

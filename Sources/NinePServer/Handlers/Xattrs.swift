@@ -14,9 +14,9 @@ extension Worker {
     ) throws(ServerErrno) -> Int {
         let cName = try cString(name, slot: 0, limit: 255).get()
         try requireAllocatable()  // the value or name list is copied into the fid
-        return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        return try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }
-            let restricted = restrictsXattrs(uid: ref.entry.uid)
+            let restricted = restrictsXattrs(ref.entry)
             if restricted && name.starts(with: Self.trustedPrefix) { throw ServerErrno(LinuxErrno.ENODATA) }
             let fd = ref.entry.pathFd
             var value = [UInt8](repeating: 0, count: Self.maxXattrSize)
@@ -38,11 +38,12 @@ extension Worker {
                 n = value.count
             }
             let copy = try descriptor { () throws(FileSystemError) -> Int32 in try backend.duplicate(fd) }
-            var entry = FidEntry()
+            var entry = FidEntry<Backend>()
             entry.kind = .xattrRead
             entry.pathFd = copy
             entry.uid = ref.entry.uid
             entry.qid = ref.entry.qid
+            entry.export = ref.entry.export
             entry.xattr = XattrState(name: Array(name), value: value, expectedSize: n, flags: 0)
             do throws(FidTableFailure) {
                 connection.fids.release(try connection.fids.insert(newfid, entry))
@@ -59,15 +60,15 @@ extension Worker {
     func xattrcreate(
         _ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, name: ByteView, size: UInt64, flags: UInt32, into w: inout WireWriter
     ) throws(ServerErrno) -> Int {
-        try requireWritable()
         _ = try cString(name, slot: 0, limit: 255).get()
         if name.count == 0 { throw ServerErrno.invalid }
         try requireAllocatable()  // the value is collected in the fid
         guard size <= UInt64(Self.maxXattrSize) else { throw ServerErrno(LinuxErrno.E2BIG) }
         guard flags & ~UInt32(Self.xattrCreate | Self.xattrReplace) == 0 else { throw ServerErrno.invalid }
-        return try withFid(connection, fid) { (ref: inout FidRef) throws(ServerErrno) -> Int in
+        return try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
+            try requireWritable(ref.entry)
             guard ref.entry.kind == .file, !ref.entry.isOpen else { throw ServerErrno.badFid }
-            if restrictsXattrs(uid: ref.entry.uid) && !(name.starts(with: Self.userPrefix) || name.starts(with: Self.systemPrefix)) {
+            if restrictsXattrs(ref.entry) && !(name.starts(with: Self.userPrefix) || name.starts(with: Self.systemPrefix)) {
                 throw ServerErrno(LinuxErrno.EPERM)
             }
             var value = [UInt8]()
@@ -90,14 +91,15 @@ extension Worker {
     /// file-system capabilities (fsuid), and keeps CAP_SYS_ADMIN and CAP_SETFCAP: without this
     /// check any user could set trusted.* and security.* attributes, security.capability on
     /// their own program among them (root on the host), and read trusted.* ones.
-    func restrictsXattrs(uid: UInt32) -> Bool {
-        server.switchesIdentity && uid != 0
+    func restrictsXattrs(_ entry: FidEntry<Backend>) -> Bool {
+        entry.export?.switchesIdentity == true && entry.uid != 0
     }
 
     /// Sets the collected value; an empty value with XATTR_REPLACE (how the kernel client
     /// removes an attribute) removes it.
-    func commitXattr(_ fd: Int32, _ xattr: XattrState) throws(ServerErrno) {
-        try requireWritable()
+    func commitXattr(_ entry: FidEntry<Backend>, _ xattr: XattrState) throws(ServerErrno) {
+        try requireWritable(entry)
+        let fd = entry.pathFd
         var name = xattr.name
         name.append(0)
         // Sealed first: a Twrite still in flight on another worker fails rather than change

@@ -10,7 +10,8 @@ import NinePWire
 ///
 /// One allocation, made with the connection slot, only when the server collects request
 /// metrics (`ServerConfiguration.requestMetrics`).
-final class RequestStatistics: @unchecked Sendable {
+@_spi(Benchmarks)
+public final class RequestStatistics: @unchecked Sendable {
     // @unchecked Sendable: `counters` is fixed for the object's life and every access to it
     // goes through the atomic shims (ninep_counter_add/load/store).
 
@@ -46,7 +47,7 @@ final class RequestStatistics: @unchecked Sendable {
 
     private let counters: UnsafeMutablePointer<UInt64>
 
-    init() {
+    public init() {
         counters = .allocate(capacity: Self.counterCount)
         counters.initialize(repeating: 0, count: Self.counterCount)
     }
@@ -76,7 +77,7 @@ final class RequestStatistics: @unchecked Sendable {
     /// One answered (or aborted) request. `reply`: the frame as it goes out (nil when none is
     /// sent); its type tells an Rlerror (and its errno), an Rread and an Rwrite (their counts).
     @inline(__always)
-    func recordRequest(type: UInt8, nanoseconds: UInt64, reply: UnsafeRawBufferPointer?) {
+    public func recordRequest(type: UInt8, nanoseconds: UInt64, reply: UnsafeRawBufferPointer?) {
         let slot = Int(type >> 1)
         add(Self.requestsBase + slot, 1)
         add(Self.nanosecondsBase + slot, nanoseconds)
@@ -119,7 +120,7 @@ final class RequestStatistics: @unchecked Sendable {
     func flushes(_ outcome: FlushOutcome) -> UInt64 { load(Self.flushesBase + outcome.rawValue) }
 
     /// Every request of every type.
-    var totalRequests: UInt64 {
+    public var totalRequests: UInt64 {
         var total: UInt64 = 0
         for slot in 0..<Self.typeSlots { total &+= requests(typeSlot: slot) }
         return total
@@ -157,8 +158,9 @@ final class RequestStatistics: @unchecked Sendable {
 }
 
 /// The nanoseconds of CLOCK_MONOTONIC (a vDSO call: no system call, no allocation).
+@_spi(Benchmarks)
 @inline(__always)
-func monotonicNanoseconds() -> UInt64 {
+public func monotonicNanoseconds() -> UInt64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
