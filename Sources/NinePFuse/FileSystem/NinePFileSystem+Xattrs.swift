@@ -11,7 +11,16 @@ extension NinePFileSystem {
     /// The value of `name` (or the list, for the empty name): its size when `size` is 0, else
     /// the bytes (ERANGE when they do not fit `size`).
     func getxattr(_ nodeID: UInt64, _ name: ByteView, size: UInt32, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {
-        let (attribute, length) = try await node(nodeID).xattrWalk(name)
+        let capability = CapabilityAbsence.concerns(name)
+        if capability && capabilityAbsence.isKnownAbsent(nodeID) { throw FuseFailure(ENODATA) }
+        let attribute: RemoteFile
+        let length: UInt64
+        do {
+            (attribute, length) = try await node(nodeID).xattrWalk(name)
+        } catch let error as NinePError where capability && error.kind == .server && error.errno == ENODATA {
+            capabilityAbsence.recordAbsent(nodeID)
+            throw error
+        }
         do {
             let result = try await readXattr(attribute, length: length, size: size, unique: unique, into: out)
             await attribute.close()
@@ -42,10 +51,12 @@ extension NinePFileSystem {
     }
 
     func setxattr(_ nodeID: UInt64, _ name: ByteView, _ value: ByteView, flags: UInt32) async throws {
+        if CapabilityAbsence.concerns(name) { capabilityAbsence.forget(nodeID) }
         try await node(nodeID).setXattr(name, value: value, flags: flags)
     }
 
     func removexattr(_ nodeID: UInt64, _ name: ByteView) async throws {
+        if CapabilityAbsence.concerns(name) { capabilityAbsence.forget(nodeID) }
         try await node(nodeID).setXattr(name, value: .empty, flags: Self.xattrReplace)
     }
 }

@@ -24,6 +24,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     let nodes: NodeTable
     let handles = HandleTable()
     let inFlight = InFlightRequests(capacity: 64)
+    let capabilityAbsence: CapabilityAbsence
     let options: NinePFileSystemOptions
     let log: @Sendable (String) -> Void
 
@@ -33,6 +34,7 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.nodes = NodeTable(root: root)
         self.options = options
         self.log = log
+        capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout)
     }
 
     /// Nodes the kernel holds (the root included) and open handles.
@@ -47,11 +49,11 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .forget(lookups):
             // The fid, if the node went, is clunked in the background when `gone` is dropped.
             let gone = nodes.forget(header.nodeID, count: lookups)
-            _ = gone
+            if gone != nil { capabilityAbsence.forget(header.nodeID) }
         case let .batchForget(list):
             for entry in list {
                 let gone = nodes.forget(entry.nodeID, count: entry.lookups)
-                _ = gone
+                if gone != nil { capabilityAbsence.forget(entry.nodeID) }
             }
         case let .interrupt(unique):
             // The task's 9P call is flushed; the request is answered EINTR, or with its result
