@@ -4,9 +4,19 @@ import NinePWire
 
 /// LOOKUP, GETATTR, SETATTR, READLINK, STATFS.
 extension NinePFileSystem {
+    /// A name that is not there is answered as a negative entry (node id 0) valid for the entry
+    /// timeout, so the kernel does not ask again for it meanwhile (shells searching PATH,
+    /// compilers probing include directories); a create through this mount replaces it at once.
     func lookup(_ parent: UInt64, _ name: ByteView) async throws -> FuseEntryOut {
         let directory = try node(parent)
-        let child = try await directory.walk(name)
+        let child: RemoteFile
+        do {
+            child = try await directory.walk(name)
+        } catch let error as NinePError where error.kind == .server && error.errno == ENOENT && options.entryTimeout > .zero {
+            var negative = FuseEntryOut()
+            (negative.entryValidSeconds, negative.entryValidNanoseconds) = split(options.entryTimeout)
+            return negative
+        }
         return try await entry(for: child)
     }
 
