@@ -66,7 +66,8 @@ public enum NinePMount {
         }
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB)")
         StatusSignal.onSignal { [fuse, fileSystem] in
-            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(client.tagsInUse) 9P tags in use")
+            let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""
+            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(client.tagsInUse) 9P tags in use\(allocations)")
         }
         ready()
         await withTaskCancellationHandler {

@@ -32,3 +32,22 @@ enum StatusSignal {
         }
     }
 }
+
+/// The malloc count of an LD_PRELOAD interposer exporting `uint64_t ninep_alloc_calls(void)`
+/// (Tools/alloccount), when one is loaded: the status line then says how many allocations the
+/// whole process has made, so that allocations per request can be measured from outside.
+enum AllocationCount {
+    typealias Reader = @convention(c) () -> UInt64
+
+    /// The function's address (an integer, so the constant is Sendable); 0 when not loaded.
+    static let address: UInt = {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "ninep_alloc_calls") else { return 0 }
+        return UInt(bitPattern: symbol)
+    }()
+
+    static func read() -> UInt64? {
+        guard let pointer = UnsafeRawPointer(bitPattern: address) else { return nil }
+        return unsafeBitCast(pointer, to: Reader.self)()
+    }
+}
+
