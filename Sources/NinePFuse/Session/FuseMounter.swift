@@ -61,7 +61,8 @@ public enum FuseMounter {
     public static func unmount(_ mountpoint: String, lazy: Bool = false) throws(FuseMountError) {
         if umount2(mountpoint, lazy ? Int32(MNT_DETACH) : 0) != 0 {
             let code = errno
-            let hint = code == EBUSY ? "a process still uses it; close it or unmount lazily" : code == EINVAL ? "not a mount point" : nil
+            let hint = code == EBUSY ? "a process still uses it; close it or unmount lazily (-l)"
+                : code == EINVAL ? "not a mount point" : code == EPERM ? "unmounting needs root (CAP_SYS_ADMIN)" : nil
             throw .system("cannot unmount \(mountpoint)", code, hint: hint)
         }
     }
