@@ -51,7 +51,7 @@ public enum FuseMounter {
         if Glibc.mount(parameters.source, parameters.mountpoint, type, flags, options) != 0 {
             let code = errno
             close(fd)
-            let hint = code == EPERM ? "mounting needs root (CAP_SYS_ADMIN); mounting through fusermount3 is not supported yet" : nil
+            let hint = code == EPERM ? "mounting needs root or CAP_SYS_ADMIN; mounting through fusermount3 is not supported yet" : nil
             throw .system("cannot mount \(parameters.source) on \(parameters.mountpoint)", code, hint: hint)
         }
         return fd
@@ -62,7 +62,7 @@ public enum FuseMounter {
         if umount2(mountpoint, lazy ? Int32(MNT_DETACH) : 0) != 0 {
             let code = errno
             let hint = code == EBUSY ? "a process still uses it; close it or unmount lazily (-l)"
-                : code == EINVAL ? "not a mount point" : code == EPERM ? "unmounting needs root (CAP_SYS_ADMIN)" : nil
+                : code == EINVAL ? "not a mount point" : code == EPERM ? "unmounting needs root or CAP_SYS_ADMIN" : nil
             throw .system("cannot unmount \(mountpoint)", code, hint: hint)
         }
     }
