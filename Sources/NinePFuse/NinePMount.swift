@@ -11,6 +11,9 @@ public struct NinePMountOptions: Sendable {
     public var allowOther = false
     public var defaultPermissions = false
     public var readOnly = false
+    /// The readahead window in bytes (0: the kernel's 128 KiB); by default max_write, and at
+    /// least 128 KiB.
+    public var readahead: Int? = nil
     public var session = FuseSessionConfiguration()
     /// mlockall the daemon (its slots are allocated and touched first), so that serving the
     /// mount never waits on swap-in under memory pressure.
@@ -63,6 +66,12 @@ public enum NinePMount {
         } catch {
             try? FuseMounter.unmount(mountpoint, lazy: true)
             throw error
+        }
+        // Never below the kernel's own 128 KiB: a small msize (diod's 64 KiB) still reads ahead.
+        let readahead = options.readahead ?? max(session.effectiveMaxWrite, 128 * 1024)
+        if readahead > 0 {
+            let code = FuseMounter.setReadahead(of: mountpoint, kib: readahead / 1024)
+            if code != 0 { log("warning: could not set the readahead window to \(readahead / 1024) KiB (\(String(cString: strerror(code)))): sequential reads go 128 KiB at a time") }
         }
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB)")
         StatusSignal.onSignal { [fuse, fileSystem] in

@@ -33,6 +33,8 @@ struct Mount: AsyncParsableCommand {
                                     read through the page cache from a server
                                     that stopped answering may then not be
                                     interruptible (off by default)
+              readahead=SIZE        sequential read window (default max_write;
+                                    0 keeps the kernel's 128K)
               entry_timeout=S       seconds the kernel trusts a name (1)
               attr_timeout=S        seconds it trusts attributes (1)
             """
@@ -96,6 +98,11 @@ struct Mount: AsyncParsableCommand {
                     throw ValidationError("-o max_write needs a size of at least 4K, e.g. max_write=128K")
                 }
                 options.session.maxWrite = Int(min(bytes, 1 << 20))
+            case "readahead":
+                guard let value, let bytes = value == "0" ? 0 : MemoryPlan.parse(bytes: value) else {
+                    throw ValidationError("-o readahead needs a size, e.g. readahead=1M (0: the kernel's 128K)")
+                }
+                options.readahead = Int(min(bytes, 64 << 20))
             case "slots":
                 let n = try number()
                 guard n >= 1 && n <= 1024 else { throw ValidationError("-o slots must be between 1 and 1024") }
