@@ -77,3 +77,36 @@ struct FuseSessionLogicTests {
         #expect(FuseMounter.unescapeMountinfo("/plain") == "/plain")
     }
 }
+
+@Suite("FUSE slot pool and its queue")
+struct FuseSlotPoolTests {
+    func request(_ unique: UInt64, _ bytes: Int = 64) -> [UInt8] {
+        var b = [UInt8](repeating: UInt8(truncatingIfNeeded: unique), count: bytes)
+        b[0] = UInt8(truncatingIfNeeded: unique)
+        return b
+    }
+
+    @Test func smallRequestsWaitInOrderWhileEverySlotIsBusy() throws {
+        let pool = FuseSlotPool(slots: 1, requestBytes: 16384, replyBytes: 4096, held: 2)
+        let busy = try #require(pool.tryTake())
+        #expect(pool.tryTake() == nil)
+        // Every slot busy: two small requests are queued, in order.
+        #expect(request(7).withUnsafeBytes { pool.admit($0, unique: 7) } == nil)
+        #expect(request(8).withUnsafeBytes { pool.admit($0, unique: 8) } == nil)
+        #expect(pool.heldRequests == 2)
+        // An INTERRUPT of the second takes it out.
+        #expect(pool.cancelHeld(8) && !pool.cancelHeld(8))
+        #expect(request(9).withUnsafeBytes { pool.admit($0, unique: 9) } == nil)
+        // Giving the slot back serves the oldest on it, then the next.
+        let first = try #require(pool.release(busy))
+        #expect(first.length == 64 && first.request[0] == 7)
+        let second = try #require(pool.release(first))
+        #expect(second.request[0] == 9)
+        #expect(pool.release(second) == nil)
+        #expect(pool.freeCount == 1 && pool.heldRequests == 0)
+        // With a slot free, admit copies the request into it at once.
+        let now = try #require(request(10, 100).withUnsafeBytes { pool.admit($0, unique: 10) })
+        #expect(now.length == 100 && now.request[0] == 10)
+        #expect(pool.release(now) == nil)
+    }
+}

@@ -15,7 +15,10 @@ public final class FuseSession: Sendable {
     public let mountpoint: String
     public let configuration: FuseSessionConfiguration
     let pool: FuseSlotPool
+    /// The reader's own buffer, read into when every slot is busy (never in the pool).
+    let spare: FuseSlot
     let log: @Sendable (String) -> Void
+    private let handler = Mutex<(any FuseRequestHandler)?>(nil)
     private let negotiated = OneShot<Result<FuseInitOut, FuseMountError>>()
     private let ended = OneShot<Bool>()
     private let layout = Mutex(FuseRequest.Layout())
@@ -26,7 +29,8 @@ public final class FuseSession: Sendable {
         self.mountpoint = mountpoint
         self.configuration = configuration
         self.log = log
-        pool = FuseSlotPool(slots: configuration.slots, requestBytes: configuration.requestBytes, replyBytes: configuration.replyBytes)
+        pool = FuseSlotPool(slots: configuration.slots, requestBytes: configuration.requestBytes, replyBytes: configuration.replyBytes, held: configuration.heldRequests)
+        spare = FuseSlot(index: -1, requestBytes: configuration.requestBytes, replyBytes: configuration.replyBytes)
     }
 
     deinit {
@@ -37,6 +41,7 @@ public final class FuseSession: Sendable {
 
     /// Starts the reader thread; returns once INIT is answered, with what was agreed.
     public func start(handler: some FuseRequestHandler) async throws(FuseMountError) -> FuseInitOut {
+        self.handler.withLock { $0 = handler }
         DaemonThread.start(name: "fuse-reader", stackSize: 1 << 20) { [self] in
             if ninep_set_io_flusher() != 0 {
                 log("warning: PR_SET_IO_FLUSHER refused (\(String(cString: strerror(errno)))): under memory pressure the kernel may wait on this daemon's own writeback; it needs CAP_SYS_RESOURCE")
@@ -57,6 +62,9 @@ public final class FuseSession: Sendable {
     /// Slots not holding a request right now.
     public var freeSlots: Int { pool.freeCount }
 
+    /// Small requests read while every slot was busy, waiting for one.
+    public var heldRequests: Int { pool.heldRequests }
+
     // MARK: Reader
 
     private func readLoop(_ handler: some FuseRequestHandler) {
@@ -65,37 +73,54 @@ public final class FuseSession: Sendable {
             if negotiated.value == nil { negotiated.set(.failure(FuseMountError("the mount went away before the kernel sent INIT"))) }
             ended.set(true)
         }
-        while let slot = pool.take() {
-            guard readRequest(into: slot) else {
-                pool.put(slot)
+        while !pool.isClosed {
+            // A free slot if there is one; else the spare, so that INTERRUPTs and FORGETs are
+            // read even while every slot waits on the server.
+            let pooled = pool.tryTake()
+            let buffer = pooled ?? spare
+            guard readRequest(into: buffer) else {
+                if let pooled { giveBack(pooled) }
                 return
             }
-            var cursor = FuseReaderCursor(UnsafeRawBufferPointer(slot.request))
-            guard slot.length >= FuseInHeader.wireSize, let header = try? FuseInHeader(reading: &cursor) else {
-                log("ignoring a FUSE request of \(slot.length) bytes: shorter than its header")
-                pool.put(slot)
+            var cursor = FuseReaderCursor(UnsafeRawBufferPointer(buffer.request))
+            guard buffer.length >= FuseInHeader.wireSize, let header = try? FuseInHeader(reading: &cursor) else {
+                log("ignoring a FUSE request of \(buffer.length) bytes: shorter than its header")
+                if let pooled { giveBack(pooled) }
                 continue
             }
             switch header.opcode {
             case .`init`:
-                answerInit(slot, header)
+                answerInit(buffer, header)
+                if let pooled { giveBack(pooled) }
             case .forget, .batchForget, .interrupt:
                 do {
-                    let (_, request) = try FuseRequest.decode(slot.requestBytes, layout: layout.withLock { $0 })
-                    handler.handleInline(header, request)
+                    let (_, request) = try FuseRequest.decode(buffer.requestBytes, layout: layout.withLock { $0 })
+                    if case let .interrupt(target) = request, pool.cancelHeld(target) {
+                        // Still queued, never started: answered now.
+                        writeReply(buffer, length: (try? FuseReply.error(EINTR, unique: target, into: buffer.reply)) ?? 0)
+                    } else {
+                        handler.handleInline(header, request)
+                    }
                 } catch {
                     log("ignoring a malformed \(header.opcode): \(error)")
                 }
-                pool.put(slot)
+                if let pooled { giveBack(pooled) }
             case .destroy:
-                reply(slot, length: (try? FuseReply.empty(unique: header.unique, into: slot.reply)) ?? 0)
+                writeReply(buffer, length: (try? FuseReply.empty(unique: header.unique, into: buffer.reply)) ?? 0)
+                if let pooled { giveBack(pooled) }
                 return
             default:
                 guard negotiated.value != nil else {
-                    replyError(slot, unique: header.unique, errno: EIO)
+                    writeReply(buffer, length: (try? FuseReply.error(EIO, unique: header.unique, into: buffer.reply)) ?? 0)
+                    if let pooled { giveBack(pooled) }
                     continue
                 }
-                handler.serve(slot, header, session: self)
+                if let pooled {
+                    handler.serve(pooled, header, session: self)
+                } else if let slot = pool.admit(spare.requestBytes, unique: header.unique) {
+                    handler.serve(slot, header, session: self)
+                }
+                // Else queued: the next slot given back serves it.
             }
         }
     }
@@ -140,18 +165,43 @@ public final class FuseSession: Sendable {
         switch outcome {
         case let .success(answer):
             layout.withLock { $0.setxattrExtended = answer.flags.contains(.setxattrExt) }
-            reply(slot, length: (try? FuseReply.with(answer, unique: header.unique, into: slot.reply)) ?? 0)
+            writeReply(slot, length: (try? FuseReply.with(answer, unique: header.unique, into: slot.reply)) ?? 0)
         case .failure:
-            replyError(slot, unique: header.unique, errno: EPROTO)
+            writeReply(slot, length: (try? FuseReply.error(EPROTO, unique: header.unique, into: slot.reply)) ?? 0)
         }
         negotiated.set(outcome)
     }
 
     // MARK: Replies
 
-    /// Writes the reply of `length` bytes built in `slot.reply` and gives the slot back.
+    /// Writes the reply of `length` bytes built in `slot.reply` and gives the slot back (which
+    /// may start a queued request on it).
     public func reply(_ slot: FuseSlot, length: Int) {
-        defer { pool.put(slot) }
+        writeReply(slot, length: length)
+        giveBack(slot)
+    }
+
+    /// Replies with an error (`errno` > 0) and gives the slot back.
+    public func replyError(_ slot: FuseSlot, unique: UInt64, errno: Int32) {
+        reply(slot, length: (try? FuseReply.error(errno, unique: unique, into: slot.reply)) ?? 0)
+    }
+
+    /// Returns `slot` to the pool; when requests were queued, the oldest is served on it.
+    private func giveBack(_ slot: FuseSlot) {
+        var next = pool.release(slot)
+        while let held = next {
+            var cursor = FuseReaderCursor(held.requestBytes)
+            guard let header = try? FuseInHeader(reading: &cursor), let handler = handler.withLock({ $0 }) else {
+                next = pool.release(held)
+                continue
+            }
+            handler.serve(held, header, session: self)
+            return
+        }
+    }
+
+    /// Writes `length` bytes of `slot.reply` to /dev/fuse.
+    private func writeReply(_ slot: FuseSlot, length: Int) {
         guard length >= FuseOutHeader.wireSize else { return }
         while true {
             let n = write(fd, slot.reply.baseAddress, length)
@@ -166,10 +216,5 @@ public final class FuseSession: Sendable {
                 return
             }
         }
-    }
-
-    /// Replies with an error (`errno` > 0) and gives the slot back.
-    public func replyError(_ slot: FuseSlot, unique: UInt64, errno: Int32) {
-        reply(slot, length: (try? FuseReply.error(errno, unique: unique, into: slot.reply)) ?? 0)
     }
 }

@@ -10,6 +10,10 @@ public struct FuseSessionConfiguration: Sendable {
     /// but a process reading through the page cache may then not be interruptible while the
     /// server does not answer. Off by default.
     public var asyncRead = false
+    /// Small requests (all but large WRITEs and SETXATTRs) that may wait, copied into 8 KiB
+    /// buffers of their own, while every slot is busy; the reader keeps reading meanwhile, so
+    /// INTERRUPTs are always seen. 512 KiB at the default.
+    public var heldRequests = 64
 
     public init() {}
 
