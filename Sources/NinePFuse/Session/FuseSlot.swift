@@ -7,7 +7,8 @@ import NinePMemory
 /// `@unchecked Sendable`: a slot is owned by exactly one thread at a time. The pool hands it to
 /// the reader, which reads one request into it and then either serves it inline and keeps it,
 /// or gives it to exactly one task; that task writes the reply and returns it to the pool. The
-/// pool's lock orders each hand-off, so no two threads ever touch a slot's bytes at once.
+/// pool's lock orders each hand-off, so no two threads ever touch a slot's bytes at once. The
+/// session's spare slot (index -1) never enters the pool: only the reader thread touches it.
 public final class FuseSlot: @unchecked Sendable {
     public let index: Int
     public let request: UnsafeMutableRawBufferPointer
