@@ -59,6 +59,14 @@ let package = Package(
             dependencies: ["CNinePShims", "NinePWire", "NinePMemory", "NinePTransport"],
             swiftSettings: strict
         ),
+        // `ninep mount`: the FUSE protocol codec (Protocol/), the /dev/fuse session and the file
+        // system that maps FUSE requests onto a NinePClient. No swift-nio: the mount daemon keeps
+        // the client's allocation promise.
+        .target(
+            name: "NinePFuse",
+            dependencies: ["CNinePShims", "NinePWire", "NinePMemory", "NinePTransport", "NinePClient"],
+            swiftSettings: strict
+        ),
         // Reading a metrics endpoint (ninep top, and the tests that query Prometheus): an HTTP
         // GET, the text format, and what changed between two scrapes.
         .target(
@@ -74,7 +82,7 @@ let package = Package(
         .executableTarget(
             name: "ninep",
             dependencies: [
-                "NinePClient", "NinePWire", "NinePMemory", "NinePTransport", "CNinePShims", "NinePMetricsReader",
+                "NinePClient", "NinePWire", "NinePMemory", "NinePTransport", "CNinePShims", "NinePMetricsReader", "NinePFuse",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strict,
@@ -129,6 +137,7 @@ let package = Package(
             name: "NinePClientTests",
             dependencies: ["NinePClient", "NinePWire", "NinePServer", "NinePTransport", "CNinePShims", "NinePTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
+        .testTarget(name: "NinePFuseTests", dependencies: ["NinePFuse", "NinePWire", "NinePClient", "NinePTransport", "NinePTestSupport"]),
         .testTarget(name: "NinePMetricsReaderTests", dependencies: ["NinePMetricsReader"]),
         .testTarget(
             name: "IntegrationTests",

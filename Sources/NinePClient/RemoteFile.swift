@@ -14,7 +14,7 @@ public final class RemoteFile: Sendable {
     public let qid: Qid
     /// The path it was reached by (for messages).
     public let path: String
-    private let state = AdaptiveMutex(FileState())
+    let state = AdaptiveMutex(FileState())
 
     struct FileState {
         var closed = false

@@ -28,7 +28,7 @@ struct Ninep: AsyncParsableCommand {
         version: BuildStamp.versionLine(program: "ninep"),
         subcommands: [
             List.self, Stat.self, Cat.self, Get.self, Put.self, Remove.self, MakeDirectory.self, Move.self, Link.self,
-            DiskFree.self, Bench.self, Top.self,
+            DiskFree.self, Bench.self, Top.self, Mount.self, Unmount.self,
         ]
     )
 

@@ -1,0 +1,232 @@
+import Glibc
+import NinePWire
+
+/// Operations relative to a fid rather than to a path from the root: what a front end that keeps
+/// one fid per known file (the FUSE mount's nodes) needs. Names are taken as `ByteView`s so a
+/// name decoded from another protocol goes onto the wire without becoming a String.
+extension RemoteFile {
+    /// A new fid for `name` in this directory, not opened (Twalk of one name).
+    public func walk(_ name: ByteView) async throws -> RemoteFile {
+        let fid = self.fid
+        let newfid = connection.allocateFid()
+        let childPath = path.hasSuffix("/") ? path + name.makeString() : path + "/" + name.makeString()
+        do {
+            let qid = try await connection.call(.walk, undo: .walk(newfid: newfid, names: 1), timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
+                try w.beginFrame(.twalk, tag: tag)
+                try w.u32(fid); try w.u32(newfid); try w.u16(1); try w.string(name)
+                w.finishFrame()
+            } decode: { response throws(NinePError) in
+                guard case let .walk(qids) = response else { throw .protocolViolation(.walk) }
+                return qids.last
+            }
+            guard let qid else {
+                // A walk that stops short makes no fid (walk(5)).
+                connection.releaseFid(newfid)
+                throw NinePError(.server, errno: ENOENT, operation: .walk, path: childPath)
+            }
+            return RemoteFile(client: client, fid: newfid, qid: qid, path: childPath)
+        } catch let error as NinePError {
+            if error.kind == .server { connection.releaseFid(newfid) } else if error.kind == .protocolViolation { connection.clunkLater(newfid) }
+            throw error.at(childPath)
+        }
+    }
+
+    /// A new fid for the same file (Twalk of no names), not opened.
+    public func clone() async throws -> RemoteFile {
+        let (newfid, _) = try await client.walk(from: fid, [], path: path)
+        return RemoteFile(client: client, fid: newfid, qid: qid, path: path)
+    }
+
+    /// Tlopen with the Linux open flags as they are (9P2000.L uses Linux's numbering).
+    public func open(flags: UInt32) async throws {
+        let fid = self.fid
+        let iounit = try await call(.open) { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.lopen(fid: fid, flags: flags).encode(tag: tag, into: &w)
+        } decode: { response throws(NinePError) in
+            guard case let .lopen(_, iounit) = response else { throw .protocolViolation(.open) }
+            return iounit
+        }
+        setIOUnit(iounit)
+    }
+
+    /// Tlcreate `name` in this directory: this fid becomes the new file, opened with `flags`.
+    /// Returns the new file's qid.
+    public func create(_ name: ByteView, flags: UInt32, mode: UInt32, gid: UInt32) async throws -> Qid {
+        let fid = self.fid
+        let (qid, iounit) = try await call(.create) { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.lcreate(fid: fid, name: name, flags: flags, mode: mode, gid: gid).encode(tag: tag, into: &w)
+        } decode: { response throws(NinePError) in
+            guard case let .lcreate(qid, iounit) = response else { throw .protocolViolation(.create) }
+            return (qid, iounit)
+        }
+        setIOUnit(iounit)
+        return qid
+    }
+
+    /// Tmkdir `name` in this directory.
+    public func mkdir(_ name: ByteView, mode: UInt32, gid: UInt32) async throws -> Qid {
+        let fid = self.fid
+        return try await call(.mkdir) { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.mkdir(dfid: fid, name: name, mode: mode, gid: gid).encode(tag: tag, into: &w)
+        } decode: { response throws(NinePError) in
+            guard case let .mkdir(qid) = response else { throw .protocolViolation(.mkdir) }
+            return qid
+        }
+    }
+
+    /// Tmknod `name` in this directory (a FIFO, socket or device node).
+    public func mknod(_ name: ByteView, mode: UInt32, major: UInt32, minor: UInt32, gid: UInt32) async throws -> Qid {
+        let fid = self.fid
+        return try await call(.mknod) { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.mknod(dfid: fid, name: name, mode: mode, major: major, minor: minor, gid: gid).encode(tag: tag, into: &w)
+        } decode: { response throws(NinePError) in
+            guard case let .mknod(qid) = response else { throw .protocolViolation(.mknod) }
+            return qid
+        }
+    }
+
+    /// Tsymlink `name` -> `target` in this directory.
+    public func symlink(_ name: ByteView, target: ByteView, gid: UInt32) async throws -> Qid {
+        let fid = self.fid
+        return try await call(.symlink) { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.symlink(fid: fid, name: name, target: target, gid: gid).encode(tag: tag, into: &w)
+        } decode: { response throws(NinePError) in
+            guard case let .symlink(qid) = response else { throw .protocolViolation(.symlink) }
+            return qid
+        }
+    }
+
+    /// Tlink: a hard link `name` in this directory to `file`.
+    public func link(_ file: RemoteFile, as name: ByteView) async throws {
+        let dfid = self.fid
+        let target = file.fid
+        try await call(.link) { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.link(dfid: dfid, fid: target, name: name).encode(tag: tag, into: &w)
+        } decode: { response throws(NinePError) in
+            guard case .link = response else { throw .protocolViolation(.link) }
+        }
+    }
+
+    /// Tunlinkat `name` in this directory (`directory`: AT_REMOVEDIR); on servers without it
+    /// (diod), Tremove of a fid walked to `name`.
+    public func unlink(_ name: ByteView, directory: Bool) async throws {
+        let fid = self.fid
+        let flags = directory ? UnlinkFlags.removeDir : 0
+        do {
+            try await call(.unlinkat) { (w: inout WireWriter, tag) throws(WireError) in
+                try Request.unlinkat(dirfid: fid, name: name, flags: flags).encode(tag: tag, into: &w)
+            } decode: { response throws(NinePError) in
+                guard case .unlinkat = response else { throw .protocolViolation(.unlinkat) }
+            }
+        } catch let error as NinePError where error.kind == .server && (error.errno == EOPNOTSUPP || error.errno == ENOSYS) {
+            let file = try await walk(name)
+            // Tremove does not say which kind it removes: check first, as unlinkat would.
+            let isDirectory = file.qid.isDirectory
+            if isDirectory != directory {
+                await file.close()
+                throw NinePError(.server, errno: directory ? ENOTDIR : EISDIR, operation: .remove, path: file.path)
+            }
+            let victim = file.fid
+            // Tremove clunks the fid whatever the answer.
+            file.markClosed()
+            do {
+                try await connection.call(.remove, undo: .releaseFid(victim), timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
+                    try Request.remove(fid: victim).encode(tag: tag, into: &w)
+                } decode: { response throws(NinePError) in
+                    guard case .remove = response else { throw .protocolViolation(.remove) }
+                }
+                connection.releaseFid(victim)
+            } catch let error as NinePError where error.kind == .server {
+                connection.releaseFid(victim)
+                throw error.at(file.path)
+            }
+        }
+    }
+
+    /// Trenameat `name` in this directory to `newName` in `newDirectory` (replacing what is there);
+    /// on servers without it (diod), Trename of a fid walked to `name`.
+    public func rename(_ name: ByteView, to newDirectory: RemoteFile, _ newName: ByteView) async throws {
+        let olddir = self.fid
+        let newdir = newDirectory.fid
+        do {
+            try await call(.renameat) { (w: inout WireWriter, tag) throws(WireError) in
+                try Request.renameat(olddirfid: olddir, oldname: name, newdirfid: newdir, newname: newName).encode(tag: tag, into: &w)
+            } decode: { response throws(NinePError) in
+                guard case .renameat = response else { throw .protocolViolation(.renameat) }
+            }
+        } catch let error as NinePError where error.kind == .server && (error.errno == EOPNOTSUPP || error.errno == ENOSYS) {
+            let file = try await walk(name)
+            let fid = file.fid
+            do {
+                try await call(.rename) { (w: inout WireWriter, tag) throws(WireError) in
+                    try Request.rename(fid: fid, dfid: newdir, name: newName).encode(tag: tag, into: &w)
+                } decode: { response throws(NinePError) in
+                    guard case .rename = response else { throw .protocolViolation(.rename) }
+                }
+            } catch {
+                await file.close()
+                throw error
+            }
+            await file.close()
+        }
+    }
+
+    /// Treadlink of this fid; `body` sees the target while the reply is held (no copy).
+    public func readlink<R>(_ body: (ByteView) -> R) async throws -> R {
+        let fid = self.fid
+        return try await call(.readlink) { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.readlink(fid: fid).encode(tag: tag, into: &w)
+        } decode: { response throws(NinePError) in
+            guard case let .readlink(target) = response else { throw .protocolViolation(.readlink) }
+            return body(target)
+        }
+    }
+
+    /// Tstatfs of the file system holding this fid.
+    public func statfs() async throws -> FileSystemStatistics {
+        let fid = self.fid
+        return try await call(.statfs) { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.statfs(fid: fid).encode(tag: tag, into: &w)
+        } decode: { response throws(NinePError) in
+            guard case let .statfs(fields) = response else { throw .protocolViolation(.statfs) }
+            return FileSystemStatistics(fields)
+        }
+    }
+
+    /// One Treaddir of at most `count` bytes from `offset` on this open directory; `body` sees
+    /// each entry in place (views into the reply) and returns false to stop early. Returns how
+    /// many entries the server sent (0: the end).
+    public func readDirectory(at offset: UInt64, count: Int, _ body: (DirEntry) -> Bool) async throws -> Int {
+        let fid = self.fid
+        let asked = UInt32(max(0, min(count, ioSize)))
+        return try await call(.readdir) { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.readdir(fid: fid, offset: offset, count: asked).encode(tag: tag, into: &w)
+        } decode: { response throws(NinePError) in
+            guard case let .readdir(entries) = response else { throw .protocolViolation(.readdir) }
+            var sent = 0
+            var stopped = false
+            for entry in entries {
+                sent += 1
+                if !stopped && !body(entry) { stopped = true }
+            }
+            return sent
+        }
+    }
+
+    // MARK: Helpers
+
+    func setIOUnit(_ iounit: UInt32) { state.withLock { $0.iounit = iounit } }
+
+    /// One call on this fid; errors name its path.
+    func call<R>(
+        _ operation: NinePOperation,
+        encode: (inout WireWriter, UInt16) throws(WireError) -> Void,
+        decode: (Response) throws(NinePError) -> R
+    ) async throws -> R {
+        do {
+            return try await connection.call(operation, timeout: client.callTimeout, encode: encode, decode: decode)
+        } catch let error as NinePError {
+            throw error.at(path)
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import NinePClient
+import Synchronization
+
+/// Open files and directories, by the handle (`fh`) the kernel names them with: each is an opened
+/// fid of its own (Tlopen), separate from the node's walked fid.
+final class HandleTable: Sendable {
+    private struct State {
+        var files: [UInt64: RemoteFile] = [:]
+        var next: UInt64 = 1
+    }
+
+    private let state = Mutex(State())
+
+    func insert(_ file: RemoteFile) -> UInt64 {
+        state.withLock { state in
+            let handle = state.next
+            state.next += 1
+            state.files[handle] = file
+            return handle
+        }
+    }
+
+    func file(_ handle: UInt64) -> RemoteFile? { state.withLock { $0.files[handle] } }
+
+    func remove(_ handle: UInt64) -> RemoteFile? { state.withLock { $0.files.removeValue(forKey: handle) } }
+
+    var count: Int { state.withLock { $0.files.count } }
+}

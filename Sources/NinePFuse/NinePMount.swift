@@ -1,0 +1,102 @@
+import Glibc
+import NinePClient
+import NinePMemory
+
+/// Everything `ninep mount` needs to know; the command line only fills this in.
+public struct NinePMountOptions: Sendable {
+    public var client: ClientConfiguration
+    public var mountpoint: String
+    /// Shown as the source in /proc/mounts.
+    public var source: String
+    public var allowOther = false
+    public var defaultPermissions = false
+    public var readOnly = false
+    /// The readahead window in bytes (0: the kernel's 128 KiB); by default max_write, and at
+    /// least 128 KiB.
+    public var readahead: Int? = nil
+    public var session = FuseSessionConfiguration()
+    /// mlockall the daemon (its slots are allocated and touched first), so that serving the
+    /// mount never waits on swap-in under memory pressure.
+    public var lockMemory = true
+    public var fileSystem = NinePFileSystemOptions()
+
+    public init(client: ClientConfiguration, mountpoint: String, source: String) {
+        self.client = client
+        self.mountpoint = mountpoint
+        self.source = source
+    }
+}
+
+/// Connects to the server, mounts, and serves the mount until it is unmounted (or the task is
+/// cancelled, which unmounts it).
+public enum NinePMount {
+    /// Runs in the calling task. `ready` is called once the kernel has answered INIT, that is
+    /// once the mount is usable.
+    public static func run(_ options: NinePMountOptions, log: @escaping @Sendable (String) -> Void, ready: @Sendable () -> Void = {}) async throws {
+        guard let mountpoint = FuseMounter.canonical(options.mountpoint) else {
+            throw FuseMountError.system("cannot mount on \(options.mountpoint)", errno, hint: "the mount point must be an existing directory")
+        }
+        if FuseMounter.mountedDevice(at: mountpoint) != nil {
+            throw FuseMountError("\(mountpoint) already has a FUSE mount: unmount it first (ninep umount \(mountpoint))", errno: EBUSY)
+        }
+        let client = try await NinePClient.connect(options.client)
+        defer { client.close() }
+        let root = try await client.walk("/")
+
+        var session = options.session
+        // No WRITE larger than one Twrite can carry, so each FUSE write is one 9P round trip.
+        session.maxWrite = min(session.maxWrite, client.maxIOSize & ~4095)
+        var parameters = FuseMountParameters(mountpoint: mountpoint, source: options.source)
+        parameters.allowOther = options.allowOther
+        parameters.defaultPermissions = options.defaultPermissions
+        parameters.readOnly = options.readOnly
+        parameters.maxRead = UInt32(session.effectiveMaxWrite)
+
+        let fd = try FuseMounter.mount(parameters)
+        let fuse = FuseSession(fd: fd, mountpoint: mountpoint, configuration: session, log: log)
+        if options.lockMemory {
+            let code = MemoryHardening.lockAll()
+            if code != 0 {
+                log("warning: mlockall refused (\(String(cString: strerror(code)))): the daemon may be swapped out under memory pressure; raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK")
+            }
+        }
+        let fileSystem = NinePFileSystem(client: client, root: root, options: options.fileSystem, log: log)
+        do {
+            _ = try await fuse.start(handler: fileSystem)
+        } catch {
+            try? FuseMounter.unmount(mountpoint, lazy: true)
+            throw error
+        }
+        // Never below the kernel's own 128 KiB: a small msize (diod's 64 KiB) still reads ahead.
+        let readahead = options.readahead ?? max(session.effectiveMaxWrite, 128 * 1024)
+        if readahead > 0 {
+            let code = FuseMounter.setReadahead(of: mountpoint, kib: readahead / 1024)
+            if code != 0 { log("warning: could not set the readahead window to \(readahead / 1024) KiB (\(String(cString: strerror(code)))): sequential reads go 128 KiB at a time") }
+        }
+        log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB)")
+        StatusSignal.onSignal { [fuse, fileSystem] in
+            let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""
+            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use\(allocations)")
+        }
+        ready()
+        await withTaskCancellationHandler {
+            await fuse.waitUntilEnded()
+        } onCancel: {
+            unmountForExit(mountpoint, log: log)
+        }
+        log("\(mountpoint) unmounted")
+    }
+
+    /// Unmounts on the way out: normally, else lazily when something still uses the mount (it
+    /// then goes away when the last user lets go; this process serves it until then).
+    static func unmountForExit(_ mountpoint: String, log: @Sendable (String) -> Void) {
+        do {
+            try FuseMounter.unmount(mountpoint)
+        } catch let error where error.errno == EBUSY {
+            log("\(mountpoint) is busy: detaching it; it stays served until its last user lets go")
+            try? FuseMounter.unmount(mountpoint, lazy: true)
+        } catch {
+            log("\(error)")
+        }
+    }
+}

@@ -1,0 +1,40 @@
+/// What this daemon answers to the kernel's INIT. Kept apart from the session so that the choice
+/// of each flag is written down in one place and tested without a kernel.
+public enum FuseInitNegotiation {
+    /// The flags asked for, and why; each is taken only when the kernel offers it.
+    /// - bigWrites, maxPages: WRITEs and READs as large as `maxWrite`, not 4 KiB.
+    /// - parallelDirops: LOOKUP and READDIR of one directory may run at once (9P walks are
+    ///   independent), instead of the kernel serialising them per directory.
+    /// - autoInvalData: the kernel drops cached pages when GETATTR shows a new mtime or size,
+    ///   so changes made on the server by others become visible.
+    /// - posixLocks: fcntl record locks go to the server (Tlock), so they hold against other
+    ///   clients of it, not only on this host.
+    /// - asyncRead (only if configured): see `FuseSessionConfiguration.asyncRead`.
+    /// Not asked: writebackCache (writes would be acknowledged before the server has them),
+    /// doReaddirplus (needs a lookup count per entry; later), flockLocks (flock(2) stays local:
+    /// 9P has no whole-file lock of its own), exportSupport, handleKillpriv (the kernel clears set-id bits
+    /// itself with a SETATTR), dontMask (the kernel applies the umask), setxattrExt, passthrough.
+    public static func reply(to offer: FuseInitIn, configuration: FuseSessionConfiguration) throws(FuseMountError) -> FuseInitOut {
+        guard offer.major == FuseProtocol.major else {
+            throw FuseMountError("the kernel speaks FUSE \(offer.major).\(offer.minor); this daemon speaks \(FuseProtocol.major).x")
+        }
+        guard offer.minor >= FuseProtocol.oldestMinor else {
+            throw FuseMountError("the kernel's FUSE \(offer.major).\(offer.minor) is older than 7.\(FuseProtocol.oldestMinor), the oldest this daemon supports (Linux 5.3)")
+        }
+        var wanted: FuseInitFlags = [.bigWrites, .maxPages, .parallelDirops, .autoInvalData, .posixLocks]
+        if configuration.asyncRead { wanted.insert(.asyncRead) }
+        var out = FuseInitOut()
+        out.major = FuseProtocol.major
+        out.minor = min(offer.minor, FuseProtocol.minor)
+        out.flags = offer.flags.intersection(wanted)
+        out.maxReadahead = min(offer.maxReadahead, UInt32(configuration.effectiveMaxWrite))
+        out.maxWrite = UInt32(configuration.effectiveMaxWrite)
+        out.maxPages = UInt16(configuration.pages)
+        // Background requests are readahead and async direct IO: bounded by the slots, so that
+        // synchronous requests (a stat, a ^C'd read's successor) still find one.
+        out.maxBackground = UInt16(max(1, configuration.slots / 2))
+        out.congestionThreshold = UInt16(max(1, configuration.slots * 3 / 8))
+        out.timeGranularity = 1
+        return out
+    }
+}

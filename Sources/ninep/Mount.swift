@@ -1,0 +1,166 @@
+import ArgumentParser
+import Glibc
+import NinePClient
+import NinePFuse
+import NinePMemory
+import NinePTransport
+
+struct Mount: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mount",
+        abstract: "Mount a 9P2000.L server on a directory through FUSE (as root).",
+        discussion: """
+            SERVER is tcp:HOST:PORT, HOST:PORT or unix:PATH (or /PATH). The command
+            returns once the mount is ready and serves it in the background; with -f
+            it stays in the foreground and logs, and ^C (or SIGTERM) unmounts.
+            Unmount with `ninep umount MOUNTPOINT` (or umount MOUNTPOINT).
+
+              ninep mount 127.0.0.1:5640 /mnt/share
+              ninep mount -f -o default_permissions /run/ninepd.sock /mnt/share
+              ninep umount /mnt/share
+
+            -o takes a comma-separated list:
+              ro                    mount read-only
+              allow_other           let other users use the mount (the server
+                                    still sees the mounting user's attach)
+              default_permissions   the kernel checks the mode bits first
+              max_write=SIZE        largest READ/WRITE (default 1M, at most
+                                    what the server's msize allows)
+              slots=N               requests served at once (default 8; each
+                                    holds about 2 x max_write, from start-up)
+              async_read            let the kernel send readahead without
+                                    waiting: faster sequential reads, but a
+                                    read through the page cache from a server
+                                    that stopped answering may then not be
+                                    interruptible (off by default)
+              readahead=SIZE        sequential read window (default max_write;
+                                    0 keeps the kernel's 128K)
+              entry_timeout=S       seconds the kernel trusts a name (1)
+              attr_timeout=S        seconds it trusts attributes (1)
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The server.", valueName: "server")) var server: String
+    @Argument(help: ArgumentHelp("An existing directory to mount on.", valueName: "mountpoint")) var mountpoint: String
+    @Flag(name: .short, help: "Stay in the foreground and log to standard error.") var f = false
+    @Option(name: .short, help: ArgumentHelp("Mount options (see above), comma-separated; may be repeated.", valueName: "options"))
+    var o: [String] = []
+    @Option(help: ArgumentHelp("Attach name: which export to attach (diod needs the exported path).", valueName: "name"))
+    var aname = ""
+    @Option(help: ArgumentHelp("User name sent in Tattach (default: your login name).", valueName: "user")) var uname: String?
+    @Option(help: ArgumentHelp("Largest 9P message to ask for: bytes, or with a K or M suffix (4K to 16M).", valueName: "size"),
+            transform: messageSize)
+    var msize: UInt32 = 1 << 20
+    @Flag(help: "Log every FUSE request (with -f).") var debug = false
+
+    func run() async throws {
+        let options = try mountOptions()
+        if !f {
+            try Detach.runInBackground(mountpoint: mountpoint)
+            return
+        }
+        signal(SIGPIPE, SIG_IGN)
+        let detached = getenv(Detach.environmentKey) != nil
+        let log: @Sendable (String) -> Void = { Report.printError("ninep mount: \($0)") }
+        do {
+            try await NinePMount.run(options, log: log) {
+                // Started by a `ninep mount` without -f: it waits for this stderr to close.
+                if detached { Detach.silenceStandardError() }
+            }
+        } catch is CancellationError {
+        } catch {
+            Report.failure("mount", error)
+            throw ExitCode(error is NinePError ? 2 : 1)
+        }
+    }
+
+    func mountOptions() throws -> NinePMountOptions {
+        let address = try Mount.parseAddress(server)
+        let client = ClientConfiguration(address: address, uname: uname ?? ClientConfiguration.currentUserName, aname: aname, msize: msize)
+        var options = NinePMountOptions(client: client, mountpoint: mountpoint, source: server)
+        options.fileSystem.trace = debug
+        for item in o.flatMap({ $0.split(separator: ",") }) {
+            let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+            let key = parts[0]
+            let value = parts.count > 1 ? parts[1] : nil
+            func number() throws -> Double {
+                guard let value, let n = Double(value), n >= 0 else { throw ValidationError("-o \(key) needs a number: \(key)=N") }
+                return n
+            }
+            switch key {
+            case "ro": options.readOnly = true
+            case "rw": options.readOnly = false
+            case "allow_other": options.allowOther = true
+            case "default_permissions": options.defaultPermissions = true
+            case "async_read": options.session.asyncRead = true
+            case "max_write":
+                guard let value, let bytes = MemoryPlan.parse(bytes: value), bytes >= 4096 else {
+                    throw ValidationError("-o max_write needs a size of at least 4K, e.g. max_write=128K")
+                }
+                options.session.maxWrite = Int(min(bytes, 1 << 20))
+            case "readahead":
+                guard let value, let bytes = value == "0" ? 0 : MemoryPlan.parse(bytes: value) else {
+                    throw ValidationError("-o readahead needs a size, e.g. readahead=1M (0: the kernel's 128K)")
+                }
+                options.readahead = Int(min(bytes, 64 << 20))
+            case "slots":
+                let n = try number()
+                guard n >= 1 && n <= 1024 else { throw ValidationError("-o slots must be between 1 and 1024") }
+                options.session.slots = Int(n)
+            case "entry_timeout": options.fileSystem.entryTimeout = .milliseconds(Int64(try number() * 1000))
+            case "attr_timeout": options.fileSystem.attributeTimeout = .milliseconds(Int64(try number() * 1000))
+            default:
+                throw ValidationError("unknown mount option '\(key)': see ninep mount --help")
+            }
+        }
+        return options
+    }
+
+    /// SERVER as the client spells addresses: /PATH is a unix socket, HOST:PORT is TCP.
+    static func parseAddress(_ text: String) throws -> ListenAddress {
+        var spelled = text
+        if text.hasPrefix("/") {
+            spelled = "unix:" + text
+        } else if !text.hasPrefix("tcp:") && !text.hasPrefix("unix:") {
+            spelled = "tcp:" + text
+        }
+        do {
+            return try ListenAddress(parsing: spelled)
+        } catch {
+            throw ValidationError("'\(text)': \(error.description): use tcp:HOST:PORT, HOST:PORT, unix:PATH or /PATH")
+        }
+    }
+}
+
+struct Unmount: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "umount",
+        abstract: "Unmount a `ninep mount` (or any FUSE mount).",
+        discussion: """
+            With -l the mount is detached even while in use; with --abort its FUSE
+            connection is ended first (every request in flight fails), for a mount
+            whose daemon no longer answers.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The mount point.", valueName: "mountpoint")) var mountpoint: String
+    @Flag(name: .short, help: "Lazy: detach now, finish when no longer in use.") var l = false
+    @Flag(help: "End the FUSE connection first (through /sys/fs/fuse/connections), then detach.") var abort = false
+
+    func run() throws {
+        // Absolute without resolving: resolving the mount point would ask its (perhaps hung) daemon.
+        let path = mountpoint.hasPrefix("/") ? mountpoint : Detach.currentDirectory() + "/" + mountpoint
+        if abort {
+            if let directory = FuseMounter.connectionDirectory(of: path), FuseMounter.abort(connectionDirectory: directory) {
+            } else {
+                Report.printError("ninep: umount: \(path): no FUSE connection to abort found; detaching anyway")
+            }
+        }
+        do {
+            try FuseMounter.unmount(path, lazy: l || abort)
+        } catch {
+            Report.printError("ninep: umount: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}

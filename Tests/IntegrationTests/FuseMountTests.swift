@@ -1,0 +1,37 @@
+import Foundation
+import NinePTestSupport
+import Testing
+
+/// `ninep mount` end to end (issue 13), through `scripts/fuse-mount-check`: ninepd on a
+/// temporary export, `ninep mount -f` as a process of its own (a hung daemon can never hang the
+/// test runner: the script aborts its FUSE connection and detaches the mount), then listings,
+/// reads, writes and interrupts through the mount compared with the export, `ninep umount`, and
+/// nothing left mounted.
+@Suite(.serialized)
+struct FuseMountTests {
+    @Test func mountReadsListsWritesAndUnmountsCleanly() throws {
+        guard geteuid() == 0 else {
+            print("FuseMountTests: skipped (mounting FUSE needs root)")
+            return
+        }
+        try check(server: "ninepd")
+    }
+
+    /// The same against diod (attach name: the export; no Trenameat or Tunlinkat, path-based fids).
+    @Test func sameAgainstDiod() throws {
+        guard geteuid() == 0, FileManager.default.fileExists(atPath: "/usr/sbin/diod") else {
+            print("FuseMountTests: diod run skipped (needs root and Debian's diod)")
+            return
+        }
+        try check(server: "diod")
+    }
+
+    func check(server: String) throws {
+        let script = Paths.packageRoot.appendingPathComponent("scripts/fuse-mount-check").path
+        let result = try run("/usr/bin/python3", [
+            script, "--bin-dir", Paths.ninepd.deletingLastPathComponent().path, "--server", server,
+        ], timeout: .seconds(300))
+        #expect(result.status == 0, "fuse-mount-check --server \(server): \(result.output.suffix(6000))")
+        #expect(result.output.contains(" passed, 0 failed"), "\(result.output.suffix(6000))")
+    }
+}

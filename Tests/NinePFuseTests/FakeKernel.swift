@@ -1,0 +1,67 @@
+import Glibc
+import NinePClient
+@testable import NinePFuse
+import NinePTestSupport
+import NinePTransport
+import NinePWire
+
+/// Plays the kernel's side for `NinePFileSystem` without /dev/fuse: requests encoded as the
+/// kernel lays them out go through `dispatch` into a slot, against ninepd's library on a
+/// socketpair; replies are decoded back. Runs anywhere, as any user.
+final class FakeKernel {
+    let server: TestServer
+    let client: NinePClient
+    let fileSystem: NinePFileSystem
+    let slot = FuseSlot(index: 0, requestBytes: 256 * 1024, replyBytes: 256 * 1024)
+    var unique: UInt64 = 100
+
+    init() async throws {
+        server = try TestServer()
+        let configuration = ClientConfiguration(address: .unix(path: "socketpair"), uname: "root", aname: "", uid: 0, msize: 128 * 1024, callTimeout: .seconds(20))
+        client = try await NinePClient.connect(configuration, connectedSocket: try server.connectedSocket())
+        let root = try await client.walk("/")
+        fileSystem = NinePFileSystem(client: client, root: root, options: NinePFileSystemOptions(), log: { _ in })
+    }
+
+    deinit {
+        client.close()
+        server.shutdown()
+    }
+
+    struct Reply {
+        var error: Int32
+        var body: [UInt8]
+
+        func decode<T: FuseStruct>(_: T.Type) throws -> T {
+            try Array(body[0..<T.wireSize]).withUnsafeBytes { raw in try T.decode(raw) }
+        }
+    }
+
+    /// One request; the reply's errno (0: success) and body.
+    func send(_ opcode: FuseOpcode, node: UInt64 = FuseProtocol.rootID, _ body: [UInt8] = []) async -> Reply {
+        unique += 1
+        let bytes = KernelBytes.request(opcode, unique: unique, nodeID: node, body: body)
+        bytes.withUnsafeBytes { slot.request.copyMemory(from: $0) }
+        slot.length = bytes.count
+        let header = FuseInHeader(length: UInt32(bytes.count), opcode: opcode, unique: unique, nodeID: node, uid: 0, gid: 0, pid: 42)
+        do {
+            let length = try await fileSystem.dispatch(slot, header, layout: FuseRequest.Layout())
+            let out = Array(UnsafeRawBufferPointer(rebasing: slot.reply[0..<length]))
+            return Reply(error: 0, body: Array(out[FuseOutHeader.wireSize...]))
+        } catch {
+            return Reply(error: fuseErrno(error), body: [])
+        }
+    }
+
+    func lookup(_ name: String, in parent: UInt64 = FuseProtocol.rootID) async throws -> FuseEntryOut {
+        let reply = await send(.lookup, node: parent, KernelBytes.name(name))
+        guard reply.error == 0 else { throw FuseFailure(reply.error) }
+        return try reply.decode(FuseEntryOut.self)
+    }
+
+    func open(_ node: UInt64, flags: Int32 = O_RDONLY, directory: Bool = false) async throws -> UInt64 {
+        let reply = await send(directory ? .opendir : .open, node: node, KernelBytes.struct_(FuseOpenIn(flags: UInt32(flags))))
+        guard reply.error == 0 else { throw FuseFailure(reply.error) }
+        return try reply.decode(FuseOpenOut.self).fh
+    }
+}

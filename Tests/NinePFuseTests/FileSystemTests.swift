@@ -1,0 +1,140 @@
+import Glibc
+@testable import NinePFuse
+import NinePWire
+import Testing
+
+/// `NinePFileSystem` driven by a fake kernel against ninepd's library: the mapping of FUSE
+/// requests onto 9P, without /dev/fuse or root.
+@Suite("FUSE file system over 9P (fake kernel)")
+struct FileSystemTests {
+    @Test func lookupsOfOneFileMeetOneNodeAndForgetCountsThem() async throws {
+        let kernel = try await FakeKernel()
+        try writeFile(kernel.server("a"), "data")
+        link(kernel.server("a"), kernel.server("hard"))
+        let first = try await kernel.lookup("a")
+        let second = try await kernel.lookup("a")
+        let viaLink = try await kernel.lookup("hard")
+        #expect(first.nodeID > FuseProtocol.rootID)
+        #expect(second.nodeID == first.nodeID && viaLink.nodeID == first.nodeID)
+        #expect(first.attr.size == 4 && first.attr.mode == 0o100644 && first.attr.nlink == 2)
+        #expect(kernel.fileSystem.nodeCount == 2)
+        // Three lookups: forgetting two keeps the node, the third takes it away.
+        let (_, forgetTwo, _) = try decodeRequest(KernelBytes.request(.forget, nodeID: first.nodeID, body: KernelBytes.u64(2)))
+        kernel.fileSystem.handleInline(FuseInHeader(length: 48, opcode: .forget, unique: 1, nodeID: first.nodeID), forgetTwo)
+        #expect(kernel.fileSystem.nodeCount == 2)
+        kernel.fileSystem.handleInline(FuseInHeader(length: 48, opcode: .forget, unique: 2, nodeID: first.nodeID), .forget(lookups: 1))
+        #expect(kernel.fileSystem.nodeCount == 1)
+        // A missing name is a negative entry (node 0) the kernel may keep for the entry timeout.
+        let missing = await kernel.send(.lookup, KernelBytes.name("nope"))
+        #expect(missing.error == 0)
+        let negative = try missing.decode(FuseEntryOut.self)
+        #expect(negative.nodeID == 0 && negative.entryValidSeconds == 1)
+        #expect(kernel.fileSystem.nodeCount == 1)
+        let stale = await kernel.send(.getattr, node: 9999, KernelBytes.struct_(FuseGetattrIn(flags: 0, fh: 0)))
+        #expect(stale.error == ESTALE)
+    }
+
+    @Test func readdirInSmallPiecesListsEveryNameOnce() async throws {
+        let kernel = try await FakeKernel()
+        let names = (0..<40).map { "entry-\($0)-" + String(repeating: "n", count: $0 % 13) }
+        for name in names { try writeFile(kernel.server(name), "") }
+        let fh = try await kernel.open(FuseProtocol.rootID, flags: O_RDONLY | O_DIRECTORY, directory: true)
+        var seen: [String] = []
+        var offset: UInt64 = 0
+        for _ in 0..<200 {
+            // 200 bytes: a few entries per READDIR, as a kernel with a small buffer would ask.
+            let reply = await kernel.send(.readdir, KernelBytes.struct_(FuseReadIn(fh: fh, offset: offset, size: 200)))
+            #expect(reply.error == 0)
+            let entries = try reply.body.withUnsafeBytes { raw in try FuseDirent.unpack(raw) }
+            if entries.isEmpty { break }
+            #expect(reply.body.count <= 200)
+            seen += entries.map { String(decoding: $0.name, as: UTF8.self) }
+            offset = entries.last!.offset
+        }
+        #expect(seen.filter { $0 != "." && $0 != ".." }.sorted() == names.sorted())
+        let release = await kernel.send(.releasedir, KernelBytes.struct_(FuseReleaseIn(fh: fh)))
+        #expect(release.error == 0 && kernel.fileSystem.handleCount == 0)
+    }
+
+    @Test func createWriteReadAndShortReadAtTheEnd() async throws {
+        let kernel = try await FakeKernel()
+        let create = await kernel.send(.create, KernelBytes.struct_(FuseCreateIn(flags: UInt32(O_RDWR | O_CREAT), mode: 0o100640, umask: 0)) + KernelBytes.name("new"))
+        #expect(create.error == 0)
+        let entry = try create.decode(FuseEntryOut.self)
+        let opened = try Array(create.body[FuseEntryOut.wireSize...]).withUnsafeBytes { raw in try FuseOpenOut.decode(raw) }
+        #expect(entry.attr.mode == 0o100640)
+        let payload = Array("hello, fuse".utf8)
+        let write = await kernel.send(.write, node: entry.nodeID, KernelBytes.struct_(FuseWriteIn(fh: opened.fh, offset: 0, size: UInt32(payload.count))) + payload)
+        #expect(try write.decode(FuseWriteOut.self).size == UInt32(payload.count))
+        #expect(try readFile(kernel.server("new")) == "hello, fuse")
+        let read = await kernel.send(.read, node: entry.nodeID, KernelBytes.struct_(FuseReadIn(fh: opened.fh, offset: 7, size: 4096)))
+        #expect(read.error == 0 && read.body == Array("fuse".utf8))
+        let beyond = await kernel.send(.read, node: entry.nodeID, KernelBytes.struct_(FuseReadIn(fh: opened.fh, offset: 100, size: 4096)))
+        #expect(beyond.error == 0 && beyond.body.isEmpty)
+        var truncate = FuseSetattrIn()
+        truncate.valid = [.size, .fh]
+        truncate.fh = opened.fh
+        truncate.size = 5
+        let setattr = await kernel.send(.setattr, node: entry.nodeID, KernelBytes.struct_(truncate))
+        #expect(try setattr.decode(FuseAttrOut.self).attr.size == 5)
+        let release = await kernel.send(.release, node: entry.nodeID, KernelBytes.struct_(FuseReleaseIn(fh: opened.fh)))
+        #expect(release.error == 0)
+        let unknown = await kernel.send(.read, node: entry.nodeID, KernelBytes.struct_(FuseReadIn(fh: opened.fh, offset: 0, size: 10)))
+        #expect(unknown.error == EBADF)
+    }
+
+    @Test func renamesAcrossDirectoriesAndRefusesRename2Flags() async throws {
+        let kernel = try await FakeKernel()
+        mkdir(kernel.server("d"), 0o755)
+        try writeFile(kernel.server("f"), "x")
+        let directory = try await kernel.lookup("d")
+        let move = await kernel.send(.rename, KernelBytes.u64(directory.nodeID) + KernelBytes.name("f") + KernelBytes.name("g"))
+        #expect(move.error == 0)
+        #expect(access(kernel.server("d/g"), F_OK) == 0 && access(kernel.server("f"), F_OK) != 0)
+        let noReplace = await kernel.send(.rename2, node: directory.nodeID, KernelBytes.u64(FuseProtocol.rootID) + KernelBytes.u32(1) + KernelBytes.u32(0) + KernelBytes.name("g") + KernelBytes.name("h"))
+        #expect(noReplace.error == EINVAL)
+        let notEmpty = await kernel.send(.rmdir, KernelBytes.name("d"))
+        #expect(notEmpty.error == ENOTEMPTY)
+    }
+
+    @Test func xattrSizesAndRange() async throws {
+        let kernel = try await FakeKernel()
+        try writeFile(kernel.server("f"), "x")
+        let node = try await kernel.lookup("f").nodeID
+        let set = await kernel.send(.setxattr, node: node, KernelBytes.u32(5) + KernelBytes.u32(0) + KernelBytes.name("user.k") + Array("value".utf8))
+        guard set.error == 0 else {
+            // The file system of the temporary directory may not take user xattrs.
+            #expect(set.error == EOPNOTSUPP)
+            return
+        }
+        let size = await kernel.send(.getxattr, node: node, KernelBytes.u32(0) + KernelBytes.u32(0) + KernelBytes.name("user.k"))
+        #expect(try size.decode(FuseGetxattrOut.self).size == 5)
+        let small = await kernel.send(.getxattr, node: node, KernelBytes.u32(2) + KernelBytes.u32(0) + KernelBytes.name("user.k"))
+        #expect(small.error == ERANGE)
+        let value = await kernel.send(.getxattr, node: node, KernelBytes.u32(64) + KernelBytes.u32(0) + KernelBytes.name("user.k"))
+        #expect(value.body == Array("value".utf8))
+        let remove = await kernel.send(.removexattr, node: node, KernelBytes.name("user.k"))
+        #expect(remove.error == 0)
+        let gone = await kernel.send(.getxattr, node: node, KernelBytes.u32(0) + KernelBytes.u32(0) + KernelBytes.name("user.k"))
+        #expect(gone.error == ENODATA)
+    }
+}
+
+/// Writes `text` to `path` (tests only; no Foundation).
+func writeFile(_ path: String, _ text: String) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    guard fd >= 0 else { throw FuseFailure(errno) }
+    defer { close(fd) }
+    var copy = text
+    _ = copy.withUTF8 { Glibc.write(fd, $0.baseAddress, $0.count) }
+}
+
+/// The first 4 KiB of `path` as text.
+func readFile(_ path: String) throws -> String {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw FuseFailure(errno) }
+    defer { close(fd) }
+    var bytes = [UInt8](repeating: 0, count: 4096)
+    let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+    return String(decoding: bytes[0..<max(0, n)], as: UTF8.self)
+}

@@ -1,0 +1,112 @@
+@testable import NinePFuse
+import Testing
+
+@Suite("FUSE session choices")
+struct FuseSessionLogicTests {
+    let kernel745 = FuseInitIn(major: 7, minor: 45, maxReadahead: 131072, flags: FuseInitFlags(rawValue: 0x5fd73fffffb))
+
+    @Test func initTakesOnlyWhatWasAskedAndOffered() throws {
+        let answer = try FuseInitNegotiation.reply(to: kernel745, configuration: FuseSessionConfiguration())
+        #expect(answer.major == 7 && answer.minor == 45)
+        #expect(answer.flags == [.bigWrites, .maxPages, .parallelDirops, .autoInvalData, .posixLocks])
+        #expect(!answer.flags.contains(.asyncRead))
+        #expect(answer.maxWrite == 1 << 20 && answer.maxPages == 256)
+        #expect(answer.maxReadahead == 131072)
+        var configuration = FuseSessionConfiguration()
+        configuration.asyncRead = true
+        configuration.maxWrite = 1_044_480 + 100
+        let withAsync = try FuseInitNegotiation.reply(to: kernel745, configuration: configuration)
+        #expect(withAsync.flags.contains(.asyncRead))
+        #expect(withAsync.maxWrite == 1_044_480 && withAsync.maxPages == 255)
+        // A flag we want but the kernel does not offer is not taken.
+        let modest = FuseInitIn(major: 7, minor: 31, maxReadahead: 65536, flags: [.bigWrites])
+        let old = try FuseInitNegotiation.reply(to: modest, configuration: FuseSessionConfiguration())
+        #expect(old.minor == 31 && old.flags == [.bigWrites])
+    }
+
+    @Test func initRefusesOtherMajorsAndTooOldKernels() {
+        #expect(throws: FuseMountError.self) {
+            _ = try FuseInitNegotiation.reply(to: FuseInitIn(major: 8, minor: 0, maxReadahead: 0, flags: []), configuration: FuseSessionConfiguration())
+        }
+        #expect(throws: FuseMountError.self) {
+            _ = try FuseInitNegotiation.reply(to: FuseInitIn(major: 7, minor: 26, maxReadahead: 0, flags: []), configuration: FuseSessionConfiguration())
+        }
+    }
+
+    @Test func buffersFitTheLargestRequestAndReply() {
+        var configuration = FuseSessionConfiguration()
+        #expect(configuration.requestBytes >= FuseInHeader.wireSize + FuseWriteIn.wireSize + configuration.effectiveMaxWrite)
+        #expect(configuration.replyBytes >= FuseOutHeader.wireSize + configuration.effectiveMaxWrite)
+        configuration.maxWrite = 100
+        #expect(configuration.pages == 1 && configuration.requestBytes == FuseProtocol.minimumReadBuffer)
+        configuration.maxWrite = 64 << 20
+        #expect(configuration.pages == 256)
+    }
+
+    @Test func deviceNumbersConvertBetweenEncodings() {
+        // /dev/sda1 (8:1), /dev/null (1:3), a large minor.
+        for (major, minor) in [(UInt32(8), UInt32(1)), (1, 3), (259, 70000)] {
+            let glibc = (UInt64(major & 0xfff) << 8) | (UInt64(major & ~0xfff) << 32) | UInt64(minor & 0xff) | (UInt64(minor & ~0xff) << 12)
+            let fromNineP = DeviceNumber(linux: glibc)
+            #expect(fromNineP == DeviceNumber(major: major, minor: minor))
+            #expect(DeviceNumber(fuse: fromNineP.fuseEncoding) == fromNineP)
+        }
+    }
+
+    @Test func inFlightRequestsNeverOutliveTheirRequest() async {
+        let table = InFlightRequests(capacity: 4)
+        // Finished before the reader recorded it: the mark is consumed, nothing stays.
+        let done = Task<Void, Never> {}
+        table.finish(1)
+        table.insert(1, done)
+        #expect(table.count == 0)
+        // Recorded, then interrupted: the task sees the cancellation.
+        let waiting = Task<Void, Never> {
+            while !Task.isCancelled { await Task.yield() }
+        }
+        table.insert(2, waiting)
+        #expect(table.cancel(2))
+        await waiting.value
+        table.finish(2)
+        #expect(table.count == 0)
+        #expect(!table.cancel(3))
+    }
+
+    @Test func mountinfoEscapesAreUndone() {
+        #expect(FuseMounter.unescapeMountinfo("/tmp/a\\040b") == "/tmp/a b")
+        #expect(FuseMounter.unescapeMountinfo("/plain") == "/plain")
+    }
+}
+
+@Suite("FUSE slot pool and its queue")
+struct FuseSlotPoolTests {
+    func request(_ unique: UInt64, _ bytes: Int = 64) -> [UInt8] {
+        var b = [UInt8](repeating: UInt8(truncatingIfNeeded: unique), count: bytes)
+        b[0] = UInt8(truncatingIfNeeded: unique)
+        return b
+    }
+
+    @Test func smallRequestsWaitInOrderWhileEverySlotIsBusy() throws {
+        let pool = FuseSlotPool(slots: 1, requestBytes: 16384, replyBytes: 4096, held: 2)
+        let busy = try #require(pool.tryTake())
+        #expect(pool.tryTake() == nil)
+        // Every slot busy: two small requests are queued, in order.
+        #expect(request(7).withUnsafeBytes { pool.admit($0, unique: 7) } == nil)
+        #expect(request(8).withUnsafeBytes { pool.admit($0, unique: 8) } == nil)
+        #expect(pool.heldRequests == 2)
+        // An INTERRUPT of the second takes it out.
+        #expect(pool.cancelHeld(8) && !pool.cancelHeld(8))
+        #expect(request(9).withUnsafeBytes { pool.admit($0, unique: 9) } == nil)
+        // Giving the slot back serves the oldest on it, then the next.
+        let first = try #require(pool.release(busy))
+        #expect(first.length == 64 && first.request[0] == 7)
+        let second = try #require(pool.release(first))
+        #expect(second.request[0] == 9)
+        #expect(pool.release(second) == nil)
+        #expect(pool.freeCount == 1 && pool.heldRequests == 0)
+        // With a slot free, admit copies the request into it at once.
+        let now = try #require(request(10, 100).withUnsafeBytes { pool.admit($0, unique: 10) })
+        #expect(now.length == 100 && now.request[0] == 10)
+        #expect(pool.release(now) == nil)
+    }
+}
