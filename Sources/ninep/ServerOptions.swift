@@ -42,14 +42,8 @@ struct ServerOptions: ParsableArguments {
         if !text.isEmpty && text.allSatisfy(\.isNumber) {
             throw ValidationError("'\(text)' is a port without a host: use 127.0.0.1:\(text) (or tcp:HOST:\(text))")
         }
-        var spelled = text
-        if text.hasPrefix("/") {
-            spelled = "unix:" + text
-        } else if !text.hasPrefix("tcp:") && !text.hasPrefix("unix:") {
-            spelled = "tcp:" + text
-        }
         do {
-            return try ListenAddress(parsing: spelled)
+            return try ListenAddress(parsing: addressSpelledOut(text))
         } catch {
             throw ValidationError(error.description)
         }
@@ -76,6 +70,14 @@ struct ServerOptions: ParsableArguments {
             throw ExitCode(2)
         }
     }
+}
+
+/// An address as a user may write it, in `ListenAddress`'s syntax: "/PATH" is unix:/PATH,
+/// "HOST:PORT" is tcp:HOST:PORT (--server, and ninep top's --metrics).
+func addressSpelledOut(_ text: String) -> String {
+    if text.hasPrefix("/") { return "unix:" + text }
+    if !text.hasPrefix("tcp:") && !text.hasPrefix("unix:") { return "tcp:" + text }
+    return text
 }
 
 /// `--msize` as bytes or with a K/M suffix ("1M", "128K"); the range is checked by the caller.

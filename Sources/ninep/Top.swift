@@ -46,14 +46,8 @@ struct Top: AsyncParsableCommand {
 
     func address() throws -> ListenAddress {
         let text = metrics ?? getenv("NINEP_METRICS").map { String(cString: $0) } ?? "tcp:127.0.0.1:9640"
-        var spelled = text
-        if text.hasPrefix("/") {
-            spelled = "unix:" + text
-        } else if !text.hasPrefix("tcp:") && !text.hasPrefix("unix:") {
-            spelled = "tcp:" + text
-        }
         do {
-            return try ListenAddress(parsing: spelled)
+            return try ListenAddress(parsing: addressSpelledOut(text))
         } catch {
             throw ValidationError("--metrics \(error.description)")
         }
