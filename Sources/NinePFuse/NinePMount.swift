@@ -73,7 +73,7 @@ public enum NinePMount {
             let code = FuseMounter.setReadahead(of: mountpoint, kib: readahead / 1024)
             if code != 0 { log("warning: could not set the readahead window to \(readahead / 1024) KiB (\(String(cString: strerror(code)))): sequential reads go 128 KiB at a time") }
         }
-        log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB)")
+        log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB)")
         StatusSignal.onSignal { [fuse, fileSystem] in
             let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""
             log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use\(allocations)")

@@ -13,7 +13,8 @@ import NinePFuse
 enum Detach {
     static let environmentKey = "NINEP_MOUNT_DETACHED"
 
-    static func runInBackground(mountpoint: String) throws {
+    /// `arguments`: the child's command line after the program name (`mount -f ...`).
+    static func runInBackground(mountpoint: String, arguments: [String]) throws {
         // Resolved now: once mounted, resolving it would ask the daemon.
         let canonical = FuseMounter.canonical(mountpoint) ?? mountpoint
         var pipeFDs: [Int32] = [-1, -1]
@@ -21,8 +22,6 @@ enum Detach {
         // Neither end may leak into the child beyond the dup2 below.
         _ = fcntl(pipeFDs[0], F_SETFD, FD_CLOEXEC)
         _ = fcntl(pipeFDs[1], F_SETFD, FD_CLOEXEC)
-        var arguments = Array(CommandLine.arguments.dropFirst())
-        if let index = arguments.firstIndex(of: "mount") { arguments.insert("-f", at: index + 1) }
         let argv: [UnsafeMutablePointer<CChar>?] = (["ninep"] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var environment = ProcessEnvironment.current()

@@ -8,18 +8,40 @@ import NinePTransport
 struct Mount: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mount",
-        abstract: "Mount a 9P2000.L server on a directory through FUSE (as root).",
+        abstract: "Mount a 9P2000.L server on a directory through FUSE.",
         discussion: """
             SERVER is tcp:HOST:PORT, HOST:PORT or unix:PATH (or /PATH). The command
             returns once the mount is ready and serves it in the background; with -f
             it stays in the foreground and logs, and ^C (or SIGTERM) unmounts.
             Unmount with `ninep umount MOUNTPOINT` (or umount MOUNTPOINT).
 
+            Root mounts with mount(2). An ordinary user mounts on a directory of
+            their own through fusermount3 (Debian package fuse3), and unmounts
+            with `ninep umount` or `fusermount3 -u`.
+
+            For /etc/fstab, install the helper (scripts/install links
+            /sbin/mount.ninep and /sbin/mount.fuse.ninep to ninep) and write:
+              unix:/run/ninepd.sock  /mnt/share  ninep  aname=share,_netdev  0 0
+
               ninep mount 127.0.0.1:5640 /mnt/share
               ninep mount -f -o default_permissions /run/ninepd.sock /mnt/share
+              ninep mount -o cache=none,aname=home /run/ninepd.sock ~/share
               ninep umount /mnt/share
 
             -o takes a comma-separated list:
+              aname=NAME, uname=USER, msize=SIZE
+                                    as --aname, --uname, --msize (for fstab)
+              cache=MODE            what the kernel keeps of file contents:
+                                    none: nothing, every read and write and
+                                      (timeouts 0) every stat asks the server;
+                                    attr (default): the page cache, dropped
+                                      when the server's mtime or size changes,
+                                      writes sent as they come;
+                                    writeback: writes gathered in the page
+                                      cache and sent later: fastest for small
+                                      writes, but write(2) returns before the
+                                      server has the data (close and fsync
+                                      send it)
               ro                    mount read-only
               allow_other           let other users use the mount (the server
                                     still sees the mounting user's attach)
@@ -56,7 +78,7 @@ struct Mount: AsyncParsableCommand {
     func run() async throws {
         let options = try mountOptions()
         if !f {
-            try Detach.runInBackground(mountpoint: mountpoint)
+            try Detach.runInBackground(mountpoint: mountpoint, arguments: foregroundArguments)
             return
         }
         signal(SIGPIPE, SIG_IGN)
@@ -74,11 +96,23 @@ struct Mount: AsyncParsableCommand {
         }
     }
 
+    /// This command as `ninep mount -f ...`: what the background daemon runs (spelled from the
+    /// parsed options, so that `mount.ninep` and `ninep mount` start the same daemon).
+    var foregroundArguments: [String] {
+        var arguments = ["mount", "-f", server, mountpoint, "--aname", aname, "--msize", String(msize)]
+        if let uname { arguments += ["--uname", uname] }
+        if debug { arguments.append("--debug") }
+        for list in o { arguments += ["-o", list] }
+        return arguments
+    }
+
     func mountOptions() throws -> NinePMountOptions {
         let address = try Mount.parseAddress(server)
-        let client = ClientConfiguration(address: address, uname: uname ?? ClientConfiguration.currentUserName, aname: aname, msize: msize)
+        var client = ClientConfiguration(address: address, uname: uname ?? ClientConfiguration.currentUserName, aname: aname, msize: msize)
         var options = NinePMountOptions(client: client, mountpoint: mountpoint, source: server)
         options.fileSystem.trace = debug
+        var entryTimeout: Duration? = nil
+        var attributeTimeout: Duration? = nil
         for item in o.flatMap({ $0.split(separator: ",") }) {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
             let key = parts[0]
@@ -107,12 +141,32 @@ struct Mount: AsyncParsableCommand {
                 let n = try number()
                 guard n >= 1 && n <= 1024 else { throw ValidationError("-o slots must be between 1 and 1024") }
                 options.session.slots = Int(n)
-            case "entry_timeout": options.fileSystem.entryTimeout = .milliseconds(Int64(try number() * 1000))
-            case "attr_timeout": options.fileSystem.attributeTimeout = .milliseconds(Int64(try number() * 1000))
+            case "entry_timeout": entryTimeout = .milliseconds(Int64(try number() * 1000))
+            case "attr_timeout": attributeTimeout = .milliseconds(Int64(try number() * 1000))
+            case "cache":
+                guard let value, let mode = FuseCacheMode(rawValue: value) else {
+                    throw ValidationError("-o cache must be none, attr or writeback, e.g. cache=none")
+                }
+                options.fileSystem.cache = mode
+            case "aname":
+                client.aname = value ?? ""
+            case "uname":
+                guard let value, !value.isEmpty else { throw ValidationError("-o uname needs a user name, e.g. uname=alice") }
+                client.uname = value
+            case "msize":
+                guard let value else { throw ValidationError("-o msize needs a size, e.g. msize=1M") }
+                client.msize = try messageSize(value)
             default:
                 throw ValidationError("unknown mount option '\(key)': see ninep mount --help")
             }
         }
+        options.client = client
+        // cache=none also makes every stat ask the server, unless a timeout was given.
+        let noCache = options.fileSystem.cache == .none
+        options.fileSystem.entryTimeout = entryTimeout ?? (noCache ? .zero : options.fileSystem.entryTimeout)
+        options.fileSystem.attributeTimeout = attributeTimeout ?? (noCache ? .zero : options.fileSystem.attributeTimeout)
+        options.session.writebackCache = options.fileSystem.cache == .writeback
+        options.session.directIOAllowMmap = noCache
         return options
     }
 

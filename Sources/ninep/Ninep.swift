@@ -37,7 +37,7 @@ struct Ninep: AsyncParsableCommand {
     static func main() async {
         let command: any ParsableCommand
         do {
-            command = try parseAsRoot()
+            command = try parseAsRoot(MountHelper.commandLine(CommandLine.arguments))
         } catch {
             exit(withError: error)
         }

@@ -26,6 +26,19 @@ struct FuseMountTests {
         try check(server: "diod")
     }
 
+    /// Mounting as an ordinary user through fusermount3, the mount.ninep helper as mount(8)
+    /// runs it for /etc/fstab, and the cache modes, through `scripts/fuse-mount-modes-check`.
+    @Test func userMountsFstabHelperAndCacheModes() throws {
+        guard geteuid() == 0 else {
+            print("FuseMountTests: modes skipped (the check starts the user's mount as root)")
+            return
+        }
+        let script = Paths.packageRoot.appendingPathComponent("scripts/fuse-mount-modes-check").path
+        let result = try run("/usr/bin/python3", [script, "--bin-dir", Paths.ninepd.deletingLastPathComponent().path], timeout: .seconds(240))
+        #expect(result.status == 0, "fuse-mount-modes-check: \(result.output.suffix(6000))")
+        #expect(result.output.contains(" passed, 0 failed"), "\(result.output.suffix(6000))")
+    }
+
     func check(server: String) throws {
         let script = Paths.packageRoot.appendingPathComponent("scripts/fuse-mount-check").path
         let result = try run("/usr/bin/python3", [

@@ -24,6 +24,27 @@ struct FuseSessionLogicTests {
         #expect(old.minor == 31 && old.flags == [.bigWrites])
     }
 
+    /// cache=writeback and cache=none ask for their flags; a flag of the second word is only read
+    /// by the kernel when FUSE_INIT_EXT is set in the reply (cache=none's mmap failed with ENODEV
+    /// before this was set).
+    @Test func cacheModesAskForTheirFlagsAndTheSecondWordIsAnnounced() throws {
+        var configuration = FuseSessionConfiguration()
+        configuration.writebackCache = true
+        let writeback = try FuseInitNegotiation.reply(to: kernel745, configuration: configuration)
+        #expect(writeback.flags.contains(.writebackCache))
+        #expect(!writeback.flags.contains(.initExt), "no second-word flag was asked for")
+        configuration = FuseSessionConfiguration()
+        configuration.directIOAllowMmap = true
+        let none = try FuseInitNegotiation.reply(to: kernel745, configuration: configuration)
+        #expect(none.flags.contains(.directIOAllowMmap) && none.flags.contains(.initExt))
+        #expect(!none.flags.contains(.writebackCache))
+        let back = try KernelBytes.struct_(none).withUnsafeBytes { raw in try FuseInitOut.decode(raw) }
+        #expect(back.flags == none.flags, "the second word survives the wire")
+        // A kernel that does not offer them gets neither.
+        let modest = FuseInitIn(major: 7, minor: 38, maxReadahead: 65536, flags: [.bigWrites, .initExt])
+        #expect(try FuseInitNegotiation.reply(to: modest, configuration: configuration).flags == [.bigWrites])
+    }
+
     @Test func initRefusesOtherMajorsAndTooOldKernels() {
         #expect(throws: FuseMountError.self) {
             _ = try FuseInitNegotiation.reply(to: FuseInitIn(major: 8, minor: 0, maxReadahead: 0, flags: []), configuration: FuseSessionConfiguration())

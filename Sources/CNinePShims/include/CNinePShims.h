@@ -113,6 +113,10 @@ void ninep_set_errno(int value);
 int ninep_set_nodelay(int fd);
 pid_t ninep_gettid(void);
 int ninep_accept4(int fd, struct sockaddr *addr, socklen_t *len);
+/* Receives one descriptor passed with SCM_RIGHTS on `socket` (fusermount3's _FUSE_COMMFD
+   protocol), close-on-exec. Returns it; -1 with errno on failure, or with errno 0 when the peer
+   closed or sent no descriptor. */
+int ninep_receive_descriptor(int socket);
 int ninep_set_thread_name(const char *name);
 /* "ENOENT" for ENOENT (glibc 2.32+); NULL for a number with no name. */
 const char *ninep_errno_name(int value);

@@ -11,7 +11,7 @@ extension NinePFileSystem {
         // directory's fid becomes the handle; a walk to the name becomes the node.
         let opened = try await directory.clone()
         do {
-            _ = try await opened.create(name, flags: c.flags & ~UInt32(O_NOCTTY | O_CLOEXEC), mode: c.mode & 0o7777, gid: header.gid)
+            _ = try await opened.create(name, flags: serverOpenFlags(c.flags) | (c.flags & UInt32(O_CREAT | O_EXCL)), mode: c.mode & 0o7777, gid: header.gid)
         } catch {
             await opened.close()
             throw error
@@ -23,7 +23,7 @@ extension NinePFileSystem {
             await opened.close()
             throw error
         }
-        return (entry, FuseOpenOut(fh: handles.insert(opened)))
+        return (entry, FuseOpenOut(fh: handles.insert(opened), flags: fileOpenFlags))
     }
 
     func mkdir(_ header: FuseInHeader, _ m: FuseMkdirIn, _ name: ByteView) async throws -> FuseEntryOut {

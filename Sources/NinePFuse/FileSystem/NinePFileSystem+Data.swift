@@ -9,16 +9,31 @@ extension NinePFileSystem {
     /// a SETATTR already (no atomic O_TRUNC negotiated), and descriptor flags are local.
     static let localOpenFlags = UInt32(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)
 
+    /// The open(2) flags of a file as the server sees them. With the write-back cache the kernel
+    /// reads pages around partial writes even of a write-only file, and places appends itself:
+    /// the server opens it for reading too, and without O_APPEND.
+    func serverOpenFlags(_ flags: UInt32) -> UInt32 {
+        var wanted = flags & ~Self.localOpenFlags
+        if options.cache == .writeback {
+            if wanted & UInt32(O_ACCMODE) == UInt32(O_WRONLY) { wanted = (wanted & ~UInt32(O_ACCMODE)) | UInt32(O_RDWR) }
+            wanted &= ~UInt32(O_APPEND)
+        }
+        return wanted
+    }
+
+    /// FOPEN flags for an open file: no page cache with `cache=none`.
+    var fileOpenFlags: FuseOpenOut.Flags { options.cache == .none ? [.directIO] : [] }
+
     func open(_ nodeID: UInt64, flags: UInt32, directory: Bool) async throws -> FuseOpenOut {
         let file = try await node(nodeID).clone()
         do {
-            let wanted = directory ? UInt32(O_RDONLY | O_DIRECTORY) : flags & ~Self.localOpenFlags
+            let wanted = directory ? UInt32(O_RDONLY | O_DIRECTORY) : serverOpenFlags(flags)
             try await file.open(flags: wanted)
         } catch {
             await file.close()
             throw error
         }
-        return FuseOpenOut(fh: handles.insert(file))
+        return FuseOpenOut(fh: handles.insert(file), flags: directory ? [] : fileOpenFlags)
     }
 
     func release(_ fh: UInt64) async {

@@ -10,6 +10,8 @@ public struct NinePFileSystemOptions: Sendable {
     public var attributeTimeout: Duration = .seconds(1)
     /// Log every request and its outcome.
     public var trace = false
+    /// What the kernel may cache of file contents.
+    public var cache = FuseCacheMode.attributes
 
     public init() {}
 }

@@ -9,8 +9,8 @@ public enum FuseInitNegotiation {
     ///   so changes made on the server by others become visible.
     /// - posixLocks: fcntl record locks go to the server (Tlock), so they hold against other
     ///   clients of it, not only on this host.
-    /// - asyncRead (only if configured): see `FuseSessionConfiguration.asyncRead`.
-    /// Not asked: writebackCache (writes would be acknowledged before the server has them),
+    /// - asyncRead, writebackCache, directIOAllowMmap: only if configured (`FuseSessionConfiguration`).
+    /// Not asked by default: writebackCache (writes would be acknowledged before the server has them),
     /// doReaddirplus (needs a lookup count per entry; later), flockLocks (flock(2) stays local:
     /// 9P has no whole-file lock of its own), exportSupport, handleKillpriv (the kernel clears set-id bits
     /// itself with a SETATTR), dontMask (the kernel applies the umask), setxattrExt, passthrough.
@@ -23,10 +23,14 @@ public enum FuseInitNegotiation {
         }
         var wanted: FuseInitFlags = [.bigWrites, .maxPages, .parallelDirops, .autoInvalData, .posixLocks]
         if configuration.asyncRead { wanted.insert(.asyncRead) }
+        if configuration.writebackCache { wanted.insert(.writebackCache) }
+        if configuration.directIOAllowMmap { wanted.insert(.directIOAllowMmap) }
         var out = FuseInitOut()
         out.major = FuseProtocol.major
         out.minor = min(offer.minor, FuseProtocol.minor)
         out.flags = offer.flags.intersection(wanted)
+        // The kernel reads the reply's second flags word only when FUSE_INIT_EXT is set in it.
+        if out.flags.rawValue >> 32 != 0 { out.flags.insert(.initExt) }
         out.maxReadahead = min(offer.maxReadahead, UInt32(configuration.effectiveMaxWrite))
         out.maxWrite = UInt32(configuration.effectiveMaxWrite)
         out.maxPages = UInt16(configuration.pages)

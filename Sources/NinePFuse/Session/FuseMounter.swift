@@ -20,22 +20,39 @@ public struct FuseMountParameters: Sendable {
     }
 }
 
-/// Mounting and unmounting through the kernel directly (mount(2) and umount2(2), as root), and
-/// the fusectl escape for a connection that no longer answers.
+/// Mounting and unmounting: through the kernel directly (mount(2) and umount2(2)) as root, and
+/// through `fusermount3` as an ordinary user (or where mount(2) is refused); and the fusectl
+/// escape for a connection that no longer answers.
 public enum FuseMounter {
     /// The file system type shown in /proc/mounts.
     public static let type = "fuse.ninep"
 
     /// Opens /dev/fuse and mounts it on `parameters.mountpoint`; returns the descriptor the
-    /// session reads requests from. Nothing is left mounted or open on failure.
+    /// session reads requests from. Nothing is left mounted or open on failure. An ordinary
+    /// user mounts through fusermount3, and so does root where mount(2) is refused (EPERM: a
+    /// user namespace without CAP_SYS_ADMIN).
     public static func mount(_ parameters: FuseMountParameters) throws(FuseMountError) -> Int32 {
+        try checkMountpoint(parameters.mountpoint)
+        if geteuid() != 0 { return try Fusermount.mount(parameters) }
+        do {
+            return try mountDirectly(parameters)
+        } catch let error where error.errno == EPERM {
+            return try Fusermount.mount(parameters)
+        }
+    }
+
+    static func checkMountpoint(_ mountpoint: String) throws(FuseMountError) {
         var status = stat()
-        guard stat(parameters.mountpoint, &status) == 0 else {
-            throw .system("cannot mount on \(parameters.mountpoint)", errno, hint: "the mount point must be an existing directory")
+        guard stat(mountpoint, &status) == 0 else {
+            throw .system("cannot mount on \(mountpoint)", errno, hint: "the mount point must be an existing directory")
         }
         guard status.st_mode & S_IFMT == S_IFDIR else {
-            throw FuseMountError("cannot mount on \(parameters.mountpoint): not a directory", errno: ENOTDIR)
+            throw FuseMountError("cannot mount on \(mountpoint): not a directory", errno: ENOTDIR)
         }
+    }
+
+    /// mount(2) of a freshly opened /dev/fuse, as root.
+    static func mountDirectly(_ parameters: FuseMountParameters) throws(FuseMountError) -> Int32 {
         let fd = open("/dev/fuse", O_RDWR | O_CLOEXEC)
         guard fd >= 0 else {
             let code = errno
@@ -51,16 +68,19 @@ public enum FuseMounter {
         if Glibc.mount(parameters.source, parameters.mountpoint, type, flags, options) != 0 {
             let code = errno
             close(fd)
-            let hint = code == EPERM ? "mounting needs root or CAP_SYS_ADMIN; mounting through fusermount3 is not supported yet" : nil
+            let hint = code == EPERM ? "mounting needs root or CAP_SYS_ADMIN; trying fusermount3" : nil
             throw .system("cannot mount \(parameters.source) on \(parameters.mountpoint)", code, hint: hint)
         }
         return fd
     }
 
-    /// Unmounts `mountpoint`; with `lazy`, detaches it even while busy (MNT_DETACH).
+    /// Unmounts `mountpoint`; with `lazy`, detaches it even while busy (MNT_DETACH). An ordinary
+    /// user (or root refused by umount2) unmounts through `fusermount3 -u`.
     public static func unmount(_ mountpoint: String, lazy: Bool = false) throws(FuseMountError) {
+        if geteuid() != 0 { return try Fusermount.unmount(mountpoint, lazy: lazy) }
         if umount2(mountpoint, lazy ? Int32(MNT_DETACH) : 0) != 0 {
             let code = errno
+            if code == EPERM { return try Fusermount.unmount(mountpoint, lazy: lazy) }
             let hint = code == EBUSY ? "a process still uses it; close it or unmount lazily (-l)"
                 : code == EINVAL ? "not a mount point" : code == EPERM ? "unmounting needs root or CAP_SYS_ADMIN" : nil
             throw .system("cannot unmount \(mountpoint)", code, hint: hint)

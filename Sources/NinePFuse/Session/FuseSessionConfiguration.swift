@@ -14,6 +14,13 @@ public struct FuseSessionConfiguration: Sendable {
     /// buffers of their own, while every slot is busy; the reader keeps reading meanwhile, so
     /// INTERRUPTs are always seen. 512 KiB at the default.
     public var heldRequests = 64
+    /// FUSE_WRITEBACK_CACHE (`-o cache=writeback`): the kernel gathers writes in its page cache
+    /// and sends them later, so write(2) returns before the server has the data (close, fsync
+    /// and memory pressure send it). Off by default.
+    public var writebackCache = false
+    /// FUSE_DIRECT_IO_ALLOW_MMAP (`-o cache=none`): files opened for direct IO may still be
+    /// mapped (through the page cache), as on a local file system.
+    public var directIOAllowMmap = false
 
     public init() {}
 
@@ -25,4 +32,19 @@ public struct FuseSessionConfiguration: Sendable {
     public var requestBytes: Int { max(FuseProtocol.minimumReadBuffer, effectiveMaxWrite + 4096) }
     /// A reply buffer: the largest READ or READDIR with the out header.
     public var replyBytes: Int { effectiveMaxWrite + 4096 }
+}
+
+/// What the kernel may keep of file contents (`-o cache=`); names and attributes are governed by
+/// the entry and attribute timeouts.
+public enum FuseCacheMode: String, Sendable, CaseIterable {
+    /// No page cache: every read and write goes to the server (FOPEN_DIRECT_IO); the timeouts
+    /// default to 0, so every stat asks the server too. Mapping still works.
+    case none
+    /// The default: the page cache holds what was read and written through, dropped when the
+    /// server's mtime or size changes (AUTO_INVAL_DATA); writes go to the server as they come.
+    case attributes = "attr"
+    /// As `attributes`, and writes are gathered in the page cache and sent later
+    /// (FUSE_WRITEBACK_CACHE): fastest for small writes, but write(2) returns before the server
+    /// has the data; close and fsync send it.
+    case writeback
 }
