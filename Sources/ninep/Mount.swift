@@ -21,9 +21,23 @@ struct Mount: AsyncParsableCommand {
 
             -o takes a comma-separated list:
               ro                    mount read-only
-              allow_other           let other users use the mount (the server
-                                    still sees the mounting user's attach)
+              allow_other           let other users use the mount; mounted by
+                                    root, each calling user gets an attach of
+                                    its own (as access=user: the server checks
+                                    permissions as that user and new files are
+                                    theirs); entry_timeout then defaults to 0
+                                    unless default_permissions is given (the
+                                    kernel's name cache is shared by all users)
               default_permissions   the kernel checks the mode bits first
+              uidmap=SERVER:LOCAL[:COUNT]
+                                    map COUNT (1) uids from SERVER on the server
+                                    to LOCAL here and back (owners shown, chown,
+                                    attach uids); may be repeated; ids outside
+                                    every range are the same on both sides
+              gidmap=SERVER:LOCAL[:COUNT]
+                                    the same for groups (new files' group too)
+              user_fids=N           per-user fids kept with allow_other (default
+                                    4096; the least recently used are clunked)
               max_write=SIZE        largest READ/WRITE (default 1M, at most
                                     what the server's msize allows)
               slots=N               requests served at once (default 8; each
@@ -79,6 +93,7 @@ struct Mount: AsyncParsableCommand {
         let client = ClientConfiguration(address: address, uname: uname ?? ClientConfiguration.currentUserName, aname: aname, msize: msize)
         var options = NinePMountOptions(client: client, mountpoint: mountpoint, source: server)
         options.fileSystem.trace = debug
+        var entryTimeoutGiven = false
         for item in o.flatMap({ $0.split(separator: ",") }) {
             let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
             let key = parts[0]
@@ -107,12 +122,28 @@ struct Mount: AsyncParsableCommand {
                 let n = try number()
                 guard n >= 1 && n <= 1024 else { throw ValidationError("-o slots must be between 1 and 1024") }
                 options.session.slots = Int(n)
-            case "entry_timeout": options.fileSystem.entryTimeout = .milliseconds(Int64(try number() * 1000))
+            case "entry_timeout":
+                options.fileSystem.entryTimeout = .milliseconds(Int64(try number() * 1000))
+                entryTimeoutGiven = true
+            case "uidmap", "gidmap":
+                guard let value, let range = IdMap.parseRange(value) else {
+                    throw ValidationError("-o \(key) needs SERVER:LOCAL or SERVER:LOCAL:COUNT, e.g. \(key)=1000:1001")
+                }
+                let added = key == "uidmap" ? options.fileSystem.identity.uidMap.add(range) : options.fileSystem.identity.gidMap.add(range)
+                guard added else { throw ValidationError("-o \(key)=\(value): an empty range, one past 4294967294, or one overlapping another \(key)") }
+            case "user_fids":
+                let n = try number()
+                guard n >= 16 && n <= 1_048_576 else { throw ValidationError("-o user_fids must be between 16 and 1048576") }
+                options.fileSystem.identity.userFidCapacity = Int(n)
             case "attr_timeout": options.fileSystem.attributeTimeout = .milliseconds(Int64(try number() * 1000))
             default:
                 throw ValidationError("unknown mount option '\(key)': see ninep mount --help")
             }
         }
+        // Without default_permissions only the server checks permissions, and the kernel reuses a
+        // name one user looked up for every other user until the entry times out: with other
+        // users on the mount, each of their path walks must reach the server as them.
+        if options.allowOther && !options.defaultPermissions && !entryTimeoutGiven { options.fileSystem.entryTimeout = .zero }
         return options
     }
 

@@ -9,8 +9,8 @@ extension NinePFileSystem {
     /// a SETATTR already (no atomic O_TRUNC negotiated), and descriptor flags are local.
     static let localOpenFlags = UInt32(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC)
 
-    func open(_ nodeID: UInt64, flags: UInt32, directory: Bool) async throws -> FuseOpenOut {
-        let file = try await node(nodeID).clone()
+    func open(_ header: FuseInHeader, flags: UInt32, directory: Bool) async throws -> FuseOpenOut {
+        let file = try await node(header.nodeID, for: header).clone()
         do {
             let wanted = directory ? UInt32(O_RDONLY | O_DIRECTORY) : flags & ~Self.localOpenFlags
             try await file.open(flags: wanted)

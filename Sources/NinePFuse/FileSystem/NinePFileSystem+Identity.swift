@@ -1,0 +1,238 @@
+import Glibc
+import NinePClient
+import NinePWire
+
+/// Whose fid a request uses (see `IdentityOptions`), entry replies that record the name a node
+/// is known by, the uid/gid mapping, and ACCESS.
+extension NinePFileSystem {
+    /// Whether `header`'s caller has attaches of its own (rather than the mount's).
+    @inline(__always)
+    func callsAsItself(_ header: FuseInHeader) -> Bool {
+        userFids != nil && header.uid != options.identity.attachUID
+    }
+
+    /// The fid of `nodeID` for the caller: the node's own (the mount's attach) unless the caller
+    /// has attaches of its own; then its fid, walked by name from its fid of the node's parent
+    /// the first time (checking its search permission on the way, as the server sees it).
+    func node(_ nodeID: UInt64, for header: FuseInHeader) async throws -> RemoteFile {
+        guard let userFids, header.uid != options.identity.attachUID else { return try node(nodeID) }
+        return try await userFile(nodeID, uid: header.uid, userFids, depth: 0)
+    }
+
+    /// Deeper than this, a chain of recorded parents is taken to be a loop (stale names after
+    /// renames elsewhere): ESTALE, and the kernel looks the name up again.
+    static let maxNameDepth = 4096
+
+    private func userFile(_ nodeID: UInt64, uid: UInt32, _ userFids: UserFids, depth: Int) async throws -> RemoteFile {
+        if let file = userFids.file(nodeID, uid: uid) { return file }
+        if nodeID == FuseProtocol.rootID { return try await userRoot(uid, userFids) }
+        guard depth < Self.maxNameDepth, let base = nodes.file(nodeID), let name = userFids.name(of: nodeID) else { throw FuseFailure(ESTALE) }
+        let parent = try await userFile(name.parent, uid: uid, userFids, depth: depth + 1)
+        let walked = try await parent.walk(name.name)
+        // The name may meanwhile be another file's (replaced on the server): not this node.
+        guard walked.qid.path == base.qid.path else {
+            await walked.close()
+            throw FuseFailure(ESTALE)
+        }
+        return keep(walked, node: nodeID, uid: uid, userFids)
+    }
+
+    private func keep(_ file: RemoteFile, node: UInt64, uid: UInt32, _ userFids: UserFids) -> RemoteFile {
+        let (kept, dropped) = userFids.insert(file, node: node, uid: uid)
+        _ = dropped  // clunked in the background as it goes
+        return kept
+    }
+
+    /// `uid`'s root: an attach as that user (n_uname the server's number for it; uname its local
+    /// login name when it has one and is not mapped, else empty: the server goes by the number).
+    private func userRoot(_ uid: UInt32, _ userFids: UserFids) async throws -> RemoteFile {
+        if let root = userFids.root(uid) { return root }
+        let identity = options.identity
+        let serverUID = identity.uidMap.server(uid)
+        let uname = serverUID == uid ? Self.loginName(of: uid) : ""
+        let attached = try await client.attach(uname: uname, uid: serverUID)
+        let (kept, unused) = userFids.setRoot(attached, for: uid)
+        if let unused { await unused.close() }
+        return kept
+    }
+
+    static func loginName(of uid: UInt32) -> String {
+        var entry = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var scratch = [CChar](repeating: 0, count: 1024)
+        if getpwuid_r(uid, &entry, &scratch, scratch.count, &result) == 0, result != nil, let name = entry.pw_name {
+            return String(cString: name)
+        }
+        return ""
+    }
+
+    // MARK: Entries
+
+    /// The entry for `walked`, a fid just walked to `name` in `parent` with the caller's fid:
+    /// counts the lookup, records the name (for other users' walks), and maps the ids. When the
+    /// caller has attaches of its own, `walked` becomes its fid for the node, and a node new to
+    /// the mount gets a fid of the mount's own attach, walked from the parent's node fid.
+    func entry(for walked: RemoteFile, in parent: UInt64, named name: ByteView, _ header: FuseInHeader) async throws -> FuseEntryOut {
+        guard let userFids else { return mapped(try await entry(for: walked)) }
+        guard callsAsItself(header) else {
+            let entry = try await entry(for: walked)
+            userFids.recordName(entry.nodeID, parent: parent, name: name)
+            return mapped(entry)
+        }
+        let attributes: FileAttributes
+        do {
+            attributes = try await walked.stat()
+        } catch {
+            await walked.close()
+            throw error
+        }
+        let nodeID: UInt64
+        if let known = nodes.rememberExisting(walked.qid) {
+            nodeID = known
+        } else {
+            let base: RemoteFile
+            do {
+                base = try await node(parent).walk(name)
+            } catch {
+                await walked.close()
+                throw error
+            }
+            nodeID = nodes.remember(base)
+            if base.qid.path != walked.qid.path {
+                // Replaced between the two walks: the node is the newer file; the caller's fid
+                // is not for it.
+                await walked.close()
+                userFids.recordName(nodeID, parent: parent, name: name)
+                return mapped(try await entryOut(nodeID, try await base.stat()))
+            }
+        }
+        userFids.recordName(nodeID, parent: parent, name: name)
+        _ = keep(walked, node: nodeID, uid: header.uid, userFids)
+        return mapped(try await entryOut(nodeID, attributes))
+    }
+
+    private func entryOut(_ nodeID: UInt64, _ attributes: FileAttributes) async throws -> FuseEntryOut {
+        var entry = FuseEntryOut()
+        entry.nodeID = nodeID
+        entry.attr = FuseAttr(attributes)
+        (entry.entryValidSeconds, entry.entryValidNanoseconds) = split(options.entryTimeout)
+        (entry.attrValidSeconds, entry.attrValidNanoseconds) = split(options.attributeTimeout)
+        return entry
+    }
+
+    /// After a rename: the moved node (found by its qid) is known by its new name, and per-user
+    /// fids of it are walked again (servers whose fids name paths left them at the old one).
+    func renamed(_ moved: Qid, to parent: UInt64, _ name: ByteView) {
+        guard let userFids, let id = nodes.id(of: moved) else { return }
+        userFids.recordName(id, parent: parent, name: name)
+        userFids.dropFids(of: id)
+    }
+
+    // MARK: Ids
+
+    @inline(__always)
+    func mapped(_ entry: FuseEntryOut) -> FuseEntryOut {
+        var entry = entry
+        mapToLocal(&entry.attr)
+        return entry
+    }
+
+    /// The server's owner and group as this host numbers them.
+    @inline(__always)
+    func mapToLocal(_ attr: inout FuseAttr) {
+        let identity = options.identity
+        if !identity.uidMap.isEmpty { attr.uid = identity.uidMap.local(attr.uid) }
+        if !identity.gidMap.isEmpty { attr.gid = identity.gidMap.local(attr.gid) }
+    }
+
+    /// A group to create with or chown to, as the server numbers it.
+    @inline(__always)
+    func serverGID(_ gid: UInt32) -> UInt32 { options.identity.gidMap.server(gid) }
+
+    @inline(__always)
+    func serverUID(_ uid: UInt32) -> UInt32 { options.identity.uidMap.server(uid) }
+
+    // MARK: ACCESS
+
+    /// access(2), chdir(2) and the like without default_permissions (with it the kernel decides
+    /// itself and never asks): the mode bits of the node, fetched fresh with the caller's fid
+    /// (so the walk to it is checked as the caller too), against the caller's uid, gid and
+    /// supplementary groups (read from /proc/PID/status), as the kernel's generic_permission
+    /// decides. Answering ENOSYS instead would make the kernel say yes to every later access(2),
+    /// including where the server then refuses the open.
+    func access(_ header: FuseInHeader, mask: UInt32) async throws {
+        let file = try await node(header.nodeID, for: header)
+        var attr = FuseAttr(try await file.stat())
+        mapToLocal(&attr)
+        let wanted = mask & 7
+        if wanted == 0 { return }
+        let isDirectory = attr.mode & UInt32(S_IFMT) == UInt32(S_IFDIR)
+        if header.uid == 0 {
+            // Root reads and writes anything; it executes what has an x bit, or a directory.
+            if wanted & 1 != 0 && !isDirectory && attr.mode & 0o111 == 0 { throw FuseFailure(EACCES) }
+            return
+        }
+        let granted: UInt32
+        if header.uid == attr.uid {
+            granted = (attr.mode >> 6) & 7
+        } else if header.gid == attr.gid || Self.process(header.pid, isInGroup: attr.gid) {
+            granted = (attr.mode >> 3) & 7
+        } else {
+            granted = attr.mode & 7
+        }
+        if wanted & ~granted != 0 { throw FuseFailure(EACCES) }
+    }
+
+    /// Whether the process `pid` has `gid` among its supplementary groups ("Groups:" in
+    /// /proc/PID/status). False when it cannot be read (the process is gone).
+    static func process(_ pid: UInt32, isInGroup gid: UInt32) -> Bool {
+        // Not a hot path: access(2) and chdir(2) without default_permissions.
+        let fd = Glibc.open("/proc/\(pid)/status", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        let size = 8192
+        let text = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 1)
+        defer { text.deallocate() }
+        var length = 0
+        while length < size {
+            let n = Glibc.read(fd, text.baseAddress! + length, size - length)
+            if n <= 0 { break }
+            length += n
+        }
+        return StatusGroups.contains(UnsafeRawBufferPointer(rebasing: text[0..<length]), gid)
+    }
+}
+
+/// The "Groups:" line of /proc/PID/status: space-separated decimal gids.
+enum StatusGroups {
+    static func contains(_ status: UnsafeRawBufferPointer, _ gid: UInt32) -> Bool {
+        let key = Array("\nGroups:".utf8)
+        var i = 0
+        while i + key.count <= status.count {
+            var match = true
+            for j in 0..<key.count where status[i + j] != key[j] {
+                match = false
+                break
+            }
+            if match { break }
+            i += 1
+        }
+        guard i + key.count <= status.count else { return false }
+        i += key.count
+        var value: UInt64 = 0
+        var inNumber = false
+        while i < status.count && status[i] != UInt8(ascii: "\n") {
+            let c = status[i]
+            if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
+                value = value * 10 + UInt64(c - UInt8(ascii: "0"))
+                inNumber = true
+            } else {
+                if inNumber && value == UInt64(gid) { return true }
+                value = 0
+                inNumber = false
+            }
+            i += 1
+        }
+        return inNumber && value == UInt64(gid)
+    }
+}
