@@ -11,7 +11,7 @@ extension NinePFileSystem {
         // directory's fid becomes the handle; a walk to the name becomes the node.
         let opened = try await directory.clone()
         do {
-            _ = try await opened.create(name, flags: c.flags & ~UInt32(O_NOCTTY | O_CLOEXEC), mode: c.mode & 0o7777, gid: serverGID(header.gid))
+            _ = try await opened.create(name, flags: c.flags & ~UInt32(O_NOCTTY | O_CLOEXEC), mode: c.mode & 0o7777, gid: creationGroup(header))
         } catch {
             await opened.close()
             throw error
@@ -28,20 +28,20 @@ extension NinePFileSystem {
 
     func mkdir(_ header: FuseInHeader, _ m: FuseMkdirIn, _ name: ByteView) async throws -> FuseEntryOut {
         let directory = try await node(header.nodeID, for: header)
-        _ = try await directory.mkdir(name, mode: m.mode & 0o7777, gid: serverGID(header.gid))
+        _ = try await directory.mkdir(name, mode: m.mode & 0o7777, gid: creationGroup(header))
         return try await entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
     }
 
     func mknod(_ header: FuseInHeader, _ m: FuseMknodIn, _ name: ByteView) async throws -> FuseEntryOut {
         let directory = try await node(header.nodeID, for: header)
         let device = DeviceNumber(fuse: m.rdev)
-        _ = try await directory.mknod(name, mode: m.mode, major: device.major, minor: device.minor, gid: serverGID(header.gid))
+        _ = try await directory.mknod(name, mode: m.mode, major: device.major, minor: device.minor, gid: creationGroup(header))
         return try await entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
     }
 
     func symlink(_ header: FuseInHeader, _ name: ByteView, _ target: ByteView) async throws -> FuseEntryOut {
         let directory = try await node(header.nodeID, for: header)
-        _ = try await directory.symlink(name, target: target, gid: serverGID(header.gid))
+        _ = try await directory.symlink(name, target: target, gid: creationGroup(header))
         return try await entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
     }
 

@@ -73,11 +73,11 @@ extension NinePFileSystem {
     /// caller has attaches of its own, `walked` becomes its fid for the node, and a node new to
     /// the mount gets a fid of the mount's own attach, walked from the parent's node fid.
     func entry(for walked: RemoteFile, in parent: UInt64, named name: ByteView, _ header: FuseInHeader) async throws -> FuseEntryOut {
-        guard let userFids else { return mapped(try await entry(for: walked)) }
+        guard let userFids else { return answered(try await entry(for: walked)) }
         guard callsAsItself(header) else {
             let entry = try await entry(for: walked)
             userFids.recordName(entry.nodeID, parent: parent, name: name)
-            return mapped(entry)
+            return answered(entry)
         }
         let attributes: FileAttributes
         do {
@@ -103,12 +103,12 @@ extension NinePFileSystem {
                 // is not for it.
                 await walked.close()
                 userFids.recordName(nodeID, parent: parent, name: name)
-                return mapped(try await entryOut(nodeID, try await base.stat()))
+                return answered(try await entryOut(nodeID, try await base.stat()))
             }
         }
         userFids.recordName(nodeID, parent: parent, name: name)
         _ = keep(walked, node: nodeID, uid: header.uid, userFids)
-        return mapped(try await entryOut(nodeID, attributes))
+        return answered(try await entryOut(nodeID, attributes))
     }
 
     private func entryOut(_ nodeID: UInt64, _ attributes: FileAttributes) async throws -> FuseEntryOut {
@@ -130,11 +130,34 @@ extension NinePFileSystem {
 
     // MARK: Ids
 
+    /// An entry on its way to the kernel: setgid directories noted, ids mapped.
     @inline(__always)
-    func mapped(_ entry: FuseEntryOut) -> FuseEntryOut {
+    func answered(_ entry: FuseEntryOut) -> FuseEntryOut {
         var entry = entry
+        setgidDirectories.note(entry.nodeID, mode: entry.attr.mode, gid: entry.attr.gid)
         mapToLocal(&entry.attr)
         return entry
+    }
+
+    /// GETATTR's and SETATTR's answer for `node`, noted the same way.
+    @inline(__always)
+    func attrOut(_ node: UInt64, _ attributes: FileAttributes) -> FuseAttrOut {
+        setgidDirectories.note(node, mode: attributes.mode, gid: attributes.gid)
+        return attrOut(attributes)
+    }
+
+    /// The group a new file in `header.nodeID` is created with: the directory's when it is
+    /// setgid (as a local file system, and the Linux client, do), else the caller's.
+    @inline(__always)
+    func creationGroup(_ header: FuseInHeader) -> UInt32 {
+        setgidDirectories.group(of: header.nodeID) ?? serverGID(header.gid)
+    }
+
+    /// FORGET took the node away.
+    func forgotten(_ node: UInt64) {
+        capabilityAbsence.forget(node)
+        setgidDirectories.forget(node)
+        userFids?.forget(node)
     }
 
     /// The server's owner and group as this host numbers them.
@@ -152,6 +175,36 @@ extension NinePFileSystem {
     @inline(__always)
     func serverUID(_ uid: UInt32) -> UInt32 { options.identity.uidMap.server(uid) }
 
+    // MARK: SETATTR
+
+    /// Tsetattr with the caller's fid. One exception: without HANDLE_KILLPRIV the kernel clears
+    /// the set-id bits before a write or truncate by someone else with a SETATTR of the mode, as
+    /// the caller; a server checking as that user refuses it (only the owner may chmod), so the
+    /// write would fail EPERM. When the change is exactly that (the current mode less setuid
+    /// and/or setgid) and the caller may write the file, the mode is set with the mount's own
+    /// attach: a caller who may write could clear the bits by writing anyway, so nothing is
+    /// granted that the server would not.
+    func setAttributes(_ file: RemoteFile, _ changes: AttributeChanges, _ header: FuseInHeader) async throws {
+        do {
+            try await file.setAttributes(changes)
+        } catch let error as NinePError where error.kind == .server && error.errno == EPERM && changes.mode != nil && callsAsItself(header) {
+            let mode = changes.mode ?? 0
+            let setID = UInt32(S_ISUID | S_ISGID)
+            var current = FuseAttr(try await file.stat())
+            mapToLocal(&current)
+            let was = current.mode & 0o7777
+            guard was & setID != 0, mode & ~setID == was & ~setID, mode & setID != was & setID, mode & setID & ~was == 0,
+                  permits(header, current, wanted: 2)
+            else { throw error }
+            var rest = changes
+            rest.mode = nil
+            if rest != AttributeChanges() { try await file.setAttributes(rest) }
+            var clear = AttributeChanges()
+            clear.mode = mode
+            try await node(header.nodeID).setAttributes(clear)
+        }
+    }
+
     // MARK: ACCESS
 
     /// access(2), chdir(2) and the like without default_permissions (with it the kernel decides
@@ -164,13 +217,16 @@ extension NinePFileSystem {
         let file = try await node(header.nodeID, for: header)
         var attr = FuseAttr(try await file.stat())
         mapToLocal(&attr)
-        let wanted = mask & 7
-        if wanted == 0 { return }
-        let isDirectory = attr.mode & UInt32(S_IFMT) == UInt32(S_IFDIR)
+        if !permits(header, attr, wanted: mask & 7) { throw FuseFailure(EACCES) }
+    }
+
+    /// Whether the mode bits give the caller `wanted` (4 read, 2 write, 1 execute or search).
+    func permits(_ header: FuseInHeader, _ attr: FuseAttr, wanted: UInt32) -> Bool {
+        if wanted == 0 { return true }
         if header.uid == 0 {
             // Root reads and writes anything; it executes what has an x bit, or a directory.
-            if wanted & 1 != 0 && !isDirectory && attr.mode & 0o111 == 0 { throw FuseFailure(EACCES) }
-            return
+            let isDirectory = attr.mode & UInt32(S_IFMT) == UInt32(S_IFDIR)
+            return wanted & 1 == 0 || isDirectory || attr.mode & 0o111 != 0
         }
         let granted: UInt32
         if header.uid == attr.uid {
@@ -180,7 +236,7 @@ extension NinePFileSystem {
         } else {
             granted = attr.mode & 7
         }
-        if wanted & ~granted != 0 { throw FuseFailure(EACCES) }
+        return wanted & ~granted == 0
     }
 
     /// Whether the process `pid` has `gid` among its supplementary groups ("Groups:" in

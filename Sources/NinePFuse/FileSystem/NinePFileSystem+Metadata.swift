@@ -26,7 +26,7 @@ extension NinePFileSystem {
         let byHandle = fields.flags & FuseGetattrIn.flagFH != 0 ? handles.file(fields.fh) : nil
         let file: RemoteFile
         if let byHandle { file = byHandle } else { file = try await node(header.nodeID, for: header) }
-        return attrOut(try await file.stat())
+        return attrOut(header.nodeID, try await file.stat())
     }
 
     func setattr(_ header: FuseInHeader, _ s: FuseSetattrIn) async throws -> FuseAttrOut {
@@ -45,8 +45,8 @@ extension NinePFileSystem {
             changes.modificationTime = s.valid.contains(.mtimeNow) ? .now : .set(Timestamp(seconds: s.mtime, nanoseconds: UInt64(s.mtimeNanoseconds)))
         }
         // ctime, lock owner and kill-suid alone change nothing the server is told about.
-        if changes != AttributeChanges() { try await file.setAttributes(changes) }
-        return attrOut(try await file.stat())
+        if changes != AttributeChanges() { try await setAttributes(file, changes, header) }
+        return attrOut(header.nodeID, try await file.stat())
     }
 
     func readlink(_ header: FuseInHeader, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {

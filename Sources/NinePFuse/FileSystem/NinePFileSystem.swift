@@ -29,6 +29,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     let capabilityAbsence: CapabilityAbsence
     /// Fids per calling user, when each has an attach of its own (nil: one attach for all).
     let userFids: UserFids?
+    let setgidDirectories = SetgidDirectories()
     let options: NinePFileSystemOptions
     let log: @Sendable (String) -> Void
 
@@ -54,11 +55,11 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .forget(lookups):
             // The fid, if the node went, is clunked in the background when `gone` is dropped.
             let gone = nodes.forget(header.nodeID, count: lookups)
-            if gone != nil { capabilityAbsence.forget(header.nodeID); userFids?.forget(header.nodeID) }
+            if gone != nil { forgotten(header.nodeID) }
         case let .batchForget(list):
             for entry in list {
                 let gone = nodes.forget(entry.nodeID, count: entry.lookups)
-                if gone != nil { capabilityAbsence.forget(entry.nodeID); userFids?.forget(entry.nodeID) }
+                if gone != nil { forgotten(entry.nodeID) }
             }
         case let .interrupt(unique):
             // The task's 9P call is flushed; the request is answered EINTR, or with its result
