@@ -5,6 +5,12 @@ import NinePWire
 /// Whose fid a request uses (see `IdentityOptions`), entry replies that record the name a node
 /// is known by, the uid/gid mapping, and ACCESS.
 extension NinePFileSystem {
+    /// For the status line: per-user attaches and fids, when callers have their own.
+    public var identitySummary: String {
+        guard let userFids else { return "" }
+        return ", \(userFids.rootCount) users attached, \(userFids.count) of \(userFids.capacity) per-user fids (\(userFids.evictions) evicted)"
+    }
+
     /// Whether `header`'s caller has attaches of its own (rather than the mount's).
     @inline(__always)
     func callsAsItself(_ header: FuseInHeader) -> Bool {
