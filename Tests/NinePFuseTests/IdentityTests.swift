@@ -175,6 +175,24 @@ struct IdentityTests {
         #expect(await Self.getattr(kernel, entry.nodeID, uid: 1).error == 0)
     }
 
+    @Test func anEntryReplyGivesTheCallerTheFidJustWalked() async throws {
+        guard Self.isRoot else { print("IdentityTests: skipped (the server switches users only as root)"); return }
+        let kernel = try await Self.perUserKernel()
+        let table = try #require(kernel.fileSystem.userFids)
+        try writeFile(kernel.server("f"), "x")
+        chmod(kernel.server("f"), 0o666)
+        let entry = try await kernel.lookup("f")
+        #expect(await Self.getattr(kernel, entry.nodeID, uid: 1).error == 0)
+        let first = try #require(table.file(entry.nodeID, uid: 1))
+        #expect(first.path.hasSuffix("/f"))
+        // A hard link made by that user: its fid is now the one walked to the new name (a server
+        // whose fids name paths would otherwise lose the file once "f" is unlinked).
+        let link = await kernel.send(.link, KernelBytes.u64(entry.nodeID) + KernelBytes.name("g"), uid: 1, gid: 1)
+        #expect(link.error == 0 && (try? link.decode(FuseEntryOut.self).nodeID) == entry.nodeID)
+        let second = try #require(table.file(entry.nodeID, uid: 1))
+        #expect(second !== first && second.path.hasSuffix("/g") && table.count == 1)
+    }
+
     @Test func idsAreMappedBothWays() async throws {
         guard Self.isRoot else { print("IdentityTests: skipped (the server switches users only as root)"); return }
         let kernel = try await Self.perUserKernel { identity in

@@ -43,8 +43,8 @@ extension NinePFileSystem {
         return keep(walked, node: nodeID, uid: uid, userFids)
     }
 
-    private func keep(_ file: RemoteFile, node: UInt64, uid: UInt32, _ userFids: UserFids) -> RemoteFile {
-        let (kept, dropped) = userFids.insert(file, node: node, uid: uid)
+    private func keep(_ file: RemoteFile, node: UInt64, uid: UInt32, _ userFids: UserFids, replacing: Bool = false) -> RemoteFile {
+        let (kept, dropped) = userFids.insert(file, node: node, uid: uid, replacing: replacing)
         _ = dropped  // clunked in the background as it goes
         return kept
     }
@@ -113,7 +113,9 @@ extension NinePFileSystem {
             }
         }
         userFids.recordName(nodeID, parent: parent, name: name)
-        _ = keep(walked, node: nodeID, uid: header.uid, userFids)
+        // The fid just walked replaces an older one: on servers whose fids name paths (diod) the
+        // older may name a link that is gone by now (a hard link's first name, unlinked).
+        _ = keep(walked, node: nodeID, uid: header.uid, userFids, replacing: true)
         return answered(try await entryOut(nodeID, attributes))
     }
 

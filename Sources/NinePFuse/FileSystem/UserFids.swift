@@ -167,13 +167,22 @@ final class UserFids: Sendable {
     }
 
     /// Keeps `file` as `uid`'s fid for `node` (unless another task walked it first: then that
-    /// one). Returns the fid kept and the fids to drop: the one not kept, or the least recently
-    /// used one evicted to make room. Dropping a `RemoteFile` clunks its fid in the background;
-    /// a request still using an evicted fid holds its own reference, so it is clunked after.
-    func insert(_ file: RemoteFile, node: UInt64, uid: UInt32) -> (kept: RemoteFile, dropped: RemoteFile?) {
+    /// one, or with `replacing` this one instead). Returns the fid kept and the fids to drop: the
+    /// one not kept, or the least recently used one evicted to make room. Dropping a
+    /// `RemoteFile` clunks its fid in the background; a request still using a dropped fid holds
+    /// its own reference, so it is clunked after.
+    func insert(_ file: RemoteFile, node: UInt64, uid: UInt32, replacing: Bool = false) -> (kept: RemoteFile, dropped: RemoteFile?) {
         state.withLock { state in
             let key = Key(node: node, uid: uid)
-            if let i = state.index[key], let existing = state.slots[i].file { return (existing, file) }
+            if let i = state.index[key], let existing = state.slots[i].file {
+                guard replacing else { return (existing, file) }
+                state.slots[i].file = file
+                if state.newest != i {
+                    state.unlinkFromRecency(i)
+                    state.makeNewest(i)
+                }
+                return (file, existing)
+            }
             var evicted: RemoteFile? = nil
             if state.free.isEmpty {
                 let victim = state.oldest
