@@ -18,6 +18,10 @@ import Testing
 /// compatibility, with default_permissions: a connection whose first attach is root's is
 /// served without permission checks there (the client is trusted to check), so every case must
 /// pass as with access=client.
+///
+/// The first run also checks the per-user fid table with the kernel: another user reads 100
+/// files with -o user_fids=64 (64 kept, the rest evicted), then root removes them and FORGET
+/// must take every per-user fid away (the daemon's SIGUSR1 status line).
 @Suite(.serialized)
 struct FusePosixTests {
     @Test(arguments: [
@@ -43,10 +47,15 @@ struct FusePosixTests {
         ]
         arguments += access == "diod" ? ["--server", "diod"] : ["--access", access]
         if defaultPermissions { arguments.append("--default-permissions") }
+        let fidCheck = access == "user" && !defaultPermissions
+        if fidCheck { arguments.append("--fid-check") }
         let outcome = try run("/usr/bin/python3", arguments, timeout: .seconds(200))
         let label = "\(access == "diod" ? "diod" : "access=\(access)")\(defaultPermissions ? ", default_permissions" : "")"
         print(outcome.output.split(separator: "\n").filter { $0.hasPrefix("posix:") }.map { "\(label): \($0)" }.joined(separator: "\n"))
         #expect(outcome.output.contains("mounts left: 0"), "\(label): a mount was left behind: \(outcome.output.suffix(3000))")
+        if fidCheck {
+            #expect(outcome.output.contains("fid-check: ok"), "\(label): per-user fids: \(outcome.output.split(separator: "\n").filter { $0.hasPrefix("fid-check") })")
+        }
         guard let data = FileManager.default.contents(atPath: results.path),
               let result = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let cases = result["cases"] as? [[String: Any]]
