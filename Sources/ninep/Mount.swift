@@ -28,7 +28,10 @@ struct Mount: AsyncParsableCommand {
                                     theirs); entry_timeout then defaults to 0
                                     unless default_permissions is given (the
                                     kernel's name cache is shared by all users)
-              default_permissions   the kernel checks the mode bits first
+              default_permissions   the kernel checks the mode bits first (needed
+                                    with allow_other against a server that
+                                    leaves checks to the client: ninepd
+                                    --access client, diod)
               uidmap=SERVER:LOCAL[:COUNT]
                                     map COUNT (1) uids from SERVER on the server
                                     to LOCAL here and back (owners shown, chown,

@@ -70,4 +70,20 @@ struct FusePosixTests {
         }
         #expect(failed.isEmpty, "\(label): \(failed.count) POSIX cases differ from a local file system:\n\(descriptions.joined(separator: "\n"))")
     }
+
+    /// The identity options are checked before anything connects or mounts.
+    @Test func malformedIdentityOptionsAreRefused() throws {
+        let ninep = Paths.ninepd.deletingLastPathComponent().appendingPathComponent("ninep").path
+        let cases = [
+            ("uidmap=1000", "needs SERVER:LOCAL"),
+            ("gidmap=1:2:0", "an empty range"),
+            ("uidmap=1000:2000:10,uidmap=1005:3000", "overlapping another uidmap"),
+            ("uidmap=4294967295:1", "one past 4294967294"),
+            ("user_fids=3", "between 16 and 1048576"),
+        ]
+        for (option, message) in cases {
+            let result = try run(ninep, ["mount", "-f", "-o", option, "127.0.0.1:1", "/nonexistent-mountpoint"], timeout: .seconds(30))
+            #expect(result.status != 0 && result.output.contains(message), "-o \(option): status \(result.status): \(result.output)")
+        }
+    }
 }
