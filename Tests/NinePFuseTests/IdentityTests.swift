@@ -260,6 +260,6 @@ struct IdentityTests {
         }
         let none = Array("Groups:\t\nX:\t5\n".utf8)
         none.withUnsafeBytes { raw in #expect(!StatusGroups.contains(raw, 5)) }
-        #expect(!NinePFileSystem.process(UInt32(getpid()), isInGroup: 4_000_000_000))
+        #expect(!StatusGroups.contains(process: UInt32(getpid()), gid: 4_000_000_000))
     }
 }
