@@ -103,23 +103,25 @@ extension NinePFileSystem {
                 await walked.close()
                 throw error
             }
-            nodeID = nodes.remember(base)
             if base.qid.path != walked.qid.path {
                 // Replaced between the two walks: the node is the newer file; the caller's fid
-                // is not for it.
+                // is not for it. (Stat first: a lookup is counted only for an entry answered.)
                 await walked.close()
-                userFids.recordName(nodeID, parent: parent, name: name)
-                return answered(try await entryOut(nodeID, try await base.stat()))
+                let newer = try await base.stat()
+                let id = nodes.remember(base)
+                userFids.recordName(id, parent: parent, name: name)
+                return answered(entryOut(id, newer))
             }
+            nodeID = nodes.remember(base)
         }
         userFids.recordName(nodeID, parent: parent, name: name)
         // The fid just walked replaces an older one: on servers whose fids name paths (diod) the
         // older may name a link that is gone by now (a hard link's first name, unlinked).
         _ = keep(walked, node: nodeID, uid: header.uid, userFids, replacing: true)
-        return answered(try await entryOut(nodeID, attributes))
+        return answered(entryOut(nodeID, attributes))
     }
 
-    private func entryOut(_ nodeID: UInt64, _ attributes: FileAttributes) async throws -> FuseEntryOut {
+    private func entryOut(_ nodeID: UInt64, _ attributes: FileAttributes) -> FuseEntryOut {
         var entry = FuseEntryOut()
         entry.nodeID = nodeID
         entry.attr = FuseAttr(attributes)
