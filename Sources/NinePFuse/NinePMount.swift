@@ -39,7 +39,16 @@ public enum NinePMount {
         if FuseMounter.mountedDevice(at: mountpoint) != nil {
             throw FuseMountError("\(mountpoint) already has a FUSE mount: unmount it first (ninep umount \(mountpoint))", errno: EBUSY)
         }
-        let client = try await NinePClient.connect(options.client)
+        // The mount's own attach, in the server's numbering when ids are mapped.
+        var configuration = options.client
+        var fileSystemOptions = options.fileSystem
+        let attachUID = configuration.uid.map { fileSystemOptions.identity.uidMap.local($0) } ?? ClientConfiguration.numericUser(for: configuration.uname)
+        if configuration.uid == nil && !fileSystemOptions.identity.uidMap.isEmpty { configuration.uid = fileSystemOptions.identity.uidMap.server(attachUID) }
+        fileSystemOptions.identity.attachUID = attachUID
+        // With allow_other other users reach the mount: mounted by root, each gets an attach of
+        // its own. Otherwise FUSE lets only the mounting user in, and its attach is the one.
+        fileSystemOptions.identity.perUserAttach = options.allowOther && geteuid() == 0
+        let client = try await NinePClient.connect(configuration)
         defer { client.close() }
         let root = try await client.walk("/")
 
@@ -60,7 +69,7 @@ public enum NinePMount {
                 log("warning: mlockall refused (\(String(cString: strerror(code)))): the daemon may be swapped out under memory pressure; raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK")
             }
         }
-        let fileSystem = NinePFileSystem(client: client, root: root, options: options.fileSystem, log: log)
+        let fileSystem = NinePFileSystem(client: client, root: root, options: fileSystemOptions, log: log)
         do {
             _ = try await fuse.start(handler: fileSystem)
         } catch {
@@ -76,7 +85,7 @@ public enum NinePMount {
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB)")
         StatusSignal.onSignal { [fuse, fileSystem] in
             let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""
-            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use\(allocations)")
+            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use\(allocations)\(fileSystem.identitySummary)")
         }
         ready()
         await withTaskCancellationHandler {

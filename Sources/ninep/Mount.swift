@@ -43,9 +43,26 @@ struct Mount: AsyncParsableCommand {
                                       server has the data (close and fsync
                                       send it)
               ro                    mount read-only
-              allow_other           let other users use the mount (the server
-                                    still sees the mounting user's attach)
-              default_permissions   the kernel checks the mode bits first
+              allow_other           let other users use the mount; mounted by
+                                    root, each calling user gets an attach of
+                                    its own (as access=user: the server checks
+                                    permissions as that user and new files are
+                                    theirs); entry_timeout then defaults to 0
+                                    unless default_permissions is given (the
+                                    kernel's name cache is shared by all users)
+              default_permissions   the kernel checks the mode bits first (needed
+                                    with allow_other against a server that
+                                    leaves checks to the client: ninepd
+                                    --access client, diod)
+              uidmap=SERVER:LOCAL[:COUNT]
+                                    map COUNT (1) uids from SERVER on the server
+                                    to LOCAL here and back (owners shown, chown,
+                                    attach uids); may be repeated; ids outside
+                                    every range are the same on both sides
+              gidmap=SERVER:LOCAL[:COUNT]
+                                    the same for groups (new files' group too)
+              user_fids=N           per-user fids kept with allow_other (default
+                                    4096; the least recently used are clunked)
               max_write=SIZE        largest READ/WRITE (default 1M, at most
                                     what the server's msize allows)
               slots=N               requests served at once (default 8; each
@@ -156,14 +173,28 @@ struct Mount: AsyncParsableCommand {
             case "msize":
                 guard let value else { throw ValidationError("-o msize needs a size, e.g. msize=1M") }
                 client.msize = try messageSize(value)
+            case "uidmap", "gidmap":
+                guard let value, let range = IdMap.parseRange(value) else {
+                    throw ValidationError("-o \(key) needs SERVER:LOCAL or SERVER:LOCAL:COUNT, e.g. \(key)=1000:1001")
+                }
+                let added = key == "uidmap" ? options.fileSystem.identity.uidMap.add(range) : options.fileSystem.identity.gidMap.add(range)
+                guard added else { throw ValidationError("-o \(key)=\(value): an empty range, one past 4294967294, or one overlapping another \(key)") }
+            case "user_fids":
+                let n = try number()
+                guard n >= 16 && n <= 1_048_576 else { throw ValidationError("-o user_fids must be between 16 and 1048576") }
+                options.fileSystem.identity.userFidCapacity = Int(n)
             default:
                 throw ValidationError("unknown mount option '\(key)': see ninep mount --help")
             }
         }
         options.client = client
-        // cache=none also makes every stat ask the server, unless a timeout was given.
+        // cache=none makes every stat ask the server. Without default_permissions only the
+        // server checks permissions, and the kernel reuses a name one user looked up for every
+        // other user until the entry times out: with other users on the mount, each of their
+        // path walks must reach the server as them. A timeout given explicitly wins.
         let noCache = options.fileSystem.cache == .none
-        options.fileSystem.entryTimeout = entryTimeout ?? (noCache ? .zero : options.fileSystem.entryTimeout)
+        let sharedNames = options.allowOther && !options.defaultPermissions
+        options.fileSystem.entryTimeout = entryTimeout ?? (noCache || sharedNames ? .zero : options.fileSystem.entryTimeout)
         options.fileSystem.attributeTimeout = attributeTimeout ?? (noCache ? .zero : options.fileSystem.attributeTimeout)
         options.session.writebackCache = options.fileSystem.cache == .writeback
         options.session.directIOAllowMmap = noCache

@@ -15,12 +15,13 @@ final class FakeKernel {
     let slot = FuseSlot(index: 0, requestBytes: 256 * 1024, replyBytes: 256 * 1024)
     var unique: UInt64 = 100
 
-    init() async throws {
-        server = try TestServer()
+    /// `server`: one configured by the test (default: ninepd's defaults, access=user).
+    init(options: NinePFileSystemOptions = NinePFileSystemOptions(), server given: TestServer? = nil) async throws {
+        server = try given ?? TestServer()
         let configuration = ClientConfiguration(address: .unix(path: "socketpair"), uname: "root", aname: "", uid: 0, msize: 128 * 1024, callTimeout: .seconds(20))
         client = try await NinePClient.connect(configuration, connectedSocket: try server.connectedSocket())
         let root = try await client.walk("/")
-        fileSystem = NinePFileSystem(client: client, root: root, options: NinePFileSystemOptions(), log: { _ in })
+        fileSystem = NinePFileSystem(client: client, root: root, options: options, log: { _ in })
     }
 
     deinit {
@@ -37,13 +38,13 @@ final class FakeKernel {
         }
     }
 
-    /// One request; the reply's errno (0: success) and body.
-    func send(_ opcode: FuseOpcode, node: UInt64 = FuseProtocol.rootID, _ body: [UInt8] = []) async -> Reply {
+    /// One request from a process of `uid` and `gid`; the reply's errno (0: success) and body.
+    func send(_ opcode: FuseOpcode, node: UInt64 = FuseProtocol.rootID, _ body: [UInt8] = [], uid: UInt32 = 0, gid: UInt32 = 0) async -> Reply {
         unique += 1
         let bytes = KernelBytes.request(opcode, unique: unique, nodeID: node, body: body)
         bytes.withUnsafeBytes { slot.request.copyMemory(from: $0) }
         slot.length = bytes.count
-        let header = FuseInHeader(length: UInt32(bytes.count), opcode: opcode, unique: unique, nodeID: node, uid: 0, gid: 0, pid: 42)
+        let header = FuseInHeader(length: UInt32(bytes.count), opcode: opcode, unique: unique, nodeID: node, uid: uid, gid: gid, pid: 42)
         do {
             let length = try await fileSystem.dispatch(slot, header, layout: FuseRequest.Layout())
             let out = Array(UnsafeRawBufferPointer(rebasing: slot.reply[0..<length]))

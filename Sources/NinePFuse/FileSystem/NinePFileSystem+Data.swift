@@ -24,8 +24,8 @@ extension NinePFileSystem {
     /// FOPEN flags for an open file: no page cache with `cache=none`.
     var fileOpenFlags: FuseOpenOut.Flags { options.cache == .none ? [.directIO] : [] }
 
-    func open(_ nodeID: UInt64, flags: UInt32, directory: Bool) async throws -> FuseOpenOut {
-        let file = try await node(nodeID).clone()
+    func open(_ header: FuseInHeader, flags: UInt32, directory: Bool) async throws -> FuseOpenOut {
+        let file = try await node(header.nodeID, for: header).clone()
         do {
             let wanted = directory ? UInt32(O_RDONLY | O_DIRECTORY) : serverOpenFlags(flags)
             try await file.open(flags: wanted)

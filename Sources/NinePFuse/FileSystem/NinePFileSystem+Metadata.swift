@@ -7,8 +7,8 @@ extension NinePFileSystem {
     /// A name that is not there is answered as a negative entry (node id 0) valid for the entry
     /// timeout, so the kernel does not ask again for it meanwhile (shells searching PATH,
     /// compilers probing include directories); a create through this mount replaces it at once.
-    func lookup(_ parent: UInt64, _ name: ByteView) async throws -> FuseEntryOut {
-        let directory = try node(parent)
+    func lookup(_ header: FuseInHeader, _ name: ByteView) async throws -> FuseEntryOut {
+        let directory = try await node(header.nodeID, for: header)
         let child: RemoteFile
         do {
             child = try await directory.walk(name)
@@ -17,22 +17,26 @@ extension NinePFileSystem {
             (negative.entryValidSeconds, negative.entryValidNanoseconds) = split(options.entryTimeout)
             return negative
         }
-        return try await entry(for: child)
+        return try await entry(for: child, in: header.nodeID, named: name, header)
     }
 
-    func getattr(_ nodeID: UInt64, _ fields: FuseGetattrIn) async throws -> FuseAttrOut {
+    func getattr(_ header: FuseInHeader, _ fields: FuseGetattrIn) async throws -> FuseAttrOut {
         // Through the open handle when the kernel names one: it still reaches a file that was
         // unlinked while open.
-        let file = try fields.flags & FuseGetattrIn.flagFH != 0 ? (handles.file(fields.fh) ?? node(nodeID)) : node(nodeID)
-        return attrOut(try await file.stat())
+        let byHandle = fields.flags & FuseGetattrIn.flagFH != 0 ? handles.file(fields.fh) : nil
+        let file: RemoteFile
+        if let byHandle { file = byHandle } else { file = try await node(header.nodeID, for: header) }
+        return attrOut(header.nodeID, try await file.stat())
     }
 
-    func setattr(_ nodeID: UInt64, _ s: FuseSetattrIn) async throws -> FuseAttrOut {
-        let file = try s.valid.contains(.fh) ? (handles.file(s.fh) ?? node(nodeID)) : node(nodeID)
+    func setattr(_ header: FuseInHeader, _ s: FuseSetattrIn) async throws -> FuseAttrOut {
+        let byHandle = s.valid.contains(.fh) ? handles.file(s.fh) : nil
+        let file: RemoteFile
+        if let byHandle { file = byHandle } else { file = try await node(header.nodeID, for: header) }
         var changes = AttributeChanges()
         if s.valid.contains(.mode) { changes.mode = s.mode & 0o7777 }
-        if s.valid.contains(.uid) { changes.uid = s.uid }
-        if s.valid.contains(.gid) { changes.gid = s.gid }
+        if s.valid.contains(.uid) { changes.uid = serverUID(s.uid) }
+        if s.valid.contains(.gid) { changes.gid = serverGID(s.gid) }
         if s.valid.contains(.size) { changes.size = s.size }
         if s.valid.contains(.atime) {
             changes.accessTime = s.valid.contains(.atimeNow) ? .now : .set(Timestamp(seconds: s.atime, nanoseconds: UInt64(s.atimeNanoseconds)))
@@ -41,12 +45,12 @@ extension NinePFileSystem {
             changes.modificationTime = s.valid.contains(.mtimeNow) ? .now : .set(Timestamp(seconds: s.mtime, nanoseconds: UInt64(s.mtimeNanoseconds)))
         }
         // ctime, lock owner and kill-suid alone change nothing the server is told about.
-        if changes != AttributeChanges() { try await file.setAttributes(changes) }
-        return attrOut(try await file.stat())
+        if changes != AttributeChanges() { try await setAttributes(file, changes, header) }
+        return attrOut(header.nodeID, try await file.stat())
     }
 
-    func readlink(_ nodeID: UInt64, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {
-        let file = try node(nodeID)
+    func readlink(_ header: FuseInHeader, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {
+        let file = try await node(header.nodeID, for: header)
         var reply = try FuseReply(into: out, unique: unique)
         let result: Result<Void, FuseCodecError> = try await file.readlink { target in
             do throws(FuseCodecError) {

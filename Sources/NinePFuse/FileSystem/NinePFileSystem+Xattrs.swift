@@ -10,13 +10,14 @@ extension NinePFileSystem {
 
     /// The value of `name` (or the list, for the empty name): its size when `size` is 0, else
     /// the bytes (ERANGE when they do not fit `size`).
-    func getxattr(_ nodeID: UInt64, _ name: ByteView, size: UInt32, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {
+    func getxattr(_ header: FuseInHeader, _ name: ByteView, size: UInt32, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {
+        let nodeID = header.nodeID
         let capability = CapabilityAbsence.concerns(name)
         if capability && capabilityAbsence.isKnownAbsent(nodeID) { throw FuseFailure(ENODATA) }
         let attribute: RemoteFile
         let length: UInt64
         do {
-            (attribute, length) = try await node(nodeID).xattrWalk(name)
+            (attribute, length) = try await node(nodeID, for: header).xattrWalk(name)
         } catch let error as NinePError where capability && error.kind == .server && error.errno == ENODATA {
             capabilityAbsence.recordAbsent(nodeID)
             throw error
@@ -50,13 +51,13 @@ extension NinePFileSystem {
         return reply.finish()
     }
 
-    func setxattr(_ nodeID: UInt64, _ name: ByteView, _ value: ByteView, flags: UInt32) async throws {
-        if CapabilityAbsence.concerns(name) { capabilityAbsence.forget(nodeID) }
-        try await node(nodeID).setXattr(name, value: value, flags: flags)
+    func setxattr(_ header: FuseInHeader, _ name: ByteView, _ value: ByteView, flags: UInt32) async throws {
+        if CapabilityAbsence.concerns(name) { capabilityAbsence.forget(header.nodeID) }
+        try await node(header.nodeID, for: header).setXattr(name, value: value, flags: flags)
     }
 
-    func removexattr(_ nodeID: UInt64, _ name: ByteView) async throws {
-        if CapabilityAbsence.concerns(name) { capabilityAbsence.forget(nodeID) }
-        try await node(nodeID).setXattr(name, value: .empty, flags: Self.xattrReplace)
+    func removexattr(_ header: FuseInHeader, _ name: ByteView) async throws {
+        if CapabilityAbsence.concerns(name) { capabilityAbsence.forget(header.nodeID) }
+        try await node(header.nodeID, for: header).setXattr(name, value: .empty, flags: Self.xattrReplace)
     }
 }

@@ -12,6 +12,8 @@ public struct NinePFileSystemOptions: Sendable {
     public var trace = false
     /// What the kernel may cache of file contents.
     public var cache = FuseCacheMode.attributes
+    /// Whose identity requests go out as, and the uid/gid mapping (NinePFileSystem+Identity).
+    public var identity = IdentityOptions()
 
     public init() {}
 }
@@ -27,6 +29,9 @@ public final class NinePFileSystem: FuseRequestHandler {
     let handles = HandleTable()
     let inFlight = InFlightRequests(capacity: 64)
     let capabilityAbsence: CapabilityAbsence
+    /// Fids per calling user, when each has an attach of its own (nil: one attach for all).
+    let userFids: UserFids?
+    let setgidDirectories = SetgidDirectories()
     let options: NinePFileSystemOptions
     let log: @Sendable (String) -> Void
 
@@ -37,6 +42,7 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.options = options
         self.log = log
         capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout)
+        userFids = options.identity.perUserAttach ? UserFids(capacity: options.identity.userFidCapacity) : nil
     }
 
     /// Nodes the kernel holds (the root included) and open handles.
@@ -51,11 +57,11 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .forget(lookups):
             // The fid, if the node went, is clunked in the background when `gone` is dropped.
             let gone = nodes.forget(header.nodeID, count: lookups)
-            if gone != nil { capabilityAbsence.forget(header.nodeID) }
+            if gone != nil { forgotten(header.nodeID) }
         case let .batchForget(list):
             for entry in list {
                 let gone = nodes.forget(entry.nodeID, count: entry.lookups)
-                if gone != nil { capabilityAbsence.forget(entry.nodeID) }
+                if gone != nil { forgotten(entry.nodeID) }
             }
         case let .interrupt(unique):
             // The task's 9P call is flushed; the request is answered EINTR, or with its result
@@ -96,19 +102,19 @@ public final class NinePFileSystem: FuseRequestHandler {
         let out = slot.reply
         switch request {
         case let .lookup(name):
-            return try FuseReply.with(try await lookup(header.nodeID, name), unique: unique, into: out)
+            return try FuseReply.with(try await lookup(header, name), unique: unique, into: out)
         case let .getattr(fields):
-            return try FuseReply.with(try await getattr(header.nodeID, fields), unique: unique, into: out)
+            return try FuseReply.with(try await getattr(header, fields), unique: unique, into: out)
         case let .setattr(fields):
-            return try FuseReply.with(try await setattr(header.nodeID, fields), unique: unique, into: out)
+            return try FuseReply.with(try await setattr(header, fields), unique: unique, into: out)
         case .readlink:
-            return try await readlink(header.nodeID, unique: unique, into: out)
+            return try await readlink(header, unique: unique, into: out)
         case .statfs:
             return try FuseReply.with(try await statfs(header.nodeID), unique: unique, into: out)
         case let .open(fields):
-            return try FuseReply.with(try await open(header.nodeID, flags: fields.flags, directory: false), unique: unique, into: out)
+            return try FuseReply.with(try await open(header, flags: fields.flags, directory: false), unique: unique, into: out)
         case let .opendir(fields):
-            return try FuseReply.with(try await open(header.nodeID, flags: fields.flags, directory: true), unique: unique, into: out)
+            return try FuseReply.with(try await open(header, flags: fields.flags, directory: true), unique: unique, into: out)
         case let .read(fields):
             return try await read(fields, unique: unique, into: out)
         case let .write(fields, data):
@@ -139,32 +145,33 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .link(oldNodeID, name):
             return try FuseReply.with(try await link(header, oldNodeID, name), unique: unique, into: out)
         case let .unlink(name):
-            try await node(header.nodeID).unlink(name, directory: false)
+            try await node(header.nodeID, for: header).unlink(name, directory: false)
             return try FuseReply.empty(unique: unique, into: out)
         case let .rmdir(name):
-            try await node(header.nodeID).unlink(name, directory: true)
+            try await node(header.nodeID, for: header).unlink(name, directory: true)
             return try FuseReply.empty(unique: unique, into: out)
         case let .rename(newParent, oldName, newName):
-            try await rename(header.nodeID, oldName, newParent, newName)
+            try await rename(header, oldName, newParent, newName)
             return try FuseReply.empty(unique: unique, into: out)
         case let .rename2(newParent, flags, oldName, newName):
             // RENAME_NOREPLACE and RENAME_EXCHANGE cannot be done atomically over 9P2000.L:
             // refuse them rather than emulate them with a window for races.
             guard flags == 0 else { throw FuseFailure(EINVAL) }
-            try await rename(header.nodeID, oldName, newParent, newName)
+            try await rename(header, oldName, newParent, newName)
             return try FuseReply.empty(unique: unique, into: out)
-        case .access:
-            // ENOSYS once: the kernel then stops asking and lets the server decide on each call.
-            throw FuseFailure(ENOSYS)
+        case let .access(mask):
+            // Only without default_permissions (NinePFileSystem+Identity).
+            try await access(header, mask: mask)
+            return try FuseReply.empty(unique: unique, into: out)
         case let .getxattr(size, name):
-            return try await getxattr(header.nodeID, name, size: size, unique: unique, into: out)
+            return try await getxattr(header, name, size: size, unique: unique, into: out)
         case let .listxattr(size):
-            return try await getxattr(header.nodeID, .empty, size: size, unique: unique, into: out)
+            return try await getxattr(header, .empty, size: size, unique: unique, into: out)
         case let .setxattr(fields, name, value):
-            try await setxattr(header.nodeID, name, value, flags: fields.flags)
+            try await setxattr(header, name, value, flags: fields.flags)
             return try FuseReply.empty(unique: unique, into: out)
         case let .removexattr(name):
-            try await removexattr(header.nodeID, name)
+            try await removexattr(header, name)
             return try FuseReply.empty(unique: unique, into: out)
         case let .getlk(fields):
             return try FuseReply.with(try await getlk(fields), unique: unique, into: out)
@@ -218,6 +225,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     func attrOut(_ attributes: FileAttributes) -> FuseAttrOut {
         var out = FuseAttrOut()
         out.attr = FuseAttr(attributes)
+        mapToLocal(&out.attr)
         (out.attrValidSeconds, out.attrValidNanoseconds) = split(options.attributeTimeout)
         return out
     }

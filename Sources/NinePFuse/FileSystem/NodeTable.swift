@@ -53,6 +53,24 @@ final class NodeTable: Sendable {
         }
     }
 
+    // MARK: Hooks for per-user fids (UserFids)
+
+    /// Counts one more lookup of the node that already has `qid`'s file (same qid path, version
+    /// and type), without giving it a fid; nil when there is none (the caller then remembers a
+    /// fid of the mount's attach).
+    func rememberExisting(_ qid: Qid) -> UInt64? {
+        state.withLock { state -> UInt64? in
+            guard let id = state.byQidPath[qid.path], var node = state.nodes[id],
+                  node.file.qid.version == qid.version, node.file.qid.type == qid.type else { return nil }
+            node.lookups += 1
+            state.nodes[id] = node
+            return id
+        }
+    }
+
+    /// The node of `qid`'s file (by qid path), if the kernel holds one.
+    func id(of qid: Qid) -> UInt64? { state.withLock { $0.byQidPath[qid.path] } }
+
     /// FORGET: the kernel dropped `count` lookups of `nodeID`. Returns the fid to clunk when the
     /// node is gone (the caller drops it outside the lock).
     func forget(_ nodeID: UInt64, count: UInt64) -> RemoteFile? {

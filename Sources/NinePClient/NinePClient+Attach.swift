@@ -1,0 +1,30 @@
+import Glibc
+import NinePWire
+
+extension NinePClient {
+    /// Attaches the same export again on this connection as another user (Tattach to a new fid,
+    /// `uname` and `uid` as n_uname): the root of a tree the server then serves with that user's
+    /// permissions, as the Linux client's access=user does for each calling user. The returned
+    /// fid is the root, not opened; closing it ends that attach.
+    public func attach(uname: String, uid: UInt32) async throws -> RemoteFile {
+        let aname = configuration.aname
+        let fid = connection.allocateFid()
+        do {
+            // Flushed before the server answered, the attach may still have made the fid: clunk
+            // it once the request settles (a clunk of a fid never made only frees the number).
+            let qid = try await connection.call(.attach, undo: .clunk(fid: fid), timeout: callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
+                try w.beginFrame(.tattach, tag: tag)
+                try w.u32(fid); try w.u32(NineP.noFid)
+                try w.string(uname); try w.string(aname); try w.u32(uid)
+                w.finishFrame()
+            } decode: { response throws(NinePError) in
+                guard case let .attach(qid) = response else { throw .protocolViolation(.attach) }
+                return qid
+            }
+            return RemoteFile(client: self, fid: fid, qid: qid, path: "/")
+        } catch let error as NinePError {
+            if error.kind == .server { connection.releaseFid(fid) } else if error.kind == .protocolViolation { connection.clunkLater(fid) }
+            throw error.at(aname.isEmpty ? "/" : aname)
+        }
+    }
+}
