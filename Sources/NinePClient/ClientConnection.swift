@@ -207,19 +207,23 @@ final class ClientConnection: Sendable {
     private func keepHouse() {
         var wake = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
         var drained: UInt64 = 0
+        // At most one flush per request slot and one clunk per free request slot at a time.
+        var frames: [SlotFrame] = []
+        frames.reserveCapacity(2 * requestSlots)
         while true {
             _ = Glibc.read(wakeFD, &drained, 8)
             let now = ContinuousClock.now
-            let chores = state.withLock { state in state.closed ? nil : state.chores(now: now) }
-            guard let chores else { return }
-            for frame in chores.frames {
+            frames.removeAll(keepingCapacity: true)
+            let (open, nextLook) = state.withLock { state in state.closed ? (false, nil) : (true, state.chores(now: now, frames: &frames)) }
+            guard open else { return }
+            for frame in frames {
                 guard send(frame) else {
                     shutdown()
                     return
                 }
             }
             var timeout: Int32 = -1
-            if let next = chores.nextLook {
+            if let next = nextLook {
                 let (seconds, attoseconds) = now.duration(to: next).components
                 timeout = Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
             }

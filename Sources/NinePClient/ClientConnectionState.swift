@@ -285,16 +285,13 @@ struct ClientConnectionState: ~Copyable {
 
     // MARK: Housekeeper
 
-    /// What the housekeeper does now: frames to send (Tflush, Tclunk), and when to look again.
-    struct Chores {
-        var frames: [SlotFrame] = []
+    /// What the housekeeper does now: frames to send (Tflush, Tclunk) appended to `frames`
+    /// (the housekeeper's own array, reserved for every slot, so a background clunk allocates
+    /// nothing), and when to look again.
+    mutating func chores(now: ContinuousClock.Instant, frames: inout [SlotFrame]) -> ContinuousClock.Instant? {
         var nextLook: ContinuousClock.Instant? = nil
-    }
-
-    mutating func chores(now: ContinuousClock.Instant) -> Chores {
-        var chores = Chores()
         func later(_ instant: ContinuousClock.Instant) {
-            if chores.nextLook.map({ instant < $0 }) ?? true { chores.nextLook = instant }
+            if nextLook.map({ instant < $0 }) ?? true { nextLook = instant }
         }
         for index in 0..<requestSlots where slots[index].inUse {
             if let deadline = slots[index].deadline, slots[index].awaitingReply, !slots[index].flushWanted {
@@ -306,7 +303,7 @@ struct ClientConnectionState: ~Copyable {
             }
             if slots[index].flushWanted, slots[index].sent, slots[index].awaitingReply, slots[index].flushSlot < 0,
                let flushSlot = freeFlushSlots.popLast() {
-                chores.frames.append(encodeFlush(of: index, in: flushSlot))
+                frames.append(encodeFlush(of: index, in: flushSlot))
             }
             if let grace = slots[index].graceDeadline, let continuation = slots[index].continuation {
                 if grace <= now {
@@ -339,11 +336,11 @@ struct ClientConnectionState: ~Copyable {
             slots[index].undo = .releaseFid(fid)
             var writer = WireWriter(buffers.buffer(for: index))
             let length = (try? Request.clunk(fid: fid).encode(tag: slots[index].tag, into: &writer)) ?? 0
-            chores.frames.append(SlotFrame(slot: index, tag: slots[index].tag, bytes: UnsafeRawBufferPointer(rebasing: writer.buffer[0..<length])))
+            frames.append(SlotFrame(slot: index, tag: slots[index].tag, bytes: UnsafeRawBufferPointer(rebasing: writer.buffer[0..<length])))
         }
         if !pendingClunks.isEmpty { later(now + .milliseconds(20)) }
-        housekeeperWakes = chores.nextLook
-        return chores
+        housekeeperWakes = nextLook
+        return nextLook
     }
 
     private mutating func encodeFlush(of index: Int, in flushSlot: Int) -> SlotFrame {

@@ -1,6 +1,7 @@
 import Glibc
 import NinePClient
 import NinePMemory
+import NinePTransport
 
 /// Everything `ninep mount` needs to know; the command line only fills this in.
 public struct NinePMountOptions: Sendable {
@@ -39,6 +40,9 @@ public enum NinePMount {
         if FuseMounter.mountedDevice(at: mountpoint) != nil {
             throw FuseMountError("\(mountpoint) already has a FUSE mount: unmount it first (ninep umount \(mountpoint))", errno: EBUSY)
         }
+        // Every thread this daemon starts from here (the client's reader, sender, housekeeper
+        // and executor, the FUSE reader) serves IO: PR_SET_IO_FLUSHER on each.
+        DaemonThread.setIOFlusherOnNewThreads()
         let client = try await NinePClient.connect(options.client)
         defer { client.close() }
         let root = try await client.walk("/")
@@ -60,7 +64,8 @@ public enum NinePMount {
                 log("warning: mlockall refused (\(String(cString: strerror(code)))): the daemon may be swapped out under memory pressure; raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK")
             }
         }
-        let fileSystem = NinePFileSystem(client: client, root: root, options: options.fileSystem, log: log)
+        let fileSystem = NinePFileSystem(client: client, root: root, options: options.fileSystem, slots: session.slots, log: log)
+        defer { fileSystem.stop() }
         do {
             _ = try await fuse.start(handler: fileSystem)
         } catch {
@@ -72,6 +77,10 @@ public enum NinePMount {
         if readahead > 0 {
             let code = FuseMounter.setReadahead(of: mountpoint, kib: readahead / 1024)
             if code != 0 { log("warning: could not set the readahead window to \(readahead / 1024) KiB (\(String(cString: strerror(code)))): sequential reads go 128 KiB at a time") }
+        }
+        let (refused, code) = DaemonThread.ioFlusherRefusals
+        if refused > 0 {
+            log("warning: PR_SET_IO_FLUSHER refused on \(refused) threads (\(String(cString: strerror(code)))): under memory pressure the kernel may make this daemon wait on its own writeback; it needs CAP_SYS_RESOURCE")
         }
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB)")
         StatusSignal.onSignal { [fuse, fileSystem] in

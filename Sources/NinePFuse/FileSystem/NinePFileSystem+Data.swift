@@ -18,7 +18,7 @@ extension NinePFileSystem {
             await file.close()
             throw error
         }
-        return FuseOpenOut(fh: handles.insert(file))
+        return FuseOpenOut(fh: try await newHandle(file))
     }
 
     func release(_ fh: UInt64) async {

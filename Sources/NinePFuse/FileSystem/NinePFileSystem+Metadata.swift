@@ -9,15 +9,33 @@ extension NinePFileSystem {
     /// compilers probing include directories); a create through this mount replaces it at once.
     func lookup(_ parent: UInt64, _ name: ByteView) async throws -> FuseEntryOut {
         let directory = try node(parent)
-        let child: RemoteFile
+        let child: WalkedFid
         do {
-            child = try await directory.walk(name)
+            child = try await directory.walkFid(name)
         } catch let error as NinePError where error.kind == .server && error.errno == ENOENT && options.entryTimeout > .zero {
             var negative = FuseEntryOut()
             (negative.entryValidSeconds, negative.entryValidNanoseconds) = split(options.entryTimeout)
             return negative
         }
-        return try await entry(for: child)
+        // A node that already holds this file (the common case: the kernel asks again once the
+        // entry timeout passed) takes the lookup without a new object; the walked fid goes.
+        let attributes: FileAttributes
+        do {
+            attributes = try await directory.stat(child)
+        } catch {
+            directory.discard(child)
+            throw error
+        }
+        if let id = nodes.recordLookup(of: child.qid) {
+            directory.discard(child)
+            return entryOut(id, attributes)
+        }
+        let file = directory.adopt(child, name: name)
+        guard let id = nodes.remember(file) else {
+            await file.close()
+            throw tableFull(1, "the node table is full (\(nodes.capacity) nodes, -o max_nodes): lookups answer ENFILE until the kernel forgets some")
+        }
+        return entryOut(id, attributes)
     }
 
     func getattr(_ nodeID: UInt64, _ fields: FuseGetattrIn) async throws -> FuseAttrOut {
