@@ -216,8 +216,9 @@ final class ClientConnection: Sendable {
             frames.removeAll(keepingCapacity: true)
             let (open, nextLook) = state.withLock { state in state.closed ? (false, nil) : (true, state.chores(now: now, frames: &frames)) }
             guard open else { return }
-            for frame in frames {
-                guard send(frame) else {
+            // Indexed, not iterated: a debug build's generic iterator allocates.
+            for index in 0..<frames.count {
+                guard send(frames[index]) else {
                     shutdown()
                     return
                 }

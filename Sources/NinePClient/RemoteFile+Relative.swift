@@ -23,7 +23,8 @@ extension RemoteFile {
                 w.finishFrame()
             } decode: { response throws(NinePError) in
                 guard case let .walk(qids) = response else { throw .protocolViolation(.walk) }
-                return qids.last
+                // Not `qids.last`: the generic accessor allocates in a debug build.
+                return qids.endIndex > 0 ? qids[qids.endIndex - 1] : nil
             }
             guard let qid else {
                 // A walk that stops short makes no fid (walk(5)).
@@ -51,7 +52,8 @@ extension RemoteFile {
                 w.finishFrame()
             } decode: { response throws(NinePError) in
                 guard case let .walk(qids) = response else { throw .protocolViolation(.walk) }
-                return qids.last
+                // Not `qids.last`: the generic accessor allocates in a debug build.
+                return qids.endIndex > 0 ? qids[qids.endIndex - 1] : nil
             }
             guard let qid else {
                 // A walk that stops short makes no fid (walk(5)).
