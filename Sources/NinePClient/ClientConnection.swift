@@ -25,6 +25,7 @@ final class ClientConnection: Sendable {
         self.msize = msize
         requestSlots = max(1, min(configuration.maxInFlight, 4096))
         state = AdaptiveMutex(ClientConnectionState(requestSlots: requestSlots, msize: msize, grace: configuration.flushGrace))
+        if configuration.preallocateBuffers { state.withLock { $0.buffers.preallocateAll() } }
         wakeFD = ninep_eventfd()
     }
 
@@ -166,6 +167,18 @@ final class ClientConnection: Sendable {
             return state.closed
         }
         if !closed { pokeHousekeeper() }
+    }
+
+    /// `clunkLater` only when the queue has room without growing (no allocation); false when
+    /// it has none (the housekeeper lags behind), and then the caller clunks the fid itself.
+    func clunkLaterWithoutGrowing(_ fid: UInt32) -> Bool {
+        let queued = state.withLock { state in
+            guard !state.closed, state.pendingClunks.count < state.pendingClunks.capacity else { return false }
+            state.pendingClunks.append(fid)
+            return true
+        }
+        if queued { pokeHousekeeper() }
+        return queued
     }
 
     // MARK: Reader thread

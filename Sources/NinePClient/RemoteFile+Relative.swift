@@ -84,9 +84,10 @@ extension RemoteFile {
         return RemoteFile(client: client, fid: walked.fid, qid: walked.qid, path: childPath)
     }
 
-    /// Clunks the walked fid in the background.
-    public func discard(_ walked: WalkedFid) {
-        connection.clunkLater(walked.fid)
+    /// Clunks the walked fid: in the background when the housekeeper's queue has room (no
+    /// allocation, no wait), else now.
+    public func discard(_ walked: WalkedFid) async {
+        if !connection.clunkLaterWithoutGrowing(walked.fid) { await client.clunk(walked.fid) }
     }
 
     /// A new fid for the same file (Twalk of no names), not opened.

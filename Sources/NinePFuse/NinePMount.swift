@@ -43,7 +43,13 @@ public enum NinePMount {
         // Every thread this daemon starts from here (the client's reader, sender, housekeeper
         // and executor, the FUSE reader) serves IO: PR_SET_IO_FLUSHER on each.
         DaemonThread.setIOFlusherOnNewThreads()
-        let client = try await NinePClient.connect(options.client)
+        // Each worker has one call in flight at a time; a few more slots take the housekeeper's
+        // background clunks. Their buffers (msize each) are allocated and touched now, so no
+        // burst ever mallocs one later.
+        var clientConfiguration = options.client
+        clientConfiguration.maxInFlight = min(clientConfiguration.maxInFlight, options.session.slots + 4)
+        clientConfiguration.preallocateBuffers = true
+        let client = try await NinePClient.connect(clientConfiguration)
         defer { client.close() }
         let root = try await client.walk("/")
 

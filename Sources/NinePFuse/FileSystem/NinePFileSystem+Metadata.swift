@@ -23,11 +23,11 @@ extension NinePFileSystem {
         do {
             attributes = try await directory.stat(child)
         } catch {
-            directory.discard(child)
+            await directory.discard(child)
             throw error
         }
         if let id = nodes.recordLookup(of: child.qid) {
-            directory.discard(child)
+            await directory.discard(child)
             return entryOut(id, attributes)
         }
         let file = directory.adopt(child, name: name)
