@@ -15,12 +15,12 @@ final class FakeKernel {
     let slot = FuseSlot(index: 0, requestBytes: 256 * 1024, replyBytes: 256 * 1024)
     var unique: UInt64 = 100
 
-    init() async throws {
+    init(options: NinePFileSystemOptions = NinePFileSystemOptions()) async throws {
         server = try TestServer()
         let configuration = ClientConfiguration(address: .unix(path: "socketpair"), uname: "root", aname: "", uid: 0, msize: 128 * 1024, callTimeout: .seconds(20))
         client = try await NinePClient.connect(configuration, connectedSocket: try server.connectedSocket())
         let root = try await client.walk("/")
-        fileSystem = NinePFileSystem(client: client, root: root, options: NinePFileSystemOptions(), log: { _ in })
+        fileSystem = NinePFileSystem(client: client, root: root, options: options, log: { _ in })
     }
 
     deinit {
@@ -51,6 +51,11 @@ final class FakeKernel {
         } catch {
             return Reply(error: fuseErrno(error), body: [])
         }
+    }
+
+    /// The header of the last request sent (for replaying what the worker does after it).
+    var lastHeader: FuseInHeader {
+        FuseInHeader(length: UInt32(slot.length), opcode: FuseOpcode(rawValue: slot.request.load(fromByteOffset: 4, as: UInt32.self).littleEndian), unique: unique, nodeID: slot.request.load(fromByteOffset: 16, as: UInt64.self).littleEndian, uid: 0, gid: 0, pid: 42)
     }
 
     func lookup(_ name: String, in parent: UInt64 = FuseProtocol.rootID) async throws -> FuseEntryOut {

@@ -108,12 +108,11 @@ public final class NinePFileSystem: FuseRequestHandler {
         }
     }
 
-    /// A worker's async frames come from its task's allocator, which takes memory in slabs
-    /// from malloc as frames grow deeper and keeps them for reuse. A worker that first serves a
-    /// deep request late (a serial load keeps using the same slot; another slot's worker is
-    /// woken only now and then) would malloc its slab then: so each worker first grows its
-    /// allocator once, by 128 nested frames of 512 bytes and more (64 KiB), deeper than any
-    /// request's frames.
+    /// A worker's async frames come from its task's allocator, which takes memory from malloc
+    /// in slabs as frames nest deeper and keeps them for reuse (Swift's StackAllocator). A
+    /// serial load keeps using one slot, so another slot's worker may serve its first deep
+    /// request (a LOOKUP) long after warm-up: a precaution, each worker grows its allocator once
+    /// at start, by 128 nested frames of over 512 bytes (64 KiB), deeper than any request's.
     static let frameDepth = 128
 
     private static func growFrames(_ depth: Int) async -> Int {
