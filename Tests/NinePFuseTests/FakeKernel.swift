@@ -24,6 +24,7 @@ final class FakeKernel {
     }
 
     deinit {
+        fileSystem.stop()
         client.close()
         server.shutdown()
     }
