@@ -25,6 +25,11 @@ public struct ClientConfiguration: Sendable {
     /// After a Tflush, how long a cancelled or timed-out call waits for the server to settle it
     /// (its reply, which is then returned, or Rflush) before the caller gets control back anyway.
     public var flushGrace: Duration
+    /// Allocate and touch every slot's buffer when connecting instead of on first use, so that
+    /// no call ever mallocs one later (a burst that needs one more slot than ever before would
+    /// otherwise take `msize` bytes then). For daemons with a fixed memory budget (the FUSE
+    /// mount); costs `maxInFlight` x `msize` up front.
+    public var preallocateBuffers = false
 
     public init(
         address: ListenAddress, uname: String = ClientConfiguration.currentUserName, aname: String = "",

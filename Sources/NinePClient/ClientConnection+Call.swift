@@ -12,6 +12,8 @@ extension ClientConnection {
     /// timeout error). After the grace the caller gets control back regardless, and the tag
     /// stays reserved until Rflush; `undo` says what to clean up if the reply comes late.
     ///
+    /// The task's `CallCanceller.current`, when there is one, cancels the call the same way.
+    ///
     /// Allocation-free in the steady state: slots, tags and buffers are fixed, and the
     /// continuation lives in the task's own frame.
     func call<R>(
@@ -20,7 +22,8 @@ extension ClientConnection {
         decode: (Response) throws(NinePError) -> R
     ) async throws -> R {
         let deadline = timeout.map { ContinuousClock.now + $0 }
-        let index = try await acquireSlot(operation, deadline: deadline)
+        let canceller = CallCanceller.current
+        let index = try await acquireSlot(operation, deadline: deadline, canceller: canceller)
         defer { state.withLock { $0.finish(index) } }
         let (tag, slotBuffer) = state.withLock { state in (state.slots[index].tag, SlotBuffer(state.buffers.buffer(for: index))) }
         let buffer = slotBuffer.bytes!
@@ -40,10 +43,12 @@ extension ClientConnection {
         let wake = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
                 start(frame, continuation, deadline: deadline)
+                canceller?.attach(.call(self, slot: index, tag: tag))
             }
         } onCancel: {
-            if state.withLock({ $0.cancel(index, tag: tag) }) { pokeHousekeeper() }
+            cancelCall(slot: index, tag: tag)
         }
+        canceller?.detach()
         switch wake {
         case let .reply(length):
             let message: RMessage
@@ -72,8 +77,8 @@ extension ClientConnection {
     }
 
     /// A request slot; waits (FIFO) while all are in flight, at most until `deadline`.
-    private func acquireSlot(_ operation: NinePOperation, deadline: ContinuousClock.Instant?) async throws -> Int {
-        if Task.isCancelled { throw CancellationError() }
+    private func acquireSlot(_ operation: NinePOperation, deadline: ContinuousClock.Instant?, canceller: CallCanceller?) async throws -> Int {
+        if Task.isCancelled || canceller?.isCancelled == true { throw CancellationError() }
         switch state.withLock({ $0.acquire() }) {
         case let .slot(index): return index
         case .closed: throw NinePError.connectionLost(operation)
@@ -89,6 +94,8 @@ extension ClientConnection {
                     if id != 0 && ticket.cancelled.load(ordering: .sequentiallyConsistent) { state.cancelWaiter(id) }
                 }
                 if ticket.poke.load(ordering: .sequentiallyConsistent) { pokeHousekeeper() }
+                let id = ticket.id.load(ordering: .sequentiallyConsistent)
+                if id != 0 { canceller?.attach(.waiter(self, id: id)) }
             }
         } onCancel: {
             ticket.cancelled.store(true, ordering: .sequentiallyConsistent)
@@ -97,10 +104,24 @@ extension ClientConnection {
                 if id != 0 { state.cancelWaiter(id) }
             }
         }
+        canceller?.detach()
         if index >= 0 { return index }
         if index == ClientConnectionState.timedOut { throw NinePError.timedOut(operation) }
         if isClosed { throw NinePError.connectionLost(operation) }
         throw CancellationError()
+    }
+}
+
+extension ClientConnection {
+    /// Cancels the call holding `slot` with `tag` (Tflush through the housekeeper, or never
+    /// sent); nothing when the slot has moved on to another tag.
+    func cancelCall(slot: Int, tag: UInt16) {
+        if state.withLock({ $0.cancel(slot, tag: tag) }) { pokeHousekeeper() }
+    }
+
+    /// Wakes the caller queued for a slot as `id` without one; nothing when it is no longer queued.
+    func cancelSlotWait(_ id: UInt64) {
+        state.withLock { $0.cancelWaiter(id) }
     }
 }
 

@@ -25,6 +25,7 @@ final class ClientConnection: Sendable {
         self.msize = msize
         requestSlots = max(1, min(configuration.maxInFlight, 4096))
         state = AdaptiveMutex(ClientConnectionState(requestSlots: requestSlots, msize: msize, grace: configuration.flushGrace))
+        if configuration.preallocateBuffers { state.withLock { $0.buffers.preallocateAll() } }
         wakeFD = ninep_eventfd()
     }
 
@@ -168,6 +169,18 @@ final class ClientConnection: Sendable {
         if !closed { pokeHousekeeper() }
     }
 
+    /// `clunkLater` only when the queue has room without growing (no allocation); false when
+    /// it has none (the housekeeper lags behind), and then the caller clunks the fid itself.
+    func clunkLaterWithoutGrowing(_ fid: UInt32) -> Bool {
+        let queued = state.withLock { state in
+            guard !state.closed, state.pendingClunks.count < state.pendingClunks.capacity else { return false }
+            state.pendingClunks.append(fid)
+            return true
+        }
+        if queued { pokeHousekeeper() }
+        return queued
+    }
+
     // MARK: Reader thread
 
     /// Receives replies until the connection ends, each straight into its slot's buffer.
@@ -207,19 +220,24 @@ final class ClientConnection: Sendable {
     private func keepHouse() {
         var wake = pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)
         var drained: UInt64 = 0
+        // At most one flush per request slot and one clunk per free request slot at a time.
+        var frames: [SlotFrame] = []
+        frames.reserveCapacity(2 * requestSlots)
         while true {
             _ = Glibc.read(wakeFD, &drained, 8)
             let now = ContinuousClock.now
-            let chores = state.withLock { state in state.closed ? nil : state.chores(now: now) }
-            guard let chores else { return }
-            for frame in chores.frames {
-                guard send(frame) else {
+            frames.removeAll(keepingCapacity: true)
+            let (open, nextLook) = state.withLock { state in state.closed ? (false, nil) : (true, state.chores(now: now, frames: &frames)) }
+            guard open else { return }
+            // Indexed, not iterated: a debug build's generic iterator allocates.
+            for index in 0..<frames.count {
+                guard send(frames[index]) else {
                     shutdown()
                     return
                 }
             }
             var timeout: Int32 = -1
-            if let next = chores.nextLook {
+            if let next = nextLook {
                 let (seconds, attoseconds) = now.duration(to: next).components
                 timeout = Int32(clamping: max(0, seconds * 1000 + attoseconds / 1_000_000_000_000_000 + 1))
             }

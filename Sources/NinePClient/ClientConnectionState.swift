@@ -285,28 +285,24 @@ struct ClientConnectionState: ~Copyable {
 
     // MARK: Housekeeper
 
-    /// What the housekeeper does now: frames to send (Tflush, Tclunk), and when to look again.
-    struct Chores {
-        var frames: [SlotFrame] = []
+    /// What the housekeeper does now: frames to send (Tflush, Tclunk) appended to `frames`
+    /// (the housekeeper's own array, reserved for every slot, so a background clunk allocates
+    /// nothing), and when to look again.
+    mutating func chores(now: ContinuousClock.Instant, frames: inout [SlotFrame]) -> ContinuousClock.Instant? {
+        // No local function capturing `nextLook`: a debug build boxes such a capture (a malloc
+        // per look); `Self.later` takes it inout instead.
         var nextLook: ContinuousClock.Instant? = nil
-    }
-
-    mutating func chores(now: ContinuousClock.Instant) -> Chores {
-        var chores = Chores()
-        func later(_ instant: ContinuousClock.Instant) {
-            if chores.nextLook.map({ instant < $0 }) ?? true { chores.nextLook = instant }
-        }
         for index in 0..<requestSlots where slots[index].inUse {
             if let deadline = slots[index].deadline, slots[index].awaitingReply, !slots[index].flushWanted {
                 if deadline <= now {
                     _ = requestFlush(index, reason: .timedOut, now: now)
                 } else {
-                    later(deadline)
+                    Self.later(&nextLook, deadline)
                 }
             }
             if slots[index].flushWanted, slots[index].sent, slots[index].awaitingReply, slots[index].flushSlot < 0,
                let flushSlot = freeFlushSlots.popLast() {
-                chores.frames.append(encodeFlush(of: index, in: flushSlot))
+                frames.append(encodeFlush(of: index, in: flushSlot))
             }
             if let grace = slots[index].graceDeadline, let continuation = slots[index].continuation {
                 if grace <= now {
@@ -314,7 +310,7 @@ struct ClientConnectionState: ~Copyable {
                     slots[index].callerGone = true
                     continuation.resume(returning: .abandoned(slots[index].flushReason))
                 } else {
-                    later(grace)
+                    Self.later(&nextLook, grace)
                 }
             }
         }
@@ -325,12 +321,13 @@ struct ClientConnectionState: ~Copyable {
                     slotWaiters.remove(at: position).continuation.resume(returning: ClientConnectionState.timedOut)
                     continue
                 }
-                later(deadline)
+                Self.later(&nextLook, deadline)
             }
             position += 1
         }
         while !pendingClunks.isEmpty, let index = freeRequestSlots.popLast() {
-            let fid = pendingClunks.removeFirst()
+            // Concrete `remove(at:)`: the generic `removeFirst` allocates in a debug build.
+            let fid = pendingClunks.remove(at: 0)
             occupy(index)
             // Nobody waits for this one: settling it gives the fid number back.
             slots[index].callerHolds = false
@@ -339,11 +336,16 @@ struct ClientConnectionState: ~Copyable {
             slots[index].undo = .releaseFid(fid)
             var writer = WireWriter(buffers.buffer(for: index))
             let length = (try? Request.clunk(fid: fid).encode(tag: slots[index].tag, into: &writer)) ?? 0
-            chores.frames.append(SlotFrame(slot: index, tag: slots[index].tag, bytes: UnsafeRawBufferPointer(rebasing: writer.buffer[0..<length])))
+            frames.append(SlotFrame(slot: index, tag: slots[index].tag, bytes: UnsafeRawBufferPointer(rebasing: writer.buffer[0..<length])))
         }
-        if !pendingClunks.isEmpty { later(now + .milliseconds(20)) }
-        housekeeperWakes = chores.nextLook
-        return chores
+        if !pendingClunks.isEmpty { Self.later(&nextLook, now + .milliseconds(20)) }
+        housekeeperWakes = nextLook
+        return nextLook
+    }
+
+    private static func later(_ nextLook: inout ContinuousClock.Instant?, _ instant: ContinuousClock.Instant) {
+        if let current = nextLook, current <= instant { return }
+        nextLook = instant
     }
 
     private mutating func encodeFlush(of index: Int, in flushSlot: Int) -> SlotFrame {

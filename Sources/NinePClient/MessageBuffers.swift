@@ -23,6 +23,13 @@ struct MessageBuffers: ~Copyable {
         storage.initialize(repeating: UnsafeMutableRawBufferPointer(start: nil, count: 0), count: count)
     }
 
+    /// Allocates and touches every buffer now (see `ClientConfiguration.preallocateBuffers`).
+    mutating func preallocateAll() {
+        for slot in 0..<count {
+            buffer(for: slot).initializeMemory(as: UInt8.self, repeating: 0)
+        }
+    }
+
     /// The buffer of `slot`, allocated on first use.
     mutating func buffer(for slot: Int) -> UnsafeMutableRawBufferPointer {
         if storage[slot].baseAddress == nil {

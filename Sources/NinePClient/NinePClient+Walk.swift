@@ -63,9 +63,10 @@ extension NinePClient {
         }
     }
 
-    /// Clunks `fid`, in the background when this task cannot wait (cancelled) or the call fails.
+    /// Clunks `fid`, in the background when this task cannot wait (cancelled, or its
+    /// `CallCanceller` is) or the call fails.
     func clunk(_ fid: UInt32) async {
-        if Task.isCancelled {
+        if Task.isCancelled || CallCanceller.current?.isCancelled == true {
             // This task can no longer wait on the server: a task of its own clunks, for at most
             // the flush grace (after which the housekeeper finishes the job).
             let grace = configuration.flushGrace

@@ -1,6 +1,12 @@
 import Glibc
 import NinePWire
 
+/// A fid walked by `RemoteFile.walkFid`, not yet adopted as a file.
+public struct WalkedFid: Sendable {
+    let fid: UInt32
+    public let qid: Qid
+}
+
 /// Operations relative to a fid rather than to a path from the root: what a front end that keeps
 /// one fid per known file (the FUSE mount's nodes) needs. Names are taken as `ByteView`s so a
 /// name decoded from another protocol goes onto the wire without becoming a String.
@@ -17,7 +23,8 @@ extension RemoteFile {
                 w.finishFrame()
             } decode: { response throws(NinePError) in
                 guard case let .walk(qids) = response else { throw .protocolViolation(.walk) }
-                return qids.last
+                // Not `qids.last`: the generic accessor allocates in a debug build.
+                return qids.endIndex > 0 ? qids[qids.endIndex - 1] : nil
             }
             guard let qid else {
                 // A walk that stops short makes no fid (walk(5)).
@@ -29,6 +36,58 @@ extension RemoteFile {
             if error.kind == .server { connection.releaseFid(newfid) } else if error.kind == .protocolViolation { connection.clunkLater(newfid) }
             throw error.at(childPath)
         }
+    }
+
+    /// A new fid for `name` in this directory (Twalk of one name), not yet a `RemoteFile`: no
+    /// object and no path string, so a front end that already knows the file (the FUSE mount's
+    /// lookup of a node it holds) can stat it and let it go without allocating. Make it a file
+    /// with `adopt`, or give it back with `discard`; one of the two exactly once.
+    public func walkFid(_ name: ByteView) async throws -> WalkedFid {
+        let fid = self.fid
+        let newfid = connection.allocateFid()
+        do {
+            let qid = try await connection.call(.walk, undo: .walk(newfid: newfid, names: 1), timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
+                try w.beginFrame(.twalk, tag: tag)
+                try w.u32(fid); try w.u32(newfid); try w.u16(1); try w.string(name)
+                w.finishFrame()
+            } decode: { response throws(NinePError) in
+                guard case let .walk(qids) = response else { throw .protocolViolation(.walk) }
+                // Not `qids.last`: the generic accessor allocates in a debug build.
+                return qids.endIndex > 0 ? qids[qids.endIndex - 1] : nil
+            }
+            guard let qid else {
+                // A walk that stops short makes no fid (walk(5)).
+                connection.releaseFid(newfid)
+                throw NinePError(.server, errno: ENOENT, operation: .walk, path: path)
+            }
+            return WalkedFid(fid: newfid, qid: qid)
+        } catch let error as NinePError {
+            if error.kind == .server { connection.releaseFid(newfid) } else if error.kind == .protocolViolation { connection.clunkLater(newfid) }
+            throw error.at(path)
+        }
+    }
+
+    /// Tgetattr of a walked fid.
+    public func stat(_ walked: WalkedFid, _ mask: UInt64 = GetattrMask.basic | GetattrMask.btime) async throws -> FileAttributes {
+        let fid = walked.fid
+        return try await call(.getattr) { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.getattr(fid: fid, mask: mask).encode(tag: tag, into: &w)
+        } decode: { response throws(NinePError) in
+            guard case let .getattr(attributes) = response else { throw .protocolViolation(.getattr) }
+            return FileAttributes(attributes)
+        }
+    }
+
+    /// The walked fid as a file of its own, named `name` in this directory.
+    public func adopt(_ walked: WalkedFid, name: ByteView) -> RemoteFile {
+        let childPath = path.hasSuffix("/") ? path + name.makeString() : path + "/" + name.makeString()
+        return RemoteFile(client: client, fid: walked.fid, qid: walked.qid, path: childPath)
+    }
+
+    /// Clunks the walked fid: in the background when the housekeeper's queue has room (no
+    /// allocation, no wait), else now.
+    public func discard(_ walked: WalkedFid) async {
+        if !connection.clunkLaterWithoutGrowing(walked.fid) { await client.clunk(walked.fid) }
     }
 
     /// A new fid for the same file (Twalk of no names), not opened.

@@ -1,6 +1,7 @@
 import Glibc
 import NinePClient
 import NinePMemory
+import NinePTransport
 
 /// Everything `ninep mount` needs to know; the command line only fills this in.
 public struct NinePMountOptions: Sendable {
@@ -39,6 +40,9 @@ public enum NinePMount {
         if FuseMounter.mountedDevice(at: mountpoint) != nil {
             throw FuseMountError("\(mountpoint) already has a FUSE mount: unmount it first (ninep umount \(mountpoint))", errno: EBUSY)
         }
+        // Every thread this daemon starts from here (the client's reader, sender, housekeeper
+        // and executor, the FUSE reader) serves IO: PR_SET_IO_FLUSHER on each.
+        DaemonThread.setIOFlusherOnNewThreads()
         // The mount's own attach, in the server's numbering when ids are mapped.
         var configuration = options.client
         var fileSystemOptions = options.fileSystem
@@ -48,6 +52,11 @@ public enum NinePMount {
         // With allow_other other users reach the mount: mounted by root, each gets an attach of
         // its own. Otherwise FUSE lets only the mounting user in, and its attach is the one.
         fileSystemOptions.identity.perUserAttach = options.allowOther && geteuid() == 0
+        // Each worker has one call in flight at a time; a few more slots take the housekeeper's
+        // background clunks. Their buffers (msize each) are allocated and touched now, so no
+        // burst ever mallocs one later.
+        configuration.maxInFlight = min(configuration.maxInFlight, options.session.slots + 4)
+        configuration.preallocateBuffers = true
         let client = try await NinePClient.connect(configuration)
         defer { client.close() }
         let root = try await client.walk("/")
@@ -69,7 +78,8 @@ public enum NinePMount {
                 log("warning: mlockall refused (\(String(cString: strerror(code)))): the daemon may be swapped out under memory pressure; raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK")
             }
         }
-        let fileSystem = NinePFileSystem(client: client, root: root, options: fileSystemOptions, log: log)
+        let fileSystem = NinePFileSystem(client: client, root: root, options: fileSystemOptions, slots: session.slots, log: log)
+        defer { fileSystem.stop() }
         do {
             _ = try await fuse.start(handler: fileSystem)
         } catch {
@@ -81,6 +91,10 @@ public enum NinePMount {
         if readahead > 0 {
             let code = FuseMounter.setReadahead(of: mountpoint, kib: readahead / 1024)
             if code != 0 { log("warning: could not set the readahead window to \(readahead / 1024) KiB (\(String(cString: strerror(code)))): sequential reads go 128 KiB at a time") }
+        }
+        let (refused, code) = DaemonThread.ioFlusherRefusals
+        if refused > 0 {
+            log("warning: PR_SET_IO_FLUSHER refused on \(refused) threads (\(String(cString: strerror(code)))): under memory pressure the kernel may make this daemon wait on its own writeback; it needs CAP_SYS_RESOURCE")
         }
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB)")
         StatusSignal.onSignal { [fuse, fileSystem] in

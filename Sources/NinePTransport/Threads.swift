@@ -1,9 +1,44 @@
 import CNinePShims
 import Glibc
+import Synchronization
 
 /// Starts POSIX threads for the daemon: each blocks termination signals (the signal thread
 /// handles them) and may set PR_SET_IO_FLUSHER.
 public enum DaemonThread {
+    /// PR_SET_IO_FLUSHER on every thread started from now on (see `setIOFlusherOnNewThreads`).
+    private static let ioFlusherWanted = Atomic<Bool>(false)
+    private static let ioFlusherRefused = Atomic<Int>(0)
+    private static let ioFlusherErrno = Atomic<Int32>(0)
+
+    /// From now on every thread started here sets PR_SET_IO_FLUSHER first (the kernel then
+    /// neither throttles its writes nor lets its allocations recurse into IO: a daemon serving
+    /// IO must not wait on its own writeback); the calling thread too. Refusals (it needs
+    /// CAP_SYS_RESOURCE) are counted, for the caller to report once (`ioFlusherRefusals`).
+    public static func setIOFlusherOnNewThreads() {
+        ioFlusherWanted.store(true, ordering: .sequentiallyConsistent)
+        trySetIOFlusher()
+    }
+
+    /// Threads (the caller of `setIOFlusherOnNewThreads` included) on which PR_SET_IO_FLUSHER
+    /// was refused, and the errno of the first refusal.
+    public static var ioFlusherRefusals: (threads: Int, errno: Int32) {
+        (ioFlusherRefused.load(ordering: .sequentiallyConsistent), ioFlusherErrno.load(ordering: .sequentiallyConsistent))
+    }
+
+    /// First thing on every new thread.
+    static func prepareThread() {
+        if ioFlusherWanted.load(ordering: .sequentiallyConsistent) { trySetIOFlusher() }
+    }
+
+    private static func trySetIOFlusher() {
+        if ninep_set_io_flusher() != 0 {
+            let code = errno
+            if ioFlusherRefused.wrappingAdd(1, ordering: .sequentiallyConsistent).oldValue == 0 {
+                ioFlusherErrno.store(code, ordering: .sequentiallyConsistent)
+            }
+        }
+    }
+
     /// Boxed entry point handed through pthread_create's void*.
     final class Entry {
         let body: () -> Void
@@ -35,6 +70,7 @@ public enum DaemonThread {
         var thread = pthread_t()
         let rc = pthread_create(&thread, &attributes, { raw in
             _ = ninep_block_signals_for_thread()
+            DaemonThread.prepareThread()
             let entry = Unmanaged<Entry>.fromOpaque(raw!).takeRetainedValue()
             _ = entry.name.withCString { ninep_set_thread_name($0) }
             entry.body()

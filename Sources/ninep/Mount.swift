@@ -74,6 +74,9 @@ struct Mount: AsyncParsableCommand {
                                     interruptible (off by default)
               readahead=SIZE        sequential read window (default max_write;
                                     0 keeps the kernel's 128K)
+              max_nodes=N           files the kernel may hold at once (65536;
+                                    beyond: ENFILE until it forgets some)
+              max_handles=N         files open at once (16384; beyond: ENFILE)
               entry_timeout=S       seconds the kernel trusts a name (1)
               attr_timeout=S        seconds it trusts attributes (1)
             """
@@ -158,6 +161,10 @@ struct Mount: AsyncParsableCommand {
                 let n = try number()
                 guard n >= 1 && n <= 1024 else { throw ValidationError("-o slots must be between 1 and 1024") }
                 options.session.slots = Int(n)
+            case "max_nodes", "max_handles":
+                let n = try number()
+                guard n >= 16 && n <= 16_777_216 else { throw ValidationError("-o \(key) must be between 16 and 16777216") }
+                if key == "max_nodes" { options.fileSystem.nodeCapacity = Int(n) } else { options.fileSystem.handleCapacity = Int(n) }
             case "entry_timeout": entryTimeout = .milliseconds(Int64(try number() * 1000))
             case "attr_timeout": attributeTimeout = .milliseconds(Int64(try number() * 1000))
             case "cache":

@@ -25,6 +25,7 @@ final class FakeKernel {
     }
 
     deinit {
+        fileSystem.stop()
         client.close()
         server.shutdown()
     }
@@ -52,6 +53,11 @@ final class FakeKernel {
         } catch {
             return Reply(error: fuseErrno(error), body: [])
         }
+    }
+
+    /// The header of the last request sent (for replaying what the worker does after it).
+    var lastHeader: FuseInHeader {
+        FuseInHeader(length: UInt32(slot.length), opcode: FuseOpcode(rawValue: slot.request.load(fromByteOffset: 4, as: UInt32.self).littleEndian), unique: unique, nodeID: slot.request.load(fromByteOffset: 16, as: UInt64.self).littleEndian, uid: 0, gid: 0, pid: 42)
     }
 
     func lookup(_ name: String, in parent: UInt64 = FuseProtocol.rootID) async throws -> FuseEntryOut {

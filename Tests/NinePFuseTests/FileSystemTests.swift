@@ -34,6 +34,50 @@ struct FileSystemTests {
         #expect(stale.error == ESTALE)
     }
 
+    @Test func aReplyTheKernelRefusesIsUndone() async throws {
+        let kernel = try await FakeKernel()
+        try writeFile(kernel.server("a"), "data")
+        let entry = try await kernel.lookup("a")
+        #expect(kernel.fileSystem.nodeCount == 2)
+        // The kernel refused the LOOKUP's reply (write(2) answered ENOENT): its count goes back,
+        // and with it the node, as if the kernel had forgotten it.
+        kernel.fileSystem.undoUntakenReply(kernel.slot, kernel.lastHeader)
+        #expect(kernel.fileSystem.nodeCount == 1)
+        #expect(await kernel.send(.getattr, node: entry.nodeID, KernelBytes.struct_(FuseGetattrIn(flags: 0, fh: 0))).error == ESTALE)
+        // A refused CREATE gives back both its lookup and its handle.
+        let create = await kernel.send(.create, KernelBytes.struct_(FuseCreateIn(flags: UInt32(O_RDWR | O_CREAT), mode: 0o100640, umask: 0)) + KernelBytes.name("new"))
+        #expect(create.error == 0 && kernel.fileSystem.nodeCount == 2 && kernel.fileSystem.handleCount == 1)
+        kernel.fileSystem.undoUntakenReply(kernel.slot, kernel.lastHeader)
+        #expect(kernel.fileSystem.nodeCount == 1 && kernel.fileSystem.handleCount == 0)
+        // A refused OPEN gives back its handle.
+        let node = try await kernel.lookup("a")
+        _ = try await kernel.open(node.nodeID)
+        #expect(kernel.fileSystem.handleCount == 1)
+        kernel.fileSystem.undoUntakenReply(kernel.slot, kernel.lastHeader)
+        #expect(kernel.fileSystem.handleCount == 0 && kernel.fileSystem.nodeCount == 2)
+    }
+
+    @Test func fullTablesAnswerENFILE() async throws {
+        var options = NinePFileSystemOptions()
+        options.nodeCapacity = 3
+        options.handleCapacity = 1
+        let kernel = try await FakeKernel(options: options)
+        for name in ["a", "b", "c"] { try writeFile(kernel.server(name), name) }
+        let a = try await kernel.lookup("a")
+        _ = try await kernel.lookup("b")
+        // Root, a and b fill the three places: a new file is refused, a known one still found.
+        #expect(await kernel.send(.lookup, KernelBytes.name("c")).error == ENFILE)
+        #expect(try await kernel.lookup("a").nodeID == a.nodeID)
+        // One handle at most.
+        let fh = try await kernel.open(a.nodeID)
+        #expect(await kernel.send(.open, node: a.nodeID, KernelBytes.struct_(FuseOpenIn(flags: UInt32(O_RDONLY)))).error == ENFILE)
+        #expect(kernel.fileSystem.handleCount == 1)
+        // Room again once the kernel forgets a node.
+        kernel.fileSystem.handleInline(FuseInHeader(length: 48, opcode: .forget, unique: 1, nodeID: a.nodeID), .forget(lookups: 2))
+        #expect(try await kernel.lookup("c").nodeID > a.nodeID)
+        _ = fh
+    }
+
     @Test func readdirInSmallPiecesListsEveryNameOnce() async throws {
         let kernel = try await FakeKernel()
         let names = (0..<40).map { "entry-\($0)-" + String(repeating: "n", count: $0 % 13) }

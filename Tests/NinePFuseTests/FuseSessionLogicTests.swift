@@ -74,23 +74,23 @@ struct FuseSessionLogicTests {
         }
     }
 
-    @Test func inFlightRequestsNeverOutliveTheirRequest() async {
-        let table = InFlightRequests(capacity: 4)
-        // Finished before the reader recorded it: the mark is consumed, nothing stays.
-        let done = Task<Void, Never> {}
-        table.finish(1)
-        table.insert(1, done)
+    @Test func anInterruptCancelsOnlyTheRequestItNames() {
+        let table = InFlightRequests(slots: 2)
+        table.begin(slot: 0, unique: 10)
+        table.begin(slot: 1, unique: 11)
+        #expect(table.count == 2)
+        // INTERRUPT of unique 11: slot 1's canceller fires, slot 0's does not.
+        #expect(table.cancel(11))
+        #expect(table.cancellers[1].isCancelled && !table.cancellers[0].isCancelled)
+        // Answered: a late INTERRUPT finds nothing, and the slot's next request starts afresh.
+        table.finish(slot: 1)
+        #expect(!table.cancel(11))
+        table.begin(slot: 1, unique: 12)
+        #expect(!table.cancellers[1].isCancelled)
+        #expect(!table.cancel(11) && !table.cancellers[1].isCancelled)
+        table.finish(slot: 0)
+        table.finish(slot: 1)
         #expect(table.count == 0)
-        // Recorded, then interrupted: the task sees the cancellation.
-        let waiting = Task<Void, Never> {
-            while !Task.isCancelled { await Task.yield() }
-        }
-        table.insert(2, waiting)
-        #expect(table.cancel(2))
-        await waiting.value
-        table.finish(2)
-        #expect(table.count == 0)
-        #expect(!table.cancel(3))
     }
 
     @Test func mountinfoEscapesAreUndone() {
@@ -129,5 +129,24 @@ struct FuseSlotPoolTests {
         let now = try #require(request(10, 100).withUnsafeBytes { pool.admit($0, unique: 10) })
         #expect(now.length == 100 && now.request[0] == 10)
         #expect(pool.release(now) == nil)
+    }
+
+    @Test func largeRequestsWaitInTheLargeReserveWhileEverySlotIsBusy() throws {
+        let pool = FuseSlotPool(slots: 1, requestBytes: 65536, replyBytes: 4096, held: 1, large: 2)
+        let busy = try #require(pool.tryTake())
+        // A large request (a WRITE's data) fits no 8 KiB buffer: it takes a large one, and so
+        // does a small one once the small buffer is taken; the reader never waited.
+        #expect(request(1, 40000).withUnsafeBytes { pool.admit($0, unique: 1) } == nil)
+        #expect(request(2).withUnsafeBytes { pool.admit($0, unique: 2) } == nil)
+        #expect(request(3).withUnsafeBytes { pool.admit($0, unique: 3) } == nil)
+        #expect(pool.heldRequests == 3)
+        // Served in order of arrival, the large one whole.
+        let first = try #require(pool.release(busy))
+        #expect(first.length == 40000 && first.request[0] == 1 && first.request[39999] == 1)
+        let second = try #require(pool.release(first))
+        #expect(second.request[0] == 2)
+        // An INTERRUPT of the queued third frees its buffer.
+        #expect(pool.cancelHeld(3))
+        #expect(pool.release(second) == nil && pool.heldRequests == 0 && pool.freeCount == 1)
     }
 }

@@ -14,8 +14,11 @@ final class CapabilityAbsence: Sendable {
     private let absentUntil = Mutex<[UInt64: ContinuousClock.Instant]>([:])
     private let lifetime: Duration
 
-    init(lifetime: Duration) {
+    /// `capacity`: the node table's (entries go with their nodes), reserved so that recording
+    /// an absence never grows the table.
+    init(lifetime: Duration, capacity: Int = 0) {
         self.lifetime = lifetime
+        absentUntil.withLock { $0.reserveCapacity(capacity) }
     }
 
     static func concerns(_ attribute: ByteView) -> Bool { attribute.equals(name) }

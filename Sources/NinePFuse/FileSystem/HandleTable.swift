@@ -3,6 +3,9 @@ import Synchronization
 
 /// Open files and directories, by the handle (`fh`) the kernel names them with: each is an opened
 /// fid of its own (Tlopen), separate from the node's walked fid.
+///
+/// At most `capacity` open at once, reserved at start (the dictionary never grows); when full,
+/// `insert` refuses and the caller answers ENFILE. Handles are never reused (a 64-bit counter).
 final class HandleTable: Sendable {
     private struct State {
         var files: [UInt64: RemoteFile] = [:]
@@ -10,9 +13,17 @@ final class HandleTable: Sendable {
     }
 
     private let state = Mutex(State())
+    let capacity: Int
 
-    func insert(_ file: RemoteFile) -> UInt64 {
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+        state.withLock { $0.files.reserveCapacity(self.capacity) }
+    }
+
+    /// The handle of `file`, or nil when the table is full.
+    func insert(_ file: RemoteFile) -> UInt64? {
         state.withLock { state in
+            guard state.files.count < capacity else { return nil }
             let handle = state.next
             state.next += 1
             state.files[handle] = file

@@ -16,14 +16,15 @@ extension NinePFileSystem {
             await opened.close()
             throw error
         }
+        let fh = try await newHandle(opened)
         let entry: FuseEntryOut
         do {
             entry = try await self.entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
         } catch {
-            await opened.close()
+            await handles.remove(fh)?.close()
             throw error
         }
-        return (entry, FuseOpenOut(fh: handles.insert(opened), flags: fileOpenFlags))
+        return (entry, FuseOpenOut(fh: fh, flags: fileOpenFlags))
     }
 
     func mkdir(_ header: FuseInHeader, _ m: FuseMkdirIn, _ name: ByteView) async throws -> FuseEntryOut {

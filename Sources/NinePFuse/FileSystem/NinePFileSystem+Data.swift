@@ -33,7 +33,7 @@ extension NinePFileSystem {
             await file.close()
             throw error
         }
-        return FuseOpenOut(fh: handles.insert(file), flags: directory ? [] : fileOpenFlags)
+        return FuseOpenOut(fh: try await newHandle(file), flags: directory ? [] : fileOpenFlags)
     }
 
     func release(_ fh: UInt64) async {

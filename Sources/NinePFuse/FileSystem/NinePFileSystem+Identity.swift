@@ -93,7 +93,7 @@ extension NinePFileSystem {
             throw error
         }
         let nodeID: UInt64
-        if let known = nodes.rememberExisting(walked.qid) {
+        if let known = nodes.recordLookup(of: walked.qid) {
             nodeID = known
         } else {
             let base: RemoteFile
@@ -108,26 +108,17 @@ extension NinePFileSystem {
                 // is not for it. (Stat first: a lookup is counted only for an entry answered.)
                 await walked.close()
                 let newer = try await base.stat()
-                let id = nodes.remember(base)
+                let id = try await remembered(base)
                 userFids.recordName(id, parent: parent, name: name)
                 return answered(entryOut(id, newer))
             }
-            nodeID = nodes.remember(base)
+            nodeID = try await remembered(base)
         }
         userFids.recordName(nodeID, parent: parent, name: name)
         // The fid just walked replaces an older one: on servers whose fids name paths (diod) the
         // older may name a link that is gone by now (a hard link's first name, unlinked).
         _ = keep(walked, node: nodeID, uid: header.uid, userFids, replacing: true)
         return answered(entryOut(nodeID, attributes))
-    }
-
-    private func entryOut(_ nodeID: UInt64, _ attributes: FileAttributes) -> FuseEntryOut {
-        var entry = FuseEntryOut()
-        entry.nodeID = nodeID
-        entry.attr = FuseAttr(attributes)
-        (entry.entryValidSeconds, entry.entryValidNanoseconds) = split(options.entryTimeout)
-        (entry.attrValidSeconds, entry.attrValidNanoseconds) = split(options.attributeTimeout)
-        return entry
     }
 
     /// After a rename: the moved node (found by its qid) is known by its new name, and per-user

@@ -8,16 +8,44 @@ extension NinePFileSystem {
     /// timeout, so the kernel does not ask again for it meanwhile (shells searching PATH,
     /// compilers probing include directories); a create through this mount replaces it at once.
     func lookup(_ header: FuseInHeader, _ name: ByteView) async throws -> FuseEntryOut {
-        let directory = try await node(header.nodeID, for: header)
-        let child: RemoteFile
-        do {
-            child = try await directory.walk(name)
-        } catch let error as NinePError where error.kind == .server && error.errno == ENOENT && options.entryTimeout > .zero {
-            var negative = FuseEntryOut()
-            (negative.entryValidSeconds, negative.entryValidNanoseconds) = split(options.entryTimeout)
-            return negative
+        // A caller with attaches of its own walks with its own fid (NinePFileSystem+Identity).
+        if callsAsItself(header) {
+            let directory = try await node(header.nodeID, for: header)
+            let child: RemoteFile
+            do {
+                child = try await directory.walk(name)
+            } catch {
+                if let negative = negativeEntry(for: error) { return negative }
+                throw error
+            }
+            return try await entry(for: child, in: header.nodeID, named: name, header)
         }
-        return try await entry(for: child, in: header.nodeID, named: name, header)
+        let directory = try node(header.nodeID)
+        let child: WalkedFid
+        do {
+            child = try await directory.walkFid(name)
+        } catch {
+            if let negative = negativeEntry(for: error) { return negative }
+            throw error
+        }
+        // A node that already holds this file (the common case: the kernel asks again once the
+        // entry timeout passed) takes the lookup without a new object; the walked fid goes.
+        let attributes: FileAttributes
+        do {
+            attributes = try await directory.stat(child)
+        } catch {
+            await directory.discard(child)
+            throw error
+        }
+        let id: UInt64
+        if let known = nodes.recordLookup(of: child.qid) {
+            await directory.discard(child)
+            id = known
+        } else {
+            id = try await remembered(directory.adopt(child, name: name))
+        }
+        userFids?.recordName(id, parent: header.nodeID, name: name)
+        return answered(entryOut(id, attributes))
     }
 
     func getattr(_ header: FuseInHeader, _ fields: FuseGetattrIn) async throws -> FuseAttrOut {

@@ -13,7 +13,9 @@ extension NinePFileSystem {
     func getxattr(_ header: FuseInHeader, _ name: ByteView, size: UInt32, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {
         let nodeID = header.nodeID
         let capability = CapabilityAbsence.concerns(name)
-        if capability && capabilityAbsence.isKnownAbsent(nodeID) { throw FuseFailure(ENODATA) }
+        // The answer before every write(2): built as an error reply here, not thrown, because
+        // Swift boxes every thrown error (a malloc per write).
+        if capability && capabilityAbsence.isKnownAbsent(nodeID) { return try FuseReply.error(ENODATA, unique: unique, into: out) }
         let attribute: RemoteFile
         let length: UInt64
         do {

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import NinePClient
 import NinePWire
 
@@ -14,6 +15,12 @@ public struct NinePFileSystemOptions: Sendable {
     public var cache = FuseCacheMode.attributes
     /// Whose identity requests go out as, and the uid/gid mapping (NinePFileSystem+Identity).
     public var identity = IdentityOptions()
+    /// Nodes (inodes the kernel holds) and open handles at most, reserved at start. Beyond them
+    /// a LOOKUP or creation answers ENFILE, an OPEN ENFILE, logged once, until the kernel
+    /// forgets or releases some. Each node costs about 150 bytes (its entry and fid object)
+    /// once used, each handle about 100; reserved: 40 and 24 bytes a place.
+    public var nodeCapacity = 1 << 16
+    public var handleCapacity = 1 << 14
 
     public init() {}
 }
@@ -21,28 +28,43 @@ public struct NinePFileSystemOptions: Sendable {
 /// The FUSE file system over one `NinePClient`: every request from the kernel becomes 9P2000.L
 /// calls. Nodes (the kernel's inodes) and handles (its open files) each hold a fid of their own.
 ///
-/// Each request runs as a task on the client's executor (no dispatch queue hop); the reply is
-/// written from there and the slot goes back to the session's pool.
+/// One long-lived worker task per slot, on the client's executor, started once: the reader
+/// posts a slot's request to that slot's worker (`RequestMailbox`), which serves it, writes the
+/// reply and waits for the next. An INTERRUPT cancels the worker's calls through its
+/// `CallCanceller`, never the worker. Nothing is allocated per request in the steady state.
 public final class NinePFileSystem: FuseRequestHandler {
     let client: NinePClient
     let nodes: NodeTable
-    let handles = HandleTable()
-    let inFlight = InFlightRequests(capacity: 64)
+    let handles: HandleTable
+    let inFlight: InFlightRequests
+    let mailboxes: [RequestMailbox]
     let capabilityAbsence: CapabilityAbsence
     /// Fids per calling user, when each has an attach of its own (nil: one attach for all).
     let userFids: UserFids?
     let setgidDirectories = SetgidDirectories()
     let options: NinePFileSystemOptions
     let log: @Sendable (String) -> Void
+    /// Whether "table full" was logged already (once per table).
+    private let warnedFull = Atomic<UInt8>(0)
 
     /// `root` is a walked (unopened) fid of the attach root, owned by the file system from here.
-    public init(client: NinePClient, root: RemoteFile, options: NinePFileSystemOptions, log: @escaping @Sendable (String) -> Void) {
+    /// `slots`: the session's slots (`FuseSessionConfiguration.slots`); one worker each.
+    public init(client: NinePClient, root: RemoteFile, options: NinePFileSystemOptions, slots: Int = FuseSessionConfiguration().slots, log: @escaping @Sendable (String) -> Void) {
         self.client = client
-        self.nodes = NodeTable(root: root)
+        self.nodes = NodeTable(root: root, capacity: options.nodeCapacity)
+        self.handles = HandleTable(capacity: options.handleCapacity)
+        self.inFlight = InFlightRequests(slots: slots)
+        self.mailboxes = (0..<slots).map { _ in RequestMailbox() }
         self.options = options
         self.log = log
-        capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout)
+        capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout, capacity: options.nodeCapacity)
         userFids = options.identity.perUserAttach ? UserFids(capacity: options.identity.userFidCapacity) : nil
+        for index in 0..<slots { startWorker(index) }
+    }
+
+    /// Ends the workers (once the session is over: no request can come any more).
+    public func stop() {
+        for mailbox in mailboxes { mailbox.close() }
     }
 
     /// Nodes the kernel holds (the root included) and open handles.
@@ -64,7 +86,7 @@ public final class NinePFileSystem: FuseRequestHandler {
                 if gone != nil { forgotten(entry.nodeID) }
             }
         case let .interrupt(unique):
-            // The task's 9P call is flushed; the request is answered EINTR, or with its result
+            // The worker's 9P call is flushed; the request is answered EINTR, or with its result
             // when the server completed it first (it happened: the kernel must know).
             let found = inFlight.cancel(unique)
             if options.trace { log("INTERRUPT of unique \(unique): \(found ? "cancelling its call" : "already answered")") }
@@ -74,23 +96,95 @@ public final class NinePFileSystem: FuseRequestHandler {
     }
 
     public func serve(_ slot: FuseSlot, _ header: FuseInHeader, session: FuseSession) {
-        let task = Task(executorPreference: client.executor) { [self] in
-            do {
-                let length = try await dispatch(slot, header, layout: session.requestLayout)
-                if options.trace { log("\(header.opcode) node \(header.nodeID) unique \(header.unique): ok, \(length) bytes") }
-                inFlight.finish(header.unique)
-                session.reply(slot, length: length)
-            } catch {
-                let code = fuseErrno(error)
-                if options.trace || (code == EIO && !(error is FuseFailure)) {
-                    log("\(header.opcode) node \(header.nodeID) unique \(header.unique): \(String(cString: strerror(code))) (\(error))")
+        // Recorded before the reader reads on, so an INTERRUPT for it always finds it.
+        inFlight.begin(slot: slot.index, unique: header.unique)
+        mailboxes[slot.index].post(RequestHandoff(slot: slot, header: header, session: session))
+    }
+
+    // MARK: Workers
+
+    private func startWorker(_ index: Int) {
+        let mailbox = mailboxes[index]
+        let canceller = inFlight.cancellers[index]
+        Task(executorPreference: client.executor) { [self] in
+            _ = await Self.growFrames(Self.frameDepth)
+            await CallCanceller.$current.withValue(canceller) {
+                while let work = await mailbox.next() {
+                    await serveOne(work)
                 }
-                inFlight.finish(header.unique)
-                session.replyError(slot, unique: header.unique, errno: code)
             }
         }
-        // Recorded before the reader reads on, so an INTERRUPT for it always finds it.
-        inFlight.insert(header.unique, task)
+    }
+
+    /// A worker's async frames come from its task's allocator, which takes memory from malloc
+    /// in slabs as frames nest deeper and keeps them for reuse (Swift's StackAllocator). A
+    /// serial load keeps using one slot, so another slot's worker may serve its first deep
+    /// request (a LOOKUP) long after warm-up: a precaution, each worker grows its allocator once
+    /// at start, by 128 nested frames of over 512 bytes (64 KiB), deeper than any request's.
+    static let frameDepth = 128
+
+    private static func growFrames(_ depth: Int) async -> Int {
+        var scratch = InlineArray<64, Int>(repeating: depth)
+        let below = depth > 0 ? await growFrames(depth - 1) : 0
+        scratch[depth % 64] &+= below
+        return scratch[0]
+    }
+
+    private func serveOne(_ work: RequestHandoff) async {
+        let (slot, header, session) = (work.slot, work.header, work.session)
+        do {
+            let length = try await dispatch(slot, header, layout: session.requestLayout)
+            if options.trace { log("\(header.opcode) node \(header.nodeID) unique \(header.unique): ok, \(length) bytes") }
+            inFlight.finish(slot: slot.index)
+            let delivered = session.writeReply(slot, length: length)
+            if !delivered { undoUntakenReply(slot, header) }
+            session.giveBack(slot)
+        } catch {
+            let code = fuseErrno(error)
+            if options.trace || (code == EIO && !(error is FuseFailure)) {
+                log("\(header.opcode) node \(header.nodeID) unique \(header.unique): \(String(cString: strerror(code))) (\(error))")
+            }
+            inFlight.finish(slot: slot.index)
+            session.replyError(slot, unique: header.unique, errno: code)
+        }
+    }
+
+    /// The kernel refused a successful reply (the request was interrupted or the connection
+    /// aborted: write(2) answered ENOENT): what the reply handed over would leak. An entry's
+    /// lookup count goes back (the kernel will never FORGET it), and a handle an OPEN, OPENDIR
+    /// or CREATE made is released (no RELEASE will come for it).
+    func undoUntakenReply(_ slot: FuseSlot, _ header: FuseInHeader) {
+        let reply = UnsafeRawBufferPointer(slot.reply)
+        let body = FuseOutHeader.wireSize
+        func u64(_ offset: Int) -> UInt64 { reply.loadUnaligned(fromByteOffset: offset, as: UInt64.self).littleEndian }
+        var nodeID: UInt64 = 0
+        var handle: UInt64? = nil
+        switch header.opcode {
+        case .lookup, .mkdir, .mknod, .symlink, .link:
+            nodeID = u64(body)
+        case .create:
+            nodeID = u64(body)
+            handle = u64(body + FuseEntryOut.wireSize)
+        case .open, .opendir:
+            handle = u64(body)
+        default:
+            return
+        }
+        if nodeID != 0 {
+            let gone = nodes.forget(nodeID, count: 1)
+            if gone != nil { forgotten(nodeID) }
+        }
+        if let handle, let file = handles.remove(handle) {
+            Task(executorPreference: client.executor) { await file.close() }
+        }
+        if options.trace { log("\(header.opcode) unique \(header.unique): reply not taken by the kernel; node \(nodeID) lookup and handle \(handle.map(String.init) ?? "-") undone") }
+    }
+
+    /// Logs once per table that it is full.
+    func tableFull(_ which: UInt8, _ message: @autoclosure () -> String) -> FuseFailure {
+        let before = warnedFull.bitwiseOr(which, ordering: .relaxed).oldValue
+        if before & which == 0 { log(message()) }
+        return FuseFailure(ENFILE)
     }
 
     // MARK: Dispatch
@@ -124,8 +218,12 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .release(fields), let .releasedir(fields):
             await release(fields.fh)
             return try FuseReply.empty(unique: unique, into: out)
-        case .flush, .fsyncdir:
+        case .flush:
             // Writes go to the server as they come (no write-back cache): nothing is pending.
+            return try FuseReply.empty(unique: unique, into: out)
+        case let .fsyncdir(fields):
+            // The server makes the directory's entries durable (Tfsync of the open directory).
+            try await handle(fields.fh).fsync(dataOnly: fields.flags & 1 != 0)
             return try FuseReply.empty(unique: unique, into: out)
         case let .fsync(fields):
             try await handle(fields.fh).fsync(dataOnly: fields.flags & 1 != 0)
@@ -205,6 +303,15 @@ public final class NinePFileSystem: FuseRequestHandler {
         return file
     }
 
+    /// A handle for the opened `file`; when the table is full, the file is closed and ENFILE.
+    func newHandle(_ file: RemoteFile) async throws -> UInt64 {
+        guard let fh = handles.insert(file) else {
+            await file.close()
+            throw tableFull(2, "the handle table is full (\(handles.capacity) open files, -o max_handles): opens answer ENFILE until some are closed")
+        }
+        return fh
+    }
+
     /// Stats a freshly walked fid and records the lookup: the entry to answer with.
     func entry(for file: RemoteFile) async throws -> FuseEntryOut {
         let attributes: FileAttributes
@@ -214,8 +321,32 @@ public final class NinePFileSystem: FuseRequestHandler {
             await file.close()
             throw error
         }
+        return entryOut(try await remembered(file), attributes)
+    }
+
+    /// Records a lookup of `file` (a new node, or one more of the node that has its file); when
+    /// the table is full, the file is closed and ENFILE.
+    func remembered(_ file: RemoteFile) async throws -> UInt64 {
+        guard let id = nodes.remember(file) else {
+            await file.close()
+            throw tableFull(1, "the node table is full (\(nodes.capacity) nodes, -o max_nodes): lookups answer ENFILE until the kernel forgets some")
+        }
+        return id
+    }
+
+    /// The answer to a LOOKUP of a name the server says is not there: a negative entry (node
+    /// id 0) the kernel keeps for the entry timeout; nil when there is no timeout to keep it.
+    func negativeEntry(for error: any Error) -> FuseEntryOut? {
+        guard let error = error as? NinePError, error.kind == .server, error.errno == ENOENT, options.entryTimeout > .zero else { return nil }
+        var negative = FuseEntryOut()
+        (negative.entryValidSeconds, negative.entryValidNanoseconds) = split(options.entryTimeout)
+        return negative
+    }
+
+    /// The entry to answer a lookup of node `id` with.
+    func entryOut(_ id: UInt64, _ attributes: FileAttributes) -> FuseEntryOut {
         var entry = FuseEntryOut()
-        entry.nodeID = nodes.remember(file)
+        entry.nodeID = id
         entry.attr = FuseAttr(attributes)
         (entry.entryValidSeconds, entry.entryValidNanoseconds) = split(options.entryTimeout)
         (entry.attrValidSeconds, entry.attrValidNanoseconds) = split(options.attributeTimeout)

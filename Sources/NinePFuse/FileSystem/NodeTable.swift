@@ -8,6 +8,10 @@ import Synchronization
 /// and at zero the node goes and its fid is clunked.
 ///
 /// Node ids are never reused (a 64-bit counter), so a stale id from the kernel can only miss.
+///
+/// At most `capacity` nodes (the root included), reserved at start: the dictionaries never grow,
+/// so recording a lookup allocates nothing (Swift's dictionaries leave no tombstones behind a
+/// removal). When full, `remember` refuses (the caller answers ENFILE) until FORGETs make room.
 final class NodeTable: Sendable {
     struct Node {
         var file: RemoteFile
@@ -21,10 +25,14 @@ final class NodeTable: Sendable {
     }
 
     private let state = Mutex(State())
+    let capacity: Int
 
     /// The root: node 1, never forgotten.
-    init(root: RemoteFile) {
+    init(root: RemoteFile, capacity: Int) {
+        self.capacity = max(2, capacity)
         state.withLock { state in
+            state.nodes.reserveCapacity(self.capacity)
+            state.byQidPath.reserveCapacity(self.capacity)
             state.nodes[FuseProtocol.rootID] = Node(file: root, lookups: 1)
             state.byQidPath[root.qid.path] = FuseProtocol.rootID
         }
@@ -34,8 +42,8 @@ final class NodeTable: Sendable {
 
     /// Records one more lookup of `file`: the existing node when the server's file is already
     /// known (then `file` is dropped and its fid clunked in the background), else a new node.
-    /// Returns the node id to give the kernel.
-    func remember(_ file: RemoteFile) -> UInt64 {
+    /// Returns the node id to give the kernel; nil when the file is new and the table is full.
+    func remember(_ file: RemoteFile) -> UInt64? {
         state.withLock { state in
             if let id = state.byQidPath[file.qid.path], var node = state.nodes[id] {
                 node.lookups += 1
@@ -45,6 +53,7 @@ final class NodeTable: Sendable {
                 state.nodes[id] = node
                 return id
             }
+            guard state.nodes.count < capacity else { return nil }
             let id = state.nextID
             state.nextID += 1
             state.nodes[id] = Node(file: file, lookups: 1)
@@ -53,13 +62,11 @@ final class NodeTable: Sendable {
         }
     }
 
-    // MARK: Hooks for per-user fids (UserFids)
-
-    /// Counts one more lookup of the node that already has `qid`'s file (same qid path, version
-    /// and type), without giving it a fid; nil when there is none (the caller then remembers a
-    /// fid of the mount's attach).
-    func rememberExisting(_ qid: Qid) -> UInt64? {
-        state.withLock { state -> UInt64? in
+    /// Records one more lookup of the node that already holds the server's file `qid` names (same
+    /// path, version and type), without a new fid: the id to give the kernel, or nil when no node
+    /// has that file (then the caller makes a `RemoteFile` and calls `remember`).
+    func recordLookup(of qid: Qid) -> UInt64? {
+        state.withLock { state in
             guard let id = state.byQidPath[qid.path], var node = state.nodes[id],
                   node.file.qid.version == qid.version, node.file.qid.type == qid.type else { return nil }
             node.lookups += 1

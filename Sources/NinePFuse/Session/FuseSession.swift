@@ -29,7 +29,7 @@ public final class FuseSession: Sendable {
         self.mountpoint = mountpoint
         self.configuration = configuration
         self.log = log
-        pool = FuseSlotPool(slots: configuration.slots, requestBytes: configuration.requestBytes, replyBytes: configuration.replyBytes, held: configuration.heldRequests)
+        pool = FuseSlotPool(slots: configuration.slots, requestBytes: configuration.requestBytes, replyBytes: configuration.replyBytes, held: configuration.heldRequests, large: configuration.heldLargeRequests)
         spare = FuseSlot(index: -1, requestBytes: configuration.requestBytes, replyBytes: configuration.replyBytes)
     }
 
@@ -42,12 +42,8 @@ public final class FuseSession: Sendable {
     /// Starts the reader thread; returns once INIT is answered, with what was agreed.
     public func start(handler: some FuseRequestHandler) async throws(FuseMountError) -> FuseInitOut {
         self.handler.withLock { $0 = handler }
-        DaemonThread.start(name: "fuse-reader", stackSize: 1 << 20) { [self] in
-            if ninep_set_io_flusher() != 0 {
-                log("warning: PR_SET_IO_FLUSHER refused (\(String(cString: strerror(errno)))): under memory pressure the kernel may wait on this daemon's own writeback; it needs CAP_SYS_RESOURCE")
-            }
-            readLoop(handler)
-        }
+        // PR_SET_IO_FLUSHER, when the daemon asked for it, is set by DaemonThread.
+        DaemonThread.start(name: "fuse-reader", stackSize: 1 << 20) { [self] in readLoop(handler) }
         return try await negotiated.wait().get()
     }
 
@@ -187,7 +183,7 @@ public final class FuseSession: Sendable {
     }
 
     /// Returns `slot` to the pool; when requests were queued, the oldest is served on it.
-    private func giveBack(_ slot: FuseSlot) {
+    public func giveBack(_ slot: FuseSlot) {
         var next = pool.release(slot)
         while let held = next {
             var cursor = FuseReaderCursor(held.requestBytes)
@@ -200,20 +196,22 @@ public final class FuseSession: Sendable {
         }
     }
 
-    /// Writes `length` bytes of `slot.reply` to /dev/fuse.
-    private func writeReply(_ slot: FuseSlot, length: Int) {
-        guard length >= FuseOutHeader.wireSize else { return }
+    /// Writes `length` bytes of `slot.reply` to /dev/fuse. False when the kernel did not take
+    /// it (ENOENT: the request was aborted, or interrupted and dropped; ENODEV: the mount is
+    /// gone): whatever the reply handed over (a lookup count, a handle) is then not the
+    /// kernel's, and the caller undoes it.
+    @discardableResult
+    public func writeReply(_ slot: FuseSlot, length: Int) -> Bool {
+        guard length >= FuseOutHeader.wireSize else { return false }
         while true {
             let n = write(fd, slot.reply.baseAddress, length)
-            if n >= 0 { return }
+            if n >= 0 { return true }
             switch errno {
             case EINTR: continue
-            // ENOENT: the request was interrupted and the kernel gave up on it; ENODEV: the
-            // mount is gone. Neither is this request's business any more.
-            case ENOENT, ENODEV: return
+            case ENOENT, ENODEV: return false
             default:
                 log("writing a FUSE reply of \(length) bytes failed: \(String(cString: strerror(errno)))")
-                return
+                return false
             }
         }
     }

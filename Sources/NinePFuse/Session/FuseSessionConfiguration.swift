@@ -14,6 +14,10 @@ public struct FuseSessionConfiguration: Sendable {
     /// buffers of their own, while every slot is busy; the reader keeps reading meanwhile, so
     /// INTERRUPTs are always seen. 512 KiB at the default.
     public var heldRequests = 64
+    /// Large requests (WRITEs, SETXATTRs) that may wait while every slot is busy, each copied
+    /// into a buffer as large as a slot's request buffer: the reader stops reading only when
+    /// every slot and all of these hold one. About 4 MiB at the default.
+    public var heldLargeRequests = 4
     /// FUSE_WRITEBACK_CACHE (`-o cache=writeback`): the kernel gathers writes in its page cache
     /// and sends them later, so write(2) returns before the server has the data (close, fsync
     /// and memory pressure send it). Off by default.
