@@ -281,3 +281,19 @@ public struct DirEntryWriter {
         return writer.finishFrame()
     }
 }
+
+/// Rlocalrevoke's fids: fid[4] each, viewed in place.
+public struct FidList: RandomAccessCollection, Equatable {
+    public let encoded: ByteView
+
+    /// `encoded` holds fid[4] values back to back (its length a multiple of 4).
+    @inlinable public init(encoded: ByteView) { self.encoded = encoded }
+
+    @inlinable public var startIndex: Int { 0 }
+    @inlinable public var endIndex: Int { encoded.count / 4 }
+
+    @inlinable
+    public subscript(position: Int) -> UInt32 {
+        UInt32(littleEndian: encoded.base.loadUnaligned(fromByteOffset: position * 4, as: UInt32.self))
+    }
+}
