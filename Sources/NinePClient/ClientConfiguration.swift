@@ -25,6 +25,9 @@ public struct ClientConfiguration: Sendable {
     /// After a Tflush, how long a cancelled or timed-out call waits for the server to settle it
     /// (its reply, which is then returned, or Rflush) before the caller gets control back anyway.
     public var flushGrace: Duration
+    /// Whether file data moves by descriptor when the server shares this host (localio,
+    /// docs/LOCALIO.md): offered only on unix sockets.
+    public var localIO: LocalIOMode = .automatic
 
     public init(
         address: ListenAddress, uname: String = ClientConfiguration.currentUserName, aname: String = "",
