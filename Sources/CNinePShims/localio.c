@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/uio.h>
+#include <sys/syscall.h>
 
 long ninep_send_with_descriptor(int socket, const void *bytes, size_t count, int descriptor, int flags) {
     struct iovec iov = { .iov_base = (void *)bytes, .iov_len = count };
@@ -108,3 +109,5 @@ int ninep_fd_on_read_only_mount(int fd) {
     if (fstatvfs(fd, &s) != 0) return -1;
     return (s.f_flag & ST_RDONLY) ? 1 : 0;
 }
+
+int ninep_thread_set_euid(uint32_t euid) { return (int)syscall(SYS_setresuid, (uid_t)-1, (uid_t)euid, (uid_t)-1); }

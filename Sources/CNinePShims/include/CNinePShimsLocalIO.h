@@ -40,4 +40,8 @@ int ninep_equal_constant_time(const void *a, const void *b, size_t count);
 /* fstatvfs's ST_RDONLY: 1 when the file system of `fd` is mounted read-only, 0 when not, -1. */
 int ninep_fd_on_read_only_mount(int fd);
 
+/* This thread's effective uid only (raw setresuid: glibc's would change every thread). For
+   tests that need a socket whose SO_PEERCRED names another user. */
+int ninep_thread_set_euid(uint32_t euid);
+
 #endif
