@@ -297,3 +297,14 @@ public struct FidList: RandomAccessCollection, Equatable {
         UInt32(littleEndian: encoded.base.loadUnaligned(fromByteOffset: position * 4, as: UInt32.self))
     }
 }
+
+/// Tlocalproof's nonce (docs/LOCALIO.md). Logs show only its length: a trace log is no place
+/// for a session's proof of locality, even one bound to that session.
+public struct LocalNonce: Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let bytes: ByteView
+
+    @inlinable public init(_ bytes: ByteView) { self.bytes = bytes }
+
+    public var description: String { "<nonce of \(bytes.count) bytes>" }
+    public var debugDescription: String { description }
+}

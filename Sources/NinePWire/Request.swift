@@ -29,7 +29,7 @@ public enum Request: Equatable {
     case xattrwalk(fid: UInt32, newfid: UInt32, name: ByteView)
     case xattrcreate(fid: UInt32, name: ByteView, size: UInt64, flags: UInt32)
     /// localio: nonce[32], the bytes of the sealed memfd that came with Rversion.
-    case localproof(nonce: ByteView)
+    case localproof(nonce: LocalNonce)
     /// localio: a descriptor for the open fid, no wider than its open mode.
     case localgrant(fid: UInt32)
     /// localio: a long poll, answered when the server revokes grants (designed, not served yet).
@@ -172,7 +172,7 @@ public struct TMessage: Equatable {
         case .txattrcreate:
             request = .xattrcreate(fid: try r.u32(), name: try r.string(), size: try r.u64(), flags: try r.u32())
         case .tlocalproof:
-            request = .localproof(nonce: try r.view(count: NineP.localNonceSize))
+            request = .localproof(nonce: LocalNonce(try r.view(count: NineP.localNonceSize)))
         case .tlocalgrant:
             request = .localgrant(fid: try r.u32())
         case .tlocalrevoke:
@@ -248,8 +248,8 @@ extension Request {
             try w.u32(fid); try w.string(name); try w.u64(size); try w.u32(flags)
         case let .localproof(nonce):
             // Exactly nonce[32]: a shorter or longer nonce cannot be encoded.
-            guard nonce.count == NineP.localNonceSize else { throw .countMismatch }
-            try w.bytes(nonce)
+            guard nonce.bytes.count == NineP.localNonceSize else { throw .countMismatch }
+            try w.bytes(nonce.bytes)
         case let .localgrant(fid):
             try w.u32(fid)
         case .localrevoke:

@@ -26,7 +26,7 @@ import Testing
         let memfd = try #require(c.descriptors.take(), "Rversion without the nonce memfd")
         defer { close(memfd) }
         let nonce = try #require(readNonceMemfd(memfd))
-        guard case .localproof = try c.rpc(.localproof(nonce: c.view(nonce))) else {
+        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) else {
             Issue.record("proof refused; log: \(ninepd.logText)")
             return
         }
@@ -52,6 +52,6 @@ import Testing
         let (_, tcpVersion) = try t.version(version: "\(NineP.versionLocalIO)")
         #expect(tcpVersion == "9P2000.L")
         #expect(t.descriptors.count == 0)
-        #expect(errnoOf { try t.rpc(.localproof(nonce: t.view(nonce))) } == LinuxErrno.EOPNOTSUPP)
+        #expect(errnoOf { try t.rpc(.localproof(nonce: LocalNonce(t.view(nonce)))) } == LinuxErrno.EOPNOTSUPP)
     }
 }

@@ -25,7 +25,7 @@ import Testing
         let fd = try #require(memfd)
         defer { close(fd) }
         let nonce = try #require(readNonceMemfd(fd))
-        guard case .localproof = try c.rpc(.localproof(nonce: c.view(nonce))) else { throw WireClientError.unexpected("not Rlocalproof") }
+        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) else { throw WireClientError.unexpected("not Rlocalproof") }
         try c.attach(fid: 0, nuname: uid)
     }
 
@@ -56,7 +56,7 @@ import Testing
         #expect(nonce != [UInt8](repeating: 0, count: 32))
         // Sealed against writes: even the receiver cannot change the nonce.
         #expect(nonce.withUnsafeBytes { pwrite(fd, $0.baseAddress, 1, 0) } == -1)
-        guard case .localproof = try c.rpc(.localproof(nonce: c.view(nonce))) else {
+        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) else {
             Issue.record("the proof was not accepted")
             return
         }
@@ -66,7 +66,7 @@ import Testing
         defer { close(secondFd) }
         let fresh = try #require(readNonceMemfd(secondFd))
         #expect(fresh != nonce)
-        #expect(errnoOf { try c.rpc(.localproof(nonce: c.view(nonce))) } == LinuxErrno.EACCES)
+        #expect(errnoOf { try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) } == LinuxErrno.EACCES)
     }
 
     @Test func plain9P2000LGetsNoDescriptorAndNoLocalMessages() throws {
@@ -76,7 +76,7 @@ import Testing
         let (_, version) = try c.version()
         #expect(version == "9P2000.L")
         #expect(c.descriptors.count == 0)
-        #expect(errnoOf { try c.rpc(.localproof(nonce: c.view([UInt8](repeating: 1, count: 32)))) } == LinuxErrno.EOPNOTSUPP)
+        #expect(errnoOf { try c.rpc(.localproof(nonce: LocalNonce(c.view([UInt8](repeating: 1, count: 32))))) } == LinuxErrno.EOPNOTSUPP)
         try c.attach(fid: 0)
         #expect(errnoOf { try c.rpc(.localgrant(fid: 0)) } == LinuxErrno.EOPNOTSUPP)
     }
@@ -88,7 +88,7 @@ import Testing
         let (version, memfd) = try Self.negotiate(c)
         #expect(version == "9P2000.L")
         #expect(memfd == nil)
-        #expect(errnoOf { try c.rpc(.localproof(nonce: c.view([UInt8](repeating: 0, count: 32)))) } == LinuxErrno.EOPNOTSUPP)
+        #expect(errnoOf { try c.rpc(.localproof(nonce: LocalNonce(c.view([UInt8](repeating: 0, count: 32))))) } == LinuxErrno.EOPNOTSUPP)
     }
 
     @Test func aForgedNonceOrAnotherSessionsNonceGetsNoGrant() throws {
@@ -106,15 +106,15 @@ import Testing
         var forged = try #require(readNonceMemfd(fdB))
         forged[31] ^= 1
         // B presents A's nonce, then a nonce one bit off its own: both refused.
-        #expect(errnoOf { try b.rpc(.localproof(nonce: b.view(nonceA))) } == LinuxErrno.EACCES)
-        #expect(errnoOf { try b.rpc(.localproof(nonce: b.view(forged))) } == LinuxErrno.EACCES)
+        #expect(errnoOf { try b.rpc(.localproof(nonce: LocalNonce(b.view(nonceA)))) } == LinuxErrno.EACCES)
+        #expect(errnoOf { try b.rpc(.localproof(nonce: LocalNonce(b.view(forged)))) } == LinuxErrno.EACCES)
         try b.attach(fid: 0)
         _ = try b.walk(0, 1, ["data"])
         _ = try b.lopen(1, OpenFlags.readOnly)
         #expect(errnoOf { try b.rpc(.localgrant(fid: 1)) } == LinuxErrno.EACCES)
         #expect(b.descriptors.count == 0)
         // A's own nonce still proves A.
-        guard case .localproof = try a.rpc(.localproof(nonce: a.view(nonceA))) else {
+        guard case .localproof = try a.rpc(.localproof(nonce: LocalNonce(a.view(nonceA)))) else {
             Issue.record("A's proof refused")
             return
         }
@@ -262,12 +262,12 @@ import Testing
         let (_, memfd) = try Self.negotiate(c)
         let fd = try #require(memfd)
         defer { close(fd) }
-        #expect(errnoOf { try c.rpc(.localproof(nonce: c.view([UInt8](repeating: 0, count: 32)))) } == LinuxErrno.EACCES)
+        #expect(errnoOf { try c.rpc(.localproof(nonce: LocalNonce(c.view([UInt8](repeating: 0, count: 32))))) } == LinuxErrno.EACCES)
         try c.attach(fid: 0)
         _ = try c.walk(0, 1, ["data"])
         _ = try c.lopen(1, OpenFlags.readOnly)
         #expect(errnoOf { try c.rpc(.localgrant(fid: 1)) } == LinuxErrno.EACCES)
-        guard case .localproof = try c.rpc(.localproof(nonce: c.view(try #require(readNonceMemfd(fd))))) else {
+        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(try #require(readNonceMemfd(fd)))))) else {
             Issue.record("proof refused")
             return
         }

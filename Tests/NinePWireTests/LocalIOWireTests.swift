@@ -20,16 +20,16 @@ struct LocalIOWireTests {
 
     @Test func tlocalproofLayout() throws {
         let nonce = (0..<32).map { UInt8($0 * 3) }
-        let frame = try encoded(.localproof(nonce: a.view(nonce)), tag: 0x0102)
+        let frame = try encoded(.localproof(nonce: LocalNonce(a.view(nonce))), tag: 0x0102)
         #expect(frame == withSize([0, 0, 0, 0, 180, 0x02, 0x01] + nonce))
         let decoded = try TMessage.decode(a.bytes(frame), msize: bigMsize)
-        #expect(decoded.request == .localproof(nonce: a.view(nonce)))
+        #expect(decoded.request == .localproof(nonce: LocalNonce(a.view(nonce))))
     }
 
     @Test func aNonceOfAnyOtherLengthIsRefused() throws {
         for length in [0, 1, 31, 33, 64] {
             let nonce = [UInt8](repeating: 7, count: length)
-            #expect(throws: WireError.countMismatch) { try encoded(.localproof(nonce: a.view(nonce)), tag: 1) }
+            #expect(throws: WireError.countMismatch) { try encoded(.localproof(nonce: LocalNonce(a.view(nonce))), tag: 1) }
             let frame = withSize([0, 0, 0, 0, 180, 1, 0] + nonce)
             let expected: WireError = length < 32 ? .truncated : .trailingBytes(length - 32)
             #expect(tError(a.bytes(frame)) == expected, "nonce of \(length) bytes")
@@ -69,4 +69,13 @@ struct LocalIOWireTests {
         #expect(tError(a.bytes(withSize([0, 0, 0, 0, 183, 1, 0, 0, 0, 0, 0]))) == .unknownType(183))
         #expect(rError(a.bytes(withSize([0, 0, 0, 0, 182, 1, 0, 0, 0, 0, 0]))) == .unknownType(182))
     }
+}
+
+/// A trace log shows a Tlocalproof's length, never its nonce.
+@Test func theNonceIsNeverLogged() {
+    let a = Arena()
+    let nonce = [UInt8](repeating: 0x41, count: 32)  // "AAAA..." would be printed as is
+    let logged = "\(Request.localproof(nonce: LocalNonce(a.view(nonce))))"
+    #expect(!logged.contains("AAAA"), "nonce bytes in \(logged)")
+    #expect(logged.contains("32 bytes"), "\(logged)")
 }

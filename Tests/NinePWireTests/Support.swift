@@ -189,7 +189,7 @@ func sampleRequest(_ type: MessageType, _ a: Arena) -> Request? {
     case .treadlink: .readlink(fid: 6)
     case .txattrwalk: .xattrwalk(fid: 6, newfid: 10, name: a.view("user.comment"))
     case .txattrcreate: .xattrcreate(fid: 10, name: a.view("security.selinux"), size: 42, flags: 1)
-    case .tlocalproof: .localproof(nonce: a.view((0..<32).map { UInt8(truncatingIfNeeded: 0xE0 + $0 * 7) }))
+    case .tlocalproof: .localproof(nonce: LocalNonce(a.view((0..<32).map { UInt8(truncatingIfNeeded: 0xE0 + $0 * 7) })))
     case .tlocalgrant: .localgrant(fid: 0x8765_4321)
     case .tlocalrevoke: .localrevoke
     case .rlocalproof, .rlocalgrant, .rlocalrevoke, .tlerror, .rlerror, .rerror, .rstatfs, .rlopen, .rlcreate, .rsymlink, .rmknod, .rrename, .rreadlink, .rgetattr,

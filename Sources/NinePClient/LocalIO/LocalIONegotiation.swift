@@ -85,7 +85,7 @@ enum LocalIONegotiation {
             let size = NineP.localNonceSize
             let nonce = UnsafeMutableRawBufferPointer(rebasing: buffer[4096..<(4096 + size)])
             guard pread(memfd, nonce.baseAddress, size, 0) == size else { return false }
-            guard let message = try? call(.localproof(nonce: ByteView(UnsafeRawBufferPointer(nonce))), tag: 0, operation: .version) else { return false }
+            guard let message = try? call(.localproof(nonce: LocalNonce(ByteView(UnsafeRawBufferPointer(nonce)))), tag: 0, operation: .version) else { return false }
             inbox.closeAll()
             if case .localproof = message.response { return true }
             return false

@@ -6,9 +6,9 @@ import NinePWire
 /// (gVisor style); a refusal is Rlerror with the errno the document lists, and is counted.
 extension Worker {
     /// Tlocalproof: the nonce of the memfd that came with Rversion.
-    func localproof(_ connection: ServerConnection<Backend>, tag: UInt16, nonce: ByteView, into w: inout WireWriter) throws(ServerErrno) -> Int {
+    func localproof(_ connection: ServerConnection<Backend>, tag: UInt16, nonce: LocalNonce, into w: inout WireWriter) throws(ServerErrno) -> Int {
         do throws(ServerErrno) {
-            try connection.localIO.prove(nonce)
+            try connection.localIO.prove(nonce.bytes)
         } catch {
             connection.statistics?.recordLocalIO(.proofRefused)
             connection.logger.notice("refused localio proof: \(error.code == LinuxErrno.EACCES ? "wrong nonce" : "localio not negotiated")", metadata: ["peer": "\(connection.peer)"])
