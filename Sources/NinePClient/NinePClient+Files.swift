@@ -35,7 +35,7 @@ extension NinePClient {
                 return (qid, iounit)
             }
             let file = RemoteFile(client: self, fid: fid, qid: qid, path: path, iounit: iounit)
-            await file.acquireLocalGrant()
+            await file.acquireLocalGrant(options: options)
             return file
         } catch let error as NinePError {
             if error.kind == .server || error.kind == .protocolViolation { await clunk(fid) }

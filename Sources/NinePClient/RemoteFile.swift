@@ -68,7 +68,7 @@ public final class RemoteFile: Sendable {
             return iounit
         }
         state.withLock { $0.iounit = iounit }
-        await acquireLocalGrant()
+        await acquireLocalGrant(options: options)
     }
 
     // MARK: Data

@@ -6,8 +6,11 @@ import NinePWire
 /// Tread and Twrite. A refusal leaves the file on 9P, silently.
 extension RemoteFile {
     /// Asks for a grant when the connection speaks localio and the file is a regular file.
-    func acquireLocalGrant() async {
-        guard connection.localIO, qid.type & (Qid.typeDir | Qid.typeSymlink | Qid.typeAuth) == 0 else { return }
+    /// Not for O_DIRECT opens yet: a direct descriptor needs aligned buffers and offsets,
+    /// which 9P's path handles on the server and the local path will with the aligned split
+    /// (docs/LOCALIO.md); until then those files stay on 9P.
+    func acquireLocalGrant(options: OpenOptions) async {
+        guard connection.localIO, !options.contains(.direct), qid.type & (Qid.typeDir | Qid.typeSymlink | Qid.typeAuth) == 0 else { return }
         let fid = self.fid
         let grants = connection.grants
         var sentTag: UInt16 = 0
@@ -20,6 +23,10 @@ extension RemoteFile {
             return (fd, flags)
         }
         guard let granted else { return }
+        if granted.flags & OpenFlags.direct != 0 {
+            Glibc.close(granted.fd)
+            return
+        }
         let replaced = state.withLock { state in
             defer { state.local = LocalDescriptor(fd: granted.fd, flags: granted.flags) }
             return state.local
