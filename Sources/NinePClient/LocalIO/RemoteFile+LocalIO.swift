@@ -23,12 +23,18 @@ extension RemoteFile {
             return (fd, flags)
         }
         guard let granted else { return }
-        if granted.flags & OpenFlags.direct != 0 {
+        // Trust the descriptor, not the server's word about it: a regular file (a FIFO or a
+        // socket from a misbehaving server would block pread forever), not O_DIRECT, and used
+        // only for what its own access mode allows.
+        var st = Glibc.stat()
+        let hostFlags = fcntl(granted.fd, F_GETFL)
+        guard fstat(granted.fd, &st) == 0, st.st_mode & 0o170000 == 0o100000, hostFlags >= 0, hostFlags & 0o40000 == 0 else {
             Glibc.close(granted.fd)
             return
         }
+        let local = LocalDescriptor(fd: granted.fd, flags: LocalDescriptor.wireAccess(hostFlags))
         let replaced = state.withLock { state in
-            defer { state.local = LocalDescriptor(fd: granted.fd, flags: granted.flags) }
+            defer { state.local = local }
             return state.local
         }
         if let replaced { Glibc.close(replaced.fd) }
@@ -75,6 +81,15 @@ extension RemoteFile {
 struct LocalDescriptor: Sendable {
     let fd: Int32
     let flags: UInt32
+
+    /// The 9P2000.L access mode of host open flags (F_GETFL).
+    static func wireAccess(_ host: Int32) -> UInt32 {
+        switch host & O_ACCMODE {
+        case O_WRONLY: OpenFlags.writeOnly
+        case O_RDWR: OpenFlags.readWrite
+        default: OpenFlags.readOnly
+        }
+    }
 
     var canRead: Bool { flags & OpenFlags.accessMode != OpenFlags.writeOnly }
     var canWrite: Bool {
