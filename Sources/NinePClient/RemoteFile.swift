@@ -56,7 +56,10 @@ public final class RemoteFile: Sendable {
     }
 
     /// Marks the fid as clunked by someone else (no clunk on close or deinit).
-    func markClosed() { state.withLock { $0.closed = true } }
+    func markClosed() {
+        state.withLock { $0.closed = true }
+        dropLocalGrant()  // the fid is gone: so is its grant
+    }
 
     /// Opens this fid (Tlopen).
     public func open(_ mode: AccessMode = .read, options: OpenOptions = []) async throws {
