@@ -30,6 +30,9 @@ public struct ClientConfiguration: Sendable {
     /// otherwise take `msize` bytes then). For daemons with a fixed memory budget (the FUSE
     /// mount); costs `maxInFlight` x `msize` up front.
     public var preallocateBuffers = false
+    /// Whether file data moves by descriptor when the server shares this host (localio,
+    /// docs/LOCALIO.md): offered only on unix sockets.
+    public var localIO: LocalIOMode = .automatic
 
     public init(
         address: ListenAddress, uname: String = ClientConfiguration.currentUserName, aname: String = "",

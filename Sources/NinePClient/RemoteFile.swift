@@ -19,6 +19,8 @@ public final class RemoteFile: Sendable {
     struct FileState {
         var closed = false
         var iounit: UInt32 = 0
+        /// localio's granted descriptor (RemoteFile+LocalIO), if any.
+        var local: LocalDescriptor? = nil
     }
 
     init(client: NinePClient, fid: UInt32, qid: Qid, path: String, iounit: UInt32 = 0) {
@@ -30,6 +32,7 @@ public final class RemoteFile: Sendable {
     }
 
     deinit {
+        dropLocalGrant()
         if !state.withLock({ $0.closed }) { client.connection.clunkLater(fid) }
     }
 
@@ -48,11 +51,15 @@ public final class RemoteFile: Sendable {
             defer { state.closed = true }
             return state.closed
         }
+        dropLocalGrant()
         if !wasClosed { await client.clunk(fid) }
     }
 
     /// Marks the fid as clunked by someone else (no clunk on close or deinit).
-    func markClosed() { state.withLock { $0.closed = true } }
+    func markClosed() {
+        state.withLock { $0.closed = true }
+        dropLocalGrant()  // the fid is gone: so is its grant
+    }
 
     /// Opens this fid (Tlopen).
     public func open(_ mode: AccessMode = .read, options: OpenOptions = []) async throws {
@@ -64,6 +71,7 @@ public final class RemoteFile: Sendable {
             return iounit
         }
         state.withLock { $0.iounit = iounit }
+        await acquireLocalGrant(options: options)
     }
 
     // MARK: Data
@@ -73,6 +81,7 @@ public final class RemoteFile: Sendable {
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) async throws -> Int {
         let fid = self.fid
         let count = UInt32(min(buffer.count, ioSize))
+        if let n = try localRead(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count)]), at: offset) { return n }
         do {
             return try await connection.call(.read, timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
                 try Request.read(fid: fid, offset: offset, count: count).encode(tag: tag, into: &w)
@@ -106,6 +115,7 @@ public final class RemoteFile: Sendable {
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) async throws -> Int {
         let fid = self.fid
         let data = ByteView(UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, ioSize)]))
+        if let n = try localWrite(data.base, at: offset) { return n }
         do {
             return try await connection.call(.write, timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
                 try w.twrite(tag: tag, fid: fid, offset: offset, data: data)
