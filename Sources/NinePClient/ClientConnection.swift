@@ -186,7 +186,10 @@ final class ClientConnection: Sendable {
                 bytes.copyMemory(from: UnsafeRawBufferPointer(header))
                 let body = UnsafeMutableRawBufferPointer(rebasing: bytes[NineP.headerSize..<size])
                 guard SocketIO.readFully(fd, into: body) == .complete else { break }
-                if state.withLock({ $0.deliver(tag: frame.tag, length: size) }) { pokeHousekeeper() }
+                let (poke, waiting) = state.withLock { $0.deliver(tag: frame.tag, length: size) }
+                // Outside the lock (see `deliver`): the caller's task may be being cancelled.
+                waiting?.resume(returning: .reply(length: size))
+                if poke { pokeHousekeeper() }
             } else {
                 var left = size - NineP.headerSize
                 var ok = true
