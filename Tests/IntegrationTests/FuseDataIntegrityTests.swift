@@ -4,7 +4,8 @@ import Testing
 
 /// Data integrity through `ninep mount` (issue 13), through `scripts/fuse-data-check --quick`:
 /// ninepd on a temporary export, `ninep mount -f` as a process of its own, then the random
-/// operation exerciser (two seeds, with mapped and O_DIRECT IO, and fio --verify with the psync
+/// operation exerciser after an interrupt storm (4 processes under SIGALRM every ~1 ms; a
+/// deadlock between an INTERRUPT and its reply once hung the mount here), then the exerciser (two seeds, with mapped and O_DIRECT IO, and fio --verify with the psync
 /// and mmap engines), fio --verify with several jobs at once (psync, libaio O_DIRECT, pvsync2,
 /// sequential, mmap) and stress-ng's file stressors; every file compared with the export at the
 /// end, caches dropped. Every check must pass (0 mismatches), and nothing may stay mounted.
@@ -23,7 +24,7 @@ struct FuseDataIntegrityTests {
         let script = Paths.packageRoot.appendingPathComponent("scripts/fuse-data-check").path
         let result = try run("/usr/bin/python3", [
             script, "--quick", "--seed", "13", "--bin-dir", Paths.ninepd.deletingLastPathComponent().path, "--json", json.path,
-        ], timeout: .seconds(540))
+        ], timeout: .seconds(360))
         print(result.output.suffix(6000))
         #expect(result.status == 0, "fuse-data-check --quick: \(result.output.suffix(6000))")
         guard let data = FileManager.default.contents(atPath: json.path),
@@ -40,7 +41,8 @@ struct FuseDataIntegrityTests {
         // The run did what it says: both exerciser seeds, the multi-job fio runs, the stressors.
         #expect(names.filter { $0.hasPrefix("exerciser seed") && $0.contains(", 0 mismatches") }.count == 2, "\(names)")
         #expect(names.filter { $0.hasPrefix("fio --verify") }.count >= 4, "\(names)")
-        #expect(names.filter { $0.hasPrefix("stress-ng --") }.count >= 15, "\(names)")
+        #expect(names.filter { $0.hasPrefix("stress-ng --") }.count == 15, "\(names)")
+        #expect(names.contains { $0.hasPrefix("interrupt storm") }, "\(names)")
         #expect(names.contains { $0.hasPrefix("nothing left mounted") })
         #expect(report["failed"] as? Int == 0)
     }
