@@ -3,12 +3,13 @@ import NinePTestSupport
 import Testing
 
 /// Data integrity through `ninep mount` (issue 13), through `scripts/fuse-data-check --quick`:
-/// ninepd on a temporary export, `ninep mount -f` as a process of its own, then the random
-/// operation exerciser after an interrupt storm (4 processes under SIGALRM every ~1 ms; a
-/// deadlock between an INTERRUPT and its reply once hung the mount here), then the exerciser (two seeds, with mapped and O_DIRECT IO, and fio --verify with the psync
-/// and mmap engines), fio --verify with several jobs at once (psync, libaio O_DIRECT, pvsync2,
-/// sequential, mmap) and stress-ng's file stressors; every file compared with the export at the
-/// end, caches dropped. Every check must pass (0 mismatches), and nothing may stay mounted.
+/// ninepd on a temporary export, `ninep mount -f` as a process of its own; first an interrupt
+/// storm (4 processes under SIGALRM every ~1 ms, so INTERRUPTs race replies: a deadlock there
+/// once hung the mount), then the random-operation exerciser with two seeds (mapped and O_DIRECT
+/// IO; fio --verify with the psync and mmap engines), fio --verify with several jobs at once
+/// (psync, libaio O_DIRECT, pvsync2, sequential, mmap) and 15 of stress-ng's file stressors;
+/// every file compared with the export at the end, caches dropped. Every check must pass (0
+/// mismatches, no hang), and nothing may stay mounted.
 @Suite(.serialized)
 struct FuseDataIntegrityTests {
     static var canRun: Bool {
