@@ -208,7 +208,10 @@ final class ClientConnection: Sendable {
                 let body = UnsafeMutableRawBufferPointer(rebasing: bytes[NineP.headerSize..<size])
                 guard receive(into: body, inbox) == .complete else { break }
                 if let inbox { grants.frameRead(type: frame.type, tag: frame.tag, inbox: inbox) }
-                if state.withLock({ $0.deliver(tag: frame.tag, length: size) }) { pokeHousekeeper() }
+                let (poke, waiting) = state.withLock { $0.deliver(tag: frame.tag, length: size) }
+                // Outside the lock (see `deliver`): the caller's task may be being cancelled.
+                waiting?.resume(returning: .reply(length: size))
+                if poke { pokeHousekeeper() }
             } else {
                 var left = size - NineP.headerSize
                 var ok = true

@@ -174,21 +174,29 @@ struct ClientConnectionState: ~Copyable {
         return buffer
     }
 
-    /// A whole reply of `length` bytes for `tag` is in its slot's buffer. Returns true when the
-    /// housekeeper has work (a clunk to send).
-    mutating func deliver(tag: UInt16, length: Int) -> Bool {
-        guard let index = tags.slot(of: tag), slots[index].awaitingReply else { return false }
+    /// A whole reply of `length` bytes for `tag` is in its slot's buffer. Returns whether the
+    /// housekeeper has work (a clunk to send), and the waiting caller, whom the reader resumes
+    /// with `.reply(length:)` once it has let go of the lock.
+    ///
+    /// Why not resume here: resuming a task takes the Swift runtime's lock on that task's status,
+    /// and a cancellation handler runs while holding that same lock, and `call`'s handler takes
+    /// ours. A reply resumed under our lock while the same task was being cancelled (a FUSE
+    /// INTERRUPT as its reply came in) deadlocked both threads, and with them the mount (seen
+    /// under stress-ng --link through `ninep mount`).
+    mutating func deliver(tag: UInt16, length: Int) -> (poke: Bool, waiting: UnsafeContinuation<Wake, Never>?) {
+        guard let index = tags.slot(of: tag), slots[index].awaitingReply else { return (false, nil) }
         slots[index].awaitingReply = false
-        if index >= requestSlots { return deliverRflush(flushSlot: index) }
+        if index >= requestSlots { return (deliverRflush(flushSlot: index), nil) }
         if let continuation = slots[index].continuation {
             // The caller still waits: the reply is the answer, even if a flush is on its way.
+            // With the continuation taken, neither the housekeeper (grace) nor `cancel` resumes
+            // it: only the reader does, after unlocking.
             slots[index].continuation = nil
-            continuation.resume(returning: .reply(length: length))
-            return false
+            return (false, continuation)
         }
         let poke = slots[index].callerGone ? settle(index, reply: length) : false
         freeIfSettled(index)
-        return poke
+        return (poke, nil)
     }
 
     private mutating func deliverRflush(flushSlot: Int) -> Bool {

@@ -96,7 +96,10 @@ public enum NinePMount {
         if refused > 0 {
             log("warning: PR_SET_IO_FLUSHER refused on \(refused) threads (\(String(cString: strerror(code)))): under memory pressure the kernel may make this daemon wait on its own writeback; it needs CAP_SYS_RESOURCE")
         }
-        log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB)")
+        // What was allocated and touched at start (the request path takes nothing more): the
+        // session's buffers and the client's message buffers, one per call in flight.
+        let preallocated = session.preallocatedBytes + configuration.maxInFlight * Int(client.msize)
+        log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB, \(preallocated >> 20) MiB preallocated)")
         StatusSignal.onSignal { [fuse, fileSystem] in
             let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""
             log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use\(allocations)\(fileSystem.identitySummary)")

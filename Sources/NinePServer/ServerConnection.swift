@@ -209,13 +209,16 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
                 return nil
             }
             if type == MessageType.tflush.rawValue && size == 9 {
+                let started = statistics == nil ? 0 : monotonicNanoseconds()
                 guard readStream(UnsafeMutableRawBufferPointer(rebasing: headerScratch[7..<9]), startsFrame: false) else {
                     return nil
                 }
                 let oldtag = headerScratch.loadUnaligned(fromByteOffset: 7, as: UInt16.self).littleEndian
-                let started = statistics == nil ? 0 : monotonicNanoseconds()
-                if !handleFlush(tag: tag, oldtag: oldtag) { return nil }
+                // Counted before it is handled: its Rflush may be queued (and seen by the client)
+                // inside handleFlush, and a client that saw it must find it counted. Its time is
+                // the reader's taking it in; what an Rflush waits for is the flushed request's.
                 statistics?.recordInline(type: .tflush, nanoseconds: monotonicNanoseconds() &- started)
+                if !handleFlush(tag: tag, oldtag: oldtag) { return nil }
                 continue
             }
             // A Tread or Treaddir is read whole (23 bytes) so its count sizes the reply.

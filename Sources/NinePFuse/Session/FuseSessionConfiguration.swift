@@ -36,6 +36,11 @@ public struct FuseSessionConfiguration: Sendable {
     public var requestBytes: Int { max(FuseProtocol.minimumReadBuffer, effectiveMaxWrite + 4096) }
     /// A reply buffer: the largest READ or READDIR with the out header.
     public var replyBytes: Int { effectiveMaxWrite + 4096 }
+    /// Everything the session allocates and touches at start: the slots, the reader's spare
+    /// slot, and the held buffers, small and large.
+    public var preallocatedBytes: Int {
+        (slots + 1) * (requestBytes + replyBytes) + heldRequests * FuseSlotPool.heldRequestBytes + heldLargeRequests * requestBytes
+    }
 }
 
 /// What the kernel may keep of file contents (`-o cache=`); names and attributes are governed by
