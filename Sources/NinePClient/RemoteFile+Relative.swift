@@ -13,29 +13,16 @@ public struct WalkedFid: Sendable {
 extension RemoteFile {
     /// A new fid for `name` in this directory, not opened (Twalk of one name).
     public func walk(_ name: ByteView) async throws -> RemoteFile {
-        let fid = self.fid
-        let newfid = connection.allocateFid()
-        let childPath = path.hasSuffix("/") ? path + name.makeString() : path + "/" + name.makeString()
         do {
-            let qid = try await connection.call(.walk, undo: .walk(newfid: newfid, names: 1), timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
-                try w.beginFrame(.twalk, tag: tag)
-                try w.u32(fid); try w.u32(newfid); try w.u16(1); try w.string(name)
-                w.finishFrame()
-            } decode: { response throws(NinePError) in
-                guard case let .walk(qids) = response else { throw .protocolViolation(.walk) }
-                // Not `qids.last`: the generic accessor allocates in a debug build.
-                return qids.endIndex > 0 ? qids[qids.endIndex - 1] : nil
-            }
-            guard let qid else {
-                // A walk that stops short makes no fid (walk(5)).
-                connection.releaseFid(newfid)
-                throw NinePError(.server, errno: ENOENT, operation: .walk, path: childPath)
-            }
-            return RemoteFile(client: client, fid: newfid, qid: qid, path: childPath)
+            return adopt(try await walkFid(name), name: name)
         } catch let error as NinePError {
-            if error.kind == .server { connection.releaseFid(newfid) } else if error.kind == .protocolViolation { connection.clunkLater(newfid) }
-            throw error.at(childPath)
+            throw error.at(childPath(name))
         }
+    }
+
+    /// The path of `name` in this directory (for messages).
+    func childPath(_ name: ByteView) -> String {
+        path.hasSuffix("/") ? path + name.makeString() : path + "/" + name.makeString()
     }
 
     /// A new fid for `name` in this directory (Twalk of one name), not yet a `RemoteFile`: no
@@ -80,8 +67,7 @@ extension RemoteFile {
 
     /// The walked fid as a file of its own, named `name` in this directory.
     public func adopt(_ walked: WalkedFid, name: ByteView) -> RemoteFile {
-        let childPath = path.hasSuffix("/") ? path + name.makeString() : path + "/" + name.makeString()
-        return RemoteFile(client: client, fid: walked.fid, qid: walked.qid, path: childPath)
+        RemoteFile(client: client, fid: walked.fid, qid: walked.qid, path: childPath(name))
     }
 
     /// Clunks the walked fid: in the background when the housekeeper's queue has room (no
