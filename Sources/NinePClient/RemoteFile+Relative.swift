@@ -13,7 +13,11 @@ public struct WalkedFid: Sendable {
 extension RemoteFile {
     /// A new fid for `name` in this directory, not opened (Twalk of one name).
     public func walk(_ name: ByteView) async throws -> RemoteFile {
+        try checkUsable(.walk)
         let fid = self.fid
+        // One connection for the fid number and the call: a reconnect in between must not
+        // hand this number (from the old connection's allocator) to the new one.
+        let connection = self.connection
         let newfid = connection.allocateFid()
         let childPath = path.hasSuffix("/") ? path + name.makeString() : path + "/" + name.makeString()
         do {
@@ -31,7 +35,7 @@ extension RemoteFile {
                 connection.releaseFid(newfid)
                 throw NinePError(.server, errno: ENOENT, operation: .walk, path: childPath)
             }
-            return RemoteFile(client: client, fid: newfid, qid: qid, path: childPath)
+            return RemoteFile(client: client, fid: newfid, qid: qid, path: childPath, root: root)
         } catch let error as NinePError {
             if error.kind == .server { connection.releaseFid(newfid) } else if error.kind == .protocolViolation { connection.clunkLater(newfid) }
             throw error.at(childPath)
@@ -43,7 +47,11 @@ extension RemoteFile {
     /// lookup of a node it holds) can stat it and let it go without allocating. Make it a file
     /// with `adopt`, or give it back with `discard`; one of the two exactly once.
     public func walkFid(_ name: ByteView) async throws -> WalkedFid {
+        try checkUsable(.walk)
         let fid = self.fid
+        // One connection for the fid number and the call: a reconnect in between must not
+        // hand this number (from the old connection's allocator) to the new one.
+        let connection = self.connection
         let newfid = connection.allocateFid()
         do {
             let qid = try await connection.call(.walk, undo: .walk(newfid: newfid, names: 1), timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
@@ -81,7 +89,7 @@ extension RemoteFile {
     /// The walked fid as a file of its own, named `name` in this directory.
     public func adopt(_ walked: WalkedFid, name: ByteView) -> RemoteFile {
         let childPath = path.hasSuffix("/") ? path + name.makeString() : path + "/" + name.makeString()
-        return RemoteFile(client: client, fid: walked.fid, qid: walked.qid, path: childPath)
+        return RemoteFile(client: client, fid: walked.fid, qid: walked.qid, path: childPath, root: root)
     }
 
     /// Clunks the walked fid: in the background when the housekeeper's queue has room (no
@@ -92,8 +100,9 @@ extension RemoteFile {
 
     /// A new fid for the same file (Twalk of no names), not opened.
     public func clone() async throws -> RemoteFile {
+        try checkUsable(.walk)
         let (newfid, _) = try await client.walk(from: fid, [], path: path)
-        return RemoteFile(client: client, fid: newfid, qid: qid, path: path)
+        return RemoteFile(client: client, fid: newfid, qid: qid, path: path, root: root)
     }
 
     /// Tlopen with the Linux open flags as they are (9P2000.L uses Linux's numbering).
@@ -106,6 +115,7 @@ extension RemoteFile {
             return iounit
         }
         setIOUnit(iounit)
+        noteOpened(flags: flags)
     }
 
     /// Tlcreate `name` in this directory: this fid becomes the new file, opened with `flags`.
@@ -119,6 +129,7 @@ extension RemoteFile {
             return (qid, iounit)
         }
         setIOUnit(iounit)
+        noteCreated(name, qid: qid, flags: flags)
         return qid
     }
 
@@ -283,6 +294,7 @@ extension RemoteFile {
         decode: (Response) throws(NinePError) -> R
     ) async throws -> R {
         do {
+            try checkUsable(operation)
             return try await connection.call(operation, timeout: client.callTimeout, encode: encode, decode: decode)
         } catch let error as NinePError {
             throw error.at(path)
