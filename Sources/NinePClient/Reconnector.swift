@@ -73,18 +73,25 @@ final class Reconnector: Sendable {
         }
         guard start else { return }
         policy.onEvent?(.lost)
-        Task.detached { [weak client, self] in await self.retry(client) }
+        // Weakly: a client dropped without close() during an outage goes away (its deinit
+        // stops this loop) rather than being kept alive by it.
+        let reference = WeakClient(client)
+        Task.detached { [self] in await self.retry(reference) }
+    }
+
+    private final class WeakClient: Sendable {
+        weak let client: NinePClient?
+        init(_ client: NinePClient) { self.client = client }
     }
 
     private var stopped: Bool { state.withLock { $0.stopped } }
 
-    private func retry(_ weakClient: NinePClient?) async {
-        weak var clientReference = weakClient
+    private func retry(_ reference: WeakClient) async {
         var delay = policy.firstDelay
         var lastFailure: Int32 = 0
         while true {
             try? await Task.sleep(for: delay)
-            guard !stopped, let client = clientReference else {
+            guard !stopped, let client = reference.client else {
                 state.withLock { $0.running = false }
                 return
             }

@@ -182,6 +182,21 @@ struct ReconnectTests {
         await plain.close()
     }
 
+    @Test func aClientDroppedDuringAnOutageGoesAway() async throws {
+        let peer = try RestartableServer()
+        defer { peer.stop() }
+        let events = Events()
+        weak var dropped: NinePClient?
+        do {
+            let client = try await connect(peer, events)
+            dropped = client
+            peer.stop()
+            #expect(events.lost(within: .seconds(5)))
+        }
+        // The retry loop holds it only during an attempt (a refused connect here): it ends.
+        #expect(waitUntil(within: .seconds(3), pollingEvery: .milliseconds(10)) { dropped == nil })
+    }
+
     @Test func withoutReconnectALostConnectionStaysLost() async throws {
         let peer = try RestartableServer()
         defer { peer.stop() }
