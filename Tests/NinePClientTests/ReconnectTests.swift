@@ -100,6 +100,9 @@ struct ReconnectTests {
         let walked = try await client.walk("/dir/b")
         let opened = try await client.open("/a")
         let directory = try await client.walk("/dir")
+        // A per-user attach (another fid, attached again on reconnect) and a file under it.
+        let attach = try await client.attach(uname: "root", uid: 0)
+        let underAttach = try await attach.walk(ByteView(static: "a"))
         #expect(try await opened.read(at: 0, count: 100) == Array("alpha".utf8))
 
         peer.stop()
@@ -113,7 +116,7 @@ struct ReconnectTests {
 
         try peer.start()
         let line = events.reconnected(within: .seconds(10))
-        #expect(line == "reconnected 3 0")
+        #expect(line == "reconnected 5 0")
         #expect(try await opened.read(at: 0, count: 100) == Array("alpha".utf8))
         #expect(try await walked.stat().size == 5)
         try await walked.open(.read)
@@ -122,6 +125,12 @@ struct ReconnectTests {
         let child = try await directory.walk(ByteView(static: "b"))
         #expect(try await child.stat().size == 5)
         await child.close()
+        #expect(try await underAttach.stat().size == 5)
+        let second = try await attach.walk(ByteView(static: "dir"))
+        #expect(second.qid == directory.qid)
+        await second.close()
+        await underAttach.close()
+        await attach.close()
         await walked.close()
         await opened.close()
     }
