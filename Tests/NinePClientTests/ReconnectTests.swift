@@ -103,6 +103,11 @@ struct ReconnectTests {
         // A per-user attach (another fid, attached again on reconnect) and a file under it.
         let attach = try await client.attach(uname: "root", uid: 0)
         let underAttach = try await attach.walk(ByteView(static: "a"))
+        // A file made with Tlcreate on a clone of the directory (as the mount's CREATE does):
+        // the fid is the new file now, and comes back as it, not as the directory.
+        let made = try await directory.clone()
+        _ = try await made.create(ByteView(static: "made"), flags: UInt32(O_RDWR | O_CREAT | O_EXCL), mode: 0o644, gid: 0)
+        try await made.write(contentsOf: Array("made here".utf8), at: 0)
         #expect(try await opened.read(at: 0, count: 100) == Array("alpha".utf8))
 
         peer.stop()
@@ -116,7 +121,7 @@ struct ReconnectTests {
 
         try peer.start()
         let line = events.reconnected(within: .seconds(10))
-        #expect(line == "reconnected 5 0")
+        #expect(line == "reconnected 6 0")
         #expect(try await opened.read(at: 0, count: 100) == Array("alpha".utf8))
         #expect(try await walked.stat().size == 5)
         try await walked.open(.read)
@@ -129,6 +134,10 @@ struct ReconnectTests {
         let second = try await attach.walk(ByteView(static: "dir"))
         #expect(second.qid == directory.qid)
         await second.close()
+        #expect(try await made.read(at: 0, count: 100) == Array("made here".utf8))
+        try await made.write(contentsOf: Array("MADE".utf8), at: 0)
+        await made.close()
+        #expect(fileBytes(peer("dir/made")) == Array("MADE here".utf8))
         await underAttach.close()
         await attach.close()
         await walked.close()
