@@ -30,6 +30,9 @@ public struct ClientConfiguration: Sendable {
     /// otherwise take `msize` bytes then). For daemons with a fixed memory budget (the FUSE
     /// mount); costs `maxInFlight` x `msize` up front.
     public var preallocateBuffers = false
+    /// Whether file data moves by descriptor when the server shares this host (localio,
+    /// docs/LOCALIO.md): offered only on unix sockets.
+    public var localIO: LocalIOMode = .automatic
     /// Reconnect when the connection is lost, re-walking live fids (nil: a lost connection
     /// stays lost, every later call fails). See `ReconnectPolicy`.
     public var reconnect: ReconnectPolicy? = nil

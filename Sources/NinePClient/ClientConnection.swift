@@ -19,10 +19,15 @@ final class ClientConnection: Sendable {
     private let wakeFD: Int32
     /// Set once, right after init (the sender's callbacks need the connection).
     private let senderBox = AdaptiveMutex<FrameSender?>(nil)
+    /// localio (docs/LOCALIO.md): the session negotiated it and proved locality, so the reader
+    /// receives with recvmsg and files Rlocalgrant's descriptors in `grants`.
+    let localIO: Bool
+    let grants = GrantedDescriptors()
 
-    private init(fd: Int32, msize: UInt32, configuration: ClientConfiguration) {
+    private init(fd: Int32, msize: UInt32, localIO: Bool, configuration: ClientConfiguration) {
         self.fd = fd
         self.msize = msize
+        self.localIO = localIO
         requestSlots = max(1, min(configuration.maxInFlight, 4096))
         state = AdaptiveMutex(ClientConnectionState(requestSlots: requestSlots, msize: msize, grace: configuration.flushGrace))
         if configuration.preallocateBuffers { state.withLock { $0.buffers.preallocateAll() } }
@@ -47,9 +52,10 @@ final class ClientConnection: Sendable {
             throw NinePError.connectionLost(.connect).at(configuration.address.description)
         }
         let msize: UInt32
+        let localIO: Bool
         do {
             setSocketTimeouts(fd, limit)
-            msize = try negotiateVersion(fd: fd, msize: configuration.msize)
+            (msize, localIO) = try LocalIONegotiation.negotiate(fd: fd, configuration: configuration)
             setSocketTimeouts(fd, .zero)
         } catch {
             watch?.ended()
@@ -57,7 +63,7 @@ final class ClientConnection: Sendable {
             throw error.at(configuration.address.description)
         }
         watch?.ended()
-        let connection = ClientConnection(fd: fd, msize: msize, configuration: configuration)
+        let connection = ClientConnection(fd: fd, msize: msize, localIO: localIO, configuration: configuration)
         let sender = FrameSender(fd: fd, capacity: 2 * connection.requestSlots) { [weak connection] frame in
             connection?.frameSent(frame)
         } onFailure: { [weak connection] in
@@ -78,7 +84,7 @@ final class ClientConnection: Sendable {
     }
 
     /// Tversion/Rversion (tag NOTAG), before any other traffic: the msize both sides accept.
-    private static func negotiateVersion(fd: Int32, msize: UInt32) throws(NinePError) -> UInt32 {
+    static func negotiateVersion(fd: Int32, msize: UInt32) throws(NinePError) -> UInt32 {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 8192, alignment: 16)
         defer { buffer.deallocate() }
         var writer = WireWriter(buffer)
@@ -194,31 +200,42 @@ final class ClientConnection: Sendable {
     private func readReplies() {
         let header = UnsafeMutableRawBufferPointer.allocate(byteCount: NineP.headerSize, alignment: 8)
         let discard = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        // localio: descriptors arrive with frames' bytes; without it, plain recv as always.
+        let inbox = localIO ? DescriptorInbox() : nil
         defer {
             header.deallocate()
             discard.deallocate()
         }
-        while SocketIO.readFully(fd, into: header) == .complete {
+        while receive(into: header, inbox) == .complete {
             guard let frame = try? FrameHeader.decode(UnsafeRawBufferPointer(header), msize: msize) else { break }
             let size = Int(frame.size)
             let destination = state.withLock { SlotBuffer($0.destination(for: frame.tag, size: size)) }
             if let bytes = destination.bytes {
                 bytes.copyMemory(from: UnsafeRawBufferPointer(header))
                 let body = UnsafeMutableRawBufferPointer(rebasing: bytes[NineP.headerSize..<size])
-                guard SocketIO.readFully(fd, into: body) == .complete else { break }
+                guard receive(into: body, inbox) == .complete else { break }
+                if let inbox { grants.frameRead(type: frame.type, tag: frame.tag, inbox: inbox) }
                 if state.withLock({ $0.deliver(tag: frame.tag, length: size) }) { pokeHousekeeper() }
             } else {
                 var left = size - NineP.headerSize
                 var ok = true
                 while left > 0 && ok {
                     let chunk = min(left, discard.count)
-                    ok = SocketIO.readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: discard[0..<chunk])) == .complete
+                    ok = receive(into: UnsafeMutableRawBufferPointer(rebasing: discard[0..<chunk]), inbox) == .complete
                     left -= chunk
                 }
                 if !ok { break }
+                if let inbox { inbox.closeAll() }  // a reply nobody waits for keeps nothing
             }
         }
         shutdown()
+    }
+
+    /// One whole read for the reader thread: recvmsg collecting descriptors under localio.
+    @inline(__always)
+    private func receive(into buffer: UnsafeMutableRawBufferPointer, _ inbox: DescriptorInbox?) -> SocketIO.Outcome {
+        if let inbox { return SocketIO.readFully(fd, into: buffer, collecting: inbox) }
+        return SocketIO.readFully(fd, into: buffer)
     }
 
     // MARK: Housekeeper thread

@@ -34,7 +34,9 @@ extension NinePClient {
                 guard case let .lcreate(qid, iounit) = response else { throw .protocolViolation(.create) }
                 return (qid, iounit)
             }
-            return RemoteFile(client: self, fid: fid, qid: qid, path: path, iounit: iounit)
+            let file = RemoteFile(client: self, fid: fid, qid: qid, path: path, iounit: iounit)
+            await file.acquireLocalGrant(options: options)
+            return file
         } catch let error as NinePError {
             if error.kind == .server || error.kind == .protocolViolation { await clunk(fid) }
             throw error.at(path)

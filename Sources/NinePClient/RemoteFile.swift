@@ -31,6 +31,8 @@ public final class RemoteFile: Sendable {
         var iounit: UInt32 = 0
         /// What a reconnect needs (kept only with `configuration.reconnect`; see `Reconnector`).
         var recovery = Recovery()
+        /// localio's granted descriptor (RemoteFile+LocalIO), if any.
+        var local: LocalDescriptor? = nil
     }
 
     init(client: NinePClient, fid: UInt32, qid: Qid, path: String, iounit: UInt32 = 0, root: UInt32 = FidAllocator.root, attachedAs: AttachIdentity? = nil) {
@@ -45,6 +47,7 @@ public final class RemoteFile: Sendable {
     }
 
     deinit {
+        dropLocalGrant()
         if !state.withLock({ $0.closed }) {
             client.reconnector?.unregister(fid, self)
             client.connection.clunkLater(fid)
@@ -66,6 +69,7 @@ public final class RemoteFile: Sendable {
             defer { state.closed = true }
             return state.closed
         }
+        dropLocalGrant()
         if !wasClosed {
             client.reconnector?.unregister(fid, self)
             await client.clunk(fid)
@@ -75,6 +79,7 @@ public final class RemoteFile: Sendable {
     /// Marks the fid as clunked by someone else (no clunk on close or deinit).
     func markClosed() {
         state.withLock { $0.closed = true }
+        dropLocalGrant()  // the fid is gone: so is its grant
         client.reconnector?.unregister(fid, self)
     }
 
@@ -90,6 +95,7 @@ public final class RemoteFile: Sendable {
         }
         state.withLock { $0.iounit = iounit }
         noteOpened(flags: mode.flags | options.rawValue)
+        await acquireLocalGrant(options: options)
     }
 
     // MARK: Data
@@ -100,6 +106,7 @@ public final class RemoteFile: Sendable {
         try checkUsable(.read)
         let fid = self.fid
         let count = UInt32(min(buffer.count, ioSize))
+        if let n = try localRead(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count)]), at: offset) { return n }
         do {
             return try await connection.call(.read, timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
                 try Request.read(fid: fid, offset: offset, count: count).encode(tag: tag, into: &w)
@@ -134,6 +141,7 @@ public final class RemoteFile: Sendable {
         try checkUsable(.write)
         let fid = self.fid
         let data = ByteView(UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, ioSize)]))
+        if let n = try localWrite(data.base, at: offset) { return n }
         do {
             return try await connection.call(.write, timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
                 try w.twrite(tag: tag, fid: fid, offset: offset, data: data)

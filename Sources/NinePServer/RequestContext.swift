@@ -52,6 +52,9 @@ final class RequestContext<Backend: FileSystemBackend>: @unchecked Sendable {
     var interruptible = false
     /// The duplicate descriptor this request is parked on, while parked.
     var parkedFd: Int32 = -1
+    /// A descriptor that goes with the reply's first byte (SCM_RIGHTS: localio's Rversion
+    /// memfd, Rlocalgrant's file); closed when the context is released. -1: none.
+    var attachedDescriptor: Int32 = -1
 
     enum Phase {
         case idle

@@ -260,7 +260,10 @@ extension ServerConnection {
     func handleVersion(_ context: RequestContext<Backend>, clientSize: UInt32, version: ByteView) {
         let offered = min(clientSize, server.configuration.maxMessageSize)
         // Below 4 KiB not even a Rgetattr with a long readlink fits: refuse the session.
-        let known = version.equals("9P2000.L") && offered >= ServerConfiguration.minimumMessageSize
+        // localio's version string (docs/LOCALIO.md) is 9P2000.L plus the extension: on a unix
+        // socket the answer is the extension and a nonce memfd, elsewhere plain 9P2000.L.
+        let wantsLocalIO = version.equals(NineP.versionLocalIO)
+        let known = (version.equals("9P2000.L") || wantsLocalIO) && offered >= ServerConfiguration.minimumMessageSize
         stateLock.withLock {
             // Requests of the old session keep running to their end, but reply to nobody and
             // hold no tag: the new session may reuse every tag at once. Their Tflushes of the
@@ -278,7 +281,11 @@ extension ServerConnection {
         fids.clunkAll()
         var writer = WireWriter(context.replyBuffer)
         let reply: Response
-        if known {
+        let memfd = localIO.negotiate(wantsExtension: known && wantsLocalIO)
+        if memfd >= 0 {
+            context.attachedDescriptor = memfd
+            reply = .version(msize: offered, version: ByteView(static: NineP.versionLocalIO))
+        } else if known {
             reply = .version(msize: offered, version: ByteView(static: "9P2000.L"))
         } else {
             reply = .version(msize: offered, version: ByteView(static: "unknown"))

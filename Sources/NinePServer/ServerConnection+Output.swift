@@ -148,7 +148,10 @@ extension ServerConnection {
     private func write(_ item: OutputItem<Backend>, from: Int, waiting: Bool) -> Int {
         var position = from
         if let context = item.context, position < item.length {
-            let n = writeBytes(UnsafeRawBufferPointer(rebasing: context.replyRegion[position..<item.length]), waiting: waiting)
+            let bytes = UnsafeRawBufferPointer(rebasing: context.replyRegion[position..<item.length])
+            let n = position == 0 && context.attachedDescriptor >= 0
+                ? writeBytes(bytes, attaching: context.attachedDescriptor, waiting: waiting)
+                : writeBytes(bytes, waiting: waiting)
             if n < 0 { return n }
             position += n
             if position < item.length { return position }
@@ -173,6 +176,16 @@ extension ServerConnection {
 
     /// What `write` returns when the peer took nothing for the client timeout.
     static var stalled: Int { -2 }
+
+    /// The first bytes of a reply that carries a descriptor (localio): it goes with them.
+    private func writeBytes(_ bytes: UnsafeRawBufferPointer, attaching descriptor: Int32, waiting: Bool) -> Int {
+        guard waiting else { return SocketIO.writeWithoutWaiting(fd, bytes, attaching: descriptor) }
+        switch SocketIO.writeFully(fd, bytes, attaching: descriptor) {
+        case .complete: return bytes.count
+        case .closed: return -1
+        case .stalled: return Self.stalled
+        }
+    }
 
     private func writeBytes(_ bytes: UnsafeRawBufferPointer, waiting: Bool) -> Int {
         guard waiting else { return SocketIO.writeWithoutWaiting(fd, bytes) }

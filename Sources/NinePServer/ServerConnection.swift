@@ -27,6 +27,8 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
     /// This slot's request counts (nil when the server collects no request metrics); moved
     /// into the server's totals when a client's session ends.
     let statistics: RequestStatistics?
+    /// localio's state for the session (docs/LOCALIO.md).
+    let localIO = LocalIOSession()
     let stateLock = ConditionLock()
     let writeLock = ConditionLock()
     /// Fixed for the slot's life. A raw buffer rather than an Array: scanning it does not go
@@ -126,6 +128,7 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
             self.fd = fd
             self.peer = peer
             self.id = id
+            localIO.begin(socket: fd)
             stateLock.withLock {
                 socketOpen = true
                 closing = false
@@ -440,6 +443,11 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
         if let buffer = context.receive {
             context.receive = nil
             server.arena.release(buffer, from: memoryWaiter)
+        }
+        if context.attachedDescriptor >= 0 {
+            // Sent with the reply, or the reply never went out: the server's copy goes.
+            Glibc.close(context.attachedDescriptor)
+            context.attachedDescriptor = -1
         }
         if let buffer = context.reply {
             context.reply = nil

@@ -57,6 +57,8 @@ public final class WireClient {
     fileprivate var transientFrame = UnsafeMutableRawBufferPointer(start: nil, count: 0)
     private var nextTag: UInt16 = 1
     public let timeoutSeconds: Int
+    /// Descriptors that came with replies (localio's Rversion and Rlocalgrant), oldest first.
+    public let descriptors = DescriptorInbox(capacity: 8)
 
     /// Runs over `fd`, a stream socket already connected to the server (one end of a
     /// socketpair from `TestServer.client()`), which the client then owns.
@@ -167,7 +169,7 @@ public final class WireClient {
     fileprivate enum ReadOutcome { case complete, closed, timeout }
 
     fileprivate func readFully(_ buffer: UnsafeMutableRawBufferPointer) -> ReadOutcome {
-        switch SocketIO.readFully(fd, into: buffer) {
+        switch SocketIO.readFully(fd, into: buffer, collecting: descriptors) {
         case .complete: .complete
         case .closed: .closed
         case .stalled: .timeout  // SO_RCVTIMEO

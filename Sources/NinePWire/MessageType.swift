@@ -32,6 +32,12 @@ public enum MessageType: UInt8, Sendable, CaseIterable {
     case tclunk = 120, rclunk = 121
     case tremove = 122, rremove = 123
     case rerror = 107
+    // The localio extension (docs/LOCALIO.md): only on a session that negotiated
+    // `NineP.versionLocalIO`, in a range no 9P dialect uses (9P2000/.u/.L stop at 127,
+    // 9P2000.e uses 150-155).
+    case tlocalproof = 180, rlocalproof = 181
+    case tlocalgrant = 182, rlocalgrant = 183
+    case tlocalrevoke = 184, rlocalrevoke = 185
 }
 
 /// Protocol-wide constants.
@@ -53,6 +59,13 @@ public enum NineP {
     /// Rreaddir header is the same as Rread's.
     public static let readdirReplyOverhead = 11
     public static let version9P2000L = "9P2000.L"
+    /// The localio extension's version string (docs/LOCALIO.md): offered only on unix sockets;
+    /// a server that does not know it answers 9P2000.L or "unknown".
+    public static let versionLocalIO: StaticString = "9P2000.L.ninep.1"
+    /// Bytes of the locality nonce (Tlocalproof nonce[32]).
+    public static let localNonceSize = 32
+    /// Most fids one Rlocalrevoke names.
+    public static let maxRevokedFids = 1024
 }
 
 /// Tgetattr request_mask / Rgetattr valid bits.

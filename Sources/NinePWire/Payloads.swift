@@ -281,3 +281,30 @@ public struct DirEntryWriter {
         return writer.finishFrame()
     }
 }
+
+/// Rlocalrevoke's fids: fid[4] each, viewed in place.
+public struct FidList: RandomAccessCollection, Equatable {
+    public let encoded: ByteView
+
+    /// `encoded` holds fid[4] values back to back (its length a multiple of 4).
+    @inlinable public init(encoded: ByteView) { self.encoded = encoded }
+
+    @inlinable public var startIndex: Int { 0 }
+    @inlinable public var endIndex: Int { encoded.count / 4 }
+
+    @inlinable
+    public subscript(position: Int) -> UInt32 {
+        UInt32(littleEndian: encoded.base.loadUnaligned(fromByteOffset: position * 4, as: UInt32.self))
+    }
+}
+
+/// Tlocalproof's nonce (docs/LOCALIO.md). Logs show only its length: a trace log is no place
+/// for a session's proof of locality, even one bound to that session.
+public struct LocalNonce: Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    public let bytes: ByteView
+
+    @inlinable public init(_ bytes: ByteView) { self.bytes = bytes }
+
+    public var description: String { "<nonce of \(bytes.count) bytes>" }
+    public var debugDescription: String { description }
+}

@@ -28,6 +28,12 @@ public enum Request: Equatable {
     case readlink(fid: UInt32)
     case xattrwalk(fid: UInt32, newfid: UInt32, name: ByteView)
     case xattrcreate(fid: UInt32, name: ByteView, size: UInt64, flags: UInt32)
+    /// localio: nonce[32], the bytes of the sealed memfd that came with Rversion.
+    case localproof(nonce: LocalNonce)
+    /// localio: a descriptor for the open fid, no wider than its open mode.
+    case localgrant(fid: UInt32)
+    /// localio: a long poll, answered when the server revokes grants (designed, not served yet).
+    case localrevoke
 
     public var type: MessageType {
         switch self {
@@ -59,6 +65,9 @@ public enum Request: Equatable {
         case .readlink: .treadlink
         case .xattrwalk: .txattrwalk
         case .xattrcreate: .txattrcreate
+        case .localproof: .tlocalproof
+        case .localgrant: .tlocalgrant
+        case .localrevoke: .tlocalrevoke
         }
     }
 }
@@ -162,6 +171,12 @@ public struct TMessage: Equatable {
             request = .xattrwalk(fid: try r.u32(), newfid: try r.u32(), name: try r.string())
         case .txattrcreate:
             request = .xattrcreate(fid: try r.u32(), name: try r.string(), size: try r.u64(), flags: try r.u32())
+        case .tlocalproof:
+            request = .localproof(nonce: LocalNonce(try r.view(count: NineP.localNonceSize)))
+        case .tlocalgrant:
+            request = .localgrant(fid: try r.u32())
+        case .tlocalrevoke:
+            request = .localrevoke
         default:
             throw .unknownType(header.type)
         }
@@ -231,6 +246,14 @@ extension Request {
             try w.u32(fid); try w.u32(newfid); try w.string(name)
         case let .xattrcreate(fid, name, size, flags):
             try w.u32(fid); try w.string(name); try w.u64(size); try w.u32(flags)
+        case let .localproof(nonce):
+            // Exactly nonce[32]: a shorter or longer nonce cannot be encoded.
+            guard nonce.bytes.count == NineP.localNonceSize else { throw .countMismatch }
+            try w.bytes(nonce.bytes)
+        case let .localgrant(fid):
+            try w.u32(fid)
+        case .localrevoke:
+            break
         }
         return w.finishFrame()
     }

@@ -31,6 +31,13 @@ public enum Response: Equatable {
     case readlink(target: ByteView)
     case xattrwalk(size: UInt64)
     case xattrcreate
+    /// localio: the locality proof was accepted.
+    case localproof
+    /// localio: a descriptor is attached to this reply's bytes (SCM_RIGHTS); `flags` are its
+    /// 9P2000.L open flags (access mode, append, direct, sync).
+    case localgrant(flags: UInt32)
+    /// localio: the fids whose grants are revoked (count[2] fid[4]*count).
+    case localrevoke(fids: FidList)
 
     public var type: MessageType {
         switch self {
@@ -64,6 +71,9 @@ public enum Response: Equatable {
         case .readlink: .rreadlink
         case .xattrwalk: .rxattrwalk
         case .xattrcreate: .rxattrcreate
+        case .localproof: .rlocalproof
+        case .localgrant: .rlocalgrant
+        case .localrevoke: .rlocalrevoke
         }
     }
 }
@@ -144,6 +154,12 @@ public struct RMessage: Equatable {
         case .rreadlink: response = .readlink(target: try r.string())
         case .rxattrwalk: response = .xattrwalk(size: try r.u64())
         case .rxattrcreate: response = .xattrcreate
+        case .rlocalproof: response = .localproof
+        case .rlocalgrant: response = .localgrant(flags: try r.u32())
+        case .rlocalrevoke:
+            let count = Int(try r.u16())
+            guard count <= NineP.maxRevokedFids else { throw .countMismatch }
+            response = .localrevoke(fids: FidList(encoded: try r.view(count: count * 4)))
         default: throw .unknownType(header.type)
         }
         try r.expectEnd()
@@ -161,7 +177,7 @@ extension Response {
         case let .auth(qid), let .attach(qid), let .mkdir(qid), let .symlink(qid), let .mknod(qid): try w.qid(qid)
         case let .lerror(ecode): try w.u32(ecode)
         case let .error(ename, errno): try w.string(ename); try w.u32(errno)
-        case .flush, .clunk, .remove, .setattr, .fsync, .link, .rename, .renameat, .unlinkat, .xattrcreate: break
+        case .flush, .clunk, .remove, .setattr, .fsync, .link, .rename, .renameat, .unlinkat, .xattrcreate, .localproof: break
         case let .walk(qids):
             try w.u16(UInt16(qids.count))
             for qid in qids { try w.qid(qid) }
@@ -178,6 +194,10 @@ extension Response {
             try w.u8(g.type); try w.u64(g.start); try w.u64(g.length); try w.u32(g.processID); try w.string(g.clientID)
         case let .readlink(target): try w.string(target)
         case let .xattrwalk(size): try w.u64(size)
+        case let .localgrant(flags): try w.u32(flags)
+        case let .localrevoke(fids):
+            guard fids.count <= NineP.maxRevokedFids else { throw .countMismatch }
+            try w.u16(UInt16(fids.count)); try w.bytes(fids.encoded)
         }
         return w.finishFrame()
     }

@@ -54,9 +54,12 @@ struct ServerOptions: ParsableArguments {
     /// (`ClientConfiguration.numericUser(for:)`): `--uname nobody` acts as nobody.
     func connect(for command: String) async throws -> NinePClient {
         let address = try address()
-        let configuration = ClientConfiguration(
+        var configuration = ClientConfiguration(
             address: address, uname: uname ?? ClientConfiguration.currentUserName, aname: aname, msize: msize,
             callTimeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
+        // The commands stay on 9P until they use localio on purpose (with an option, and
+        // `bench` saying which path it measured): docs/LOCALIO.md.
+        configuration.localIO = .disabled
         do {
             return try await NinePClient.connect(configuration)
         } catch let error as NinePError where error.kind == .timedOut {

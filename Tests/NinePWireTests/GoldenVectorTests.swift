@@ -220,7 +220,7 @@ struct GoldenVectorTests {
             #expect(type.rawValue == raw, "\(type)")
             #expect(MessageType(rawValue: raw + 1) != nil, "R of \(type)")
         }
-        #expect(MessageType.allCases.count == 59)  // 29 T/R pairs and 9P2000.u's Rerror
+        #expect(MessageType.allCases.count == 65)  // 29 T/R pairs, 9P2000.u's Rerror, 3 localio pairs
         #expect(MessageType.rerror.rawValue == 107)
     }
 }

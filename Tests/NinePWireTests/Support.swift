@@ -189,7 +189,10 @@ func sampleRequest(_ type: MessageType, _ a: Arena) -> Request? {
     case .treadlink: .readlink(fid: 6)
     case .txattrwalk: .xattrwalk(fid: 6, newfid: 10, name: a.view("user.comment"))
     case .txattrcreate: .xattrcreate(fid: 10, name: a.view("security.selinux"), size: 42, flags: 1)
-    case .tlerror, .rlerror, .rerror, .rstatfs, .rlopen, .rlcreate, .rsymlink, .rmknod, .rrename, .rreadlink, .rgetattr,
+    case .tlocalproof: .localproof(nonce: LocalNonce(a.view((0..<32).map { UInt8(truncatingIfNeeded: 0xE0 + $0 * 7) })))
+    case .tlocalgrant: .localgrant(fid: 0x8765_4321)
+    case .tlocalrevoke: .localrevoke
+    case .rlocalproof, .rlocalgrant, .rlocalrevoke, .tlerror, .rlerror, .rerror, .rstatfs, .rlopen, .rlcreate, .rsymlink, .rmknod, .rrename, .rreadlink, .rgetattr,
         .rsetattr, .rxattrwalk, .rxattrcreate, .rreaddir, .rfsync, .rlock, .rgetlock, .rlink, .rmkdir, .rrenameat,
         .runlinkat, .rversion, .rauth, .rattach, .rflush, .rwalk, .rread, .rwrite, .rclunk, .rremove:
         nil
@@ -263,7 +266,10 @@ func sampleResponse(_ type: MessageType, _ a: Arena) -> Response? {
     case .rreadlink: return .readlink(target: a.view("/usr/lib/../share"))
     case .rxattrwalk: return .xattrwalk(size: 1 << 16)
     case .rxattrcreate: return .xattrcreate
-    case .tlerror, .tstatfs, .tlopen, .tlcreate, .tsymlink, .tmknod, .trename, .treadlink, .tgetattr, .tsetattr,
+    case .rlocalproof: return .localproof
+    case .rlocalgrant: return .localgrant(flags: OpenFlags.readWrite | OpenFlags.append)
+    case .rlocalrevoke: return .localrevoke(fids: FidList(encoded: a.view([1, 0, 0, 0, 0xFE, 0xFF, 0xFF, 0xFF, 7, 6, 5, 4])))
+    case .tlocalproof, .tlocalgrant, .tlocalrevoke, .tlerror, .tstatfs, .tlopen, .tlcreate, .tsymlink, .tmknod, .trename, .treadlink, .tgetattr, .tsetattr,
         .txattrwalk, .txattrcreate, .treaddir, .tfsync, .tlock, .tgetlock, .tlink, .tmkdir, .trenameat, .tunlinkat,
         .tversion, .tauth, .tattach, .tflush, .twalk, .tread, .twrite, .tclunk, .tremove:
         return nil

@@ -126,4 +126,6 @@ static inline void ninep_counter_add(uint64_t *counter, uint64_t value) { __atom
 static inline uint64_t ninep_counter_load(const uint64_t *counter) { return __atomic_load_n(counter, __ATOMIC_RELAXED); }
 static inline void ninep_counter_store(uint64_t *counter, uint64_t value) { __atomic_store_n(counter, value, __ATOMIC_RELAXED); }
 
+#include "CNinePShimsLocalIO.h"
+
 #endif

@@ -24,6 +24,9 @@ public protocol FileSystemBackend: AnyObject, Sendable {
 
     /// A new path handle on the exported root directory.
     func openRoot() throws(FileSystemError) -> Int32
+    /// True when handles are this process's own descriptors, which localio may reopen and
+    /// pass to a client (docs/LOCALIO.md); false for backends whose handles are only names.
+    var handlesAreHostDescriptors: Bool { get }
     /// The device of the exported root (qid paths of other devices get a device index).
     var rootDevice: UInt64 { get }
     /// True when `st` describes the exported root itself (".." stops there).
@@ -152,6 +155,8 @@ public protocol FileSystemBackend: AnyObject, Sendable {
 }
 
 extension FileSystemBackend {
+    public var handlesAreHostDescriptors: Bool { false }
+
     public func sibling(exporting path: String) throws(FileSystemError) -> Self {
         throw FileSystemError(errno: ENOTSUP)
     }

@@ -149,6 +149,8 @@ public final class PosixBackend: FileSystemBackend {
 
     // MARK: Opening
 
+    public var handlesAreHostDescriptors: Bool { true }
+
     public func open(_ handle: Int32, flags: Int32) throws(FileSystemError) -> Int32 {
         try Self.descriptor(ninep_reopen(handle, flags))
     }

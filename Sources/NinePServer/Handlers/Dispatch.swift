@@ -108,6 +108,14 @@ extension Worker {
                 return .reply(length: try xattrwalk(connection, tag: tag, fid: fid, newfid: newfid, name: name, into: &w))
             case let .xattrcreate(fid, name, size, flags):
                 return .reply(length: try xattrcreate(connection, tag: tag, fid: fid, name: name, size: size, flags: flags, into: &w))
+            case let .localproof(nonce):
+                return .reply(length: try localproof(connection, tag: tag, nonce: nonce, into: &w))
+            case let .localgrant(fid):
+                return .reply(length: try localgrant(connection, tag: tag, fid: fid, into: &w))
+            case .localrevoke:
+                // Designed (docs/LOCALIO.md), not served yet: the client learns revocation is
+                // unavailable and relies on clunk and the session's end.
+                throw ServerErrno.notSupported
             }
         } catch {
             // A safety net: `creating(inGroup:)` restores the group itself.

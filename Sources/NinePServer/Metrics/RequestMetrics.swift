@@ -30,6 +30,7 @@ final class RequestMetrics: @unchecked Sendable {
     private let bytesRead: Counter
     private let bytesWritten: Counter
     private let flushes: [Counter]
+    private let localIO: [Counter]
     private let connections: Gauge
     private let accepted: Counter
     private let refused: Counter
@@ -45,6 +46,7 @@ final class RequestMetrics: @unchecked Sendable {
         flushes = RequestStatistics.FlushOutcome.allCases.map {
             Counter(label: "ninep_flushes_total", dimensions: [("outcome", $0.label)], factory: factory)
         }
+        localIO = RequestStatistics.LocalIOOutcome.allCases.map { $0.counter(factory) }
         connections = Gauge(label: "ninep_connections", factory: factory)
         accepted = Counter(label: "ninep_connections_accepted_total", factory: factory)
         refused = Counter(label: "ninep_connections_refused_total", factory: factory)
@@ -76,6 +78,9 @@ final class RequestMetrics: @unchecked Sendable {
         increment(bytesWritten, now.bytesWritten, last.bytesWritten)
         for outcome in RequestStatistics.FlushOutcome.allCases {
             increment(flushes[outcome.rawValue], now.flushes(outcome), last.flushes(outcome))
+        }
+        for outcome in RequestStatistics.LocalIOOutcome.allCases {
+            increment(localIO[outcome.rawValue], now.localIO(outcome), last.localIO(outcome))
         }
         last.reset()
         last.add(now)

@@ -15,8 +15,9 @@ public final class RequestStatistics: @unchecked Sendable {
     // @unchecked Sendable: `counters` is fixed for the object's life and every access to it
     // goes through the atomic shims (ninep_counter_add/load/store).
 
-    /// Message types are even numbers below 128: a type's slot is its number / 2.
-    static let typeSlots = 64
+    /// A type's slot is its number / 2: 9P2000.L's T-messages are even numbers below 128,
+    /// localio's lie at 180 and above (docs/LOCALIO.md), so every type byte has a slot.
+    static let typeSlots = 128
     /// Latency buckets, upper bounds 8 µs × 2^k for k in 0..<bucketCount-1 (8 µs to 4.2 s),
     /// and a last one for everything longer.
     static let bucketCount = 21
@@ -43,7 +44,8 @@ public final class RequestStatistics: @unchecked Sendable {
     private static let bytesReadIndex = errnosBase + errnoSlots
     private static let bytesWrittenIndex = bytesReadIndex + 1
     private static let flushesBase = bytesWrittenIndex + 1
-    static let counterCount = flushesBase + FlushOutcome.allCases.count
+    private static let localIOBase = flushesBase + FlushOutcome.allCases.count
+    static let counterCount = localIOBase + LocalIOOutcome.allCases.count
 
     private let counters: UnsafeMutablePointer<UInt64>
 
@@ -103,6 +105,12 @@ public final class RequestStatistics: @unchecked Sendable {
         recordRequest(type: type.rawValue, nanoseconds: nanoseconds, reply: nil)
     }
 
+    /// One localio proof or grant answered (docs/LOCALIO.md).
+    @inline(__always)
+    func recordLocalIO(_ outcome: LocalIOOutcome) {
+        add(Self.localIOBase + outcome.rawValue, 1)
+    }
+
     @inline(__always)
     func recordFlushes(_ outcome: FlushOutcome, count: Int) {
         if count > 0 { add(Self.flushesBase + outcome.rawValue, UInt64(count)) }
@@ -118,6 +126,7 @@ public final class RequestStatistics: @unchecked Sendable {
     var bytesRead: UInt64 { load(Self.bytesReadIndex) }
     var bytesWritten: UInt64 { load(Self.bytesWrittenIndex) }
     func flushes(_ outcome: FlushOutcome) -> UInt64 { load(Self.flushesBase + outcome.rawValue) }
+    func localIO(_ outcome: LocalIOOutcome) -> UInt64 { load(Self.localIOBase + outcome.rawValue) }
 
     /// Every request of every type.
     public var totalRequests: UInt64 {

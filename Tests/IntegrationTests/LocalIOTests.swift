@@ -1,0 +1,57 @@
+import Foundation
+import Glibc
+import NinePTestSupport
+import NinePWire
+import Testing
+
+/// localio against a real ninepd process (docs/LOCALIO.md): on its unix socket the extension,
+/// the sealed nonce memfd, the proof and a grant whose bytes are the file's; on its TCP port
+/// of the same process, plain 9P2000.L and no descriptor.
+@Suite struct LocalIOTests {
+    @Test func ninepdGrantsOnItsUnixSocketAndNotOnTCP() throws {
+        let work = try Paths.temporaryDirectory("ninep-localio")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let export = work.appendingPathComponent("export")
+        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+        let content = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 13 &+ ($0 >> 8)) }
+        try Data(content).write(to: export.appendingPathComponent("big.dat"))
+        let socket = work.appendingPathComponent("ninepd.sock").path
+        let ninepd = try NinepdProcess(export: export, extraArguments: ["--listen", "unix:\(socket)"], logDirectory: work)
+        defer { _ = ninepd.stop() }
+        #expect(waitUntil(within: .seconds(10)) { access(socket, F_OK) == 0 }, "ninepd did not create \(socket)")
+
+        let c = try WireClient(unixPath: socket, timeoutSeconds: 10)
+        let (_, version) = try c.version(version: "\(NineP.versionLocalIO)")
+        #expect(version == "\(NineP.versionLocalIO)")
+        let memfd = try #require(c.descriptors.take(), "Rversion without the nonce memfd")
+        defer { close(memfd) }
+        let nonce = try #require(readNonceMemfd(memfd))
+        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) else {
+            Issue.record("proof refused; log: \(ninepd.logText)")
+            return
+        }
+        try c.attach(fid: 0, nuname: 0)
+        _ = try c.walk(0, 1, ["big.dat"])
+        _ = try c.lopen(1, OpenFlags.readOnly)
+        guard case let .localgrant(flags) = try c.rpc(.localgrant(fid: 1)), let fd = c.descriptors.take() else {
+            Issue.record("no grant; log: \(ninepd.logText)")
+            return
+        }
+        defer { close(fd) }
+        #expect(flags & OpenFlags.accessMode == OpenFlags.readOnly)
+        var bytes = [UInt8](repeating: 0, count: 250_000)
+        #expect(bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) } == content.count)
+        #expect(Array(bytes[0..<content.count]) == content)
+        errno = 0
+        #expect(bytes.withUnsafeBytes { pwrite(fd, $0.baseAddress, 1, 0) } == -1 && errno == EBADF)
+        // The same bytes through 9P.
+        #expect(try c.read(1, offset: 1000, count: 4096) == Array(content[1000..<5096]))
+
+        // TCP on the same process: plain 9P2000.L, nothing attached, no local messages.
+        let t = try WireClient(port: ninepd.port, timeoutSeconds: 10)
+        let (_, tcpVersion) = try t.version(version: "\(NineP.versionLocalIO)")
+        #expect(tcpVersion == "9P2000.L")
+        #expect(t.descriptors.count == 0)
+        #expect(errnoOf { try t.rpc(.localproof(nonce: LocalNonce(t.view(nonce)))) } == LinuxErrno.EOPNOTSUPP)
+    }
+}
