@@ -124,6 +124,10 @@ final class Reconnector: Sendable {
             // Broken fids are marked before anyone can call on the new connection.
             for (file, code) in outcome.broken { file.state.withLock { $0.recovery.broken = code } }
             for (file, iounit) in outcome.reopened { file.setIOUnit(iounit) }
+            // localio grants came from the old server: a restarted one may have another policy,
+            // so files open across the outage move their data by 9P from now on.
+            for (file, _) in outcome.reopened { file.dropLocalGrant() }
+            for (file, _) in outcome.broken { file.dropLocalGrant() }
             client.connectionBox.withLock { $0 = fresh }
             watch(fresh, of: client)
             return (outcome.rewalked, outcome.broken.count)

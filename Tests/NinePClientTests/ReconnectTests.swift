@@ -109,6 +109,7 @@ struct ReconnectTests {
         _ = try await made.create(ByteView(static: "made"), flags: UInt32(O_RDWR | O_CREAT | O_EXCL), mode: 0o644, gid: 0)
         try await made.write(contentsOf: Array("made here".utf8), at: 0)
         #expect(try await opened.read(at: 0, count: 100) == Array("alpha".utf8))
+        print("ReconnectTests: the open file \(opened.usesLocalIO ? "has" : "has no") localio grant before the restart")
 
         peer.stop()
         #expect(events.lost(within: .seconds(5)))
@@ -122,6 +123,8 @@ struct ReconnectTests {
         try peer.start()
         let line = events.reconnected(within: .seconds(10))
         #expect(line == "reconnected 6 0")
+        // Its localio grant (if the server gave one) was the old server's: dropped.
+        #expect(!opened.usesLocalIO)
         #expect(try await opened.read(at: 0, count: 100) == Array("alpha".utf8))
         #expect(try await walked.stat().size == 5)
         try await walked.open(.read)
