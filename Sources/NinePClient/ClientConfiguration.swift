@@ -33,6 +33,9 @@ public struct ClientConfiguration: Sendable {
     /// Whether file data moves by descriptor when the server shares this host (localio,
     /// docs/LOCALIO.md): offered only on unix sockets.
     public var localIO: LocalIOMode = .automatic
+    /// Reconnect when the connection is lost, re-walking live fids (nil: a lost connection
+    /// stays lost, every later call fails). See `ReconnectPolicy`.
+    public var reconnect: ReconnectPolicy? = nil
 
     public init(
         address: ListenAddress, uname: String = ClientConfiguration.currentUserName, aname: String = "",

@@ -151,11 +151,18 @@ final class ClientConnection: Sendable {
 
     /// Closes the connection: every waiting call fails with a lost connection.
     func shutdown() {
-        state.withLock { $0.close() }
+        let wasOpen = state.withLock { state in
+            defer { state.close() }
+            return !state.closed
+        }
         _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
         senderBox.withLock { $0 }?.close()
         pokeHousekeeper()
+        if wasOpen, let lost = lostHandler.withLock({ $0 }) { lost() }
     }
+
+    /// Called once when the connection closes, whatever closed it (the `Reconnector`'s hook).
+    let lostHandler = AdaptiveMutex<(@Sendable () -> Void)?>(nil)
 
     var isClosed: Bool { state.withLock { $0.closed } }
 

@@ -74,6 +74,7 @@ public struct DirectoryListing: AsyncSequence, Sendable {
 extension RemoteFile {
     /// One Treaddir from `offset`: the entries that fit in one message.
     func readdirBatch(offset: UInt64) async throws -> [DirectoryEntry] {
+        try checkUsable(.readdir)
         let fid = self.fid
         let count = UInt32(min(ioSize, 256 * 1024))
         do {

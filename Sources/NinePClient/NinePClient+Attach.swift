@@ -8,6 +8,9 @@ extension NinePClient {
     /// fid is the root, not opened; closing it ends that attach.
     public func attach(uname: String, uid: UInt32) async throws -> RemoteFile {
         let aname = configuration.aname
+        // One connection for the fid number and the call: a reconnect in between must not
+        // hand this number (from the old connection's allocator) to the new one.
+        let connection = self.connection
         let fid = connection.allocateFid()
         do {
             // Flushed before the server answered, the attach may still have made the fid: clunk
@@ -21,7 +24,7 @@ extension NinePClient {
                 guard case let .attach(qid) = response else { throw .protocolViolation(.attach) }
                 return qid
             }
-            return RemoteFile(client: self, fid: fid, qid: qid, path: "/")
+            return RemoteFile(client: self, fid: fid, qid: qid, path: "/", root: fid, attachedAs: RemoteFile.AttachIdentity(uname: uname, uid: uid))
         } catch let error as NinePError {
             if error.kind == .server { connection.releaseFid(fid) } else if error.kind == .protocolViolation { connection.clunkLater(fid) }
             throw error.at(aname.isEmpty ? "/" : aname)

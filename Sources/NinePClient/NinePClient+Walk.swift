@@ -5,6 +5,9 @@ extension NinePClient {
     /// Walks from `fid` along `names` to a new fid (nil names: a clone). The new fid exists on
     /// return; on failure no fid is left behind.
     func walk(from fid: UInt32, _ names: [String], path: String) async throws -> (fid: UInt32, qid: Qid?) {
+        // One connection for the fid number and the call: a reconnect in between must not
+        // hand this number (from the old connection's allocator) to the new one.
+        let connection = self.connection
         let newfid = connection.allocateFid()
         var qid: Qid? = nil
         var start = 0

@@ -56,6 +56,7 @@ extension NinePClient {
             throw error
         }
         let file = RemoteFile(client: self, fid: newfid, qid: rootQid, path: path)
+        file.noteUnrecoverable()
         do {
             let value = try await file.read(at: 0, count: Int(min(size, 1 << 24)))
             await file.close()

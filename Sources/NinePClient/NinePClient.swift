@@ -1,4 +1,5 @@
 import Glibc
+import NinePMemory
 import NinePTransport
 import NinePWire
 
@@ -13,7 +14,12 @@ import NinePWire
 ///
 /// Paths are relative to the attached root; "/a/b" and "a/b" mean the same.
 public final class NinePClient: Sendable {
-    let connection: ClientConnection
+    /// The connection calls go to now: replaced only by the `Reconnector` (configuration.reconnect)
+    /// once a new one is attached and its fids walked again.
+    var connection: ClientConnection { connectionBox.withLock { $0 } }
+    let connectionBox: AdaptiveMutex<ClientConnection>
+    /// Keeps the live fids and reconnects (nil without `configuration.reconnect`).
+    let reconnector: Reconnector?
     public let configuration: ClientConfiguration
     /// The qid of the attached root.
     public let rootQid: Qid
@@ -32,13 +38,16 @@ public final class NinePClient: Sendable {
     let creationGroup: UInt32
 
     private init(connection: ClientConnection, configuration: ClientConfiguration, rootQid: Qid) {
-        self.connection = connection
+        connectionBox = AdaptiveMutex(connection)
         self.configuration = configuration
         self.rootQid = rootQid
         creationGroup = configuration.uid == nil ? ClientConfiguration.numericGroup(for: configuration.uname) : getgid()
+        reconnector = configuration.reconnect.map { Reconnector(policy: $0) }
+        reconnector?.watch(connection, of: self)
     }
 
     deinit {
+        reconnector?.stop()
         connection.shutdown()
         executor.stop()
     }
@@ -85,7 +94,10 @@ public final class NinePClient: Sendable {
     }
 
     /// Closes the connection; calls still waiting fail with a lost connection.
-    public func close() { connection.shutdown() }
+    public func close() {
+        reconnector?.stop()
+        connection.shutdown()
+    }
 
     // MARK: Timeouts
 

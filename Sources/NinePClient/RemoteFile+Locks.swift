@@ -13,7 +13,9 @@ extension RemoteFile {
         while true {
             let status = try await lockOnce(type: type, start: start, length: length, processID: processID)
             switch status {
-            case LockStatus.success: return true
+            case LockStatus.success:
+                if type != LockType.unlock { noteLockHeld() }
+                return true
             case LockStatus.blocked, LockStatus.grace:
                 guard wait else { return false }
                 try await Task.sleep(for: pause)

@@ -30,7 +30,11 @@ extension RemoteFile {
     /// lookup of a node it holds) can stat it and let it go without allocating. Make it a file
     /// with `adopt`, or give it back with `discard`; one of the two exactly once.
     public func walkFid(_ name: ByteView) async throws -> WalkedFid {
+        try checkUsable(.walk)
         let fid = self.fid
+        // One connection for the fid number and the call: a reconnect in between must not
+        // hand this number (from the old connection's allocator) to the new one.
+        let connection = self.connection
         let newfid = connection.allocateFid()
         do {
             let qid = try await connection.call(.walk, undo: .walk(newfid: newfid, names: 1), timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
@@ -67,7 +71,7 @@ extension RemoteFile {
 
     /// The walked fid as a file of its own, named `name` in this directory.
     public func adopt(_ walked: WalkedFid, name: ByteView) -> RemoteFile {
-        RemoteFile(client: client, fid: walked.fid, qid: walked.qid, path: childPath(name))
+        RemoteFile(client: client, fid: walked.fid, qid: walked.qid, path: childPath(name), root: root)
     }
 
     /// Clunks the walked fid: in the background when the housekeeper's queue has room (no
@@ -78,8 +82,9 @@ extension RemoteFile {
 
     /// A new fid for the same file (Twalk of no names), not opened.
     public func clone() async throws -> RemoteFile {
+        try checkUsable(.walk)
         let (newfid, _) = try await client.walk(from: fid, [], path: path)
-        return RemoteFile(client: client, fid: newfid, qid: qid, path: path)
+        return RemoteFile(client: client, fid: newfid, qid: qid, path: path, root: root)
     }
 
     /// Tlopen with the Linux open flags as they are (9P2000.L uses Linux's numbering).
@@ -92,6 +97,7 @@ extension RemoteFile {
             return iounit
         }
         setIOUnit(iounit)
+        noteOpened(flags: flags)
     }
 
     /// Tlcreate `name` in this directory: this fid becomes the new file, opened with `flags`.
@@ -105,6 +111,7 @@ extension RemoteFile {
             return (qid, iounit)
         }
         setIOUnit(iounit)
+        noteCreated(name, qid: qid, flags: flags)
         return qid
     }
 
@@ -269,6 +276,7 @@ extension RemoteFile {
         decode: (Response) throws(NinePError) -> R
     ) async throws -> R {
         do {
+            try checkUsable(operation)
             return try await connection.call(operation, timeout: client.callTimeout, encode: encode, decode: decode)
         } catch let error as NinePError {
             throw error.at(path)

@@ -6,7 +6,11 @@ extension RemoteFile {
     /// Txattrwalk: a new fid whose content is the value of attribute `name` (the empty name: the
     /// NUL-terminated list of names), and its size. Read it with `read(into:at:)`; close it.
     public func xattrWalk(_ name: ByteView) async throws -> (RemoteFile, UInt64) {
+        try checkUsable(.xattrwalk)
         let fid = self.fid
+        // One connection for the fid number and the call: a reconnect in between must not
+        // hand this number (from the old connection's allocator) to the new one.
+        let connection = self.connection
         let newfid = connection.allocateFid()
         do {
             let size = try await connection.call(.xattrwalk, undo: .walk(newfid: newfid, names: 0), timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
@@ -15,7 +19,10 @@ extension RemoteFile {
                 guard case let .xattrwalk(size) = response else { throw .protocolViolation(.xattrwalk) }
                 return size
             }
-            return (RemoteFile(client: client, fid: newfid, qid: qid, path: path), size)
+            let attribute = RemoteFile(client: client, fid: newfid, qid: qid, path: path, root: root)
+            // A walk by path cannot make an attribute fid again.
+            attribute.noteUnrecoverable()
+            return (attribute, size)
         } catch let error as NinePError {
             if error.kind == .server { connection.releaseFid(newfid) } else if error.kind == .protocolViolation { connection.clunkLater(newfid) }
             throw error.at(path)

@@ -16,24 +16,42 @@ public final class RemoteFile: Sendable {
     public let path: String
     let state = AdaptiveMutex(FileState())
 
+    /// The attach fid this one was walked from (its own number for an attach).
+    let root: UInt32
+    /// For the root of a per-user attach: who it was attached as (made again on reconnect).
+    let attachedAs: AttachIdentity?
+
+    struct AttachIdentity: Sendable {
+        let uname: String
+        let uid: UInt32
+    }
+
     struct FileState {
         var closed = false
         var iounit: UInt32 = 0
+        /// What a reconnect needs (kept only with `configuration.reconnect`; see `Reconnector`).
+        var recovery = Recovery()
         /// localio's granted descriptor (RemoteFile+LocalIO), if any.
         var local: LocalDescriptor? = nil
     }
 
-    init(client: NinePClient, fid: UInt32, qid: Qid, path: String, iounit: UInt32 = 0) {
+    init(client: NinePClient, fid: UInt32, qid: Qid, path: String, iounit: UInt32 = 0, root: UInt32 = FidAllocator.root, attachedAs: AttachIdentity? = nil) {
         self.client = client
         self.fid = fid
         self.qid = qid
         self.path = path
+        self.root = root
+        self.attachedAs = attachedAs
         state.withLock { $0.iounit = iounit }
+        client.reconnector?.register(self)
     }
 
     deinit {
         dropLocalGrant()
-        if !state.withLock({ $0.closed }) { client.connection.clunkLater(fid) }
+        if !state.withLock({ $0.closed }) {
+            client.reconnector?.unregister(fid, self)
+            client.connection.clunkLater(fid)
+        }
     }
 
     var connection: ClientConnection { client.connection }
@@ -52,17 +70,22 @@ public final class RemoteFile: Sendable {
             return state.closed
         }
         dropLocalGrant()
-        if !wasClosed { await client.clunk(fid) }
+        if !wasClosed {
+            client.reconnector?.unregister(fid, self)
+            await client.clunk(fid)
+        }
     }
 
     /// Marks the fid as clunked by someone else (no clunk on close or deinit).
     func markClosed() {
         state.withLock { $0.closed = true }
         dropLocalGrant()  // the fid is gone: so is its grant
+        client.reconnector?.unregister(fid, self)
     }
 
     /// Opens this fid (Tlopen).
     public func open(_ mode: AccessMode = .read, options: OpenOptions = []) async throws {
+        try checkUsable(.open)
         let fid = self.fid
         let iounit = try await connection.call(.open, timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
             try Request.lopen(fid: fid, flags: mode.flags | options.rawValue).encode(tag: tag, into: &w)
@@ -71,6 +94,7 @@ public final class RemoteFile: Sendable {
             return iounit
         }
         state.withLock { $0.iounit = iounit }
+        noteOpened(flags: mode.flags | options.rawValue)
         await acquireLocalGrant(options: options)
     }
 
@@ -79,6 +103,7 @@ public final class RemoteFile: Sendable {
     /// One Tread of at most `buffer.count` (and `ioSize`) bytes at `offset`; returns how many
     /// bytes arrived (0 at the end of the file).
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) async throws -> Int {
+        try checkUsable(.read)
         let fid = self.fid
         let count = UInt32(min(buffer.count, ioSize))
         if let n = try localRead(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count)]), at: offset) { return n }
@@ -113,6 +138,7 @@ public final class RemoteFile: Sendable {
 
     /// One Twrite of at most `ioSize` bytes of `bytes` at `offset`; returns how many the server took.
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) async throws -> Int {
+        try checkUsable(.write)
         let fid = self.fid
         let data = ByteView(UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, ioSize)]))
         if let n = try localWrite(data.base, at: offset) { return n }
@@ -145,6 +171,7 @@ public final class RemoteFile: Sendable {
 
     /// Tgetattr.
     public func stat(_ mask: UInt64 = GetattrMask.basic | GetattrMask.btime) async throws -> FileAttributes {
+        try checkUsable(.getattr)
         let fid = self.fid
         do {
             return try await connection.call(.getattr, timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
@@ -160,6 +187,7 @@ public final class RemoteFile: Sendable {
 
     /// Tsetattr.
     public func setAttributes(_ changes: AttributeChanges) async throws {
+        try checkUsable(.setattr)
         let fid = self.fid
         let fields = changes.wireFields
         do {
@@ -175,6 +203,7 @@ public final class RemoteFile: Sendable {
 
     /// Tfsync (of an open file).
     public func fsync(dataOnly: Bool = false) async throws {
+        try checkUsable(.fsync)
         let fid = self.fid
         do {
             try await connection.call(.fsync, timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
@@ -195,7 +224,9 @@ public final class RemoteFile: Sendable {
         while true {
             let status = try await lockOnce(kind, start: start, length: length)
             switch status {
-            case LockStatus.success: return true
+            case LockStatus.success:
+                if kind != .unlock { noteLockHeld() }
+                return true
             case LockStatus.blocked, LockStatus.grace:
                 guard wait else { return false }
                 try await Task.sleep(for: pause)
@@ -207,6 +238,7 @@ public final class RemoteFile: Sendable {
     }
 
     private func lockOnce(_ kind: LockKind, start: UInt64, length: UInt64) async throws -> UInt8 {
+        try checkUsable(.lock)
         let fid = self.fid
         let fields = LockFields(
             type: kind.wire, flags: 0, start: start, length: length, processID: UInt32(bitPattern: getpid()),

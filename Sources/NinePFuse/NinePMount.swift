@@ -57,6 +57,19 @@ public enum NinePMount {
         // burst ever mallocs one later.
         configuration.maxInFlight = min(configuration.maxInFlight, options.session.slots + 4)
         configuration.preallocateBuffers = true
+        // A lost connection does not leave a dead mount: calls fail with EIO while the server
+        // is away (nothing waits on it), then the client reconnects and re-walks its fids.
+        let server = options.source
+        configuration.reconnect = ReconnectPolicy { event in
+            switch event {
+            case .lost:
+                log("connection to \(server) lost: calls fail with EIO until it is back; reconnecting")
+            case let .attemptFailed(error):
+                log("reconnecting to \(server): \(error); trying again (at most every 2 s)")
+            case let .reconnected(rewalked, broken):
+                log("reconnected to \(server): \(rewalked) fids re-walked, \(broken) broken")
+            }
+        }
         let client = try await NinePClient.connect(configuration)
         defer { client.close() }
         let root = try await client.walk("/")
