@@ -52,8 +52,8 @@ struct Mount: AsyncParsableCommand {
                                     kernel's name cache is shared by all users)
               default_permissions   the kernel checks the mode bits first (needed
                                     with allow_other against a server that
-                                    leaves checks to the client: ninepd
-                                    --access client, diod)
+                                    leaves checks to the client: diod, or
+                                    ninepd with --access client)
               uidmap=SERVER:LOCAL[:COUNT]
                                     map COUNT (1) uids from SERVER on the server
                                     to LOCAL here and back (owners shown, chown,
