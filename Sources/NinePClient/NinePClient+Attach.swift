@@ -15,15 +15,7 @@ extension NinePClient {
         do {
             // Flushed before the server answered, the attach may still have made the fid: clunk
             // it once the request settles (a clunk of a fid never made only frees the number).
-            let qid = try await connection.call(.attach, undo: .clunk(fid: fid), timeout: callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
-                try w.beginFrame(.tattach, tag: tag)
-                try w.u32(fid); try w.u32(NineP.noFid)
-                try w.string(uname); try w.string(aname); try w.u32(uid)
-                w.finishFrame()
-            } decode: { response throws(NinePError) in
-                guard case let .attach(qid) = response else { throw .protocolViolation(.attach) }
-                return qid
-            }
+            let qid = try await connection.attach(fid: fid, uname: uname, aname: aname, uid: uid, undo: .clunk(fid: fid), timeout: callTimeout)
             return RemoteFile(client: self, fid: fid, qid: qid, path: "/", root: fid, attachedAs: RemoteFile.AttachIdentity(uname: uname, uid: uid))
         } catch let error as NinePError {
             if error.kind == .server { connection.releaseFid(fid) } else if error.kind == .protocolViolation { connection.clunkLater(fid) }

@@ -61,15 +61,8 @@ public final class NinePClient: Sendable {
         let connection = try await CancellableOpen.open(configuration, connectedSocket: connectedSocket)
         let uid = configuration.uid ?? ClientConfiguration.numericUser(for: configuration.uname)
         do {
-            let qid = try await connection.call(.attach, timeout: configuration.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
-                try w.beginFrame(.tattach, tag: tag)
-                try w.u32(FidAllocator.root); try w.u32(NineP.noFid)
-                try w.string(configuration.uname); try w.string(configuration.aname); try w.u32(uid)
-                w.finishFrame()
-            } decode: { response throws(NinePError) in
-                guard case let .attach(qid) = response else { throw .protocolViolation(.attach) }
-                return qid
-            }
+            let qid = try await connection.attach(
+                fid: FidAllocator.root, uname: configuration.uname, aname: configuration.aname, uid: uid, timeout: configuration.callTimeout)
             return NinePClient(connection: connection, configuration: configuration, rootQid: qid)
         } catch let error as NinePError {
             connection.shutdown()

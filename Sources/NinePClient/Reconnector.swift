@@ -153,7 +153,7 @@ final class Reconnector: Sendable {
 
         let uid = configuration.uid ?? ClientConfiguration.numericUser(for: configuration.uname)
         var roots: [UInt32: Qid] = [:]
-        roots[FidAllocator.root] = try await attach(fresh, fid: FidAllocator.root, uname: configuration.uname, aname: configuration.aname, uid: uid, limit)
+        roots[FidAllocator.root] = try await fresh.attach(fid: FidAllocator.root, uname: configuration.uname, aname: configuration.aname, uid: uid, timeout: limit)
 
         let files = state.withLock { state in state.files.values.compactMap { $0.file } }
         var outcome = Outcome()
@@ -161,7 +161,7 @@ final class Reconnector: Sendable {
         for file in files {
             guard let identity = file.attachedAs, file.state.withLock({ !$0.closed && $0.recovery.broken == 0 }) else { continue }
             do {
-                let qid = try await attach(fresh, fid: file.fid, uname: identity.uname, aname: configuration.aname, uid: identity.uid, limit)
+                let qid = try await fresh.attach(fid: file.fid, uname: identity.uname, aname: configuration.aname, uid: identity.uid, timeout: limit)
                 roots[file.fid] = qid
                 if qid.type == file.qid.type && qid.path == file.qid.path {
                     outcome.rewalked += 1
@@ -211,19 +211,6 @@ final class Reconnector: Sendable {
             outcome.rewalked += 1
         }
         return outcome
-    }
-
-    /// Tattach of `fid`; its qid.
-    private func attach(_ connection: ClientConnection, fid: UInt32, uname: String, aname: String, uid: UInt32, _ limit: Duration) async throws -> Qid {
-        try await connection.call(.attach, timeout: limit) { (w: inout WireWriter, tag) throws(WireError) in
-            try w.beginFrame(.tattach, tag: tag)
-            try w.u32(fid); try w.u32(NineP.noFid)
-            try w.string(uname); try w.string(aname); try w.u32(uid)
-            w.finishFrame()
-        } decode: { response throws(NinePError) in
-            guard case let .attach(qid) = response else { throw .protocolViolation(.attach) }
-            return qid
-        }
     }
 
     /// Walks `root` along `names` to `fid` (in steps of at most 16 names): the qid reached, or
