@@ -79,32 +79,25 @@ extension ClientConnection {
     /// A request slot; waits (FIFO) while all are in flight, at most until `deadline`.
     private func acquireSlot(_ operation: NinePOperation, deadline: ContinuousClock.Instant?, canceller: CallCanceller?) async throws -> Int {
         if Task.isCancelled || canceller?.isCancelled == true { throw CancellationError() }
+        let id: UInt64
         switch state.withLock({ $0.acquire() }) {
         case let .slot(index): return index
         case .closed: throw NinePError.connectionLost(operation)
-        case .full: break
+        case let .full(waiter): id = waiter
         }
-        let ticket = WaiterTicket()
+        // Slow path, still allocation-free: the waiter is known by its number alone, which
+        // the cancellation handler can use before or after it is queued.
         let index = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Int, Never>) in
-                state.withLock { state in
-                    let (id, poke) = state.enqueueWaiter(continuation, deadline: deadline)
-                    ticket.id.store(id, ordering: .sequentiallyConsistent)
-                    ticket.poke.store(poke, ordering: .sequentiallyConsistent)
-                    if id != 0 && ticket.cancelled.load(ordering: .sequentiallyConsistent) { state.cancelWaiter(id) }
-                }
-                if ticket.poke.load(ordering: .sequentiallyConsistent) { pokeHousekeeper() }
-                let id = ticket.id.load(ordering: .sequentiallyConsistent)
-                if id != 0 { canceller?.attach(.waiter(self, id: id)) }
+                let poke = state.withLock { $0.enqueueWaiter(id, continuation, deadline: deadline) }
+                if poke { pokeHousekeeper() }
+                canceller?.attach(.waiter(self, id: id))
             }
         } onCancel: {
-            ticket.cancelled.store(true, ordering: .sequentiallyConsistent)
-            state.withLock { state in
-                let id = ticket.id.load(ordering: .sequentiallyConsistent)
-                if id != 0 { state.cancelWaiter(id) }
-            }
+            state.withLock { $0.cancelWaiter(id) }
         }
         canceller?.detach()
+        if Task.isCancelled || canceller?.isCancelled == true { state.withLock { $0.forgetCancelledWaiter(id) } }
         if index >= 0 { return index }
         if index == ClientConnectionState.timedOut { throw NinePError.timedOut(operation) }
         if isClosed { throw NinePError.connectionLost(operation) }
@@ -123,11 +116,4 @@ extension ClientConnection {
     func cancelSlotWait(_ id: UInt64) {
         state.withLock { $0.cancelWaiter(id) }
     }
-}
-
-/// Shared between a caller waiting for a slot and its cancellation handler (slow path only).
-private final class WaiterTicket: Sendable {
-    let id = Atomic<UInt64>(0)
-    let cancelled = Atomic<Bool>(false)
-    let poke = Atomic<Bool>(false)
 }

@@ -18,6 +18,8 @@ struct ClientConnectionState: ~Copyable {
     private var freeFlushSlots: [Int]
     private var slotWaiters: [SlotWaiter] = []
     private var nextWaiterID: UInt64 = 0
+    /// Waiters cancelled before they were queued (their cancellation handler ran first).
+    private var cancelledBeforeQueued: [UInt64] = []
     var pendingClunks: [UInt32] = []
     /// When the housekeeper will next look at deadlines (nil: only when poked).
     var housekeeperWakes: ContinuousClock.Instant? = nil
@@ -36,6 +38,7 @@ struct ClientConnectionState: ~Copyable {
         freeRequestSlots = Array((0..<requestSlots).reversed())
         freeFlushSlots = Array((requestSlots..<(2 * requestSlots)).reversed())
         slotWaiters.reserveCapacity(64)
+        cancelledBeforeQueued.reserveCapacity(16)
         pendingClunks.reserveCapacity(64)
     }
 
@@ -43,14 +46,20 @@ struct ClientConnectionState: ~Copyable {
 
     enum Acquired {
         case slot(Int)
-        case full
+        /// Every slot is in flight: wait as this waiter (`enqueueWaiter`).
+        case full(waiter: UInt64)
         case closed
     }
 
-    /// A free request slot with a fresh tag, held by the caller.
+    /// A free request slot with a fresh tag, held by the caller; or, when all are taken, the
+    /// number the caller waits under. Numbering the waiter here, before it is queued, lets its
+    /// cancellation name it with nothing shared but this number (no object per wait).
     mutating func acquire() -> Acquired {
         if closed { return .closed }
-        guard let index = freeRequestSlots.popLast() else { return .full }
+        guard let index = freeRequestSlots.popLast() else {
+            nextWaiterID += 1
+            return .full(waiter: nextWaiterID)
+        }
         occupy(index)
         return .slot(index)
     }
@@ -74,28 +83,47 @@ struct ClientConnectionState: ~Copyable {
     /// Resumed instead of a slot index when the call's deadline passes while it waits.
     static let timedOut = -2
 
-    /// Queues a caller for the next free slot (resumed with its index, or `noSlot` /
-    /// `timedOut`). The second value says whether the housekeeper must look at its deadline.
-    mutating func enqueueWaiter(_ continuation: UnsafeContinuation<Int, Never>, deadline: ContinuousClock.Instant?) -> (id: UInt64, poke: Bool) {
+    /// Queues waiter `id` (from `acquire`) for the next free slot (resumed with its index, or
+    /// `noSlot` / `timedOut`). Returns whether the housekeeper must look at its deadline.
+    mutating func enqueueWaiter(_ id: UInt64, _ continuation: UnsafeContinuation<Int, Never>, deadline: ContinuousClock.Instant?) -> Bool {
         if closed {
             continuation.resume(returning: ClientConnectionState.noSlot)
-            return (0, false)
+            return false
         }
-        if case let .slot(index) = acquire() {
+        if let position = cancelledBeforeQueued.firstIndex(of: id) {
+            cancelledBeforeQueued.swapAt(position, cancelledBeforeQueued.count - 1)
+            cancelledBeforeQueued.removeLast()
+            continuation.resume(returning: ClientConnectionState.noSlot)
+            return false
+        }
+        if let index = freeRequestSlots.popLast() {
+            occupy(index)
             continuation.resume(returning: index)
-            return (0, false)
+            return false
         }
-        nextWaiterID += 1
-        slotWaiters.append(SlotWaiter(id: nextWaiterID, continuation: continuation, deadline: deadline))
-        guard let deadline else { return (nextWaiterID, false) }
-        if let wakes = housekeeperWakes, wakes <= deadline { return (nextWaiterID, false) }
+        slotWaiters.append(SlotWaiter(id: id, continuation: continuation, deadline: deadline))
+        guard let deadline else { return false }
+        if let wakes = housekeeperWakes, wakes <= deadline { return false }
         housekeeperWakes = deadline
-        return (nextWaiterID, true)
+        return true
     }
 
+    /// Wakes waiter `id` without a slot. Not queued yet: remembered, so `enqueueWaiter` wakes
+    /// it at once; already woken: `forgetCancelledWaiter` drops the note afterwards.
     mutating func cancelWaiter(_ id: UInt64) {
-        guard let position = slotWaiters.firstIndex(where: { $0.id == id }) else { return }
-        slotWaiters.remove(at: position).continuation.resume(returning: ClientConnectionState.noSlot)
+        if let position = slotWaiters.firstIndex(where: { $0.id == id }) {
+            slotWaiters.remove(at: position).continuation.resume(returning: ClientConnectionState.noSlot)
+        } else if !cancelledBeforeQueued.contains(id) {
+            cancelledBeforeQueued.append(id)
+        }
+    }
+
+    /// Called by a waiter that was cancelled, once it is awake: a note its cancellation left
+    /// after the wait had ended goes (so the list stays as short as the waits in progress).
+    mutating func forgetCancelledWaiter(_ id: UInt64) {
+        guard let position = cancelledBeforeQueued.firstIndex(of: id) else { return }
+        cancelledBeforeQueued.swapAt(position, cancelledBeforeQueued.count - 1)
+        cancelledBeforeQueued.removeLast()
     }
 
     enum Start {
@@ -268,7 +296,8 @@ struct ClientConnectionState: ~Copyable {
             freeFlushSlots.append(index)
         } else if !slotWaiters.isEmpty && !closed {
             // Hand the slot straight to the longest waiting caller.
-            let waiter = slotWaiters.removeFirst()
+            // Concrete `remove(at:)`: the generic `removeFirst` allocates in a debug build.
+            let waiter = slotWaiters.remove(at: 0)
             occupy(index)
             waiter.continuation.resume(returning: index)
         } else {
