@@ -101,7 +101,7 @@ private final class MetricsRequestHandler: ChannelInboundHandler {
             exposition.removeAll(keepingCapacity: true)
             registry.emit(into: &exposition)
             status = .ok
-            body = exposition
+            body = MetricHelp.annotate(exposition)
             contentType = "text/plain; version=0.0.4; charset=utf-8"
         }
         var headers = HTTPHeaders()

@@ -50,6 +50,21 @@ struct MetricsTests {
         let p99 = try await prometheus.value("histogram_quantile(0.99, ninep_request_duration_seconds_bucket{type=\"walk\"})")
         #expect(p99 != nil && p99! > 0 && p99!.isFinite, "histogram_quantile of walk latency: \(String(describing: p99))")
 
+        // Every family has a HELP line an operator reads (in the exposition, and as
+        // Prometheus stores it for its UI and its metadata API).
+        let exposition = try await MetricsFetch.get(.tcp(host: "127.0.0.1", port: metricsPort), path: "/metrics")
+        let lines = exposition.split(separator: "\n", omittingEmptySubsequences: false)
+        var families = 0
+        for (index, line) in lines.enumerated() where line.hasPrefix("# TYPE ") {
+            families += 1
+            let name = line.dropFirst("# TYPE ".count).prefix { $0 != " " }
+            let help = index > 0 ? lines[index - 1] : ""
+            #expect(help.hasPrefix("# HELP \(name) ") && help.count > "# HELP \(name) ".count + 10, "\(name) has no HELP line (add it to Sources/ninepd/MetricHelp.swift)")
+        }
+        #expect(families >= 20, "only \(families) families in the exposition")
+        let metadata = try await MetricsFetch.get(.tcp(host: "127.0.0.1", port: prometheus.port), path: "/api/v1/metadata?metric=ninep_requests_total")
+        #expect(metadata.contains("9P requests answered"), "Prometheus stored no help for ninep_requests_total: \(metadata.prefix(400))")
+
         // Per type, what ninepd's trace says it answered (one line per request; Tversion logs
         // its own line) is what Prometheus stored, and so are the errors by errno.
         #expect(server.stop() == 0)
