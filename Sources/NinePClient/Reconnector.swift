@@ -76,7 +76,10 @@ final class Reconnector: Sendable {
         // Weakly: a client dropped without close() during an outage goes away (its deinit
         // stops this loop) rather than being kept alive by it.
         let reference = WeakClient(client)
-        Task.detached { [self] in await self.retry(reference) }
+        // On the client's own executor thread, not Swift's global pool: that pool has one
+        // thread per core, and whatever else the process blocks on it (synchronous waits in
+        // a test process, say) must not be able to keep a mount from coming back.
+        Task.detached(executorPreference: client.executor) { [self] in await self.retry(reference) }
     }
 
     private final class WeakClient: Sendable {
