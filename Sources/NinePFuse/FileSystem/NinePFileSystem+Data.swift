@@ -33,10 +33,72 @@ extension NinePFileSystem {
             await file.close()
             throw error
         }
-        return FuseOpenOut(fh: try await newHandle(file), flags: directory ? [] : fileOpenFlags)
+        let fh = try await newHandle(file)
+        if directory || file.qid.type & (Qid.typeDir | Qid.typeSymlink) != 0 { return FuseOpenOut(fh: fh) }
+        return await dataPath(header, node: header.nodeID, handle: fh, file: file, flags: flags)
+    }
+
+    /// How an opened regular file's data moves (docs/LOCALIO.md, "ninep mount"): through the
+    /// kernel's passthrough to a granted descriptor (no READ or WRITE reaches this daemon),
+    /// through a grant this daemon's workers pread and pwrite, or through 9P. Every grant is
+    /// asked for again at each open: a file revoked (or refused to this user) meanwhile gets
+    /// none, and its new opens move data through 9P.
+    func dataPath(_ header: FuseInHeader, node: UInt64, handle fh: UInt64, file: RemoteFile, flags: UInt32, created: Qid? = nil) async -> FuseOpenOut {
+        let out = await chooseDataPath(header, node: node, handle: fh, file: file, flags: flags, created: created)
+        if options.trace {
+            let path = out.flags.contains(.passthrough) ? "passthrough, backing \(out.backingID)\(out.flags.contains(.directIO) ? ", data through 9P (no grant for this open)" : "")"
+                : file.usesLocalIO ? "a grant read and written by this daemon" : "9P"
+            log("open of node \(node) (flags 0o\(String(flags, radix: 8))): data by \(path)")
+        }
+        return out
+    }
+
+    private func chooseDataPath(_ header: FuseInHeader, node: UInt64, handle fh: UInt64, file: RemoteFile, flags: UInt32, created: Qid?) async -> FuseOpenOut {
+        let plain = FuseOpenOut(fh: fh, flags: fileOpenFlags)
+        // Another user's attach (allow_other as root): the server grants only to the
+        // connection's own identity (SO_PEERCRED), so asking would only cost a round trip.
+        let grantable = options.passthrough != .off && client.isProvenLocal
+            && (userFids == nil || header.uid == options.identity.attachUID)
+        let access = flags & UInt32(O_ACCMODE)
+        let read = access != UInt32(O_WRONLY)
+        let write = access != UInt32(O_RDONLY)
+        switch passthrough.decide(node: node, handle: fh, read: read, write: write) {
+        case let .existing(id, covers):
+            // The kernel insists on FOPEN_PASSTHROUGH with the inode's one backing. The server
+            // is asked anyway: without a grant (revoked, another user, narrower access) the
+            // data of this open goes through this daemon and 9P; only mmap uses the backing.
+            var allowed = covers
+            if allowed {
+                allowed = grantable ? await file.requestLocalGrant(openFlags: flags & ~OpenFlags.direct, created: created) : false
+                file.releaseLocalGrant()
+            }
+            passthrough.passthroughOpens.add(1, ordering: .relaxed)
+            return FuseOpenOut(fh: fh, flags: allowed ? [.passthrough] : [.passthrough, .directIO], backingID: id)
+        case .firstOpen:
+            guard grantable, await file.requestLocalGrant(openFlags: flags & ~OpenFlags.direct, created: created) else {
+                _ = passthrough.register(node: node, handle: fh, file: file, read: read, write: write, log: log)
+                return plain
+            }
+            if let (id, covers) = passthrough.register(node: node, handle: fh, file: file, read: read, write: write, log: log).map({ ($0.id, $0.covers) }) {
+                // The kernel holds the file now; the daemon needs no descriptor of its own.
+                file.releaseLocalGrant()
+                passthrough.passthroughOpens.add(1, ordering: .relaxed)
+                return FuseOpenOut(fh: fh, flags: covers ? [.passthrough] : [.passthrough, .directIO], backingID: id)
+            }
+            passthrough.workerGrants.add(1, ordering: .relaxed)
+            return plain
+        case .plain:
+            // O_DIRECT: the grant would be a direct descriptor, which needs aligned buffers;
+            // the workers serve those through 9P (as NinePClient does).
+            if grantable, flags & OpenFlags.direct == 0, await file.requestLocalGrant(openFlags: flags, created: created) {
+                passthrough.workerGrants.add(1, ordering: .relaxed)
+            }
+            return plain
+        }
     }
 
     func release(_ fh: UInt64) async {
+        passthrough.released(fh)
         await handles.remove(fh)?.close()
     }
 
@@ -44,6 +106,7 @@ extension NinePFileSystem {
     /// of the file: FUSE takes a short reply as end of file).
     func read(_ r: FuseReadIn, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {
         let file = try handle(r.fh)
+        passthrough.reads.add(1, ordering: .relaxed)
         var reply = try FuseReply(into: out, unique: unique)
         let start = reply.writer.offset
         let wanted = min(Int(r.size), reply.writer.remaining)
@@ -68,6 +131,7 @@ extension NinePFileSystem {
 
     func write(_ w: FuseWriteIn, _ data: ByteView) async throws -> FuseWriteOut {
         let file = try handle(w.fh)
+        passthrough.writes.add(1, ordering: .relaxed)
         var done = 0
         while done < data.count {
             let n = try await file.write(UnsafeRawBufferPointer(rebasing: data.base[done...]), at: w.offset + UInt64(done))
