@@ -46,7 +46,7 @@ extension NinePFileSystem {
     func dataPath(_ header: FuseInHeader, node: UInt64, handle fh: UInt64, file: RemoteFile, flags: UInt32, created: Qid? = nil) async -> FuseOpenOut {
         let out = await chooseDataPath(header, node: node, handle: fh, file: file, flags: flags, created: created)
         if options.trace {
-            let path = out.flags.contains(.passthrough) ? "passthrough, backing \(out.backingID)\(out.flags.contains(.directIO) ? ", data through 9P (no grant for this open)" : "")"
+            let path = out.flags.contains(.passthrough) ? "passthrough, backing \(out.backingID)\(out.flags.contains(.directIO) ? ", reads and writes through this daemon (no grant for this open, or the backing's access is narrower)" : "")"
                 : file.usesLocalIO ? "a grant read and written by this daemon" : "9P"
             log("open of node \(node) (flags 0o\(String(flags, radix: 8))): data by \(path)")
         }
@@ -65,27 +65,19 @@ extension NinePFileSystem {
         switch passthrough.decide(node: node, handle: fh, read: read, write: write) {
         case let .existing(id, covers):
             // The kernel insists on FOPEN_PASSTHROUGH with the inode's one backing. The server
-            // is asked anyway: without a grant (revoked, another user, narrower access) the
-            // data of this open goes through this daemon and 9P; only mmap uses the backing.
-            var allowed = covers
-            if allowed {
-                allowed = grantable ? await file.requestLocalGrant(openFlags: flags & ~OpenFlags.direct, created: created) : false
-                file.releaseLocalGrant()
-            }
-            passthrough.passthroughOpens.add(1, ordering: .relaxed)
-            return FuseOpenOut(fh: fh, flags: allowed ? [.passthrough] : [.passthrough, .directIO], backingID: id)
+            // is asked anyway: without a grant (revoked, another user) the data of this open
+            // goes through this daemon and 9P, and only mmap uses the backing.
+            let granted = grantable ? await file.requestLocalGrant(openFlags: flags & ~OpenFlags.direct, created: created) : false
+            return joined(file, handle: fh, id: id, covers: covers, granted: granted)
         case .firstOpen:
-            guard grantable, await file.requestLocalGrant(openFlags: flags & ~OpenFlags.direct, created: created) else {
-                _ = passthrough.register(node: node, handle: fh, file: file, read: read, write: write, log: log)
-                return plain
+            let granted = grantable ? await file.requestLocalGrant(openFlags: flags & ~OpenFlags.direct, created: created) : false
+            // Registers the grant as the node's backing, or joins the backing another open of
+            // the node registered meanwhile (then this open must be passthrough too, granted or
+            // not); nil: plain, and the grant, if any, stays for the workers.
+            if let backing = passthrough.register(node: node, handle: fh, file: file, read: read, write: write, log: log) {
+                return joined(file, handle: fh, id: backing.id, covers: backing.covers, granted: granted)
             }
-            if let (id, covers) = passthrough.register(node: node, handle: fh, file: file, read: read, write: write, log: log).map({ ($0.id, $0.covers) }) {
-                // The kernel holds the file now; the daemon needs no descriptor of its own.
-                file.releaseLocalGrant()
-                passthrough.passthroughOpens.add(1, ordering: .relaxed)
-                return FuseOpenOut(fh: fh, flags: covers ? [.passthrough] : [.passthrough, .directIO], backingID: id)
-            }
-            passthrough.workerGrants.add(1, ordering: .relaxed)
+            if granted { passthrough.workerGrants.add(1, ordering: .relaxed) }
             return plain
         case .plain:
             // O_DIRECT: the grant would be a direct descriptor, which needs aligned buffers;
@@ -95,6 +87,20 @@ extension NinePFileSystem {
             }
             return plain
         }
+    }
+
+    /// A passthrough open on backing `id`. When the backing's access covers the open's and
+    /// the server granted this open too, the kernel does all its IO and the daemon drops its
+    /// descriptor; otherwise (a read-only backing and a read-write open, no grant) its reads
+    /// and writes come to the daemon (FOPEN_DIRECT_IO), served by its own grant if it got one.
+    private func joined(_ file: RemoteFile, handle fh: UInt64, id: Int32, covers: Bool, granted: Bool) -> FuseOpenOut {
+        passthrough.passthroughOpens.add(1, ordering: .relaxed)
+        if granted && covers {
+            file.releaseLocalGrant()
+            return FuseOpenOut(fh: fh, flags: [.passthrough], backingID: id)
+        }
+        if granted { passthrough.workerGrants.add(1, ordering: .relaxed) }
+        return FuseOpenOut(fh: fh, flags: [.passthrough, .directIO], backingID: id)
     }
 
     func release(_ fh: UInt64) async {
