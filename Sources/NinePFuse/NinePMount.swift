@@ -70,11 +70,19 @@ public enum NinePMount {
                 log("reconnected to \(server): \(rewalked) fids re-walked, \(broken) broken")
             }
         }
-        let client = try await NinePClient.connect(configuration)
+        let passthroughMode = options.fileSystem.passthrough
+        try PassthroughSetup.prepare(passthroughMode, &configuration, writebackCache: options.session.writebackCache)
+        let client: NinePClient
+        do {
+            client = try await NinePClient.connect(configuration)
+        } catch let error as NinePError where passthroughMode == .on && error.errno == EPROTONOSUPPORT {
+            throw FuseMountError("-o passthrough=on: \(error)", errno: EPROTONOSUPPORT)
+        }
         defer { client.close() }
         let root = try await client.walk("/")
 
         var session = options.session
+        session.passthrough = PassthroughSetup.offer(passthroughMode, client: client, writebackCache: session.writebackCache, log: log)
         // No WRITE larger than one Twrite can carry, so each FUSE write is one 9P round trip.
         session.maxWrite = min(session.maxWrite, client.maxIOSize & ~4095)
         var parameters = FuseMountParameters(mountpoint: mountpoint, source: options.source)
@@ -94,7 +102,12 @@ public enum NinePMount {
         let fileSystem = NinePFileSystem(client: client, root: root, options: fileSystemOptions, slots: session.slots, log: log)
         defer { fileSystem.stop() }
         do {
-            _ = try await fuse.start(handler: fileSystem)
+            let agreed = try await fuse.start(handler: fileSystem)
+            if agreed.flags.contains(.passthrough) {
+                fileSystem.enablePassthrough(fuseFD: fd)
+            } else if passthroughMode == .on {
+                throw FuseMountError("-o passthrough=on: the kernel did not agree to FUSE_PASSTHROUGH in INIT (it needs Linux 6.9 or later built with CONFIG_FUSE_PASSTHROUGH)", errno: EOPNOTSUPP)
+            }
         } catch {
             try? FuseMounter.unmount(mountpoint, lazy: true)
             throw error
@@ -112,10 +125,10 @@ public enum NinePMount {
         // What was allocated and touched at start (the request path takes nothing more): the
         // session's buffers and the client's message buffers, one per call in flight.
         let preallocated = session.preallocatedBytes + configuration.maxInFlight * Int(client.msize)
-        log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB, \(preallocated >> 20) MiB preallocated)")
+        log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), data \(PassthroughSetup.dataPath(fileSystem, client: client, mode: passthroughMode)), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB, \(preallocated >> 20) MiB preallocated)")
         StatusSignal.onSignal { [fuse, fileSystem] in
             let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""
-            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use\(allocations)\(fileSystem.identitySummary)")
+            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use\(allocations)\(fileSystem.identitySummary)\(fileSystem.dataPathSummary)")
         }
         ready()
         await withTaskCancellationHandler {

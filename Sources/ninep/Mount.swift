@@ -42,6 +42,16 @@ struct Mount: AsyncParsableCommand {
                                       writes, but write(2) returns before the
                                       server has the data (close and fsync
                                       send it)
+              passthrough=MODE      file data by descriptor when the server is
+                                    ninepd on this host (a unix socket, localio
+                                    proven; docs/LOCALIO.md):
+                                    auto (default): the kernel reads and writes
+                                      the server's file itself (FUSE
+                                      passthrough; needs root: CAP_SYS_ADMIN),
+                                      else this daemon does (pread/pwrite),
+                                      else 9P;
+                                    on: passthrough or no mount (says why);
+                                    off: all data through 9P
               ro                    mount read-only
               allow_other           let other users use the mount; mounted by
                                     root, each calling user gets an attach of
@@ -172,6 +182,11 @@ struct Mount: AsyncParsableCommand {
                     throw ValidationError("-o cache must be none, attr or writeback, e.g. cache=none")
                 }
                 options.fileSystem.cache = mode
+            case "passthrough":
+                guard let value, let mode = PassthroughMode(rawValue: value) else {
+                    throw ValidationError("-o passthrough must be auto, on or off, e.g. passthrough=on")
+                }
+                options.fileSystem.passthrough = mode
             case "aname":
                 client.aname = value ?? ""
             case "uname":

@@ -9,8 +9,9 @@ extension RemoteFile {
     /// Not for O_DIRECT opens yet: a direct descriptor needs aligned buffers and offsets,
     /// which 9P's path handles on the server and the local path will with the aligned split
     /// (docs/LOCALIO.md); until then those files stay on 9P.
-    func acquireLocalGrant(options: OpenOptions) async {
-        guard connection.localIO, !options.contains(.direct), qid.type & (Qid.typeDir | Qid.typeSymlink | Qid.typeAuth) == 0 else { return }
+    /// `opened`: the qid Tlcreate answered, when this fid was a directory's until then.
+    func acquireLocalGrant(options: OpenOptions, opened: Qid? = nil) async {
+        guard connection.localIO, !options.contains(.direct), (opened ?? qid).type & (Qid.typeDir | Qid.typeSymlink | Qid.typeAuth) == 0 else { return }
         let fid = self.fid
         let grants = connection.grants
         var sentTag: UInt16 = 0

@@ -10,8 +10,9 @@ extension NinePFileSystem {
         // Tlcreate turns the fid it is sent on into the new, opened file: a clone of the
         // directory's fid becomes the handle; a walk to the name becomes the node.
         let opened = try await directory.clone()
+        let createdQid: Qid
         do {
-            _ = try await opened.create(name, flags: serverOpenFlags(c.flags) | (c.flags & UInt32(O_CREAT | O_EXCL)), mode: c.mode & 0o7777, gid: creationGroup(header))
+            createdQid = try await opened.create(name, flags: serverOpenFlags(c.flags) | (c.flags & UInt32(O_CREAT | O_EXCL)), mode: c.mode & 0o7777, gid: creationGroup(header))
         } catch {
             await opened.close()
             throw error
@@ -24,7 +25,7 @@ extension NinePFileSystem {
             await handles.remove(fh)?.close()
             throw error
         }
-        return (entry, FuseOpenOut(fh: fh, flags: fileOpenFlags))
+        return (entry, await dataPath(header, node: entry.nodeID, handle: fh, file: opened, flags: c.flags, created: createdQid))
     }
 
     func mkdir(_ header: FuseInHeader, _ m: FuseMkdirIn, _ name: ByteView) async throws -> FuseEntryOut {

@@ -33,10 +33,78 @@ extension NinePFileSystem {
             await file.close()
             throw error
         }
-        return FuseOpenOut(fh: try await newHandle(file), flags: directory ? [] : fileOpenFlags)
+        let fh = try await newHandle(file)
+        if directory || file.qid.type & (Qid.typeDir | Qid.typeSymlink) != 0 { return FuseOpenOut(fh: fh) }
+        return await dataPath(header, node: header.nodeID, handle: fh, file: file, flags: flags)
+    }
+
+    /// How an opened regular file's data moves (docs/LOCALIO.md, "ninep mount"): through the
+    /// kernel's passthrough to a granted descriptor (no READ or WRITE reaches this daemon),
+    /// through a grant this daemon's workers pread and pwrite, or through 9P. Every grant is
+    /// asked for again at each open: a file revoked (or refused to this user) meanwhile gets
+    /// none, and its new opens move data through 9P.
+    func dataPath(_ header: FuseInHeader, node: UInt64, handle fh: UInt64, file: RemoteFile, flags: UInt32, created: Qid? = nil) async -> FuseOpenOut {
+        let out = await chooseDataPath(header, node: node, handle: fh, file: file, flags: flags, created: created)
+        if options.trace {
+            let path = out.flags.contains(.passthrough) ? "passthrough, backing \(out.backingID)\(out.flags.contains(.directIO) ? ", reads and writes through this daemon (no grant for this open, or the backing's access is narrower)" : "")"
+                : file.usesLocalIO ? "a grant read and written by this daemon" : "9P"
+            log("open of node \(node) (flags 0o\(String(flags, radix: 8))): data by \(path)")
+        }
+        return out
+    }
+
+    private func chooseDataPath(_ header: FuseInHeader, node: UInt64, handle fh: UInt64, file: RemoteFile, flags: UInt32, created: Qid?) async -> FuseOpenOut {
+        let plain = FuseOpenOut(fh: fh, flags: fileOpenFlags)
+        // Another user's attach (allow_other as root): the server grants only to the
+        // connection's own identity (SO_PEERCRED), so asking would only cost a round trip.
+        let grantable = options.passthrough != .off && client.isProvenLocal
+            && (userFids == nil || header.uid == options.identity.attachUID)
+        let access = flags & UInt32(O_ACCMODE)
+        let read = access != UInt32(O_WRONLY)
+        let write = access != UInt32(O_RDONLY)
+        switch passthrough.decide(node: node, handle: fh, read: read, write: write) {
+        case let .existing(id, covers):
+            // The kernel insists on FOPEN_PASSTHROUGH with the inode's one backing. The server
+            // is asked anyway: without a grant (revoked, another user) the data of this open
+            // goes through this daemon and 9P, and only mmap uses the backing.
+            let granted = grantable ? await file.requestLocalGrant(openFlags: flags & ~OpenFlags.direct, created: created) : false
+            return joined(file, handle: fh, id: id, covers: covers, granted: granted)
+        case .firstOpen:
+            let granted = grantable ? await file.requestLocalGrant(openFlags: flags & ~OpenFlags.direct, created: created) : false
+            // Registers the grant as the node's backing, or joins the backing another open of
+            // the node registered meanwhile (then this open must be passthrough too, granted or
+            // not); nil: plain, and the grant, if any, stays for the workers.
+            if let backing = passthrough.register(node: node, handle: fh, file: file, read: read, write: write, log: log) {
+                return joined(file, handle: fh, id: backing.id, covers: backing.covers, granted: granted)
+            }
+            if granted { passthrough.workerGrants.add(1, ordering: .relaxed) }
+            return plain
+        case .plain:
+            // O_DIRECT: the grant would be a direct descriptor, which needs aligned buffers;
+            // the workers serve those through 9P (as NinePClient does).
+            if grantable, flags & OpenFlags.direct == 0, await file.requestLocalGrant(openFlags: flags, created: created) {
+                passthrough.workerGrants.add(1, ordering: .relaxed)
+            }
+            return plain
+        }
+    }
+
+    /// A passthrough open on backing `id`. When the backing's access covers the open's and
+    /// the server granted this open too, the kernel does all its IO and the daemon drops its
+    /// descriptor; otherwise (a read-only backing and a read-write open, no grant) its reads
+    /// and writes come to the daemon (FOPEN_DIRECT_IO), served by its own grant if it got one.
+    private func joined(_ file: RemoteFile, handle fh: UInt64, id: Int32, covers: Bool, granted: Bool) -> FuseOpenOut {
+        passthrough.passthroughOpens.add(1, ordering: .relaxed)
+        if granted && covers {
+            file.releaseLocalGrant()
+            return FuseOpenOut(fh: fh, flags: [.passthrough], backingID: id)
+        }
+        if granted { passthrough.workerGrants.add(1, ordering: .relaxed) }
+        return FuseOpenOut(fh: fh, flags: [.passthrough, .directIO], backingID: id)
     }
 
     func release(_ fh: UInt64) async {
+        passthrough.released(fh)
         await handles.remove(fh)?.close()
     }
 
@@ -44,6 +112,7 @@ extension NinePFileSystem {
     /// of the file: FUSE takes a short reply as end of file).
     func read(_ r: FuseReadIn, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {
         let file = try handle(r.fh)
+        passthrough.reads.add(1, ordering: .relaxed)
         var reply = try FuseReply(into: out, unique: unique)
         let start = reply.writer.offset
         let wanted = min(Int(r.size), reply.writer.remaining)
@@ -68,6 +137,7 @@ extension NinePFileSystem {
 
     func write(_ w: FuseWriteIn, _ data: ByteView) async throws -> FuseWriteOut {
         let file = try handle(w.fh)
+        passthrough.writes.add(1, ordering: .relaxed)
         var done = 0
         while done < data.count {
             let n = try await file.write(UnsafeRawBufferPointer(rebasing: data.base[done...]), at: w.offset + UInt64(done))

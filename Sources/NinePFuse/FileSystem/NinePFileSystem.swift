@@ -21,6 +21,8 @@ public struct NinePFileSystemOptions: Sendable {
     /// once used, each handle about 100; reserved: 40 and 24 bytes a place.
     public var nodeCapacity = 1 << 16
     public var handleCapacity = 1 << 14
+    /// Whether open files' data may bypass 9P through localio grants (PassthroughMode).
+    public var passthrough = PassthroughMode.auto
 
     public init() {}
 }
@@ -42,6 +44,8 @@ public final class NinePFileSystem: FuseRequestHandler {
     /// Fids per calling user, when each has an attach of its own (nil: one attach for all).
     let userFids: UserFids?
     let setgidDirectories = SetgidDirectories()
+    /// FUSE passthrough backings and the open files' data paths (NinePFileSystem+Data).
+    let passthrough: PassthroughBackings
     let options: NinePFileSystemOptions
     let log: @Sendable (String) -> Void
     /// Whether "table full" was logged already (once per table).
@@ -53,6 +57,7 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.client = client
         self.nodes = NodeTable(root: root, capacity: options.nodeCapacity)
         self.handles = HandleTable(capacity: options.handleCapacity)
+        self.passthrough = PassthroughBackings(capacity: options.handleCapacity)
         self.inFlight = InFlightRequests(slots: slots)
         self.mailboxes = (0..<slots).map { _ in RequestMailbox() }
         self.options = options
@@ -174,6 +179,7 @@ public final class NinePFileSystem: FuseRequestHandler {
             let gone = nodes.forget(nodeID, count: 1)
             if gone != nil { forgotten(nodeID) }
         }
+        if let handle { passthrough.released(handle) }
         if let handle, let file = handles.remove(handle) {
             Task(executorPreference: client.executor) { await file.close() }
         }

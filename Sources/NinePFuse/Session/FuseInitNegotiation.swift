@@ -13,7 +13,7 @@ public enum FuseInitNegotiation {
     /// Not asked by default: writebackCache (writes would be acknowledged before the server has them),
     /// doReaddirplus (needs a lookup count per entry; later), flockLocks (flock(2) stays local:
     /// 9P has no whole-file lock of its own), exportSupport, handleKillpriv (the kernel clears set-id bits
-    /// itself with a SETATTR), dontMask (the kernel applies the umask), setxattrExt, passthrough.
+    /// itself with a SETATTR), dontMask (the kernel applies the umask), setxattrExt; passthrough only when configured.
     public static func reply(to offer: FuseInitIn, configuration: FuseSessionConfiguration) throws(FuseMountError) -> FuseInitOut {
         guard offer.major == FuseProtocol.major else {
             throw FuseMountError("the kernel speaks FUSE \(offer.major).\(offer.minor); this daemon speaks \(FuseProtocol.major).x")
@@ -25,6 +25,9 @@ public enum FuseInitNegotiation {
         if configuration.asyncRead { wanted.insert(.asyncRead) }
         if configuration.writebackCache { wanted.insert(.writebackCache) }
         if configuration.directIOAllowMmap { wanted.insert(.directIOAllowMmap) }
+        // The kernel takes passthrough only with max_stack_depth 1 or 2 and without the
+        // write-back cache (it drops the flag silently otherwise): never ask for both.
+        if configuration.passthrough && !configuration.writebackCache { wanted.insert(.passthrough) }
         var out = FuseInitOut()
         out.major = FuseProtocol.major
         out.minor = min(offer.minor, FuseProtocol.minor)
@@ -39,6 +42,10 @@ public enum FuseInitNegotiation {
         out.maxBackground = UInt16(max(1, configuration.slots / 2))
         out.congestionThreshold = UInt16(max(1, configuration.slots * 3 / 8))
         out.timeGranularity = 1
+        // 2 (the kernel's most): backing files may be on overlayfs too (a server exporting a
+        // container's tree); the price is that this mount cannot be a lower layer of overlayfs.
+        // With 1 the reverse: a backing file on overlayfs fails to register (ELOOP).
+        if out.flags.contains(.passthrough) { out.maxStackDepth = 2 }
         return out
     }
 }

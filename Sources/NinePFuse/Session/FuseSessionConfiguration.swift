@@ -25,6 +25,9 @@ public struct FuseSessionConfiguration: Sendable {
     /// FUSE_DIRECT_IO_ALLOW_MMAP (`-o cache=none`): files opened for direct IO may still be
     /// mapped (through the page cache), as on a local file system.
     public var directIOAllowMmap = false
+    /// FUSE_PASSTHROUGH (`-o passthrough`, docs/LOCALIO.md): asked for only when the mount
+    /// can register backing files; never with `writebackCache` (the kernel drops it then).
+    public var passthrough = false
 
     public init() {}
 
