@@ -1,3 +1,4 @@
+import CNinePShims  // sys/socket.h's MSG_DONTWAIT: with DescriptorPassing importing the shims, a release (whole-module) build finds it only through them
 import Glibc
 
 /// Blocking whole-buffer reads and writes on a stream socket.
