@@ -1,4 +1,5 @@
 import Glibc
+import CNinePShims
 
 /// Blocking whole-buffer reads and writes on a stream socket.
 public enum SocketIO {
