@@ -52,6 +52,9 @@ final class GrantedDescriptors: Sendable {
         revoke(fids: Array(list))
     }
 
+    /// The tag of the outstanding Tlocalrevoke, if one is out.
+    var outstandingPollTag: UInt16? { pollTag.withLock { $0 } }
+
     /// The outstanding Tlocalrevoke's tag (nil once its reply is in).
     func polling(tag: UInt16?) {
         pollTag.withLock { $0 = tag }
