@@ -99,4 +99,48 @@ import Testing
         // ninepd still serves the session through 9P.
         #expect(try c.read(1, offset: 0, count: 4) == [0, 1, 2, 3])
     }
+
+    /// A SIGHUP reload of --config revokes every grant (a grant is a descriptor the old policy
+    /// allowed), even when the file did not change.
+    @Test func aConfigReloadRevokesGrants() throws {
+        let work = try Paths.temporaryDirectory("ninep-localio-reload")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let export = work.appendingPathComponent("a")
+        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+        try Data("file of a".utf8).write(to: export.appendingPathComponent("in-a"))
+        let config = work.appendingPathComponent("ninepd.yaml")
+        try Data("exports:\n  - name: a\n    path: \(export.path)\n".utf8).write(to: config)
+        let socket = work.appendingPathComponent("ninepd.sock").path
+        let ninepd = try NinepdProcess(arguments: ["--config", config.path, "--listen", "unix:\(socket)"], logDirectory: work)
+        defer { _ = ninepd.stop() }
+        #expect(waitUntil(within: .seconds(10)) { access(socket, F_OK) == 0 }, "ninepd did not create \(socket): \(ninepd.logText)")
+
+        let c = try WireClient(unixPath: socket, timeoutSeconds: 10)
+        _ = try c.version(version: "\(NineP.versionLocalIO)")
+        let memfd = try #require(c.descriptors.take())
+        defer { close(memfd) }
+        let nonce = try #require(readNonceMemfd(memfd))
+        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) else {
+            Issue.record("proof refused")
+            return
+        }
+        try c.attach(fid: 0, aname: "a", nuname: 0)
+        _ = try c.walk(0, 1, ["in-a"])
+        _ = try c.lopen(1, OpenFlags.readOnly)
+        guard case .localgrant = try c.rpc(.localgrant(fid: 1)), let fd = c.descriptors.take() else {
+            Issue.record("no grant; log: \(ninepd.logText)")
+            return
+        }
+        defer { close(fd) }
+        let poll = c.freshTag()
+        #expect(c.send(.localrevoke, tag: poll))
+        _ = try c.getattr(0)
+        #expect(kill(ninepd.child.pid, SIGHUP) == 0)
+        guard case let .localrevoke(fids) = try c.reply(tag: poll) else {
+            Issue.record("not Rlocalrevoke")
+            return
+        }
+        #expect(Array(fids) == [1])
+        #expect(try c.read(1, offset: 0, count: 100) == Array("file of a".utf8))
+    }
 }
