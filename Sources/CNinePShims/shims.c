@@ -118,6 +118,7 @@ static void ninep_termination_signals(sigset_t *set) {
     sigaddset(set, SIGINT);
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGUSR2);
     sigaddset(set, SIGHUP);
 }
 // Threads start with termination signals blocked so that only the signal thread sees them.

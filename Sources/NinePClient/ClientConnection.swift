@@ -214,7 +214,7 @@ final class ClientConnection: Sendable {
                 bytes.copyMemory(from: UnsafeRawBufferPointer(header))
                 let body = UnsafeMutableRawBufferPointer(rebasing: bytes[NineP.headerSize..<size])
                 guard receive(into: body, inbox) == .complete else { break }
-                if let inbox { grants.frameRead(type: frame.type, tag: frame.tag, inbox: inbox) }
+                if let inbox { grants.frameRead(type: frame.type, tag: frame.tag, inbox: inbox, frame: UnsafeRawBufferPointer(rebasing: bytes[0..<size])) }
                 let (poke, waiting) = state.withLock { $0.deliver(tag: frame.tag, length: size) }
                 // Outside the lock (see `deliver`): the caller's task may be being cancelled.
                 waiting?.resume(returning: .reply(length: size))

@@ -112,8 +112,14 @@ public final class NinePClient: Sendable {
     }
 
     /// The number of tags reserved right now (calls in flight, flushes awaiting Rflush, and
-    /// flushed calls whose Rflush has not come).
-    public var tagsInUse: Int { connection.state.withLock { $0.tagsInUse } }
+    /// flushed calls whose Rflush has not come), not counting localio's revocation poll,
+    /// which a session that holds grants keeps outstanding on purpose (docs/LOCALIO.md).
+    public var tagsInUse: Int {
+        let poll = connection.grants.outstandingPollTag
+        return connection.state.withLock { state in
+            state.tagsInUse - (poll.map { state.tags.slot(of: $0) != nil ? 1 : 0 } ?? 0)
+        }
+    }
 
     /// Message buffers allocated so far (they are kept for reuse).
     public var messageBuffersAllocated: Int { connection.state.withLock { $0.buffers.allocated } }

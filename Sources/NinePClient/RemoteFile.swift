@@ -106,7 +106,7 @@ public final class RemoteFile: Sendable {
         try checkUsable(.read)
         let fid = self.fid
         let count = UInt32(min(buffer.count, ioSize))
-        if let n = try localRead(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count)]), at: offset) { return n }
+        if let n = try await localRead(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<Int(count)]), at: offset) { return n }
         do {
             return try await connection.call(.read, timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
                 try Request.read(fid: fid, offset: offset, count: count).encode(tag: tag, into: &w)
@@ -141,7 +141,7 @@ public final class RemoteFile: Sendable {
         try checkUsable(.write)
         let fid = self.fid
         let data = ByteView(UnsafeRawBufferPointer(rebasing: bytes[0..<min(bytes.count, ioSize)]))
-        if let n = try localWrite(data.base, at: offset) { return n }
+        if let n = try await localWrite(data.base, at: offset) { return n }
         do {
             return try await connection.call(.write, timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
                 try w.twrite(tag: tag, fid: fid, offset: offset, data: data)

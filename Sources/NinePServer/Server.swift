@@ -341,6 +341,9 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
         }
     }
 
+    /// The connections serving a client now (localio's revocation walks them).
+    func activeConnections() -> [ServerConnection<Backend>] { registry.withLock { active } }
+
     /// Every open connection's share in use, for the status dump, metrics and tests.
     public func connectionShares() -> [ConnectionShare] {
         registry.withLock { active }.map(share(of:))
@@ -399,6 +402,8 @@ public final class FileServer<Backend: FileSystemBackend>: @unchecked Sendable {
             return (self.listeners, active)
         }
         for listener in listeners { listener.close() }
+        // localio: clients that keep a Tlocalrevoke outstanding drop their grants first.
+        for connection in open { connection.revokeLocalGrants(fids: nil) }
         // Readers waiting for memory give up; buffers still come back from workers.
         arena.close()
         for connection in open { connection.stopReading() }

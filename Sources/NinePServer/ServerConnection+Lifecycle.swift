@@ -89,7 +89,7 @@ extension ServerConnection {
     /// Gives back everything but a small reply buffer and moves that one into the parking
     /// reserve if this connection's share has room (state lock held). The request's message
     /// must no longer point into its receive buffer.
-    private func keepOnlySmallReplyLocked(_ context: RequestContext<Backend>) {
+    func keepOnlySmallReplyLocked(_ context: RequestContext<Backend>) {
         if let buffer = context.receive {
             context.receive = nil
             server.arena.release(buffer, from: memoryWaiter)
@@ -219,7 +219,8 @@ extension ServerConnection {
                 return server.queue.remove(target) ? .abortedNow(target) : .queued
             case .parked:
                 target.aborted = true
-                return server.waiter.cancel(target) ? .abortedNow(target) : .queued
+                // Parked on a descriptor (the waiter) or as localio's Tlocalrevoke.
+                return server.waiter.cancel(target) || revocationPoll.cancelLocked(target) ? .abortedNow(target) : .queued
             case .running where target.interruptible:
                 target.aborted = true
                 if let thread = target.worker { _ = ninep_pthread_kill(thread, ninep_interrupt_signal()) }
@@ -321,7 +322,7 @@ extension ServerConnection {
                     if server.queue.remove(context) { ended.append(context) }
                 case .parked:
                     context.aborted = true
-                    if server.waiter.cancel(context) { ended.append(context) }
+                    if server.waiter.cancel(context) || revocationPoll.cancelLocked(context) { ended.append(context) }
                 case .waitingForMemory:
                     context.aborted = true
                     _ = memoryLine.remove(context)

@@ -29,6 +29,8 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
     let statistics: RequestStatistics?
     /// localio's state for the session (docs/LOCALIO.md).
     let localIO = LocalIOSession()
+    /// localio's outstanding Tlocalrevoke, if any (guarded by `stateLock`).
+    let revocationPoll = RevocationPoll<Backend>()
     let stateLock = ConditionLock()
     let writeLock = ConditionLock()
     /// Fixed for the slot's life. A raw buffer rather than an Array: scanning it does not go

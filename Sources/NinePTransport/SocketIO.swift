@@ -1,5 +1,6 @@
 import CNinePShims  // sys/socket.h's MSG_DONTWAIT: with DescriptorPassing importing the shims, a release (whole-module) build finds it only through them
 import Glibc
+import CNinePShims
 
 /// Blocking whole-buffer reads and writes on a stream socket.
 public enum SocketIO {

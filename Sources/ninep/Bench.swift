@@ -10,6 +10,7 @@ struct Bench: AsyncParsableCommand {
         discussion: """
             Workloads (repeat --workload to run several, in order):
               read      Tread of --size bytes at rotating offsets of a --file-size file
+              randread  Tread of --size bytes at random --size-aligned offsets of that file
               write     Twrite of --size bytes at rotating offsets of the same file
               getattr   Tgetattr on an open fid (no walk)
               metadata  stat by path: Twalk + Tgetattr + Tclunk
@@ -19,6 +20,9 @@ struct Bench: AsyncParsableCommand {
               readdir   list --listing whole (Treaddir until empty); entries/s
 
             --concurrency tasks share one connection, each with one call in flight.
+            On a unix socket to ninepd the file data moves by localio descriptor
+            (pread/pwrite on a descriptor the server grants, docs/LOCALIO.md) unless
+            --no-localio; the first line says which ("localio: on" or "off" and why).
             Every workload warms up for --warmup seconds, then runs for --duration
             seconds and reports operations and bytes per second and latency percentiles
             (p50/p90/p99). seqread and seqwrite instead make one pass over the file
@@ -37,7 +41,7 @@ struct Bench: AsyncParsableCommand {
     )
 
     @OptionGroup var server: ServerOptions
-    @Option(help: "read, write, getattr, metadata, seqread, seqwrite, smallfile or readdir; repeat for several.")
+    @Option(help: "read, randread, write, getattr, metadata, seqread, seqwrite, smallfile or readdir; repeat for several.")
     var workload: [Workload] = [.read, .write, .getattr, .metadata]
     @Option(help: "Bytes per read or write: bytes, or with a K, M or G suffix (64K).") var size: ByteCount = ByteCount(65536)
     @Option(help: "Size of the work file: bytes, or with a K, M or G suffix (1G).") var fileSize: ByteCount = ByteCount(64 << 20)
@@ -49,6 +53,7 @@ struct Bench: AsyncParsableCommand {
     @Flag(help: "Leave the work file at the end; reuse one of --file-size bytes already there.") var keepFile = false
     @Flag(help: "Print one JSON object instead of text.") var json = false
     @Flag(help: "Report heap allocations per operation (needs the interposer).") var countAllocations = false
+    @Flag(help: "Measure the 9P path even when ninepd shares this host (no localio descriptors; docs/LOCALIO.md).") var noLocalio = false
 
     func validate() throws {
         guard concurrency >= 1 && concurrency <= 1024 else { throw ValidationError("--concurrency must be 1 to 1024") }
@@ -61,12 +66,15 @@ struct Bench: AsyncParsableCommand {
             Report.printError("ninep: bench: --count-allocations needs LD_PRELOAD of an interposer exporting ninep_alloc_calls")
             throw ExitCode(64)
         }
-        let client = try await server.connect(for: "bench")
+        let client = try await server.connect(for: "bench", localIO: noLocalio ? .disabled : .automatic)
         let path = Formatting.join(directory, "ninep-bench.dat")
         var results: [BenchResult] = []
+        var localIO = "off"
         do {
             let ioSize = min(size.bytes, client.maxIOSize)
             try await prepareFile(client, path)
+            localIO = try await localIOState(client, path)
+            if !json { print("localio: \(localIO)") }
             for kind in workload {
                 let result: BenchResult
                 if kind.isSequential {
@@ -91,8 +99,19 @@ struct Bench: AsyncParsableCommand {
         }
         if json {
             let server = (try? self.server.address().description) ?? ""
-            print("{\"server\":\"\(server)\",\"msize\":\(client.msize),\"results\":[\(results.map(\.json).joined(separator: ","))]}")
+            print("{\"server\":\"\(server)\",\"msize\":\(client.msize),\"localio\":\"\(localIO)\",\"results\":[\(results.map(\.json).joined(separator: ","))]}")
         }
+    }
+
+    /// Whether the workloads' file data moves by localio descriptor: "on" when the session
+    /// proved locality and the work file is granted, else "off" and why.
+    private func localIOState(_ client: NinePClient, _ path: String) async throws -> String {
+        if noLocalio { return "off (--no-localio)" }
+        guard client.usesLocalIO else { return "off (not offered: TCP, or a server without the extension)" }
+        let file = try await client.open(path, .readWrite)
+        let granted = file.usesLocalIO
+        await file.close()
+        return granted ? "on" : "off (the server refused the grant)"
     }
 
     /// The work file: `fileSize` bytes of a pattern (written once), or empty when the first
@@ -124,13 +143,13 @@ struct Bench: AsyncParsableCommand {
 }
 
 enum Workload: String, CaseIterable, ExpressibleByArgument, Sendable {
-    case read, write, getattr, metadata, seqread, seqwrite, smallfile, readdir
+    case read, randread, write, getattr, metadata, seqread, seqwrite, smallfile, readdir
 
     /// One timed pass over the file rather than a loop for --duration.
     var isSequential: Bool { self == .seqread || self == .seqwrite }
 
     /// Reads or writes the work file's data.
-    var usesFileData: Bool { self == .read || self == .write || isSequential }
+    var usesFileData: Bool { self == .read || self == .randread || self == .write || isSequential }
 }
 
 /// A byte count written as 4096, 64K, 1M, 2G (or 64KiB, 1m): read by `MemoryPlan.parse(bytes:)`,

@@ -64,7 +64,7 @@ struct BenchRun {
             if tally.allocationsAfter >= tally.allocationsBefore { allocations = max(allocations, tally.allocationsAfter - tally.allocationsBefore) }
         }
         let seconds = Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-        let bytesPerOperation = workload == .read || workload == .write ? ioSize : workload == .smallfile ? SmallFile.size : 0
+        let bytesPerOperation = workload == .read || workload == .randread || workload == .write ? ioSize : workload == .smallfile ? SmallFile.size : 0
         return BenchResult(
             workload: workload, size: bytesPerOperation, concurrency: concurrency, seconds: seconds, operations: operations,
             bytes: operations * UInt64(bytesPerOperation), entries: workload == .readdir ? entries : nil,
@@ -125,6 +125,8 @@ struct BenchRun {
         var histogram = LatencyHistogram()
         var tally = Tally()
         var block = worker * 7919
+        // randread's generator (xorshift64), seeded per task: no allocation, no lock.
+        var random = UInt64(worker + 1) &* 0x9E37_79B9_7F4A_7C15
         var measuring = false
         let clock = ContinuousClock()
         let readOnly = UnsafeRawBufferPointer(buffer.bytes)
@@ -137,10 +139,17 @@ struct BenchRun {
                 measuring = true
                 if worker == 0 && countAllocations { tally.allocationsBefore = AllocationCounter.read() }
             }
-            block = (block + 1) % blocks
+            if workload == .randread {
+                random ^= random << 13
+                random ^= random >> 7
+                random ^= random << 17
+                block = Int(random % UInt64(blocks))
+            } else {
+                block = (block + 1) % blocks
+            }
             let offset = UInt64(block * ioSize)
             switch workload {
-            case .read: _ = try await file.read(into: buffer.bytes, at: offset)
+            case .read, .randread: _ = try await file.read(into: buffer.bytes, at: offset)
             case .write: _ = try await file.write(readOnly, at: offset)
             case .getattr: _ = try await file.stat()
             case .metadata: _ = try await client.stat(path)

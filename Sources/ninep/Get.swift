@@ -21,7 +21,7 @@ struct Get: AsyncParsableCommand {
     @Argument(help: "The local file, directory, or - for standard output.") var local: String
 
     func run() async throws {
-        let client = try await server.connect(for: "get")
+        let client = try await server.connect(for: "get", localIO: transfer.localIO)
         do {
             try await using(try await client.open(try await SymlinkResolution.follow(client, remote))) { file in
                 let size = try await file.stat().size

@@ -22,7 +22,7 @@ struct Put: AsyncParsableCommand {
     @Argument(help: "The remote file or directory.") var remote: String
 
     func run() async throws {
-        let client = try await server.connect(for: "put")
+        let client = try await server.connect(for: "put", localIO: transfer.localIO)
         var target = remote
         do {
             let fd = open(local, O_RDONLY | O_CLOEXEC)

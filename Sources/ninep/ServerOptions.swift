@@ -52,14 +52,14 @@ struct ServerOptions: ParsableArguments {
     /// Connects and attaches; failures end the command with status 2 (130 after ^C, see
     /// `Ninep.main`). The attach names the user by number as well as by name
     /// (`ClientConfiguration.numericUser(for:)`): `--uname nobody` acts as nobody.
-    func connect(for command: String) async throws -> NinePClient {
+    func connect(for command: String, localIO: LocalIOMode = .disabled) async throws -> NinePClient {
         let address = try address()
         var configuration = ClientConfiguration(
             address: address, uname: uname ?? ClientConfiguration.currentUserName, aname: aname, msize: msize,
             callTimeout: timeout.map { .milliseconds(Int64($0 * 1000)) })
-        // The commands stay on 9P until they use localio on purpose (with an option, and
-        // `bench` saying which path it measured): docs/LOCALIO.md.
-        configuration.localIO = .disabled
+        // Only get, put and bench use localio (docs/LOCALIO.md), unless --no-localio: the
+        // other commands move no file data worth a descriptor.
+        configuration.localIO = localIO
         do {
             return try await NinePClient.connect(configuration)
         } catch let error as NinePError where error.kind == .timedOut {

@@ -32,6 +32,10 @@ struct ConfigReload {
             logger.error("received SIGHUP: not reloading \(path), nothing changed: \(error.description)")
             return
         }
+        // localio: a grant is a descriptor the export's old policy allowed; take them all back
+        // (clients continue those files by 9P, where the fid's policy still applies).
+        let revoked = server.revokeLocalGrants()
+        if revoked > 0 { logger.notice("reloading \(path): revoked \(revoked) localio grant(s)") }
         let restart = wanted.needingRestart(comparedTo: running)
         running.exports = wanted.exports
         if !restart.isEmpty {

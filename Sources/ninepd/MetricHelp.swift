@@ -16,6 +16,7 @@ enum MetricHelp {
         "ninep_flushes_total": "Tflush outcomes: aborted (nothing changed), after_reply (the request had completed), not_in_flight.",
         "ninep_localio_proofs_total": "localio locality proofs, accepted or refused.",
         "ninep_localio_grants_total": "localio descriptor grants: granted, or the reason it was refused.",
+        "ninep_localio_revocations_total": "localio grants revoked (shutdown, reload, SIGUSR2), answered to the clients' revocation polls.",
         "ninep_connections": "Client connections open now.",
         "ninep_connections_accepted_total": "Client connections accepted since start.",
         "ninep_connections_refused_total": "Client connections refused (--max-connections, shutting down).",

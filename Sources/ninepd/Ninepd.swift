@@ -31,7 +31,7 @@ struct Ninepd: ParsableCommand {
 
             Under systemd: with Type=notify, ninepd reports READY=1 once its pools are locked and its listeners accept; with socket activation (LISTEN_FDS), it serves the sockets it is given instead of binding the default address (--listen adds more).
 
-            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR1 logs the exports, the connections, each memory pool's free buffers and the time requests waited for memory, per call site; --metrics-listen serves all of it, with per-operation and per-client figures, to Prometheus and `ninep top`. SIGHUP re-reads the --config file: new attaches see its exports (sessions attached before keep theirs until they clunk); a file that cannot be used is logged and changes nothing; listen, msize, workers, memory-budget and the other server-wide settings need a restart (logged, old values kept). Without --config SIGHUP is logged and changes nothing.
+            SIGINT or SIGTERM stops it cleanly: requests in flight are answered, sockets closed. SIGUSR2 revokes every localio grant (docs/LOCALIO.md). SIGUSR1 logs the exports, the connections, each memory pool's free buffers and the time requests waited for memory, per call site; --metrics-listen serves all of it, with per-operation and per-client figures, to Prometheus and `ninep top`. SIGHUP re-reads the --config file: new attaches see its exports (sessions attached before keep theirs until they clunk); a file that cannot be used is logged and changes nothing; listen, msize, workers, memory-budget and the other server-wide settings need a restart (logged, old values kept). Without --config SIGHUP is logged and changes nothing.
             """,
         version: BuildStamp.versionLine(program: "ninepd")
     )
@@ -322,6 +322,12 @@ struct Ninepd: ParsableCommand {
                     let message: StaticString = "ninepd: status skipped: memory is short\n"
                     _ = write(2, message.utf8Start, message.utf8CodeUnitCount)
                 }
+                continue
+            }
+            if signal == SIGUSR2 {
+                // localio (docs/LOCALIO.md): an administrator takes every grant back.
+                let count = server.revokeLocalGrants()
+                logger.notice("received SIGUSR2: revoked \(count) localio grant(s); clients move those files' data by 9P from now on")
                 continue
             }
             if signal == SIGHUP {

@@ -54,4 +54,93 @@ import Testing
         #expect(t.descriptors.count == 0)
         #expect(errnoOf { try t.rpc(.localproof(nonce: LocalNonce(t.view(nonce)))) } == LinuxErrno.EOPNOTSUPP)
     }
+
+    /// The administrator's trigger: SIGUSR2 makes ninepd revoke every grant, and a client's
+    /// outstanding Tlocalrevoke is answered with the granted fid (and only it).
+    @Test func sigusr2RevokesEveryGrantAndAnswersThePoll() throws {
+        let work = try Paths.temporaryDirectory("ninep-localio-revoke")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let export = work.appendingPathComponent("export")
+        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+        try Data((0..<10_000).map { UInt8(truncatingIfNeeded: $0) }).write(to: export.appendingPathComponent("a.dat"))
+        let socket = work.appendingPathComponent("ninepd.sock").path
+        let ninepd = try NinepdProcess(export: export, extraArguments: ["--listen", "unix:\(socket)"], logDirectory: work)
+        defer { _ = ninepd.stop() }
+        #expect(waitUntil(within: .seconds(10)) { access(socket, F_OK) == 0 }, "ninepd did not create \(socket)")
+
+        let c = try WireClient(unixPath: socket, timeoutSeconds: 10)
+        _ = try c.version(version: "\(NineP.versionLocalIO)")
+        let memfd = try #require(c.descriptors.take())
+        defer { close(memfd) }
+        let nonce = try #require(readNonceMemfd(memfd))
+        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) else {
+            Issue.record("proof refused")
+            return
+        }
+        try c.attach(fid: 0, nuname: 0)
+        _ = try c.walk(0, 1, ["a.dat"])
+        _ = try c.lopen(1, OpenFlags.readOnly)
+        _ = try c.walk(0, 2, [])  // walked, never granted
+        guard case .localgrant = try c.rpc(.localgrant(fid: 1)), let fd = c.descriptors.take() else {
+            Issue.record("no grant; log: \(ninepd.logText)")
+            return
+        }
+        defer { close(fd) }
+        let poll = c.freshTag()
+        #expect(c.send(.localrevoke, tag: poll))
+        _ = try c.getattr(0)  // the poll is parked by now; other requests are served meanwhile
+        #expect(kill(ninepd.child.pid, SIGUSR2) == 0)
+        guard case let .localrevoke(fids) = try c.reply(tag: poll) else {
+            Issue.record("not Rlocalrevoke")
+            return
+        }
+        #expect(Array(fids) == [1])
+        #expect(waitUntil(within: .seconds(5)) { ninepd.logText.contains("revoked 1 localio grant") }, "log: \(ninepd.logText)")
+        // ninepd still serves the session through 9P.
+        #expect(try c.read(1, offset: 0, count: 4) == [0, 1, 2, 3])
+    }
+
+    /// A SIGHUP reload of --config revokes every grant (a grant is a descriptor the old policy
+    /// allowed), even when the file did not change.
+    @Test func aConfigReloadRevokesGrants() throws {
+        let work = try Paths.temporaryDirectory("ninep-localio-reload")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let export = work.appendingPathComponent("a")
+        try FileManager.default.createDirectory(at: export, withIntermediateDirectories: true)
+        try Data("file of a".utf8).write(to: export.appendingPathComponent("in-a"))
+        let config = work.appendingPathComponent("ninepd.yaml")
+        try Data("exports:\n  - name: a\n    path: \(export.path)\n".utf8).write(to: config)
+        let socket = work.appendingPathComponent("ninepd.sock").path
+        let ninepd = try NinepdProcess(arguments: ["--config", config.path, "--listen", "unix:\(socket)"], logDirectory: work)
+        defer { _ = ninepd.stop() }
+        #expect(waitUntil(within: .seconds(10)) { access(socket, F_OK) == 0 }, "ninepd did not create \(socket): \(ninepd.logText)")
+
+        let c = try WireClient(unixPath: socket, timeoutSeconds: 10)
+        _ = try c.version(version: "\(NineP.versionLocalIO)")
+        let memfd = try #require(c.descriptors.take())
+        defer { close(memfd) }
+        let nonce = try #require(readNonceMemfd(memfd))
+        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) else {
+            Issue.record("proof refused")
+            return
+        }
+        try c.attach(fid: 0, aname: "a", nuname: 0)
+        _ = try c.walk(0, 1, ["in-a"])
+        _ = try c.lopen(1, OpenFlags.readOnly)
+        guard case .localgrant = try c.rpc(.localgrant(fid: 1)), let fd = c.descriptors.take() else {
+            Issue.record("no grant; log: \(ninepd.logText)")
+            return
+        }
+        defer { close(fd) }
+        let poll = c.freshTag()
+        #expect(c.send(.localrevoke, tag: poll))
+        _ = try c.getattr(0)
+        #expect(kill(ninepd.child.pid, SIGHUP) == 0)
+        guard case let .localrevoke(fids) = try c.reply(tag: poll) else {
+            Issue.record("not Rlocalrevoke")
+            return
+        }
+        #expect(Array(fids) == [1])
+        #expect(try c.read(1, offset: 0, count: 100) == Array("file of a".utf8))
+    }
 }

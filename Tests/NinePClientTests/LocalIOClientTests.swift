@@ -173,17 +173,18 @@ enum FileManagerless {
 }
 
 extension LocalIOClientTests {
-    /// O_DIRECT opens stay on 9P until the aligned split exists: a direct descriptor would
-    /// fail misaligned reads that 9P serves.
-    @Test func directOpensStayOnNineP() async throws {
+    /// O_DIRECT opens get an O_DIRECT grant, and a misaligned read through it is served by the
+    /// aligned split (LocalIODirectTests covers the split in depth).
+    @Test func directOpensGetADirectGrant() async throws {
         let s = try TestServer()
         defer { s.shutdown() }
         let content = Self.pattern(9000, seed: 5)
         #expect(FileManagerless.write(s("o.dat"), content))
         let client = try await NinePClient.connect(Self.configuration(.unix(path: "socketpair"), .required), connectedSocket: try s.connectedSocket())
         let direct = try await client.open("/o.dat", .read, options: .direct)
-        #expect(!direct.usesLocalIO)
-        // A misaligned read (offset 3, 100 bytes) is served, as before.
+        #expect(direct.usesLocalIO)
+        #expect((direct.localGrant?.flags ?? 0) & OpenFlags.direct != 0)
+        // A misaligned read (offset 3, 100 bytes) is served, as through 9P.
         #expect(try await direct.read(at: 3, count: 100) == Array(content[3..<103]))
         let buffered = try await client.open("/o.dat", .read)
         #expect(buffered.usesLocalIO)

@@ -239,3 +239,41 @@ enum FileManagerLite {
         guard Glibc.mkdir(path, 0o755) == 0 else { throw NinePError(.server, errno: errno, operation: .mkdir, path: path) }
     }
 }
+
+extension ReconnectTests {
+    /// localio across a restart (docs/LOCALIO.md): the server stops in the middle of a
+    /// transfer through a grant; after the client reconnects, the old session's grant is
+    /// never used again (the client holds no reference to it: its descriptor is closed) and
+    /// the rest of the file comes through 9P byte-exact.
+    @Test func aServerRestartMidTransferLeavesNoStaleGrantInUse() async throws {
+        let peer = try RestartableServer()
+        defer { peer.stop() }
+        let content = (0..<(2 << 20 | 333)).map { UInt8(truncatingIfNeeded: ($0 &* 29) ^ ($0 >> 11)) }
+        makeFile(peer("big"), content)
+        let events = Events()
+        let client = try await connect(peer, events)
+        defer { client.close() }
+        let file = try await client.open("/big", .readWrite)
+        #expect(file.usesLocalIO, "ninepd grants the open file on its unix socket")
+        weak var oldGrant = file.localGrant
+        #expect(oldGrant != nil)
+        var read = try await file.read(at: 0, count: 512 << 10)
+
+        peer.stop()
+        #expect(events.lost(within: .seconds(5)))
+        try peer.start()
+        #expect(events.reconnected(within: .seconds(10)) == "reconnected 1 0")
+        #expect(!file.usesLocalIO)
+        #expect(oldGrant == nil, "the old session's grant is released: its descriptor is closed")
+        while read.count < content.count {
+            read += try await file.read(at: UInt64(read.count), count: 65536)
+        }
+        #expect(read == content)
+        // Writes go through 9P to the new server too.
+        try await file.write(contentsOf: Array("restarted".utf8), at: 1000)
+        await file.close()
+        var expected = content
+        expected.replaceSubrange(1000..<1009, with: Array("restarted".utf8))
+        #expect(fileBytes(peer("big")) == expected)
+    }
+}

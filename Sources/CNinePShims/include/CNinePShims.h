@@ -77,10 +77,10 @@ int ninep_ofd_lock(int fd, int cmd, struct flock *lock);
 // --- signals used to interrupt a worker blocked in a system call
 int ninep_interrupt_signal(void);
 int ninep_install_interrupt_handler(int signo);
-// Blocks SIGINT, SIGTERM, SIGUSR1, SIGHUP (the signal thread waits for them) and SIGPIPE.
+// Blocks SIGINT, SIGTERM, SIGUSR1, SIGUSR2, SIGHUP (the signal thread waits for them) and SIGPIPE.
 int ninep_block_signals_for_thread(void);
 int ninep_unblock_interrupt_signal(int signo);
-// Waits for SIGINT, SIGTERM, SIGUSR1 or SIGHUP; returns which (-1 on error).
+// Waits for SIGINT, SIGTERM, SIGUSR1, SIGUSR2 or SIGHUP; returns which (-1 on error).
 int ninep_wait_termination_signal(void);
 int ninep_pthread_kill(pthread_t thread, int signo);
 

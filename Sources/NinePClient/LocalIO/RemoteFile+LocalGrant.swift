@@ -14,8 +14,11 @@ extension RemoteFile {
     /// still the directory's it was cloned from).
     public func requestLocalGrant(openFlags: UInt32, created: Qid? = nil) async -> Bool {
         guard state.withLock({ $0.local == nil }) else { return true }
-        await acquireLocalGrant(options: OpenOptions(rawValue: openFlags & OpenFlags.direct), opened: created)
-        return usesLocalIO
+        // Not direct: the mount hands the descriptor to the kernel or reads it in its workers
+        // with the kernel's buffers, which need not be aligned.
+        guard openFlags & OpenFlags.direct == 0, let grant = await requestGrant(allowDirect: false, opened: created) else { return false }
+        install(grant)
+        return true
     }
 
     /// Runs `body` with the granted descriptor and whether it may read and write; nil when

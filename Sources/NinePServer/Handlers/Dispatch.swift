@@ -113,9 +113,7 @@ extension Worker {
             case let .localgrant(fid):
                 return .reply(length: try localgrant(connection, tag: tag, fid: fid, into: &w))
             case .localrevoke:
-                // Designed (docs/LOCALIO.md), not served yet: the client learns revocation is
-                // unavailable and relies on clunk and the session's end.
-                throw ServerErrno.notSupported
+                return try localrevoke(connection, tag: tag, into: &w)
             }
         } catch {
             // A safety net: `creating(inGroup:)` restores the group itself.

@@ -128,7 +128,10 @@ extension Worker {
 
     /// Tremove: removes fid's file and clunks the fid, whether or not the removal worked.
     func remove(_ connection: ServerConnection<Backend>, tag: UInt16, fid: UInt32, into w: inout WireWriter) throws(ServerErrno) -> Int {
-        defer { _ = connection.fids.clunk(fid) }
+        defer {
+            _ = connection.fids.clunk(fid)
+            connection.localIO.forget(fid: fid)
+        }
         return try withFid(connection, fid) { (ref: inout FidRef<Backend>) throws(ServerErrno) -> Int in
             try requireWritable(ref.entry)
             guard ref.entry.kind == .file else { throw ServerErrno.badFid }

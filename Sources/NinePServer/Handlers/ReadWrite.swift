@@ -152,6 +152,7 @@ extension Worker {
         }
         connection.fids.release(ref)
         _ = connection.fids.clunk(fid)
+        connection.localIO.forget(fid: fid)  // a clunked fid's grant needs no revocation
         if let failure { throw failure }
         return try encode(.clunk, tag: tag, into: &w)
     }

@@ -20,6 +20,9 @@ extension RequestStatistics {
         case refusedReadOnly
         /// The reopen itself failed (its errno went to the client).
         case failed
+        /// A grant revoked (export reload, shutdown, `revokeLocalGrants`): its fid went to the
+        /// client in an Rlocalrevoke, or will with the next Tlocalrevoke.
+        case revoked
 
         /// The outcome a refusal's errno stands for.
         static func refused(errno: UInt32) -> LocalIOOutcome {
@@ -46,11 +49,13 @@ extension RequestStatistics {
             case .refusedNotRegular: "not_regular"
             case .refusedReadOnly: "read_only"
             case .failed: "failed"
+            case .revoked: "revoked"
             }
         }
 
         func counter(_ factory: any MetricsFactory) -> Counter {
-            Counter(label: isProof ? "ninep_localio_proofs_total" : "ninep_localio_grants_total", dimensions: [("outcome", label)], factory: factory)
+            let name = isProof ? "ninep_localio_proofs_total" : self == .revoked ? "ninep_localio_revocations_total" : "ninep_localio_grants_total"
+            return Counter(label: name, dimensions: [("outcome", label)], factory: factory)
         }
     }
 }

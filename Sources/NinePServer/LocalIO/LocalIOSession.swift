@@ -26,6 +26,10 @@ final class LocalIOSession: Sendable {
         var negotiated = false
         var proven = false
         var nonce: Nonce = (0, 0, 0, 0)
+        /// Fids holding a grant the client has not been told to drop (clunk forgets them).
+        var granted: Set<UInt32> = []
+        /// Revoked fids waiting for the next Tlocalrevoke, in revocation order.
+        var revoked: [UInt32] = []
     }
 
     private let state = Mutex(State())
@@ -55,7 +59,7 @@ final class LocalIOSession: Sendable {
         guard wantsExtension, usable,
               withUnsafeMutableBytes(of: &fresh, { ninep_random_bytes($0.baseAddress!, $0.count) }) == 0
         else {
-            state.withLock { $0.negotiated = false; $0.proven = false }
+            state.withLock { $0 = State(peer: $0.peer) }
             return -1
         }
         let memfd = withUnsafeBytes(of: &fresh) { ninep_sealed_memfd($0.baseAddress!, $0.count) }
@@ -63,6 +67,9 @@ final class LocalIOSession: Sendable {
             state.negotiated = memfd >= 0
             state.proven = false
             state.nonce = fresh
+            // Tversion clunked every fid: the old session's grants name nothing any more.
+            state.granted.removeAll()
+            state.revoked.removeAll()
         }
         return memfd
     }
@@ -92,6 +99,48 @@ final class LocalIOSession: Sendable {
     /// True when the peer's SO_PEERCRED uid is `uid` (the fid's identity).
     func peerIs(uid: UInt32) -> Bool {
         state.withLock { $0.peer?.uid == uid }
+    }
+
+    // MARK: Revocation
+
+    /// A grant was sent for `fid`.
+    func noteGranted(fid: UInt32) {
+        state.withLock { _ = $0.granted.insert(fid) }
+    }
+
+    /// `fid` was clunked (or removed): its grant, if any, needs no revocation any more.
+    func forget(fid: UInt32) {
+        state.withLock { state in
+            guard !state.granted.isEmpty else { return }
+            state.granted.remove(fid)
+        }
+    }
+
+    /// Revokes the grants of `fids` (every grant when nil): they wait for the next
+    /// Tlocalrevoke. Returns how many grants were revoked.
+    func revoke(fids: [UInt32]?) -> Int {
+        state.withLock { state in
+            guard !state.granted.isEmpty else { return 0 }
+            let before = state.revoked.count
+            if let fids {
+                for fid in fids where state.granted.remove(fid) != nil { state.revoked.append(fid) }
+            } else {
+                state.revoked.append(contentsOf: state.granted.sorted())
+                state.granted.removeAll()
+            }
+            return state.revoked.count - before
+        }
+    }
+
+    var hasRevoked: Bool { state.withLock { !$0.revoked.isEmpty } }
+
+    /// Takes at most `limit` revoked fids, oldest first, for an Rlocalrevoke.
+    func takeRevoked(limit: Int, into body: (ArraySlice<UInt32>) -> Void) {
+        state.withLock { state in
+            let count = min(limit, state.revoked.count)
+            body(state.revoked[0..<count])
+            state.revoked.removeFirst(count)
+        }
     }
 
     /// The session ended: nothing holds over to the next client of the slot.

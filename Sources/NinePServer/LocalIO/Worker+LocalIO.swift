@@ -76,6 +76,7 @@ extension Worker {
             }
             // Sent with the reply's first byte, closed here once written (ServerConnection+Output).
             context.attachedDescriptor = granted
+            connection.localIO.noteGranted(fid: fid)
             return length
         }
     }
@@ -92,5 +93,39 @@ extension Worker {
         if host & NINEP_O_DIRECT != 0 { flags |= OpenFlags.direct }
         if host & O_SYNC == O_SYNC { flags |= OpenFlags.sync } else if host & O_DSYNC != 0 { flags |= OpenFlags.dsync }
         return flags
+    }
+}
+
+extension Worker {
+    /// Tlocalrevoke: answered at once when revoked fids wait, else parked until a revocation,
+    /// a Tflush of it, or the session's end (docs/LOCALIO.md). Parked, it holds no worker and
+    /// only a small reply buffer (in the parking reserve when there is room), like a FIFO read.
+    func localrevoke(_ connection: ServerConnection<Backend>, tag: UInt16, into w: inout WireWriter) throws(ServerErrno) -> HandlerResult {
+        try connection.localIO.requireProven()
+        // A backend without host descriptors grants nothing, so there is nothing to revoke.
+        guard backend.handlesAreHostDescriptors, let context else { throw ServerErrno.notSupported }
+        if connection.localIO.hasRevoked {
+            return .reply(length: ServerConnection<Backend>.encodeRevoked(connection.localIO, tag: tag, into: context.replyRegion))
+        }
+        let parked: Bool = connection.stateLock.withLock {
+            // A Tflush that came while it ran: a poll that has changed nothing just ends.
+            if !context.pendingFlushes.isEmpty { context.aborted = true }
+            if context.aborted || connection.closing { return false }
+            // One poll per session: a second one is a client bug, answered at once.
+            if connection.revocationPoll.context != nil { return false }
+            context.phase = .parked
+            context.worker = nil
+            connection.revocationPoll.context = context
+            connection.keepOnlySmallReplyLocked(context)
+            return true
+        }
+        guard parked else {
+            if context.aborted { return .reply(length: 0) }
+            throw ServerErrno(LinuxErrno.EBUSY)
+        }
+        server.dispatchDeferredGrants()  // buffers it gave back may start others
+        // A revocation that came between the check above and the parking found no poll.
+        connection.answerRevocationPoll()
+        return .parked
     }
 }
