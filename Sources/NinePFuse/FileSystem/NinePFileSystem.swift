@@ -167,6 +167,12 @@ public final class NinePFileSystem: FuseRequestHandler {
             handle = u64(body + FuseEntryOut.wireSize)
         case .open, .opendir:
             handle = u64(body)
+        case .readdirplus:
+            // Every entry with a node id counted a lookup.
+            let length = Int(UInt32(littleEndian: reply.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
+            let undone = undoDirentplus(reply, length: min(length, reply.count))
+            if options.trace { log("READDIRPLUS unique \(header.unique): reply not taken by the kernel; \(undone) lookups undone") }
+            return
         default:
             return
         }
@@ -279,9 +285,10 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .setlkw(fields):
             try await setlk(fields, wait: true)
             return try FuseReply.empty(unique: unique, into: out)
-        case .fallocate, .readdirplus:
+        case let .readdirplus(fields):
+            return try await readdirplus(header, fields, unique: unique, into: out)
+        case .fallocate:
             // 9P2000.L has no fallocate: ENOSYS makes the kernel answer EOPNOTSUPP from now on.
-            // READDIRPLUS is not negotiated in INIT, so it should not come at all.
             throw FuseFailure(ENOSYS)
         case .`init`, .destroy, .forget, .batchForget, .interrupt:
             // Served by the session or inline; never handed here.

@@ -25,6 +25,9 @@ public struct FuseSessionConfiguration: Sendable {
     /// FUSE_DIRECT_IO_ALLOW_MMAP (`-o cache=none`): files opened for direct IO may still be
     /// mapped (through the page cache), as on a local file system.
     public var directIOAllowMmap = false
+    /// FUSE_DO_READDIRPLUS with FUSE_READDIRPLUS_AUTO (`-o noreaddirplus` turns it off): listings
+    /// that are followed by stats of their entries (ls -l) come with each entry's attributes.
+    public var readdirplus = true
 
     public init() {}
 
