@@ -21,6 +21,9 @@ public struct NinePFileSystemOptions: Sendable {
     /// once used, each handle about 100; reserved: 40 and 24 bytes a place.
     public var nodeCapacity = 1 << 16
     public var handleCapacity = 1 << 14
+    /// (file, lock owner) pairs holding POSIX locks at most (`LockOwners`), reserved at start;
+    /// beyond them a new owner's lock answers ENOLCK.
+    public var lockOwnerCapacity = 1 << 10
 
     public init() {}
 }
@@ -36,6 +39,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     let client: NinePClient
     let nodes: NodeTable
     let handles: HandleTable
+    let lockOwners: LockOwners
     let inFlight: InFlightRequests
     let mailboxes: [RequestMailbox]
     let capabilityAbsence: CapabilityAbsence
@@ -53,6 +57,7 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.client = client
         self.nodes = NodeTable(root: root, capacity: options.nodeCapacity)
         self.handles = HandleTable(capacity: options.handleCapacity)
+        self.lockOwners = LockOwners(capacity: options.lockOwnerCapacity)
         self.inFlight = InFlightRequests(slots: slots)
         self.mailboxes = (0..<slots).map { _ in RequestMailbox() }
         self.options = options
@@ -70,6 +75,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     /// Nodes the kernel holds (the root included) and open handles.
     public var nodeCount: Int { nodes.count }
     public var handleCount: Int { handles.count }
+    public var lockOwnerCount: Int { lockOwners.count }
     public var requestsInFlight: Int { inFlight.count }
 
     // MARK: FuseRequestHandler
@@ -221,11 +227,18 @@ public final class NinePFileSystem: FuseRequestHandler {
             return try FuseReply.with(try await write(fields, data), unique: unique, into: out)
         case let .readdir(fields):
             return try await readdir(fields, unique: unique, into: out)
-        case let .release(fields), let .releasedir(fields):
+        case let .release(fields):
+            await releaseLocks(fields.fh)
             await release(fields.fh)
             return try FuseReply.empty(unique: unique, into: out)
-        case .flush:
+        case let .releasedir(fields):
+            await release(fields.fh)
+            return try FuseReply.empty(unique: unique, into: out)
+        case let .flush(fields):
             // Writes go to the server as they come (no write-back cache): nothing is pending.
+            // The owner's close drops its POSIX locks on the file (the kernel sends no unlock:
+            // it keeps no local record of locks the file system holds).
+            await flushLocks(header, owner: fields.lockOwner)
             return try FuseReply.empty(unique: unique, into: out)
         case let .fsyncdir(fields):
             // The server makes the directory's entries durable (Tfsync of the open directory).
@@ -278,12 +291,12 @@ public final class NinePFileSystem: FuseRequestHandler {
             try await removexattr(header, name)
             return try FuseReply.empty(unique: unique, into: out)
         case let .getlk(fields):
-            return try FuseReply.with(try await getlk(fields), unique: unique, into: out)
+            return try FuseReply.with(try await getlk(header, fields), unique: unique, into: out)
         case let .setlk(fields):
-            try await setlk(fields, wait: false)
+            try await setlk(header, fields, wait: false)
             return try FuseReply.empty(unique: unique, into: out)
         case let .setlkw(fields):
-            try await setlk(fields, wait: true)
+            try await setlk(header, fields, wait: true)
             return try FuseReply.empty(unique: unique, into: out)
         case let .readdirplus(fields):
             return try await readdirplus(header, fields, unique: unique, into: out)
