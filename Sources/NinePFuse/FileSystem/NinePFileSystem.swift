@@ -24,6 +24,9 @@ public struct NinePFileSystemOptions: Sendable {
     /// (file, lock owner) pairs holding POSIX locks at most (`LockOwners`), reserved at start;
     /// beyond them a new owner's lock answers ENOLCK.
     public var lockOwnerCapacity = 1 << 10
+    /// READDIRPLUS entries resolved at once (Twalk and Tgetattr in flight together); 1: one
+    /// after another, allocation-free (NinePFileSystem+Readdirplus).
+    public var readdirplusWindow = 1
 
     public init() {}
 }
