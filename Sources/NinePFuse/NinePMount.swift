@@ -128,7 +128,7 @@ public enum NinePMount {
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), data \(PassthroughSetup.dataPath(fileSystem, client: client, mode: passthroughMode)), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB, \(preallocated >> 20) MiB preallocated)")
         StatusSignal.onSignal { [fuse, fileSystem] in
             let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""
-            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use\(allocations)\(fileSystem.identitySummary)\(fileSystem.dataPathSummary)")
+            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use, \(fileSystem.lockOwnerCount) lock owner fids\(allocations)\(fileSystem.identitySummary)\(fileSystem.dataPathSummary)")
         }
         ready()
         await withTaskCancellationHandler {

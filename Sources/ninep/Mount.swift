@@ -82,6 +82,13 @@ struct Mount: AsyncParsableCommand {
                                     read through the page cache from a server
                                     that stopped answering may then not be
                                     interruptible (off by default)
+              noreaddirplus         list directories without each entry's
+                                    attributes (READDIRPLUS costs a walk and
+                                    a getattr per entry; ls -l saves them)
+              readdirplus_window=N  entries of a READDIRPLUS looked up at
+                                    once (default 1: one after another,
+                                    allocation-free; up to 64: faster
+                                    listings, some allocations each)
               readahead=SIZE        sequential read window (default max_write;
                                     0 keeps the kernel's 128K)
               max_nodes=N           files the kernel may hold at once (65536;
@@ -157,6 +164,11 @@ struct Mount: AsyncParsableCommand {
             case "allow_other": options.allowOther = true
             case "default_permissions": options.defaultPermissions = true
             case "async_read": options.session.asyncRead = true
+            case "noreaddirplus": options.session.readdirplus = false
+            case "readdirplus_window":
+                let n = try number()
+                guard n >= 1 && n <= 64 else { throw ValidationError("-o readdirplus_window must be between 1 and 64") }
+                options.fileSystem.readdirplusWindow = Int(n)
             case "max_write":
                 guard let value, let bytes = MemoryPlan.parse(bytes: value), bytes >= 4096 else {
                     throw ValidationError("-o max_write needs a size of at least 4K, e.g. max_write=128K")

@@ -100,6 +100,57 @@ struct FileSystemTests {
         #expect(release.error == 0 && kernel.fileSystem.handleCount == 0)
     }
 
+    /// READDIRPLUS in small pieces: every name once, each with the lookup LOOKUP would give
+    /// (same node, the file's size), "." and ".." with node id 0; forgetting each counted lookup
+    /// once brings the node table back to the root alone.
+    @Test func readdirplusAnswersLookupsAndForgetBalancesThem() async throws {
+        let kernel = try await FakeKernel()
+        let names = (0..<30).map { "plus-\($0)-" + String(repeating: "p", count: $0 % 11) }
+        for (i, name) in names.enumerated() { try writeFile(kernel.server(name), String(repeating: "x", count: i)) }
+        let fh = try await kernel.open(FuseProtocol.rootID, flags: O_RDONLY | O_DIRECTORY, directory: true)
+        var seen: [String: FuseEntryOut] = [:]
+        var dots: [UInt64] = []
+        var offset: UInt64 = 0
+        for _ in 0..<200 {
+            // 600 bytes: two to three entries of about 180 bytes per reply.
+            let reply = await kernel.send(.readdirplus, KernelBytes.struct_(FuseReadIn(fh: fh, offset: offset, size: 600)))
+            #expect(reply.error == 0 && reply.body.count <= 600)
+            if reply.body.isEmpty { break }
+            try reply.body.withUnsafeBytes { raw in
+                var position = 0
+                while position < raw.count {
+                    let entry = try FuseEntryOut.decode(UnsafeRawBufferPointer(rebasing: raw[position..<(position + FuseEntryOut.wireSize)]))
+                    let (name, next) = FuseDirentPacker.plusEntry(in: raw, at: position)
+                    let text = name.makeString()
+                    if text == "." || text == ".." { dots.append(entry.nodeID) } else {
+                        #expect(seen[text] == nil, "\(text) listed twice")
+                        seen[text] = entry
+                    }
+                    offset = raw.loadUnaligned(fromByteOffset: position + FuseEntryOut.wireSize + 8, as: UInt64.self)
+                    position = next
+                }
+            }
+        }
+        #expect(Set(seen.keys) == Set(names))
+        #expect(dots.count == 2 && dots.allSatisfy { $0 == 0 })
+        for (i, name) in names.enumerated() {
+            let entry = try #require(seen[name])
+            #expect(entry.nodeID > FuseProtocol.rootID && entry.attr.size == UInt64(i) && entry.attr.mode & 0o170000 == 0o100000)
+            #expect(entry.entryValidSeconds == 1 && entry.attrValidSeconds == 1)
+        }
+        #expect(kernel.fileSystem.nodeCount == 1 + names.count)
+        // LOOKUP of a listed name meets the node READDIRPLUS gave (one more lookup counted).
+        let again = try await kernel.lookup(names[3])
+        #expect(again.nodeID == seen[names[3]]?.nodeID)
+        kernel.fileSystem.handleInline(FuseInHeader(length: 48, opcode: .forget, unique: 1, nodeID: again.nodeID), .forget(lookups: 1))
+        for entry in seen.values {
+            kernel.fileSystem.handleInline(FuseInHeader(length: 48, opcode: .forget, unique: 1, nodeID: entry.nodeID), .forget(lookups: 1))
+        }
+        #expect(kernel.fileSystem.nodeCount == 1)
+        let release = await kernel.send(.releasedir, KernelBytes.struct_(FuseReleaseIn(fh: fh)))
+        #expect(release.error == 0 && kernel.fileSystem.handleCount == 0)
+    }
+
     @Test func createWriteReadAndShortReadAtTheEnd() async throws {
         let kernel = try await FakeKernel()
         let create = await kernel.send(.create, KernelBytes.struct_(FuseCreateIn(flags: UInt32(O_RDWR | O_CREAT), mode: 0o100640, umask: 0)) + KernelBytes.name("new"))

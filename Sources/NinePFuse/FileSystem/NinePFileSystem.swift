@@ -23,6 +23,12 @@ public struct NinePFileSystemOptions: Sendable {
     public var handleCapacity = 1 << 14
     /// Whether open files' data may bypass 9P through localio grants (PassthroughMode).
     public var passthrough = PassthroughMode.auto
+    /// (file, lock owner) pairs holding POSIX locks at most (`LockOwners`), reserved at start;
+    /// beyond them a new owner's lock answers ENOLCK.
+    public var lockOwnerCapacity = 1 << 10
+    /// READDIRPLUS entries resolved at once (Twalk and Tgetattr in flight together); 1: one
+    /// after another, allocation-free (NinePFileSystem+Readdirplus).
+    public var readdirplusWindow = 1
 
     public init() {}
 }
@@ -38,6 +44,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     let client: NinePClient
     let nodes: NodeTable
     let handles: HandleTable
+    let lockOwners: LockOwners
     let inFlight: InFlightRequests
     let mailboxes: [RequestMailbox]
     let capabilityAbsence: CapabilityAbsence
@@ -58,6 +65,7 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.nodes = NodeTable(root: root, capacity: options.nodeCapacity)
         self.handles = HandleTable(capacity: options.handleCapacity)
         self.passthrough = PassthroughBackings(capacity: options.handleCapacity)
+        self.lockOwners = LockOwners(capacity: options.lockOwnerCapacity)
         self.inFlight = InFlightRequests(slots: slots)
         self.mailboxes = (0..<slots).map { _ in RequestMailbox() }
         self.options = options
@@ -75,6 +83,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     /// Nodes the kernel holds (the root included) and open handles.
     public var nodeCount: Int { nodes.count }
     public var handleCount: Int { handles.count }
+    public var lockOwnerCount: Int { lockOwners.count }
     public var requestsInFlight: Int { inFlight.count }
 
     // MARK: FuseRequestHandler
@@ -172,6 +181,12 @@ public final class NinePFileSystem: FuseRequestHandler {
             handle = u64(body + FuseEntryOut.wireSize)
         case .open, .opendir:
             handle = u64(body)
+        case .readdirplus:
+            // Every entry with a node id counted a lookup.
+            let length = Int(UInt32(littleEndian: reply.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
+            let undone = undoDirentplus(reply, length: min(length, reply.count))
+            if options.trace { log("READDIRPLUS unique \(header.unique): reply not taken by the kernel; \(undone) lookups undone") }
+            return
         default:
             return
         }
@@ -221,11 +236,18 @@ public final class NinePFileSystem: FuseRequestHandler {
             return try FuseReply.with(try await write(fields, data), unique: unique, into: out)
         case let .readdir(fields):
             return try await readdir(fields, unique: unique, into: out)
-        case let .release(fields), let .releasedir(fields):
+        case let .release(fields):
+            await releaseLocks(fields.fh)
             await release(fields.fh)
             return try FuseReply.empty(unique: unique, into: out)
-        case .flush:
+        case let .releasedir(fields):
+            await release(fields.fh)
+            return try FuseReply.empty(unique: unique, into: out)
+        case let .flush(fields):
             // Writes go to the server as they come (no write-back cache): nothing is pending.
+            // The owner's close drops its POSIX locks on the file (the kernel sends no unlock:
+            // it keeps no local record of locks the file system holds).
+            await flushLocks(header, owner: fields.lockOwner)
             return try FuseReply.empty(unique: unique, into: out)
         case let .fsyncdir(fields):
             // The server makes the directory's entries durable (Tfsync of the open directory).
@@ -278,16 +300,17 @@ public final class NinePFileSystem: FuseRequestHandler {
             try await removexattr(header, name)
             return try FuseReply.empty(unique: unique, into: out)
         case let .getlk(fields):
-            return try FuseReply.with(try await getlk(fields), unique: unique, into: out)
+            return try FuseReply.with(try await getlk(header, fields), unique: unique, into: out)
         case let .setlk(fields):
-            try await setlk(fields, wait: false)
+            try await setlk(header, fields, wait: false)
             return try FuseReply.empty(unique: unique, into: out)
         case let .setlkw(fields):
-            try await setlk(fields, wait: true)
+            try await setlk(header, fields, wait: true)
             return try FuseReply.empty(unique: unique, into: out)
-        case .fallocate, .readdirplus:
+        case let .readdirplus(fields):
+            return try await readdirplus(header, fields, unique: unique, into: out)
+        case .fallocate:
             // 9P2000.L has no fallocate: ENOSYS makes the kernel answer EOPNOTSUPP from now on.
-            // READDIRPLUS is not negotiated in INIT, so it should not come at all.
             throw FuseFailure(ENOSYS)
         case .`init`, .destroy, .forget, .batchForget, .interrupt:
             // Served by the session or inline; never handed here.

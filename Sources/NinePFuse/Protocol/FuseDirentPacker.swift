@@ -54,6 +54,39 @@ public struct FuseDirentPacker {
         return true
     }
 
+    /// Appends one READDIRPLUS entry whose `fuse_entry_out` is left zero (node id 0: no lookup)
+    /// for the caller to fill in later with `fillEntry`; returns where that `fuse_entry_out`
+    /// starts in the buffer, or nil (and nothing written) when the entry does not fit.
+    public mutating func reservePlus(ino: UInt64, offset: UInt64, type: UInt32, name: ByteView) -> Int? {
+        let size = Self.direntSize(nameLength: name.count, plus: true)
+        guard writer.offset + size <= limit else { return nil }
+        let position = writer.offset
+        do {
+            try writer.zeros(FuseEntryOut.wireSize)
+            try writeDirent(ino: ino, offset: offset, type: type, name: name, size: size - FuseEntryOut.wireSize)
+        } catch {
+            return nil
+        }
+        count += 1
+        return position
+    }
+
+    /// The name of the READDIRPLUS entry whose `fuse_entry_out` starts at `position` in `buffer`
+    /// (as `reservePlus` wrote it), and where the next entry starts.
+    public static func plusEntry(in buffer: UnsafeRawBufferPointer, at position: Int) -> (name: ByteView, next: Int) {
+        let dirent = position + FuseEntryOut.wireSize
+        let length = Int(UInt32(littleEndian: buffer.loadUnaligned(fromByteOffset: dirent + 16, as: UInt32.self)))
+        let name = ByteView(UnsafeRawBufferPointer(rebasing: buffer[(dirent + direntHeaderSize)..<(dirent + direntHeaderSize + length)]))
+        return (name, position + direntSize(nameLength: length, plus: true))
+    }
+
+    /// Writes `entry` over the `fuse_entry_out` reserved at `position`.
+    public static func fillEntry(_ entry: FuseEntryOut, in buffer: UnsafeMutableRawBufferPointer, at position: Int) {
+        var writer = FuseWriter(UnsafeMutableRawBufferPointer(rebasing: buffer[position..<(position + FuseEntryOut.wireSize)]))
+        // Cannot fail: exactly the struct's size.
+        try? entry.write(to: &writer)
+    }
+
     private mutating func writeDirent(ino: UInt64, offset: UInt64, type: UInt32, name: ByteView, size: Int) throws(FuseCodecError) {
         try writer.u64(ino); try writer.u64(offset); try writer.u32(UInt32(name.count)); try writer.u32(type)
         try writer.bytes(name.base)

@@ -9,9 +9,12 @@ public enum FuseInitNegotiation {
     ///   so changes made on the server by others become visible.
     /// - posixLocks: fcntl record locks go to the server (Tlock), so they hold against other
     ///   clients of it, not only on this host.
+    /// - doReaddirplus with readdirplusAuto (unless `readdirplus` is off): READDIRPLUS answers each entry with its lookup
+    ///   (NinePFileSystem+Readdirplus), which the kernel asks for when a listing starts and while
+    ///   the caller stats the entries (ls -l), not for listings of names alone.
     /// - asyncRead, writebackCache, directIOAllowMmap: only if configured (`FuseSessionConfiguration`).
     /// Not asked by default: writebackCache (writes would be acknowledged before the server has them),
-    /// doReaddirplus (needs a lookup count per entry; later), flockLocks (flock(2) stays local:
+    /// flockLocks (flock(2) stays local:
     /// 9P has no whole-file lock of its own), exportSupport, handleKillpriv (the kernel clears set-id bits
     /// itself with a SETATTR), dontMask (the kernel applies the umask), setxattrExt; passthrough only when configured.
     public static func reply(to offer: FuseInitIn, configuration: FuseSessionConfiguration) throws(FuseMountError) -> FuseInitOut {
@@ -22,6 +25,7 @@ public enum FuseInitNegotiation {
             throw FuseMountError("the kernel's FUSE \(offer.major).\(offer.minor) is older than 7.\(FuseProtocol.oldestMinor), the oldest this daemon supports (Linux 5.3)")
         }
         var wanted: FuseInitFlags = [.bigWrites, .maxPages, .parallelDirops, .autoInvalData, .posixLocks]
+        if configuration.readdirplus { wanted.formUnion([.doReaddirplus, .readdirplusAuto]) }
         if configuration.asyncRead { wanted.insert(.asyncRead) }
         if configuration.writebackCache { wanted.insert(.writebackCache) }
         if configuration.directIOAllowMmap { wanted.insert(.directIOAllowMmap) }

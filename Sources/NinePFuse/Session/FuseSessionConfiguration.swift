@@ -28,6 +28,9 @@ public struct FuseSessionConfiguration: Sendable {
     /// FUSE_PASSTHROUGH (`-o passthrough`, docs/LOCALIO.md): asked for only when the mount
     /// can register backing files; never with `writebackCache` (the kernel drops it then).
     public var passthrough = false
+    /// FUSE_DO_READDIRPLUS with FUSE_READDIRPLUS_AUTO (`-o noreaddirplus` turns it off): listings
+    /// that are followed by stats of their entries (ls -l) come with each entry's attributes.
+    public var readdirplus = true
 
     public init() {}
 
