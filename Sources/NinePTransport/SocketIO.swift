@@ -1,3 +1,4 @@
+import CNinePShims
 import Glibc
 
 /// Blocking whole-buffer reads and writes on a stream socket.
