@@ -21,7 +21,6 @@ public final class FuseSession: Sendable {
     /// Worker threads still running; the last to end ends the session.
     private let running = Mutex(0)
     let log: @Sendable (String) -> Void
-    private let handler = Mutex<(any FuseRequestHandler)?>(nil)
     private let negotiated = OneShot<Result<FuseInitOut, FuseMountError>>()
     private let ended = OneShot<Bool>()
     private let layout = Mutex(FuseRequest.Layout())
@@ -43,7 +42,6 @@ public final class FuseSession: Sendable {
 
     /// Starts the workers; returns once INIT is answered, with what was agreed.
     public func start(handler: some FuseRequestHandler) async throws(FuseMountError) -> FuseInitOut {
-        self.handler.withLock { $0 = handler }
         let workers = configuration.workers
         running.withLock { $0 = workers }
         for index in 0..<workers {
