@@ -106,8 +106,8 @@ public final class NinePFileSystem: FuseRequestHandler {
     }
 
     /// A worker's async frames come from its task's allocator, which takes memory from malloc
-    /// in slabs as frames nest deeper and keeps them for reuse (Swift's StackAllocator). A
-    /// serial load keeps using one slot, so another slot's worker may serve its first deep
+    /// in slabs as frames nest deeper and keeps them for reuse (Swift's StackAllocator). The
+    /// kernel hands requests to whichever worker waits, so a worker may serve its first deep
     /// request (a LOOKUP) long after warm-up: a precaution, each worker grows its allocator once
     /// at start, by 128 nested frames of over 512 bytes (64 KiB), deeper than any request's.
     static let frameDepth = 128
