@@ -75,22 +75,37 @@ struct FuseSessionLogicTests {
     }
 
     @Test func anInterruptCancelsOnlyTheRequestItNames() {
-        let table = InFlightRequests(slots: 2)
-        table.begin(slot: 0, unique: 10)
-        table.begin(slot: 1, unique: 11)
+        let table = InFlightRequests(workers: 2)
+        table.begin(worker: 0, unique: 10)
+        table.begin(worker: 1, unique: 11)
         #expect(table.count == 2)
-        // INTERRUPT of unique 11: slot 1's canceller fires, slot 0's does not.
+        // INTERRUPT of unique 11: worker 1's canceller fires, worker 0's does not.
         #expect(table.cancel(11))
         #expect(table.cancellers[1].isCancelled && !table.cancellers[0].isCancelled)
-        // Answered: a late INTERRUPT finds nothing, and the slot's next request starts afresh.
-        table.finish(slot: 1)
+        // Answered: a late INTERRUPT finds nothing, and the worker's next request starts afresh.
+        table.finish(worker: 1)
         #expect(!table.cancel(11))
-        table.begin(slot: 1, unique: 12)
+        table.begin(worker: 1, unique: 12)
         #expect(!table.cancellers[1].isCancelled)
         #expect(!table.cancel(11) && !table.cancellers[1].isCancelled)
-        table.finish(slot: 0)
-        table.finish(slot: 1)
+        table.finish(worker: 0)
+        table.finish(worker: 1)
         #expect(table.count == 0)
+    }
+
+    @Test func anInterruptReadBeforeItsRequestBeganCancelsItWhenItBegins() {
+        // Another worker read the INTERRUPT first: it is kept, and the request is cancelled as
+        // soon as its worker begins it; other requests are not.
+        let table = InFlightRequests(workers: 2)
+        #expect(!table.cancel(20))
+        table.begin(worker: 0, unique: 21)
+        #expect(!table.cancellers[0].isCancelled)
+        table.begin(worker: 1, unique: 20)
+        #expect(table.cancellers[1].isCancelled && !table.cancellers[0].isCancelled)
+        // Matched once: a later request of the worker starts afresh.
+        table.finish(worker: 1)
+        table.begin(worker: 1, unique: 22)
+        #expect(!table.cancellers[1].isCancelled)
     }
 
     @Test func mountinfoEscapesAreUndone() {
@@ -107,46 +122,77 @@ struct FuseSlotPoolTests {
         return b
     }
 
-    @Test func smallRequestsWaitInOrderWhileEverySlotIsBusy() throws {
-        let pool = FuseSlotPool(slots: 1, requestBytes: 16384, replyBytes: 4096, held: 2)
-        let busy = try #require(pool.tryTake())
-        #expect(pool.tryTake() == nil)
-        // Every slot busy: two small requests are queued, in order.
-        #expect(request(7).withUnsafeBytes { pool.admit($0, unique: 7) } == nil)
-        #expect(request(8).withUnsafeBytes { pool.admit($0, unique: 8) } == nil)
-        #expect(pool.heldRequests == 2)
-        // An INTERRUPT of the second takes it out.
-        #expect(pool.cancelHeld(8) && !pool.cancelHeld(8))
-        #expect(request(9).withUnsafeBytes { pool.admit($0, unique: 9) } == nil)
-        // Giving the slot back serves the oldest on it, then the next.
-        let first = try #require(pool.release(busy))
-        #expect(first.length == 64 && first.request[0] == 7)
-        let second = try #require(pool.release(first))
-        #expect(second.request[0] == 9)
-        #expect(pool.release(second) == nil)
-        #expect(pool.freeCount == 1 && pool.heldRequests == 0)
-        // With a slot free, admit copies the request into it at once.
-        let now = try #require(request(10, 100).withUnsafeBytes { pool.admit($0, unique: 10) })
-        #expect(now.length == 100 && now.request[0] == 10)
-        #expect(pool.release(now) == nil)
+    /// Puts `bytes` into `slot` as if read from /dev/fuse.
+    func read(_ bytes: [UInt8], into slot: FuseSlot) {
+        bytes.withUnsafeBytes { slot.request.copyMemory(from: $0) }
+        slot.length = bytes.count
     }
 
-    @Test func largeRequestsWaitInTheLargeReserveWhileEverySlotIsBusy() throws {
-        let pool = FuseSlotPool(slots: 1, requestBytes: 65536, replyBytes: 4096, held: 1, large: 2)
-        let busy = try #require(pool.tryTake())
+    @Test func theLastReaderQueuesSmallRequestsThatWaitInOrder() throws {
+        // Two workers: the first to read serves, the second (the last reader) queues.
+        let pool = FuseSlotPool(slots: 2, requestBytes: 16384, replyBytes: 4096, held: 2)
+        let (busy, last) = (pool.slot(0), pool.slot(1))
+        read(request(6), into: busy)
+        #expect(pool.claim(busy, unique: 6) == .serve)
+        #expect(pool.readingCount == 1)
+        read(request(7), into: last)
+        #expect(pool.claim(last, unique: 7) == .queued)
+        read(request(8), into: last)
+        #expect(pool.claim(last, unique: 8) == .queued)
+        #expect(pool.heldRequests == 2 && pool.readingCount == 1)
+        // An INTERRUPT of the second takes it out.
+        #expect(pool.cancelHeld(8) && !pool.cancelHeld(8))
+        read(request(9), into: last)
+        #expect(pool.claim(last, unique: 9) == .queued)
+        // The busy worker, done, serves the oldest in its slot, then the next, then reads.
+        #expect(pool.finished(busy))
+        #expect(busy.length == 64 && busy.request[0] == 7)
+        #expect(pool.finished(busy))
+        #expect(busy.request[0] == 9)
+        #expect(!pool.finished(busy))
+        #expect(pool.readingCount == 2 && pool.heldRequests == 0)
+        // With another worker reading, what the last one reads it serves itself.
+        read(request(10, 100), into: last)
+        #expect(pool.claim(last, unique: 10) == .serve)
+        #expect(!pool.finished(last) && pool.readingCount == 2)
+    }
+
+    @Test func largeRequestsWaitInTheLargeReserve() throws {
+        let pool = FuseSlotPool(slots: 2, requestBytes: 65536, replyBytes: 4096, held: 1, large: 2)
+        let (busy, last) = (pool.slot(0), pool.slot(1))
+        read(request(0), into: busy)
+        #expect(pool.claim(busy, unique: 100) == .serve)
         // A large request (a WRITE's data) fits no 8 KiB buffer: it takes a large one, and so
-        // does a small one once the small buffer is taken; the reader never waited.
-        #expect(request(1, 40000).withUnsafeBytes { pool.admit($0, unique: 1) } == nil)
-        #expect(request(2).withUnsafeBytes { pool.admit($0, unique: 2) } == nil)
-        #expect(request(3).withUnsafeBytes { pool.admit($0, unique: 3) } == nil)
+        // does a small one once the small buffer is taken; the last reader never waited.
+        read(request(1, 40000), into: last)
+        #expect(pool.claim(last, unique: 1) == .queued)
+        read(request(2), into: last)
+        #expect(pool.claim(last, unique: 2) == .queued)
+        read(request(3), into: last)
+        #expect(pool.claim(last, unique: 3) == .queued)
         #expect(pool.heldRequests == 3)
         // Served in order of arrival, the large one whole.
-        let first = try #require(pool.release(busy))
-        #expect(first.length == 40000 && first.request[0] == 1 && first.request[39999] == 1)
-        let second = try #require(pool.release(first))
-        #expect(second.request[0] == 2)
+        #expect(pool.finished(busy))
+        #expect(busy.length == 40000 && busy.request[0] == 1 && busy.request[39999] == 1)
+        #expect(pool.finished(busy))
+        #expect(busy.request[0] == 2)
         // An INTERRUPT of the queued third frees its buffer.
         #expect(pool.cancelHeld(3))
-        #expect(pool.release(second) == nil && pool.heldRequests == 0 && pool.freeCount == 1)
+        #expect(!pool.finished(busy) && pool.heldRequests == 0 && pool.readingCount == 2)
+    }
+
+    @Test func aLastReaderWaitingForRoomServesOnceAnotherWorkerReads() async throws {
+        // No held buffers at all: the last reader must wait, and is let go when the busy worker
+        // finishes (it then serves its request itself: the other reads).
+        let pool = FuseSlotPool(slots: 2, requestBytes: 16384, replyBytes: 4096, held: 0, large: 0)
+        let (busy, last) = (pool.slot(0), pool.slot(1))
+        read(request(1), into: busy)
+        #expect(pool.claim(busy, unique: 1) == .serve)
+        read(request(2), into: last)
+        let waiter = Task.detached { pool.claim(last, unique: 2) }
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(!pool.finished(busy))
+        #expect(await waiter.value == .serve)
+        #expect(pool.readingCount == 1)
     }
 }

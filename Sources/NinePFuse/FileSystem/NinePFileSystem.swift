@@ -36,17 +36,16 @@ public struct NinePFileSystemOptions: Sendable {
 /// The FUSE file system over one `NinePClient`: every request from the kernel becomes 9P2000.L
 /// calls. Nodes (the kernel's inodes) and handles (its open files) each hold a fid of their own.
 ///
-/// One long-lived worker task per slot, on the client's executor, started once: the reader
-/// posts a slot's request to that slot's worker (`RequestMailbox`), which serves it, writes the
-/// reply and waits for the next. An INTERRUPT cancels the worker's calls through its
-/// `CallCanceller`, never the worker. Nothing is allocated per request in the steady state.
+/// Serves requests on the session's workers (`FuseWorker`: each request is served, from
+/// /dev/fuse to the reply, on the thread that read it). An INTERRUPT cancels the worker's calls
+/// through its `CallCanceller`, bound to the worker's task for its life, never the worker.
+/// Nothing is allocated per request in the steady state.
 public final class NinePFileSystem: FuseRequestHandler {
     let client: NinePClient
     let nodes: NodeTable
     let handles: HandleTable
     let lockOwners: LockOwners
     let inFlight: InFlightRequests
-    let mailboxes: [RequestMailbox]
     let capabilityAbsence: CapabilityAbsence
     /// Fids per calling user, when each has an attach of its own (nil: one attach for all).
     let userFids: UserFids?
@@ -59,26 +58,22 @@ public final class NinePFileSystem: FuseRequestHandler {
     private let warnedFull = Atomic<UInt8>(0)
 
     /// `root` is a walked (unopened) fid of the attach root, owned by the file system from here.
-    /// `slots`: the session's slots (`FuseSessionConfiguration.slots`); one worker each.
+    /// `slots`: the session's slots (`FuseSessionConfiguration.slots`); it has one worker more.
     public init(client: NinePClient, root: RemoteFile, options: NinePFileSystemOptions, slots: Int = FuseSessionConfiguration().slots, log: @escaping @Sendable (String) -> Void) {
         self.client = client
         self.nodes = NodeTable(root: root, capacity: options.nodeCapacity)
         self.handles = HandleTable(capacity: options.handleCapacity)
         self.passthrough = PassthroughBackings(capacity: options.handleCapacity)
         self.lockOwners = LockOwners(capacity: options.lockOwnerCapacity)
-        self.inFlight = InFlightRequests(slots: slots)
-        self.mailboxes = (0..<slots).map { _ in RequestMailbox() }
+        self.inFlight = InFlightRequests(workers: slots + 1)
         self.options = options
         self.log = log
         capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout, capacity: options.nodeCapacity)
         userFids = options.identity.perUserAttach ? UserFids(capacity: options.identity.userFidCapacity) : nil
-        for index in 0..<slots { startWorker(index) }
     }
 
-    /// Ends the workers (once the session is over: no request can come any more).
-    public func stop() {
-        for mailbox in mailboxes { mailbox.close() }
-    }
+    /// Nothing to end: the workers are the session's and end with it.
+    public func stop() {}
 
     /// Nodes the kernel holds (the root included) and open handles.
     public var nodeCount: Int { nodes.count }
@@ -109,30 +104,24 @@ public final class NinePFileSystem: FuseRequestHandler {
         }
     }
 
-    public func serve(_ slot: FuseSlot, _ header: FuseInHeader, session: FuseSession) {
-        // Recorded before the reader reads on, so an INTERRUPT for it always finds it.
-        inFlight.begin(slot: slot.index, unique: header.unique)
-        mailboxes[slot.index].post(RequestHandoff(slot: slot, header: header, session: session))
+    public func begin(_ header: FuseInHeader, worker: Int) {
+        inFlight.begin(worker: worker, unique: header.unique)
     }
+
+    public var fallbackExecutor: (any TaskExecutor)? { client.executor }
 
     // MARK: Workers
 
-    private func startWorker(_ index: Int) {
-        let mailbox = mailboxes[index]
-        let canceller = inFlight.cancellers[index]
-        Task(executorPreference: client.executor) { [self] in
-            _ = await Self.growFrames(Self.frameDepth)
-            await CallCanceller.$current.withValue(canceller) {
-                while let work = await mailbox.next() {
-                    await serveOne(work)
-                }
-            }
+    public func runWorker(_ worker: Int, _ body: () async -> Void) async {
+        _ = await Self.growFrames(Self.frameDepth)
+        await CallCanceller.$current.withValue(inFlight.cancellers[worker]) {
+            await body()
         }
     }
 
     /// A worker's async frames come from its task's allocator, which takes memory from malloc
-    /// in slabs as frames nest deeper and keeps them for reuse (Swift's StackAllocator). A
-    /// serial load keeps using one slot, so another slot's worker may serve its first deep
+    /// in slabs as frames nest deeper and keeps them for reuse (Swift's StackAllocator). The
+    /// kernel hands requests to whichever worker waits, so a worker may serve its first deep
     /// request (a LOOKUP) long after warm-up: a precaution, each worker grows its allocator once
     /// at start, by 128 nested frames of over 512 bytes (64 KiB), deeper than any request's.
     static let frameDepth = 128
@@ -144,21 +133,19 @@ public final class NinePFileSystem: FuseRequestHandler {
         return scratch[0]
     }
 
-    private func serveOne(_ work: RequestHandoff) async {
-        let (slot, header, session) = (work.slot, work.header, work.session)
+    public func serve(_ slot: FuseSlot, _ header: FuseInHeader, worker: Int, session: FuseSession) async {
         do {
             let length = try await dispatch(slot, header, layout: session.requestLayout)
             if options.trace { log("\(header.opcode) node \(header.nodeID) unique \(header.unique): ok, \(length) bytes") }
-            inFlight.finish(slot: slot.index)
+            inFlight.finish(worker: worker)
             let delivered = session.writeReply(slot, length: length)
             if !delivered { undoUntakenReply(slot, header) }
-            session.giveBack(slot)
         } catch {
             let code = fuseErrno(error)
             if options.trace || (code == EIO && !(error is FuseFailure)) {
                 log("\(header.opcode) node \(header.nodeID) unique \(header.unique): \(String(cString: strerror(code))) (\(error))")
             }
-            inFlight.finish(slot: slot.index)
+            inFlight.finish(worker: worker)
             session.replyError(slot, unique: header.unique, errno: code)
         }
     }

@@ -3,22 +3,24 @@ import Glibc
 import NinePTransport
 import Synchronization
 
-/// One mounted FUSE connection: the descriptor from /dev/fuse, one reader thread, the fixed slots
-/// it reads requests into, and reply writing.
+/// One mounted FUSE connection: the descriptor from /dev/fuse, its workers (`FuseWorker`: a
+/// thread, a slot and a task each, `slots + 1` of them), and reply writing.
 ///
-/// The reader answers INIT itself, serves FORGET/BATCH_FORGET/INTERRUPT inline (they need no slot
-/// of their own and never wait on the server) and hands every other request, with its slot, to
-/// the handler. The session ends when the kernel says the mount is gone (ENODEV) or on DESTROY.
+/// Every worker not serving a request blocks in read(2) on the descriptor (the kernel hands each
+/// request to one of them). The worker that reads a request serves it on its own thread, unless
+/// it is the last one reading: then it queues the request (`FuseSlotPool.claim`) and reads on,
+/// so INTERRUPTs are always read. INIT is answered by the session, FORGET/BATCH_FORGET/INTERRUPT
+/// inline by whoever reads them (they need no slot and never wait on the server). The session
+/// ends when the kernel says the mount is gone (ENODEV) or on DESTROY.
 public final class FuseSession: Sendable {
     public let fd: Int32
     /// The canonical mount point.
     public let mountpoint: String
     public let configuration: FuseSessionConfiguration
     let pool: FuseSlotPool
-    /// The reader's own buffer, read into when every slot is busy (never in the pool).
-    let spare: FuseSlot
+    /// Worker threads still running; the last to end ends the session.
+    private let running = Mutex(0)
     let log: @Sendable (String) -> Void
-    private let handler = Mutex<(any FuseRequestHandler)?>(nil)
     private let negotiated = OneShot<Result<FuseInitOut, FuseMountError>>()
     private let ended = OneShot<Bool>()
     private let layout = Mutex(FuseRequest.Layout())
@@ -29,8 +31,7 @@ public final class FuseSession: Sendable {
         self.mountpoint = mountpoint
         self.configuration = configuration
         self.log = log
-        pool = FuseSlotPool(slots: configuration.slots, requestBytes: configuration.requestBytes, replyBytes: configuration.replyBytes, held: configuration.heldRequests, large: configuration.heldLargeRequests)
-        spare = FuseSlot(index: -1, requestBytes: configuration.requestBytes, replyBytes: configuration.replyBytes)
+        pool = FuseSlotPool(slots: configuration.workers, requestBytes: configuration.requestBytes, replyBytes: configuration.replyBytes, held: configuration.heldRequests, large: configuration.heldLargeRequests)
     }
 
     deinit {
@@ -39,11 +40,22 @@ public final class FuseSession: Sendable {
         close(fd)
     }
 
-    /// Starts the reader thread; returns once INIT is answered, with what was agreed.
+    /// Starts the workers; returns once INIT is answered, with what was agreed.
     public func start(handler: some FuseRequestHandler) async throws(FuseMountError) -> FuseInitOut {
-        self.handler.withLock { $0 = handler }
-        // PR_SET_IO_FLUSHER, when the daemon asked for it, is set by DaemonThread.
-        DaemonThread.start(name: "fuse-reader", stackSize: 1 << 20) { [self] in readLoop(handler) }
+        let workers = configuration.workers
+        running.withLock { $0 = workers }
+        for index in 0..<workers {
+            let worker = FuseWorker(index: index, slot: pool.slot(index), fallback: handler.fallbackExecutor)
+            Task(executorPreference: worker) { [self] in
+                await handler.runWorker(index) { await serveRequests(worker, handler) }
+                worker.taskFinished()
+            }
+            // PR_SET_IO_FLUSHER, when the daemon asked for it, is set by DaemonThread.
+            DaemonThread.start(name: "fuse-worker-\(index)", stackSize: 1 << 20) { [self] in
+                worker.run { worker in readOne(worker, handler) }
+                workerEnded()
+            }
+        }
         return try await negotiated.wait().get()
     }
 
@@ -55,70 +67,100 @@ public final class FuseSession: Sendable {
     /// How requests are laid out under what INIT agreed (for decoding them).
     public var requestLayout: FuseRequest.Layout { layout.withLock { $0 } }
 
-    /// Slots not holding a request right now.
-    public var freeSlots: Int { pool.freeCount }
+    /// Requests that could be taken on right now (workers reading, less the one that must).
+    public var freeSlots: Int { max(0, pool.readingCount - 1) }
 
     /// Small requests read while every slot was busy, waiting for one.
     public var heldRequests: Int { pool.heldRequests }
 
-    // MARK: Reader
+    // MARK: Workers
 
-    private func readLoop(_ handler: some FuseRequestHandler) {
-        defer {
-            pool.close()
-            if negotiated.value == nil { negotiated.set(.failure(FuseMountError("the mount went away before the kernel sent INIT"))) }
-            ended.set(true)
-        }
-        while !pool.isClosed {
-            // A free slot if there is one; else the spare, so that INTERRUPTs and FORGETs are
-            // read even while every slot waits on the server.
-            let pooled = pool.tryTake()
-            let buffer = pooled ?? spare
-            guard readRequest(into: buffer) else {
-                if let pooled { giveBack(pooled) }
-                return
+    /// A worker's task: serves each request its thread hands it, then the held requests the
+    /// pool gives it instead of reading again.
+    private func serveRequests(_ worker: FuseWorker, _ handler: some FuseRequestHandler) async {
+        while let work = await worker.nextRequest() {
+            var header = work.header
+            while true {
+                await handler.serve(worker.slot, header, worker: worker.index, session: self)
+                guard let held = nextHeld(worker, handler) else { break }
+                header = held
             }
-            var cursor = FuseReaderCursor(UnsafeRawBufferPointer(buffer.request))
-            guard buffer.length >= FuseInHeader.wireSize, let header = try? FuseInHeader(reading: &cursor) else {
-                log("ignoring a FUSE request of \(buffer.length) bytes: shorter than its header")
-                if let pooled { giveBack(pooled) }
+        }
+    }
+
+    /// The oldest held request, copied into the worker's slot and begun; nil when none (the
+    /// worker reads again).
+    private func nextHeld(_ worker: FuseWorker, _ handler: some FuseRequestHandler) -> FuseInHeader? {
+        while pool.finished(worker.slot) {
+            var cursor = FuseReaderCursor(worker.slot.requestBytes)
+            // Its header was read once already, before it was queued.
+            guard let header = try? FuseInHeader(reading: &cursor) else { continue }
+            handler.begin(header, worker: worker.index)
+            return header
+        }
+        return nil
+    }
+
+    /// A worker thread ended (the session is over for it).
+    private func workerEnded() {
+        pool.close()
+        let last = running.withLock { running in
+            running -= 1
+            return running == 0
+        }
+        guard last else { return }
+        if negotiated.value == nil { negotiated.set(.failure(FuseMountError("the mount went away before the kernel sent INIT"))) }
+        ended.set(true)
+    }
+
+    /// Called on a worker's thread when its task wants a request: reads until there is one for
+    /// this worker to serve (answering INIT, FORGET and INTERRUPT on the way, and queuing
+    /// requests read while it is the last worker reading); nil when the session is over.
+    private func readOne(_ worker: FuseWorker, _ handler: some FuseRequestHandler) -> RequestHandoff? {
+        let slot = worker.slot
+        while !pool.isClosed {
+            guard readRequest(into: slot) else { return nil }
+            var cursor = FuseReaderCursor(UnsafeRawBufferPointer(slot.request))
+            guard slot.length >= FuseInHeader.wireSize, let header = try? FuseInHeader(reading: &cursor) else {
+                log("ignoring a FUSE request of \(slot.length) bytes: shorter than its header")
                 continue
             }
             switch header.opcode {
             case .`init`:
-                answerInit(buffer, header)
-                if let pooled { giveBack(pooled) }
+                answerInit(slot, header)
             case .forget, .batchForget, .interrupt:
                 do {
-                    let (_, request) = try FuseRequest.decode(buffer.requestBytes, layout: layout.withLock { $0 })
+                    let (_, request) = try FuseRequest.decode(slot.requestBytes, layout: layout.withLock { $0 })
                     if case let .interrupt(target) = request, pool.cancelHeld(target) {
                         // Still queued, never started: answered now.
-                        writeReply(buffer, length: (try? FuseReply.error(EINTR, unique: target, into: buffer.reply)) ?? 0)
+                        writeReply(slot, length: (try? FuseReply.error(EINTR, unique: target, into: slot.reply)) ?? 0)
                     } else {
                         handler.handleInline(header, request)
                     }
                 } catch {
                     log("ignoring a malformed \(header.opcode): \(error)")
                 }
-                if let pooled { giveBack(pooled) }
             case .destroy:
-                writeReply(buffer, length: (try? FuseReply.empty(unique: header.unique, into: buffer.reply)) ?? 0)
-                if let pooled { giveBack(pooled) }
-                return
+                writeReply(slot, length: (try? FuseReply.empty(unique: header.unique, into: slot.reply)) ?? 0)
+                return nil
             default:
                 guard negotiated.value != nil else {
-                    writeReply(buffer, length: (try? FuseReply.error(EIO, unique: header.unique, into: buffer.reply)) ?? 0)
-                    if let pooled { giveBack(pooled) }
+                    writeReply(slot, length: (try? FuseReply.error(EIO, unique: header.unique, into: slot.reply)) ?? 0)
                     continue
                 }
-                if let pooled {
-                    handler.serve(pooled, header, session: self)
-                } else if let slot = pool.admit(spare.requestBytes, unique: header.unique) {
-                    handler.serve(slot, header, session: self)
+                switch pool.claim(slot, unique: header.unique) {
+                case .serve:
+                    // Before this thread serves it: an INTERRUPT read by another finds it.
+                    handler.begin(header, worker: worker.index)
+                    return RequestHandoff(header: header)
+                case .queued:
+                    continue
+                case .closed:
+                    return nil
                 }
-                // Else queued: the next slot given back serves it.
             }
         }
+        return nil
     }
 
     /// Reads one request; false when the session is over.
@@ -170,30 +212,14 @@ public final class FuseSession: Sendable {
 
     // MARK: Replies
 
-    /// Writes the reply of `length` bytes built in `slot.reply` and gives the slot back (which
-    /// may start a queued request on it).
+    /// Writes the reply of `length` bytes built in `slot.reply`.
     public func reply(_ slot: FuseSlot, length: Int) {
         writeReply(slot, length: length)
-        giveBack(slot)
     }
 
-    /// Replies with an error (`errno` > 0) and gives the slot back.
+    /// Replies with an error (`errno` > 0).
     public func replyError(_ slot: FuseSlot, unique: UInt64, errno: Int32) {
         reply(slot, length: (try? FuseReply.error(errno, unique: unique, into: slot.reply)) ?? 0)
-    }
-
-    /// Returns `slot` to the pool; when requests were queued, the oldest is served on it.
-    public func giveBack(_ slot: FuseSlot) {
-        var next = pool.release(slot)
-        while let held = next {
-            var cursor = FuseReaderCursor(held.requestBytes)
-            guard let header = try? FuseInHeader(reading: &cursor), let handler = handler.withLock({ $0 }) else {
-                next = pool.release(held)
-                continue
-            }
-            handler.serve(held, header, session: self)
-            return
-        }
     }
 
     /// Writes `length` bytes of `slot.reply` to /dev/fuse. False when the kernel did not take

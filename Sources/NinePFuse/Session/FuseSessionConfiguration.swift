@@ -34,6 +34,10 @@ public struct FuseSessionConfiguration: Sendable {
 
     public init() {}
 
+    /// Worker threads, each with a slot of its own: one more than `slots`, so that one still
+    /// reads /dev/fuse (INTERRUPTs, FORGETs) while `slots` requests are being served.
+    public var workers: Int { slots + 1 }
+
     /// `maxWrite` in whole pages within the kernel's bounds.
     public var pages: Int { max(1, min(256, maxWrite / 4096)) }
     public var effectiveMaxWrite: Int { pages * 4096 }
@@ -42,8 +46,8 @@ public struct FuseSessionConfiguration: Sendable {
     public var requestBytes: Int { max(FuseProtocol.minimumReadBuffer, effectiveMaxWrite + 4096) }
     /// A reply buffer: the largest READ or READDIR with the out header.
     public var replyBytes: Int { effectiveMaxWrite + 4096 }
-    /// Everything the session allocates and touches at start: the slots, the reader's spare
-    /// slot, and the held buffers, small and large.
+    /// Everything the session allocates and touches at start: the workers' slots and the held
+    /// buffers, small and large.
     public var preallocatedBytes: Int {
         (slots + 1) * (requestBytes + replyBytes) + heldRequests * FuseSlotPool.heldRequestBytes + heldLargeRequests * requestBytes
     }

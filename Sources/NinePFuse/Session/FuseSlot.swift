@@ -4,11 +4,11 @@ import NinePMemory
 /// One request's memory: the buffer a request is read into from /dev/fuse and the buffer its
 /// reply is built in. Both are allocated, touched and (when permitted) locked once at start-up.
 ///
-/// `@unchecked Sendable`: a slot is owned by exactly one thread at a time. The pool hands it to
-/// the reader, which reads one request into it and then either serves it inline and keeps it,
-/// or gives it to exactly one task; that task writes the reply and returns it to the pool. The
-/// pool's lock orders each hand-off, so no two threads ever touch a slot's bytes at once. The
-/// session's spare slot (index -1) never enters the pool: only the reader thread touches it.
+/// `@unchecked Sendable`: a slot belongs to one worker (`FuseWorker`) for the session's life:
+/// its thread reads a request into it and its task, run by that same thread, serves it and
+/// builds the reply; the worker's lock orders the hand-off between the two. The pool copies a
+/// held request into a slot only when its worker asks (`finished`), so no two threads ever
+/// touch a slot's bytes at once.
 public final class FuseSlot: @unchecked Sendable {
     public let index: Int
     public let request: UnsafeMutableRawBufferPointer
@@ -34,26 +34,32 @@ public final class FuseSlot: @unchecked Sendable {
     public var requestBytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(rebasing: request[0..<length]) }
 }
 
-/// The fixed set of slots, and a queue of requests held while every slot is busy.
+/// The fixed slots, one per worker thread, and a queue of requests held while every worker but
+/// the last reader is busy.
 ///
-/// A request the reader has read can no longer be interrupted by the kernel alone: the daemon
-/// must answer it. So the reader must keep reading (INTERRUPTs come first) even when every slot
-/// holds a request that waits on a server that stopped answering. It then reads into a spare
-/// buffer of its own, and the request read there is copied into a held buffer and queued: a
-/// small one (anything but a large WRITE or SETXATTR) into one of `heldCapacity` buffers of
-/// 8 KiB, a large one into one of `largeCapacity` buffers as large as a slot's (a small one too
-/// when the small ones are all taken). The next slot given back serves the oldest, and an
-/// INTERRUPT of a queued one is answered EINTR at once. The reader waits for a slot only when
-/// every slot and every held buffer that could take the request are busy: at most `slots` +
-/// `largeCapacity` + 1 large requests (the last in the spare) are ever read and unanswered.
+/// Every worker thread reads /dev/fuse into its own slot and serves what it read itself, on the
+/// same thread, unless it is the last thread still reading: then it keeps reading (INTERRUPTs
+/// come first, and a request the daemon has read can no longer be interrupted by the kernel
+/// alone: the daemon must answer it), and the request it read is copied into a held buffer and
+/// queued: a small one (anything but a large WRITE or SETXATTR) into one of `heldCapacity`
+/// buffers of 8 KiB, a large one into one of `largeCapacity` buffers as large as a slot's (a
+/// small one too when the small ones are all taken). The next worker to finish serves the
+/// oldest in its own slot, and an INTERRUPT of a queued one is answered EINTR at once. The last
+/// reader waits only when no held buffer can take the request: at most `slots - 1` +
+/// `largeCapacity` + 1 large requests are ever read and unanswered.
+///
+/// Invariant (kept under the lock): a request is held only while exactly one worker reads, and a
+/// worker that finishes takes the oldest held request before it reads again; so no request is
+/// held while another worker idles in read(2).
 public final class FuseSlotPool: @unchecked Sendable {
-    // @unchecked Sendable: `free`, `count`, `closed` and the held queue (`heldLength`,
-    // `heldUnique`, `heldOrder`, `heldHead`, `heldCount`, the two free stacks and their counts)
-    // are read and written only with `lock` held; `slots` and the buffers' addresses never change.
+    // @unchecked Sendable: `reading`, `closed` and the held queue (`heldLength`, `heldUnique`,
+    // `heldOrder`, `heldHead`, `heldCount`, the two free stacks and their counts) are read and
+    // written only with `lock` held; `slots` and the buffers' addresses never change, and each
+    // slot's bytes belong to its worker thread alone.
     private let lock = ConditionLock()
     private let slots: [FuseSlot]
-    private let free: UnsafeMutablePointer<Int>
-    private var count: Int
+    /// Workers reading /dev/fuse (or about to), not serving a request.
+    private var reading: Int
     private var closed = false
 
     /// Bytes of one small held request at most: every request but a WRITE's or SETXATTR's data fits.
@@ -78,9 +84,7 @@ public final class FuseSlotPool: @unchecked Sendable {
     public init(slots: Int, requestBytes: Int, replyBytes: Int, held: Int = 64, large: Int = 4) {
         precondition(slots > 0 && held >= 0 && large >= 0)
         self.slots = (0..<slots).map { FuseSlot(index: $0, requestBytes: requestBytes, replyBytes: replyBytes) }
-        free = .allocate(capacity: slots)
-        for i in 0..<slots { free[i] = i }
-        count = slots
+        reading = slots
         heldCapacity = held
         largeCapacity = large
         largeBytes = requestBytes
@@ -101,7 +105,6 @@ public final class FuseSlotPool: @unchecked Sendable {
     }
 
     deinit {
-        free.deallocate()
         smallBuffers.deallocate()
         largeBuffers.deallocate()
         heldLength.deallocate()
@@ -145,61 +148,52 @@ public final class FuseSlotPool: @unchecked Sendable {
     public var requestBytes: Int { slots[0].request.count }
     public var replyBytes: Int { slots[0].reply.count }
 
-    /// A free slot; waits while none is. nil once the pool is closed.
-    public func take() -> FuseSlot? {
-        lock.lock()
-        defer { lock.unlock() }
-        while count == 0 && !closed { lock.wait() }
-        if closed { return nil }
-        count -= 1
-        return slots[free[count]]
+    /// Worker `index`'s slot.
+    public func slot(_ index: Int) -> FuseSlot { slots[index] }
+
+    /// What a worker does with a request it has just read into its slot.
+    public enum Claim: Equatable, Sendable {
+        /// Serve it: another worker reads meanwhile.
+        case serve
+        /// It was the last reader: the request was copied into a held buffer and queued, and the
+        /// worker reads on.
+        case queued
+        /// The session is over.
+        case closed
     }
 
-    /// A free slot, or nil at once when none is (or the pool is closed).
-    public func tryTake() -> FuseSlot? {
+    /// Called by a worker that read a request (not FORGET, BATCH_FORGET, INTERRUPT or INIT) into
+    /// `slot`: `.serve` when another worker still reads, else the request is queued. Waits only
+    /// when no held buffer can take it (then no one reads until a worker finishes).
+    public func claim(_ slot: FuseSlot, unique: UInt64) -> Claim {
         lock.lock()
         defer { lock.unlock() }
-        if closed || count == 0 { return nil }
-        count -= 1
-        return slots[free[count]]
-    }
-
-    /// Admits the request in `bytes` (read into the reader's spare buffer): a slot with the
-    /// request copied into it, to serve now; or nil when it was queued (every slot busy) or the
-    /// pool is closed. Waits for a slot only when no held buffer can take the request.
-    public func admit(_ bytes: UnsafeRawBufferPointer, unique: UInt64) -> FuseSlot? {
-        lock.lock()
-        defer { lock.unlock() }
-        // Invariant: requests are queued only while no slot is free (`release` serves the queue
-        // before freeing a slot), so a request queued here keeps its place behind the others.
         while !closed {
-            if count > 0 {
-                count -= 1
-                let slot = slots[free[count]]
-                slot.request.baseAddress!.copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-                slot.length = bytes.count
-                return slot
+            if reading > 1 {
+                reading -= 1
+                return .serve
             }
-            if let index = takeHeldBuffer(for: bytes.count) {
-                heldBuffer(index).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-                heldLength[index] = bytes.count
+            if let index = takeHeldBuffer(for: slot.length) {
+                heldBuffer(index).copyMemory(from: slot.request.baseAddress!, byteCount: slot.length)
+                heldLength[index] = slot.length
                 heldUnique[index] = unique
                 heldOrder[(heldHead + heldCount) % (heldCapacity + largeCapacity)] = index
                 heldCount += 1
-                return nil
+                return .queued
             }
-            // Woken by a slot given back, or a held buffer emptied onto one.
+            // Woken by a worker that finished: a held buffer emptied, or one more reader.
             lock.wait()
         }
-        return nil
+        return .closed
     }
 
-    /// Gives `slot` back. When requests are queued, the oldest is copied into it instead and the
-    /// slot is returned, to serve that request.
-    public func release(_ slot: FuseSlot) -> FuseSlot? {
-        precondition(slot.index >= 0, "the reader's spare buffer is not a pool slot")
+    /// Called by a worker that has answered the request in `slot`: true when the oldest held
+    /// request was copied into the slot, to serve next; false when the worker reads again.
+    public func finished(_ slot: FuseSlot) -> Bool {
         lock.lock()
         defer { lock.unlock() }
+        // A last reader waiting for room has some now, or may serve its request itself.
+        lock.signal()
         if heldCount > 0 && !closed {
             let index = heldOrder[heldHead]
             heldHead = (heldHead + 1) % (heldCapacity + largeCapacity)
@@ -208,14 +202,10 @@ public final class FuseSlotPool: @unchecked Sendable {
             slot.request.baseAddress!.copyMemory(from: heldBuffer(index), byteCount: length)
             slot.length = length
             giveBackHeldBuffer(index)
-            // A reader waiting for room has some now.
-            lock.signal()
-            return slot
+            return true
         }
-        free[count] = slot.index
-        count += 1
-        lock.signal()
-        return nil
+        reading += 1
+        return false
     }
 
     /// INTERRUPT of a request still queued: it is taken out (to be answered EINTR). False when
@@ -243,7 +233,7 @@ public final class FuseSlotPool: @unchecked Sendable {
         return false
     }
 
-    /// Wakes a waiting reader for good (the session is ending).
+    /// Wakes a waiting last reader for good (the session is ending).
     public func close() {
         lock.lock()
         closed = true
@@ -253,8 +243,8 @@ public final class FuseSlotPool: @unchecked Sendable {
 
     public var isClosed: Bool { lock.withLock { closed } }
 
-    /// Slots currently free (for status lines and tests).
-    public var freeCount: Int { lock.withLock { count } }
+    /// Workers reading /dev/fuse rather than serving (for status lines and tests).
+    public var readingCount: Int { lock.withLock { reading } }
 
     /// Requests queued for a slot right now.
     public var heldRequests: Int { lock.withLock { heldCount } }
