@@ -8,8 +8,11 @@ struct FuseSessionLogicTests {
     @Test func initTakesOnlyWhatWasAskedAndOffered() throws {
         let answer = try FuseInitNegotiation.reply(to: kernel745, configuration: FuseSessionConfiguration())
         #expect(answer.major == 7 && answer.minor == 45)
-        #expect(answer.flags == [.bigWrites, .maxPages, .parallelDirops, .autoInvalData, .posixLocks, .doReaddirplus, .readdirplusAuto])
+        #expect(answer.flags == [.bigWrites, .maxPages, .parallelDirops, .autoInvalData, .posixLocks])
         #expect(!answer.flags.contains(.asyncRead))
+        var plus = FuseSessionConfiguration()
+        plus.readdirplus = true
+        #expect(try FuseInitNegotiation.reply(to: kernel745, configuration: plus).flags.isSuperset(of: [.doReaddirplus, .readdirplusAuto]))
         #expect(answer.maxWrite == 1 << 20 && answer.maxPages == 256)
         #expect(answer.maxReadahead == 131072)
         var configuration = FuseSessionConfiguration()
