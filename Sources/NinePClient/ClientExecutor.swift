@@ -11,37 +11,21 @@ import NinePTransport
 /// continuation for every enqueue from a thread outside its pool (two mallocs per call). Here
 /// the enqueue is a store into a fixed ring and a condition signal.
 public final class ClientExecutor: TaskExecutor, @unchecked Sendable {
-    // @unchecked Sendable: `ring`, `head`, `count` and `stopped` are read and written only
-    // with `lock` held (a ConditionLock, itself thread-safe).
+    // @unchecked Sendable: `jobs` and `stopped` are read and written only with `lock` held
+    // (a ConditionLock, itself thread-safe).
     private let lock = ConditionLock()
-    private let ring: UnsafeMutablePointer<UnownedJob?>
-    private let capacity: Int
-    private var head = 0
-    private var count = 0
+    private var jobs: JobQueue<UnownedJob>
     private var stopped = false
-    /// Jobs that did not fit in the ring (only under overload; this allocates).
-    private var overflow: [UnownedJob] = []
 
     init(capacity: Int = 4096, name: String = "9p-executor") {
-        self.capacity = capacity
-        ring = .allocate(capacity: capacity)
-        ring.initialize(repeating: nil, count: capacity)
+        jobs = JobQueue(capacity: capacity)
         DaemonThread.start(name: name) { [self] in runJobs() }
-    }
-
-    deinit {
-        ring.deallocate()
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         lock.lock()
-        if count < capacity {
-            ring[(head + count) % capacity] = job
-            count += 1
-        } else {
-            overflow.append(job)
-        }
+        jobs.push(job)
         lock.signal()
         lock.unlock()
     }
@@ -57,18 +41,8 @@ public final class ClientExecutor: TaskExecutor, @unchecked Sendable {
     private func runJobs() {
         while true {
             lock.lock()
-            while count == 0 && overflow.isEmpty && !stopped { lock.wait() }
-            var next: UnownedJob? = nil
-            if count > 0 {
-                next = ring[head]
-                ring[head] = nil
-                head = (head + 1) % capacity
-                count -= 1
-                if !overflow.isEmpty && count < capacity {
-                    ring[(head + count) % capacity] = overflow.removeFirst()
-                    count += 1
-                }
-            }
+            while jobs.isEmpty && !stopped { lock.wait() }
+            let next = jobs.pop()
             let done = next == nil && stopped
             lock.unlock()
             if done { return }

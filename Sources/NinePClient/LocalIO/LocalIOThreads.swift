@@ -13,8 +13,7 @@ import NinePTransport
 /// (Benchmarks/results/localio.md), the hand-off costs more than a 4 KiB pread from the page
 /// cache takes. `threshold` is the size from which requests go to the pool.
 ///
-/// `@unchecked Sendable`: `ring`, `head`, `count` and `overflow` are touched only with `lock`
-/// held.
+/// `@unchecked Sendable`: `jobs` and `ioFlushers` are touched only with `lock` held.
 final class LocalIOThreads: @unchecked Sendable {
     static let shared = LocalIOThreads(threads: 2)
 
@@ -35,18 +34,11 @@ final class LocalIOThreads: @unchecked Sendable {
     }
 
     private let lock = ConditionLock()
-    private let ring: UnsafeMutablePointer<Job?>
-    private let capacity = 256
-    private var head = 0
-    private var count = 0
-    /// Jobs beyond the ring (only under overload; this allocates).
-    private var overflow: [Job] = []
+    private var jobs = JobQueue<Job>(capacity: 256)
     /// Threads that became IO_FLUSHERs (for the report; 0 without CAP_SYS_RESOURCE).
     private(set) var ioFlushers = 0
 
     private init(threads: Int) {
-        ring = .allocate(capacity: capacity)
-        ring.initialize(repeating: nil, count: capacity)
         for index in 0..<threads {
             DaemonThread.start(name: "9p-localio-\(index)") { [self] in
                 let flusher = ninep_set_io_flusher() == 0
@@ -61,12 +53,7 @@ final class LocalIOThreads: @unchecked Sendable {
         await withUnsafeContinuation { done in
             let job = Job(fd: fd, address: address, count: count, offset: offset, write: write, done: done)
             lock.lock()
-            if self.count < capacity {
-                ring[(head + self.count) % capacity] = job
-                self.count += 1
-            } else {
-                overflow.append(job)
-            }
+            jobs.push(job)
             lock.signal()
             lock.unlock()
         }
@@ -75,16 +62,8 @@ final class LocalIOThreads: @unchecked Sendable {
     private func runJobs() {
         while true {
             lock.lock()
-            while count == 0 && overflow.isEmpty { lock.wait() }
-            let job: Job
-            if count > 0 {
-                job = ring[head]!
-                ring[head] = nil
-                head = (head + 1) % capacity
-                count -= 1
-            } else {
-                job = overflow.removeFirst()
-            }
+            while jobs.isEmpty { lock.wait() }
+            let job = jobs.pop()!
             lock.unlock()
             job.done.resume(returning: Self.perform(fd: job.fd, job.address, count: job.count, offset: job.offset, write: job.write))
         }

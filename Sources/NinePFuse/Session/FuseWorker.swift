@@ -22,18 +22,14 @@ public struct RequestHandoff: Sendable {
 /// No allocation per request: the job queue is a fixed ring, the waiting continuation lives in
 /// the task's frame, the handoff is one header.
 public final class FuseWorker: TaskExecutor, @unchecked Sendable {
-    // @unchecked Sendable: `ring`, `head`, `count`, `overflow`, `waiting`, `reading`, `closed`
-    // and `taskEnded` are read and written only with `lock` held.
+    // @unchecked Sendable: `jobs`, `waiting`, `reading`, `closed` and `taskEnded` are read and
+    // written only with `lock` held.
     public let index: Int
     public let slot: FuseSlot
     private let fallback: (any TaskExecutor)?
     private let lock = ConditionLock()
-    private let ring: UnsafeMutablePointer<UnownedJob?>
-    private let capacity = 64
-    private var head = 0
-    private var count = 0
-    /// Jobs beyond the ring (never expected: one task runs here, and what it starts).
-    private var overflow: [UnownedJob] = []
+    /// Past its ring (64) never expected: one task runs here, and what it starts.
+    private var jobs = JobQueue<UnownedJob>(capacity: 64)
     /// The task waiting for its next request.
     private var waiting: UnsafeContinuation<RequestHandoff?, Never>? = nil
     /// The thread is in the session's read (blocked in read(2) on /dev/fuse).
@@ -46,13 +42,6 @@ public final class FuseWorker: TaskExecutor, @unchecked Sendable {
         self.index = index
         self.slot = slot
         self.fallback = fallback
-        ring = .allocate(capacity: capacity)
-        ring.initialize(repeating: nil, count: capacity)
-        overflow.reserveCapacity(capacity)
-    }
-
-    deinit {
-        ring.deallocate()
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
@@ -62,13 +51,7 @@ public final class FuseWorker: TaskExecutor, @unchecked Sendable {
             fallback.enqueue(job)
             return
         }
-        let job = UnownedJob(job)
-        if count < capacity {
-            ring[(head + count) % capacity] = job
-            count += 1
-        } else {
-            overflow.append(job)
-        }
+        jobs.push(UnownedJob(job))
         lock.signal()
         lock.unlock()
     }
@@ -102,16 +85,7 @@ public final class FuseWorker: TaskExecutor, @unchecked Sendable {
     func run(read: (FuseWorker) -> RequestHandoff?) {
         lock.lock()
         while true {
-            if count > 0 || !overflow.isEmpty {
-                let job: UnownedJob
-                if count > 0 {
-                    job = ring[head]!
-                    ring[head] = nil
-                    head = (head + 1) % capacity
-                    count -= 1
-                } else {
-                    job = overflow.removeFirst()
-                }
+            if let job = jobs.pop() {
                 lock.unlock()
                 job.runSynchronously(on: asUnownedTaskExecutor())
                 lock.lock()
