@@ -70,7 +70,7 @@ extension RemoteFile {
         let grant = LocalGrant(descriptor: granted.fd, flags: LocalDescriptor.wireAccess(hostFlags) | (direct ? OpenFlags.direct : 0), bufferedDescriptor: buffered)
         // Registered before anyone uses it: a revocation that names the fid finds it.
         grants.register(fid: fid, file: self)
-        RevocationWatch.start(connection)
+        RevocationWatch.start(connection, on: client.executor)
         return grant
     }
 

@@ -10,9 +10,11 @@ import NinePWire
 /// life, so it runs only when the connection has
 /// at least two (`maxInFlight` >= 2): with one slot it would leave no room for any other call.
 enum RevocationWatch {
-    static func start(_ connection: ClientConnection) {
+    /// On the client's own executor thread, not Swift's global pool, whose few threads (two
+    /// here) other work in the process may hold: the poll must go out whatever else runs.
+    static func start(_ connection: ClientConnection, on executor: ClientExecutor) {
         guard connection.localIO, connection.requestSlots >= 2, connection.grants.beginWatching() else { return }
-        Task.detached {
+        Task.detached(executorPreference: executor) {
             // The task holds the connection only while a poll is out; the connection's
             // shutdown fails that call and the loop ends.
             let grants = connection.grants
