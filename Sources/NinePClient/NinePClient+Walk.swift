@@ -73,7 +73,8 @@ extension NinePClient {
             // This task can no longer wait on the server: a task of its own clunks, for at most
             // the flush grace (after which the housekeeper finishes the job).
             let grace = configuration.flushGrace
-            await Task.detached { [self] in await NinePClient.withCallTimeout(grace) { await clunkNow(fid) } }.value
+            // On the client's executor: Swift's global pool may be held by other work.
+            await Task.detached(executorPreference: executor) { [self] in await NinePClient.withCallTimeout(grace) { await clunkNow(fid) } }.value
             return
         }
         await clunkNow(fid)
