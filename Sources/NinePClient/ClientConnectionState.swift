@@ -64,6 +64,9 @@ struct ClientConnectionState: ~Copyable {
         return .slot(index)
     }
 
+    /// Request slots no caller holds and no reply is awaited on.
+    var idleRequestSlots: Int { closed ? 0 : freeRequestSlots.count }
+
     private mutating func occupy(_ index: Int) {
         slots[index].reset()
         slots[index].inUse = true

@@ -121,6 +121,10 @@ public final class NinePClient: Sendable {
         }
     }
 
+    /// Request slots free right now (neither in flight nor held by a caller). A caller that
+    /// may skip a call (the FUSE mount's read-ahead) asks first, so it never takes the last ones.
+    public var idleRequestSlots: Int { connection.state.withLock { $0.idleRequestSlots } }
+
     /// Message buffers allocated so far (they are kept for reuse).
     public var messageBuffersAllocated: Int { connection.state.withLock { $0.buffers.allocated } }
 }

@@ -99,7 +99,7 @@ public enum NinePMount {
                 log("warning: mlockall refused (\(String(cString: strerror(code)))): the daemon may be swapped out under memory pressure; raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK")
             }
         }
-        let fileSystem = NinePFileSystem(client: client, root: root, options: fileSystemOptions, slots: session.slots, log: log)
+        let fileSystem = NinePFileSystem(client: client, root: root, options: fileSystemOptions, slots: session.slots, replyBytes: session.replyBytes, log: log)
         defer { fileSystem.stop() }
         do {
             let agreed = try await fuse.start(handler: fileSystem)
@@ -123,12 +123,13 @@ public enum NinePMount {
             log("warning: PR_SET_IO_FLUSHER refused on \(refused) threads (\(String(cString: strerror(code)))): under memory pressure the kernel may make this daemon wait on its own writeback; it needs CAP_SYS_RESOURCE")
         }
         // What was allocated and touched at start (the request path takes nothing more): the
-        // session's buffers and the client's message buffers, one per call in flight.
-        let preallocated = session.preallocatedBytes + configuration.maxInFlight * Int(client.msize)
+        // session's buffers, the client's message buffers, one per call in flight, and the
+        // read-ahead lanes' buffers.
+        let preallocated = session.preallocatedBytes + configuration.maxInFlight * Int(client.msize) + fileSystem.readAheadBytes
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), data \(PassthroughSetup.dataPath(fileSystem, client: client, mode: passthroughMode)), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB, \(preallocated >> 20) MiB preallocated)")
         StatusSignal.onSignal { [fuse, fileSystem] in
             let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""
-            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use, \(fileSystem.lockOwnerCount) lock owner fids\(allocations)\(fileSystem.identitySummary)\(fileSystem.dataPathSummary)")
+            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use, \(fileSystem.lockOwnerCount) lock owner fids\(allocations)\(fileSystem.identitySummary)\(fileSystem.dataPathSummary)\(fileSystem.readAheadSummary)")
         }
         ready()
         await withTaskCancellationHandler {

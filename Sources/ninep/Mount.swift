@@ -82,6 +82,11 @@ struct Mount: AsyncParsableCommand {
                                     read through the page cache from a server
                                     that stopped answering may then not be
                                     interruptible (off by default)
+              read_ahead=N          handles whose sequential reads get the next
+                                    READ asked of the server before the kernel
+                                    sends it (default 2; each holds a buffer of
+                                    max_write from start-up; 0: none; never
+                                    with cache=none or O_DIRECT)
               readdirplus           list directories with each entry's
                                     attributes (READDIRPLUS: a walk and a
                                     getattr per entry of the first batch; off
@@ -173,6 +178,10 @@ struct Mount: AsyncParsableCommand {
                 let n = try number()
                 guard n >= 1 && n <= 64 else { throw ValidationError("-o readdirplus_window must be between 1 and 64") }
                 options.fileSystem.readdirplusWindow = Int(n)
+            case "read_ahead":
+                let n = try number()
+                guard n <= 16 else { throw ValidationError("-o read_ahead must be between 0 and 16") }
+                options.fileSystem.readAheadLanes = Int(n)
             case "max_write":
                 guard let value, let bytes = MemoryPlan.parse(bytes: value), bytes >= 4096 else {
                     throw ValidationError("-o max_write needs a size of at least 4K, e.g. max_write=128K")

@@ -108,11 +108,22 @@ extension NinePFileSystem {
         await handles.remove(fh)?.close()
     }
 
-    /// READ: Treads straight into the reply until the size asked for, or a short read (the end
-    /// of the file: FUSE takes a short reply as end of file).
-    func read(_ r: FuseReadIn, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {
+    /// READ: from a read-ahead lane when one has it (`ReadAhead`: its buffer becomes the
+    /// reply), else Treads straight into the reply until the size asked for, or a short read
+    /// (the end of the file: FUSE takes a short reply as end of file).
+    func read(_ r: FuseReadIn, _ header: FuseInHeader, slot: FuseSlot) async throws -> Int {
         let file = try handle(r.fh)
         passthrough.reads.add(1, ordering: .relaxed)
+        // Not for O_DIRECT (it must see the server as it is now) nor over localio (the data
+        // is a local pread away).
+        if let readAhead, r.flags & OpenFlags.direct == 0, !client.isProvenLocal,
+           let n = try await readAhead.serve(slot, unique: header.unique, node: header.nodeID, fh: r.fh, offset: r.offset, size: min(Int(r.size), slot.reply.count - FuseOutHeader.wireSize), file: file) {
+            var reply = try FuseReply(into: slot.reply, unique: header.unique)
+            try reply.writer.advance(n)
+            return reply.finish()
+        }
+        let out = slot.reply
+        let unique = header.unique
         var reply = try FuseReply(into: out, unique: unique)
         let start = reply.writer.offset
         let wanted = min(Int(r.size), reply.writer.remaining)

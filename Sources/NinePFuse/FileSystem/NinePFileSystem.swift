@@ -29,6 +29,11 @@ public struct NinePFileSystemOptions: Sendable {
     /// READDIRPLUS entries resolved at once (Twalk and Tgetattr in flight together); 1: one
     /// after another, allocation-free (NinePFileSystem+Readdirplus).
     public var readdirplusWindow = 1
+    /// Read-ahead lanes (`ReadAhead`): sequential READs of this many handles at once get the
+    /// READ that follows asked of the server before the kernel sends it. Each holds a buffer
+    /// as large as a slot's reply buffer (about 1 MiB), allocated at start; 0: none. Never
+    /// used with `cache=none`.
+    public var readAheadLanes = 2
 
     public init() {}
 }
@@ -53,13 +58,17 @@ public final class NinePFileSystem: FuseRequestHandler {
     /// FUSE passthrough backings and the open files' data paths (NinePFileSystem+Data).
     let passthrough: PassthroughBackings
     let options: NinePFileSystemOptions
+    /// Sequential READs' read-ahead (nil: none: `cache=none`, or no lanes).
+    let readAhead: ReadAhead?
     let log: @Sendable (String) -> Void
     /// Whether "table full" was logged already (once per table).
     private let warnedFull = Atomic<UInt8>(0)
 
     /// `root` is a walked (unopened) fid of the attach root, owned by the file system from here.
     /// `slots`: the session's slots (`FuseSessionConfiguration.slots`); it has one worker more.
-    public init(client: NinePClient, root: RemoteFile, options: NinePFileSystemOptions, slots: Int = FuseSessionConfiguration().slots, log: @escaping @Sendable (String) -> Void) {
+    /// `replyBytes`: the size of a slot's reply buffer, which each read-ahead lane's buffer
+    /// matches (so the two can be exchanged).
+    public init(client: NinePClient, root: RemoteFile, options: NinePFileSystemOptions, slots: Int = FuseSessionConfiguration().slots, replyBytes: Int = FuseSessionConfiguration().replyBytes, log: @escaping @Sendable (String) -> Void) {
         self.client = client
         self.nodes = NodeTable(root: root, capacity: options.nodeCapacity)
         self.handles = HandleTable(capacity: options.handleCapacity)
@@ -68,12 +77,20 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.inFlight = InFlightRequests(workers: slots + 1)
         self.options = options
         self.log = log
+        readAhead = options.readAheadLanes > 0 && options.cache != .none
+            ? ReadAhead(lanes: options.readAheadLanes, bufferBytes: replyBytes, client: client, maxAge: options.attributeTimeout) : nil
         capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout, capacity: options.nodeCapacity)
         userFids = options.identity.perUserAttach ? UserFids(capacity: options.identity.userFidCapacity) : nil
     }
 
-    /// Nothing to end: the workers are the session's and end with it.
-    public func stop() {}
+    /// Ends the read-ahead lanes' tasks; the workers are the session's and end with it.
+    public func stop() { readAhead?.stop() }
+
+    /// What read-ahead did so far, for the status line ("" without it).
+    public var readAheadSummary: String { readAhead?.summary ?? "" }
+
+    /// Bytes allocated at start for read-ahead (its lanes' buffers).
+    public var readAheadBytes: Int { readAhead.map { $0.laneCount * $0.bufferBytes } ?? 0 }
 
     /// Nodes the kernel holds (the root included) and open handles.
     public var nodeCount: Int { nodes.count }
@@ -98,6 +115,8 @@ public final class NinePFileSystem: FuseRequestHandler {
             // The worker's 9P call is flushed; the request is answered EINTR, or with its result
             // when the server completed it first (it happened: the kernel must know).
             let found = inFlight.cancel(unique)
+            // A READ waiting on a read-ahead waits on no call of its own.
+            if found { readAhead?.interrupted() }
             if options.trace { log("INTERRUPT of unique \(unique): \(found ? "cancelling its call" : "already answered")") }
         default:
             break
@@ -126,7 +145,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     /// at start, by 128 nested frames of over 512 bytes (64 KiB), deeper than any request's.
     static let frameDepth = 128
 
-    private static func growFrames(_ depth: Int) async -> Int {
+    static func growFrames(_ depth: Int) async -> Int {
         var scratch = InlineArray<64, Int>(repeating: depth)
         let below = depth > 0 ? await growFrames(depth - 1) : 0
         scratch[depth % 64] &+= below
@@ -208,22 +227,30 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .getattr(fields):
             return try FuseReply.with(try await getattr(header, fields), unique: unique, into: out)
         case let .setattr(fields):
+            readAhead?.invalidate(node: header.nodeID)
+            defer { readAhead?.invalidate(node: header.nodeID) }
             return try FuseReply.with(try await setattr(header, fields), unique: unique, into: out)
         case .readlink:
             return try await readlink(header, unique: unique, into: out)
         case .statfs:
             return try FuseReply.with(try await statfs(header.nodeID), unique: unique, into: out)
         case let .open(fields):
+            readAhead?.invalidate(node: header.nodeID)
             return try FuseReply.with(try await open(header, flags: fields.flags, directory: false), unique: unique, into: out)
         case let .opendir(fields):
             return try FuseReply.with(try await open(header, flags: fields.flags, directory: true), unique: unique, into: out)
         case let .read(fields):
-            return try await read(fields, unique: unique, into: out)
+            return try await read(fields, header, slot: slot)
         case let .write(fields, data):
+            // Read-ahead of the node is stale before the write and again after it (a Tread
+            // sent while the Twrite was out may have been served first).
+            readAhead?.invalidate(node: header.nodeID)
+            defer { readAhead?.invalidate(node: header.nodeID) }
             return try FuseReply.with(try await write(fields, data), unique: unique, into: out)
         case let .readdir(fields):
             return try await readdir(fields, unique: unique, into: out)
         case let .release(fields):
+            readAhead?.released(fh: fields.fh)
             await releaseLocks(fields.fh)
             await release(fields.fh)
             return try FuseReply.empty(unique: unique, into: out)
@@ -241,6 +268,7 @@ public final class NinePFileSystem: FuseRequestHandler {
             try await handle(fields.fh).fsync(dataOnly: fields.flags & 1 != 0)
             return try FuseReply.empty(unique: unique, into: out)
         case let .fsync(fields):
+            readAhead?.invalidate(node: header.nodeID)
             try await handle(fields.fh).fsync(dataOnly: fields.flags & 1 != 0)
             return try FuseReply.empty(unique: unique, into: out)
         case let .create(fields, name):
