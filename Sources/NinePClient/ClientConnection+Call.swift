@@ -21,10 +21,22 @@ extension ClientConnection {
         encode: (inout WireWriter, UInt16) throws(WireError) -> Void,
         decode: (Response) throws(NinePError) -> R
     ) async throws -> R {
+        try await call(operation, undo: undo, timeout: timeout, keepingReply: false, encode: encode, decode: decode).result
+    }
+
+    /// `call`, and with `keepingReply` the slot stays held after a successful decode, its reply
+    /// still in its buffer (what `decode` saw stays valid), until `releaseKept(slot)`: a reply
+    /// can then be written on from where it arrived, without a copy (`RemoteFile.readKept`).
+    func call<R>(
+        _ operation: NinePOperation, undo: Undo = .none, timeout: Duration?, keepingReply: Bool,
+        encode: (inout WireWriter, UInt16) throws(WireError) -> Void,
+        decode: (Response) throws(NinePError) -> R
+    ) async throws -> (result: R, slot: Int) {
         let deadline = timeout.map { ContinuousClock.now + $0 }
         let canceller = CallCanceller.current
         let index = try await acquireSlot(operation, deadline: deadline, canceller: canceller)
-        defer { state.withLock { $0.finish(index) } }
+        var kept = false
+        defer { if !kept { state.withLock { $0.finish(index) } } }
         let (tag, slotBuffer) = state.withLock { state in (state.slots[index].tag, SlotBuffer(state.buffers.buffer(for: index))) }
         let buffer = slotBuffer.bytes!
         var writer = WireWriter(buffer)
@@ -58,7 +70,9 @@ extension ClientConnection {
                 throw NinePError.protocolViolation(operation)
             }
             if let failure = NinePError.reported(by: message.response, operation) { throw failure }
-            return try decode(message.response)
+            let result = try decode(message.response)
+            kept = keepingReply
+            return (result, index)
         case .flushed, .abandoned(.cancelled):
             throw CancellationError()
         case .abandoned(.timedOut):
@@ -106,6 +120,11 @@ extension ClientConnection {
 }
 
 extension ClientConnection {
+    /// Frees a slot a `call(keepingReply: true)` kept.
+    func releaseKept(_ slot: Int) {
+        state.withLock { $0.finish(slot) }
+    }
+
     /// Cancels the call holding `slot` with `tag` (Tflush through the housekeeper, or never
     /// sent); nothing when the slot has moved on to another tag.
     func cancelCall(slot: Int, tag: UInt16) {

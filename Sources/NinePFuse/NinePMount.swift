@@ -53,9 +53,10 @@ public enum NinePMount {
         // its own. Otherwise FUSE lets only the mounting user in, and its attach is the one.
         fileSystemOptions.identity.perUserAttach = options.allowOther && geteuid() == 0
         // Each worker has one call in flight at a time; a few more slots take the housekeeper's
-        // background clunks. Their buffers (msize each) are allocated and touched now, so no
-        // burst ever mallocs one later.
-        configuration.maxInFlight = min(configuration.maxInFlight, options.session.slots + 4)
+        // background clunks, and one more per read-ahead lane (each may hold one while its
+        // data waits for the READ that takes it). Their buffers (msize each) are allocated and
+        // touched now, so no burst ever mallocs one later.
+        configuration.maxInFlight = min(configuration.maxInFlight, options.session.slots + 4 + NinePFileSystem.readAheadLanes(options.fileSystem))
         configuration.preallocateBuffers = true
         // A lost connection does not leave a dead mount: calls fail with EIO while the server
         // is away (nothing waits on it), then the client reconnects and re-walks its fids.
@@ -99,7 +100,7 @@ public enum NinePMount {
                 log("warning: mlockall refused (\(String(cString: strerror(code)))): the daemon may be swapped out under memory pressure; raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK")
             }
         }
-        let fileSystem = NinePFileSystem(client: client, root: root, options: fileSystemOptions, slots: session.slots, replyBytes: session.replyBytes, log: log)
+        let fileSystem = NinePFileSystem(client: client, root: root, options: fileSystemOptions, slots: session.slots, log: log)
         defer { fileSystem.stop() }
         do {
             let agreed = try await fuse.start(handler: fileSystem)
@@ -123,9 +124,8 @@ public enum NinePMount {
             log("warning: PR_SET_IO_FLUSHER refused on \(refused) threads (\(String(cString: strerror(code)))): under memory pressure the kernel may make this daemon wait on its own writeback; it needs CAP_SYS_RESOURCE")
         }
         // What was allocated and touched at start (the request path takes nothing more): the
-        // session's buffers, the client's message buffers, one per call in flight, and the
-        // read-ahead lanes' buffers.
-        let preallocated = session.preallocatedBytes + configuration.maxInFlight * Int(client.msize) + fileSystem.readAheadBytes
+        // session's buffers and the client's message buffers, one per call in flight.
+        let preallocated = session.preallocatedBytes + configuration.maxInFlight * Int(client.msize)
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), data \(PassthroughSetup.dataPath(fileSystem, client: client, mode: passthroughMode)), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB, \(preallocated >> 20) MiB preallocated)")
         StatusSignal.onSignal { [fuse, fileSystem] in
             let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""

@@ -48,9 +48,14 @@ final class FakeKernel {
         let header = FuseInHeader(length: UInt32(bytes.count), opcode: opcode, unique: unique, nodeID: node, uid: uid, gid: gid, pid: 42)
         do {
             let length = try await fileSystem.dispatch(slot, header, layout: FuseRequest.Layout())
-            let out = Array(UnsafeRawBufferPointer(rebasing: slot.reply[0..<length]))
+            // A READ served from a read-ahead: its data follows as the slot's payload, as the
+            // session's writeReply sends it.
+            let payload = slot.payload.map { Array($0) } ?? []
+            let out = Array(UnsafeRawBufferPointer(rebasing: slot.reply[0..<(length - payload.count)])) + payload
+            fileSystem.readAhead?.replied(slot)
             return Reply(error: 0, body: Array(out[FuseOutHeader.wireSize...]))
         } catch {
+            fileSystem.readAhead?.replied(slot)
             return Reply(error: fuseErrno(error), body: [])
         }
     }

@@ -108,8 +108,8 @@ extension NinePFileSystem {
         await handles.remove(fh)?.close()
     }
 
-    /// READ: from a read-ahead lane when one has it (`ReadAhead`: its buffer becomes the
-    /// reply), else Treads straight into the reply until the size asked for, or a short read
+    /// READ: from a read-ahead lane when one has it (`ReadAhead`: the data is written from
+    /// the 9P message buffer it arrived in, the slot's payload), else Treads straight into the reply until the size asked for, or a short read
     /// (the end of the file: FUSE takes a short reply as end of file).
     func read(_ r: FuseReadIn, _ header: FuseInHeader, slot: FuseSlot) async throws -> Int {
         let file = try handle(r.fh)

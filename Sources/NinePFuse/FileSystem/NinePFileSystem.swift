@@ -30,9 +30,9 @@ public struct NinePFileSystemOptions: Sendable {
     /// after another, allocation-free (NinePFileSystem+Readdirplus).
     public var readdirplusWindow = 1
     /// Read-ahead lanes (`ReadAhead`): sequential READs of this many handles at once get the
-    /// READ that follows asked of the server before the kernel sends it. Each holds a buffer
-    /// as large as a slot's reply buffer (about 1 MiB), allocated at start; 0: none. Never
-    /// used with `cache=none`.
+    /// READ that follows asked of the server before the kernel sends it. Each may hold one of
+    /// the client's request slots (the mount adds one per lane, an msize buffer each); 0: none.
+    /// Never used with `cache=none`.
     public var readAheadLanes = 2
 
     public init() {}
@@ -66,9 +66,7 @@ public final class NinePFileSystem: FuseRequestHandler {
 
     /// `root` is a walked (unopened) fid of the attach root, owned by the file system from here.
     /// `slots`: the session's slots (`FuseSessionConfiguration.slots`); it has one worker more.
-    /// `replyBytes`: the size of a slot's reply buffer, which each read-ahead lane's buffer
-    /// matches (so the two can be exchanged).
-    public init(client: NinePClient, root: RemoteFile, options: NinePFileSystemOptions, slots: Int = FuseSessionConfiguration().slots, replyBytes: Int = FuseSessionConfiguration().replyBytes, log: @escaping @Sendable (String) -> Void) {
+    public init(client: NinePClient, root: RemoteFile, options: NinePFileSystemOptions, slots: Int = FuseSessionConfiguration().slots, log: @escaping @Sendable (String) -> Void) {
         self.client = client
         self.nodes = NodeTable(root: root, capacity: options.nodeCapacity)
         self.handles = HandleTable(capacity: options.handleCapacity)
@@ -78,7 +76,7 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.options = options
         self.log = log
         readAhead = options.readAheadLanes > 0 && options.cache != .none
-            ? ReadAhead(lanes: options.readAheadLanes, bufferBytes: replyBytes, client: client, maxAge: options.attributeTimeout) : nil
+            ? ReadAhead(lanes: options.readAheadLanes, workers: slots + 1, client: client, maxAge: options.attributeTimeout) : nil
         capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout, capacity: options.nodeCapacity)
         userFids = options.identity.perUserAttach ? UserFids(capacity: options.identity.userFidCapacity) : nil
     }
@@ -89,8 +87,11 @@ public final class NinePFileSystem: FuseRequestHandler {
     /// What read-ahead did so far, for the status line ("" without it).
     public var readAheadSummary: String { readAhead?.summary ?? "" }
 
-    /// Bytes allocated at start for read-ahead (its lanes' buffers).
-    public var readAheadBytes: Int { readAhead.map { $0.laneCount * $0.bufferBytes } ?? 0 }
+    /// Read-ahead lanes in use (each may hold one 9P request slot: the mount's client has
+    /// this many more).
+    public static func readAheadLanes(_ options: NinePFileSystemOptions) -> Int {
+        options.cache == .none ? 0 : options.readAheadLanes
+    }
 
     /// Nodes the kernel holds (the root included) and open handles.
     public var nodeCount: Int { nodes.count }
@@ -158,6 +159,8 @@ public final class NinePFileSystem: FuseRequestHandler {
             if options.trace { log("\(header.opcode) node \(header.nodeID) unique \(header.unique): ok, \(length) bytes") }
             inFlight.finish(worker: worker)
             let delivered = session.writeReply(slot, length: length)
+            // A READ answered from a read-ahead: its 9P request slot is free again.
+            readAhead?.replied(slot)
             if !delivered { undoUntakenReply(slot, header) }
         } catch {
             let code = fuseErrno(error)
@@ -166,6 +169,7 @@ public final class NinePFileSystem: FuseRequestHandler {
             }
             inFlight.finish(worker: worker)
             session.replyError(slot, unique: header.unique, errno: code)
+            readAhead?.replied(slot)
         }
     }
 

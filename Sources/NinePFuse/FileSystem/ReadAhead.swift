@@ -8,11 +8,12 @@ import Synchronization
 /// kernel's copy into the page cache, the reader's copy out of it) ran one after another, with
 /// the other core idle. Here, when a handle's READs follow one another (a READ starts where
 /// the handle's last one ended), the READ that follows is asked of the server at once, by a
-/// lane: a fixed buffer as large as a slot's reply buffer and a task of its own that sends the
-/// Tread and receives its data into the buffer, behind the out header's room. The next READ
-/// at exactly that offset (same node, same handle, no larger) takes the lane, waiting for its
-/// Tread if it is still out, and is answered without a copy: the lane's buffer and the slot's
-/// reply buffer are exchanged (`FuseSlot.exchangeReply`).
+/// lane: a task of its own that sends the Tread and keeps its reply where it arrived, in the
+/// 9P client's message buffer (`RemoteFile.readKept`: the request slot stays taken). The next
+/// READ at exactly that offset (same node, same handle, no larger) takes the lane, waiting for
+/// its Tread if it is still out, and is answered with the data from there: the slot's
+/// `payload`, written after the out header in one writev(2), with no copy in this process;
+/// the 9P request slot is given back once the reply is written (`replied`).
 ///
 /// Correctness: a WRITE, SETATTR, FSYNC or OPEN of the node marks its lanes stale, before and
 /// again after the request (a Tread sent while a Twrite was out may have been served before
@@ -22,13 +23,14 @@ import Synchronization
 /// O_DIRECT opens, or over a proven-local (localio) connection.
 ///
 /// Interrupts: an INTERRUPT of a READ waiting on a lane (`interrupted`) flushes the lane's
-/// Tread (its task's own `CallCanceller`) and answers the READ EINTR at once; the lane's
-/// result is dropped when it settles.
+/// Tread (through the lane task's own `CallCanceller`) and answers the READ EINTR at once; the
+/// lane's result is dropped when it settles.
 ///
-/// Bounded: `lanes` buffers (2 by default, about 1 MiB each), allocated and touched at start;
-/// a read-ahead is started only while more than `reservedSlots` of the client's request slots
-/// are free, so the workers' own calls never wait for one. Nothing is allocated per READ: the
-/// lanes' tasks wait for work in their own frames, woken through their continuations.
+/// Bounded: `lanes` reads ahead at most (2 by default), each holding one of the client's
+/// request slots and its msize buffer while its data waits (the mount adds one slot per lane);
+/// one is started only while more than `reservedSlots` slots are free, so the workers' own
+/// calls never wait for one. Nothing is allocated per READ: the lanes' tasks wait for work in
+/// their own frames, woken through their continuations.
 final class ReadAhead: Sendable {
     /// What a lane holds or fetches: `size` bytes at `offset` of handle `fh` of `node`.
     struct Key: Equatable {
@@ -55,13 +57,6 @@ final class ReadAhead: Sendable {
         case interrupted
     }
 
-    /// A lane's buffer, handed out of the lock. `@unchecked Sendable`: a buffer belongs to one
-    /// owner at a time (the lane's task while it fetches, the lock while the lane is ready or
-    /// idle, a slot after an exchange) and lives until its owner ends.
-    struct Buffer: @unchecked Sendable {
-        let bytes: UnsafeMutableRawBufferPointer
-    }
-
     struct Lane {
         var phase = Phase.idle
         var key = Key()
@@ -71,7 +66,9 @@ final class ReadAhead: Sendable {
         var workPending = false
         /// The file to read (only while fetching).
         var file: RemoteFile? = nil
-        /// Bytes read, behind the out header's room; -1 when the read failed.
+        /// The Tread's reply, kept in the client's message buffer, once in.
+        var kept: KeptRead? = nil
+        /// Bytes read; -1 when the read failed.
         var bytes = 0
         var completedAt = ContinuousClock.now
         /// The READ (`unique`) waiting on this lane, or that it was handed to when it settled.
@@ -80,7 +77,6 @@ final class ReadAhead: Sendable {
         var waiterCanceller: CallCanceller? = nil
         /// The lane's task, waiting for work.
         var task: UnsafeContinuation<Bool, Never>? = nil
-        var buffer: Buffer
     }
 
     struct State {
@@ -90,6 +86,8 @@ final class ReadAhead: Sendable {
         var recentHandles: [UInt64]
         var recentEnds: [UInt64]
         var nextRecent = 0
+        /// By worker slot: the kept read whose data that slot's reply is written from.
+        var slotKept: [KeptRead?]
         var stopped = false
     }
 
@@ -104,47 +102,38 @@ final class ReadAhead: Sendable {
     let cancellers: [CallCanceller]
     private let state: Mutex<State>
     let client: NinePClient
-    /// Bytes of each lane's buffer (a slot's reply buffer: out header and the largest READ).
-    let bufferBytes: Int
     let maxAge: Duration
     /// READs smaller than this (small files, the kernel's first small windows) start none.
     static let minimumSize = 64 * 1024
     /// Request slots a read-ahead leaves free for the workers' own calls.
     static let reservedSlots = 2
     static let recentCount = 16
-    static let headerBytes = FuseOutHeader.wireSize
 
-    init(lanes: Int, bufferBytes: Int, client: NinePClient, maxAge: Duration) {
-        precondition(lanes > 0 && bufferBytes > Self.headerBytes)
+    /// `workers`: the session's workers (slot indices 0..<workers).
+    init(lanes: Int, workers: Int, client: NinePClient, maxAge: Duration) {
+        precondition(lanes > 0 && workers > 0)
         self.client = client
-        self.bufferBytes = bufferBytes
         self.maxAge = maxAge
         cancellers = (0..<lanes).map { _ in CallCanceller() }
-        let made = (0..<lanes).map { _ -> Lane in
-            let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: bufferBytes, alignment: 4096)
-            // Touched now, as the slots are: no page is faulted in on the request path.
-            bytes.initializeMemory(as: UInt8.self, repeating: 0)
-            return Lane(buffer: Buffer(bytes: bytes))
-        }
-        state = Mutex(State(lanes: made, recentHandles: [UInt64](repeating: 0, count: Self.recentCount), recentEnds: [UInt64](repeating: 0, count: Self.recentCount)))
+        state = Mutex(State(
+            lanes: [Lane](repeating: Lane(), count: lanes),
+            recentHandles: [UInt64](repeating: 0, count: Self.recentCount),
+            recentEnds: [UInt64](repeating: 0, count: Self.recentCount),
+            slotKept: [KeptRead?](repeating: nil, count: workers)))
         for index in 0..<lanes {
             Task(executorPreference: client.executor) { [self] in await runLane(index) }
         }
     }
 
-    deinit {
-        state.withLock { state in
-            for index in 0..<state.lanes.count { state.lanes[index].buffer.bytes.deallocate() }
-        }
-    }
-
     var laneCount: Int { cancellers.count }
 
-    /// Ends the lanes' tasks (each once its Tread, if any, has settled).
+    /// Ends the lanes' tasks (each once its Tread, if any, has settled) and gives back what
+    /// ready lanes hold.
     func stop() {
         for index in 0..<laneCount {
             let task = state.withLock { state -> UnsafeContinuation<Bool, Never>? in
                 state.stopped = true
+                if state.lanes[index].phase == .ready && state.lanes[index].claimant == 0 { free(&state.lanes[index]) }
                 defer { state.lanes[index].task = nil }
                 return state.lanes[index].task
             }
@@ -155,14 +144,15 @@ final class ReadAhead: Sendable {
     // MARK: READ
 
     /// A READ of `size` bytes at `offset` through handle `fh` of `node` (`file`): when a lane
-    /// holds or fetches exactly that, waits for it if need be and exchanges its buffer with the
-    /// slot's reply buffer; returns how many bytes follow the out header there. Nil: no lane
-    /// has it, the caller reads itself. Starts the read-ahead of the next `size` bytes when the
-    /// handle's READs are sequential. Throws CancellationError when interrupted.
+    /// holds or fetches exactly that, waits for it if need be and makes its data the slot's
+    /// `payload` (until `replied`); returns how many bytes that is. Nil: no lane has it, the
+    /// caller reads itself. Starts the read-ahead of the next `size` bytes when the handle's
+    /// READs are sequential. Throws CancellationError when interrupted.
     func serve(_ slot: FuseSlot, unique: UInt64, node: UInt64, fh: UInt64, offset: UInt64, size: Int, file: RemoteFile) async throws -> Int? {
         let canceller = CallCanceller.current
         let now = ContinuousClock.now
         let wanted = Key(node: node, fh: fh, offset: offset, size: size)
+        let ioSize = file.ioSize
         var waitOn = -1
         var served: Int? = nil
         let started = state.withLock { state -> UnsafeContinuation<Bool, Never>? in
@@ -174,15 +164,15 @@ final class ReadAhead: Sendable {
                     waitOn = index
                 } else if state.lanes[index].bytes < 0 || now - state.lanes[index].completedAt > maxAge {
                     // Failed (the READ reads itself and sees why) or too old to trust.
-                    state.lanes[index].phase = .idle
+                    free(&state.lanes[index])
+                    dropped.add(1, ordering: .relaxed)
                 } else {
-                    served = Self.take(&state.lanes[index], into: slot, size: size)
+                    served = Self.take(&state, index, into: slot, size: size)
                 }
-                if state.lanes[index].phase == .idle && served == nil { dropped.add(1, ordering: .relaxed) }
                 break
             }
             sequential = Self.noteRead(&state, fh: fh, offset: offset, end: offset + UInt64(size)) || sequential
-            guard sequential, size >= Self.minimumSize, size + Self.headerBytes <= bufferBytes else { return nil }
+            guard sequential, size >= Self.minimumSize, size <= ioSize else { return nil }
             return startReadAhead(&state, Key(node: node, fh: fh, offset: offset + UInt64(size), size: size), file: file)
         }
         started?.resume(returning: true)
@@ -216,19 +206,19 @@ final class ReadAhead: Sendable {
         if wake == .interrupted { throw CancellationError() }
         return state.withLock { state -> Int? in
             let lane = state.lanes[index]
-            guard lane.phase == .ready, lane.key == Self.keyOf(lane, for: wanted) else { return nil }
+            guard lane.phase == .ready, lane.key.fh == wanted.fh, lane.key.node == wanted.node, lane.key.offset == wanted.offset else { return nil }
             if lane.claimant == unique {
-                // Handed to this READ: it frees the lane whatever it holds.
+                // Handed to this READ: it frees the lane, whatever it holds.
                 if lane.stale || lane.bytes < 0 {
-                    state.lanes[index].phase = .idle
-                    state.lanes[index].claimant = 0
+                    free(&state.lanes[index])
+                    dropped.add(1, ordering: .relaxed)
                     return nil
                 }
-                return Self.take(&state.lanes[index], into: slot, size: wanted.size)
+                return Self.take(&state, index, into: slot, size: wanted.size)
             }
             // Settled before this READ waited on it.
             guard lane.claimant == 0, Self.holds(lane, wanted), lane.bytes >= 0 else { return nil }
-            return Self.take(&state.lanes[index], into: slot, size: wanted.size)
+            return Self.take(&state, index, into: slot, size: wanted.size)
         }
     }
 
@@ -239,25 +229,38 @@ final class ReadAhead: Sendable {
             && lane.key.offset == wanted.offset && lane.key.size >= wanted.size
     }
 
-    /// `wanted` with the lane's size when the lane is for the same node, handle and offset
-    /// (whatever its state): compared with the lane's key, whether the lane is that READ's.
-    private static func keyOf(_ lane: Lane, for wanted: Key) -> Key {
-        Key(node: wanted.node, fh: wanted.fh, offset: wanted.offset, size: lane.key.size)
+    /// Hands ready lane `index`'s data to `slot` as its payload (the kept read is given back
+    /// once the reply is written: `replied`) and frees the lane. Returns the bytes served.
+    private static func take(_ state: inout State, _ index: Int, into slot: FuseSlot, size: Int) -> Int {
+        let n = min(state.lanes[index].bytes, size)
+        if let kept = state.lanes[index].kept {
+            slot.payload = n > 0 ? UnsafeRawBufferPointer(rebasing: kept.data[0..<n]) : nil
+            state.slotKept[slot.index] = kept
+        }
+        state.lanes[index].kept = nil
+        state.lanes[index].phase = .idle
+        state.lanes[index].claimant = 0
+        return n
     }
 
-    /// Hands a ready lane's data to `slot` (its buffer exchanged with the slot's reply buffer,
-    /// or copied when they differ in size) and frees the lane. Returns the bytes served.
-    private static func take(_ lane: inout Lane, into slot: FuseSlot, size: Int) -> Int {
-        let n = min(lane.bytes, size)
-        if lane.buffer.bytes.count == slot.reply.count {
-            lane.buffer = Buffer(bytes: slot.exchangeReply(lane.buffer.bytes))
-        } else {
-            UnsafeMutableRawBufferPointer(rebasing: slot.reply[headerBytes..<(headerBytes + n)])
-                .copyMemory(from: UnsafeRawBufferPointer(rebasing: lane.buffer.bytes[headerBytes..<(headerBytes + n)]))
+    /// The reply of the worker with `slot` is written (or abandoned): the kept read its payload
+    /// came from, if any, gives its request slot back.
+    func replied(_ slot: FuseSlot) {
+        slot.payload = nil
+        let kept = state.withLock { state -> KeptRead? in
+            defer { state.slotKept[slot.index] = nil }
+            return state.slotKept[slot.index]
         }
+        kept?.release()
+    }
+
+    /// Frees a lane, giving back its kept read's request slot (under the lock: the lock order
+    /// is this lock, then the connection's).
+    private func free(_ lane: inout Lane) {
+        lane.kept?.release()
+        lane.kept = nil
         lane.phase = .idle
         lane.claimant = 0
-        return n
     }
 
     /// Records a READ of `fh` ending at `end`; true when it starts where the handle's last
@@ -321,14 +324,9 @@ final class ReadAhead: Sendable {
         lane.stale = true
         // Ready and nobody's: free now. Fetching: freed when it settles; a claimant frees it.
         if lane.phase == .ready && lane.claimant == 0 {
-            lane.phase = .idle
+            free(&lane)
             dropped.add(1, ordering: .relaxed)
         }
-    }
-
-    /// For the status line.
-    var summary: String {
-        ", read-ahead: \(started.load(ordering: .relaxed)) started, \(served.load(ordering: .relaxed)) READs served from it (\(servedAfterWaiting.load(ordering: .relaxed)) after waiting), \(dropped.load(ordering: .relaxed)) dropped"
     }
 
     /// An INTERRUPT cancelled some worker's canceller: a READ of it waiting on a lane is
@@ -349,15 +347,21 @@ final class ReadAhead: Sendable {
         }
     }
 
+    /// For the status line.
+    var summary: String {
+        ", read-ahead: \(started.load(ordering: .relaxed)) started, \(served.load(ordering: .relaxed)) READs served from it (\(servedAfterWaiting.load(ordering: .relaxed)) after waiting), \(dropped.load(ordering: .relaxed)) dropped"
+    }
+
     // MARK: Lanes' tasks
 
     private func runLane(_ index: Int) async {
         _ = await NinePFileSystem.growFrames(32)
         await CallCanceller.$current.withValue(cancellers[index]) {
             while await nextWork(index) {
-                guard let (file, key, buffer) = pickUpWork(index) else { continue }
-                let bytes = await fetch(file, key, buffer)
-                settle(index, bytes: bytes)
+                guard let (file, key) = pickUpWork(index) else { continue }
+                // One Tread: a read-ahead is never started for more than the file's iounit.
+                let kept = try? await file.readKept(count: key.size, at: key.offset)
+                settle(index, kept)
             }
         }
     }
@@ -375,49 +379,30 @@ final class ReadAhead: Sendable {
         }
     }
 
-    private func pickUpWork(_ index: Int) -> (RemoteFile, Key, Buffer)? {
+    private func pickUpWork(_ index: Int) -> (RemoteFile, Key)? {
         state.withLock { state in
             guard state.lanes[index].workPending, let file = state.lanes[index].file else { return nil }
             state.lanes[index].workPending = false
-            return (file, state.lanes[index].key, state.lanes[index].buffer)
+            return (file, state.lanes[index].key)
         }
-    }
-
-    /// Treads of `key.size` bytes at `key.offset` into `buffer`, behind the header's room, until
-    /// all or a short read; -1 when one fails (or is flushed).
-    private func fetch(_ file: RemoteFile, _ key: Key, _ buffer: Buffer) async -> Int {
-        var done = 0
-        while done < key.size {
-            let chunk = min(key.size - done, file.ioSize)
-            let start = Self.headerBytes + done
-            let n: Int
-            do {
-                n = try await file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[start..<(start + chunk)]), at: key.offset + UInt64(done))
-            } catch {
-                return -1
-            }
-            done += n
-            if n < chunk { break }
-        }
-        return done
     }
 
     /// The lane's Tread settled: handed to the READ waiting, kept for the next, or freed
-    /// (stale or failed with nobody waiting).
-    private func settle(_ index: Int, bytes: Int) {
+    /// (stale, failed or stopped with nobody waiting).
+    private func settle(_ index: Int, _ kept: KeptRead?) {
         let waiter = state.withLock { state -> UnsafeContinuation<Wake, Never>? in
             state.lanes[index].file = nil
-            state.lanes[index].bytes = bytes
+            state.lanes[index].kept = kept
+            state.lanes[index].bytes = kept?.data.count ?? -1
             state.lanes[index].completedAt = ContinuousClock.now
             let waiter = state.lanes[index].waiter
             state.lanes[index].waiter = nil
             state.lanes[index].waiterCanceller = nil
             if waiter != nil {
                 state.lanes[index].phase = .ready
-            } else if state.lanes[index].stale || bytes < 0 {
+            } else if state.lanes[index].stale || kept == nil || state.stopped {
+                free(&state.lanes[index])
                 dropped.add(1, ordering: .relaxed)
-                state.lanes[index].phase = .idle
-                state.lanes[index].claimant = 0
             } else {
                 state.lanes[index].phase = .ready
             }

@@ -219,6 +219,7 @@ public final class FuseSession: Sendable {
 
     /// Replies with an error (`errno` > 0).
     public func replyError(_ slot: FuseSlot, unique: UInt64, errno: Int32) {
+        slot.payload = nil
         reply(slot, length: (try? FuseReply.error(errno, unique: unique, into: slot.reply)) ?? 0)
     }
 
@@ -229,8 +230,21 @@ public final class FuseSession: Sendable {
     @discardableResult
     public func writeReply(_ slot: FuseSlot, length: Int) -> Bool {
         guard length >= FuseOutHeader.wireSize else { return false }
+        let payload = slot.payload
+        slot.payload = nil
         while true {
-            let n = write(fd, slot.reply.baseAddress, length)
+            let n: Int
+            if let payload, payload.count > 0, payload.count <= length - FuseOutHeader.wireSize {
+                // The header (and whatever else is in `reply`) and the payload where it lies.
+                var vectors = (
+                    iovec(iov_base: slot.reply.baseAddress, iov_len: length - payload.count),
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: payload.baseAddress), iov_len: payload.count))
+                n = withUnsafeMutablePointer(to: &vectors) { pair in
+                    pair.withMemoryRebound(to: iovec.self, capacity: 2) { writev(fd, $0, 2) }
+                }
+            } else {
+                n = write(fd, slot.reply.baseAddress, length)
+            }
             if n >= 0 { return true }
             switch errno {
             case EINTR: continue

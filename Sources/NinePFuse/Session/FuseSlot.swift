@@ -12,12 +12,14 @@ import NinePMemory
 public final class FuseSlot: @unchecked Sendable {
     public let index: Int
     public let request: UnsafeMutableRawBufferPointer
-    /// The reply buffer. May be exchanged for another of the same size (`exchangeReply`) by
-    /// the worker serving this slot, between requests' replies; the slot frees whichever it
-    /// holds at the end.
-    public private(set) var reply: UnsafeMutableRawBufferPointer
+    public let reply: UnsafeMutableRawBufferPointer
     /// How many bytes of `request` the last read filled.
     public internal(set) var length = 0
+    /// Bytes the reply goes on with, written from where they are rather than copied into
+    /// `reply`: a READ's data still in the 9P client's message buffer (NinePFileSystem's
+    /// `ReadAhead`). `FuseSession.writeReply` of `length` bytes then writes the first
+    /// `length - payload.count` of `reply` and these, in one writev(2), and clears it.
+    public var payload: UnsafeRawBufferPointer? = nil
 
     init(index: Int, requestBytes: Int, replyBytes: Int) {
         self.index = index
@@ -31,18 +33,6 @@ public final class FuseSlot: @unchecked Sendable {
     deinit {
         request.deallocate()
         reply.deallocate()
-    }
-
-    /// Puts `other` (allocated as `reply` is: same size, page-aligned, owned by the caller)
-    /// in place of the reply buffer and returns the one it held, now the caller's. Only the
-    /// worker serving this slot calls it, while it builds its reply: a READ whose data was
-    /// read ahead into `other` is answered from there without copying it (NinePFileSystem's
-    /// `ReadAhead`).
-    public func exchangeReply(_ other: UnsafeMutableRawBufferPointer) -> UnsafeMutableRawBufferPointer {
-        precondition(other.count == reply.count)
-        let old = reply
-        reply = other
-        return old
     }
 
     /// The request as read.
