@@ -347,9 +347,27 @@ final class ReadAhead: Sendable {
         }
     }
 
+    /// Lanes whose data is in and not taken (for tests).
+    var readyLanes: Int {
+        state.withLock { state in
+            var count = 0
+            for index in 0..<state.lanes.count where state.lanes[index].phase == .ready { count += 1 }
+            return count
+        }
+    }
+
+    /// READs waiting on a lane's Tread right now.
+    var waiting: Int {
+        state.withLock { state in
+            var count = 0
+            for index in 0..<state.lanes.count where state.lanes[index].waiter != nil { count += 1 }
+            return count
+        }
+    }
+
     /// For the status line.
     var summary: String {
-        ", read-ahead: \(started.load(ordering: .relaxed)) started, \(served.load(ordering: .relaxed)) READs served from it (\(servedAfterWaiting.load(ordering: .relaxed)) after waiting), \(dropped.load(ordering: .relaxed)) dropped"
+        ", read-ahead: \(started.load(ordering: .relaxed)) started, \(served.load(ordering: .relaxed)) READs served from it (\(servedAfterWaiting.load(ordering: .relaxed)) after waiting), \(dropped.load(ordering: .relaxed)) dropped, \(waiting) READs waiting on it"
     }
 
     // MARK: Lanes' tasks
