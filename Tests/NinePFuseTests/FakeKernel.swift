@@ -52,10 +52,10 @@ final class FakeKernel {
             // session's writeReply sends it.
             let payload = slot.payload.map { Array($0) } ?? []
             let out = Array(UnsafeRawBufferPointer(rebasing: slot.reply[0..<(length - payload.count)])) + payload
-            fileSystem.readAhead?.replied(slot)
+            fileSystem.keptReplies.replied(slot)
             return Reply(error: 0, body: Array(out[FuseOutHeader.wireSize...]))
         } catch {
-            fileSystem.readAhead?.replied(slot)
+            fileSystem.keptReplies.replied(slot)
             return Reply(error: fuseErrno(error), body: [])
         }
     }

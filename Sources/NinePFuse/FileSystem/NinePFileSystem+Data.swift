@@ -108,9 +108,11 @@ extension NinePFileSystem {
         await handles.remove(fh)?.close()
     }
 
-    /// READ: from a read-ahead lane when one has it (`ReadAhead`: the data is written from
-    /// the 9P message buffer it arrived in, the slot's payload), else Treads straight into the reply until the size asked for, or a short read
-    /// (the end of the file: FUSE takes a short reply as end of file).
+    /// READ: from a read-ahead lane when one has it (`ReadAhead`); else, when one Tread can
+    /// carry it, that Tread's reply is kept and its data written on from the 9P message buffer
+    /// (`KeptReplies`: the slot's payload, no copy); else Treads straight into the reply until
+    /// the size asked for, or a short read (the end of the file: FUSE takes a short reply as
+    /// end of file).
     func read(_ r: FuseReadIn, _ header: FuseInHeader, slot: FuseSlot) async throws -> Int {
         let file = try handle(r.fh)
         passthrough.reads.add(1, ordering: .relaxed)
@@ -127,6 +129,14 @@ extension NinePFileSystem {
         var reply = try FuseReply(into: out, unique: unique)
         let start = reply.writer.offset
         let wanted = min(Int(r.size), reply.writer.remaining)
+        // Large READs only: below this the copy costs less than holding the 9P slot longer.
+        if wanted >= Self.keptReadMinimum, wanted <= file.ioSize, !file.usesLocalIO {
+            let kept = try await file.readKept(count: wanted, at: r.offset)
+            let n = min(kept.data.count, wanted)
+            keptReplies.attach(kept, count: n, to: slot)
+            try reply.writer.advance(n)
+            return reply.finish()
+        }
         var done = 0
         while done < wanted {
             let chunk = min(wanted - done, file.ioSize)
@@ -145,6 +155,9 @@ extension NinePFileSystem {
         try reply.writer.advance(done)
         return reply.finish()
     }
+
+    /// READs of at least this many bytes are answered from the 9P message buffer.
+    static let keptReadMinimum = 64 * 1024
 
     func write(_ w: FuseWriteIn, _ data: ByteView) async throws -> FuseWriteOut {
         let file = try handle(w.fh)

@@ -60,6 +60,8 @@ public final class NinePFileSystem: FuseRequestHandler {
     let options: NinePFileSystemOptions
     /// Sequential READs' read-ahead (nil: none: `cache=none`, or no lanes).
     let readAhead: ReadAhead?
+    /// READ replies written from 9P message buffers (read-ahead and large READs).
+    let keptReplies: KeptReplies
     let log: @Sendable (String) -> Void
     /// Whether "table full" was logged already (once per table).
     private let warnedFull = Atomic<UInt8>(0)
@@ -75,8 +77,9 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.inFlight = InFlightRequests(workers: slots + 1)
         self.options = options
         self.log = log
+        keptReplies = KeptReplies(workers: slots + 1)
         readAhead = options.readAheadLanes > 0 && options.cache != .none
-            ? ReadAhead(lanes: options.readAheadLanes, workers: slots + 1, client: client, maxAge: options.attributeTimeout) : nil
+            ? ReadAhead(lanes: options.readAheadLanes, keptReplies: keptReplies, client: client, maxAge: options.attributeTimeout) : nil
         capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout, capacity: options.nodeCapacity)
         userFids = options.identity.perUserAttach ? UserFids(capacity: options.identity.userFidCapacity) : nil
     }
@@ -159,8 +162,8 @@ public final class NinePFileSystem: FuseRequestHandler {
             if options.trace { log("\(header.opcode) node \(header.nodeID) unique \(header.unique): ok, \(length) bytes") }
             inFlight.finish(worker: worker)
             let delivered = session.writeReply(slot, length: length)
-            // A READ answered from a read-ahead: its 9P request slot is free again.
-            readAhead?.replied(slot)
+            // A READ answered from a 9P message buffer: its request slot is free again.
+            keptReplies.replied(slot)
             if !delivered { undoUntakenReply(slot, header) }
         } catch {
             let code = fuseErrno(error)
@@ -169,7 +172,7 @@ public final class NinePFileSystem: FuseRequestHandler {
             }
             inFlight.finish(worker: worker)
             session.replyError(slot, unique: header.unique, errno: code)
-            readAhead?.replied(slot)
+            keptReplies.replied(slot)
         }
     }
 

@@ -86,8 +86,6 @@ final class ReadAhead: Sendable {
         var recentHandles: [UInt64]
         var recentEnds: [UInt64]
         var nextRecent = 0
-        /// By worker slot: the kept read whose data that slot's reply is written from.
-        var slotKept: [KeptRead?]
         var stopped = false
     }
 
@@ -109,17 +107,19 @@ final class ReadAhead: Sendable {
     static let reservedSlots = 2
     static let recentCount = 16
 
-    /// `workers`: the session's workers (slot indices 0..<workers).
-    init(lanes: Int, workers: Int, client: NinePClient, maxAge: Duration) {
-        precondition(lanes > 0 && workers > 0)
+    /// Where a served READ's kept reply waits for its FUSE reply to be written.
+    let keptReplies: KeptReplies
+
+    init(lanes: Int, keptReplies: KeptReplies, client: NinePClient, maxAge: Duration) {
+        precondition(lanes > 0)
+        self.keptReplies = keptReplies
         self.client = client
         self.maxAge = maxAge
         cancellers = (0..<lanes).map { _ in CallCanceller() }
         state = Mutex(State(
             lanes: [Lane](repeating: Lane(), count: lanes),
             recentHandles: [UInt64](repeating: 0, count: Self.recentCount),
-            recentEnds: [UInt64](repeating: 0, count: Self.recentCount),
-            slotKept: [KeptRead?](repeating: nil, count: workers)))
+            recentEnds: [UInt64](repeating: 0, count: Self.recentCount)))
         for index in 0..<lanes {
             Task(executorPreference: client.executor) { [self] in await runLane(index) }
         }
@@ -167,7 +167,7 @@ final class ReadAhead: Sendable {
                     free(&state.lanes[index])
                     dropped.add(1, ordering: .relaxed)
                 } else {
-                    served = Self.take(&state, index, into: slot, size: size)
+                    served = take(&state, index, into: slot, size: size)
                 }
                 break
             }
@@ -214,11 +214,11 @@ final class ReadAhead: Sendable {
                     dropped.add(1, ordering: .relaxed)
                     return nil
                 }
-                return Self.take(&state, index, into: slot, size: wanted.size)
+                return take(&state, index, into: slot, size: wanted.size)
             }
             // Settled before this READ waited on it.
             guard lane.claimant == 0, Self.holds(lane, wanted), lane.bytes >= 0 else { return nil }
-            return Self.take(&state, index, into: slot, size: wanted.size)
+            return take(&state, index, into: slot, size: wanted.size)
         }
     }
 
@@ -230,28 +230,15 @@ final class ReadAhead: Sendable {
     }
 
     /// Hands ready lane `index`'s data to `slot` as its payload (the kept read is given back
-    /// once the reply is written: `replied`) and frees the lane. Returns the bytes served.
-    private static func take(_ state: inout State, _ index: Int, into slot: FuseSlot, size: Int) -> Int {
+    /// once the reply is written: `KeptReplies.replied`) and frees the lane. Returns the bytes
+    /// served.
+    private func take(_ state: inout State, _ index: Int, into slot: FuseSlot, size: Int) -> Int {
         let n = min(state.lanes[index].bytes, size)
-        if let kept = state.lanes[index].kept {
-            slot.payload = n > 0 ? UnsafeRawBufferPointer(rebasing: kept.data[0..<n]) : nil
-            state.slotKept[slot.index] = kept
-        }
+        if let kept = state.lanes[index].kept { keptReplies.attach(kept, count: n, to: slot) }
         state.lanes[index].kept = nil
         state.lanes[index].phase = .idle
         state.lanes[index].claimant = 0
         return n
-    }
-
-    /// The reply of the worker with `slot` is written (or abandoned): the kept read its payload
-    /// came from, if any, gives its request slot back.
-    func replied(_ slot: FuseSlot) {
-        slot.payload = nil
-        let kept = state.withLock { state -> KeptRead? in
-            defer { state.slotKept[slot.index] = nil }
-            return state.slotKept[slot.index]
-        }
-        kept?.release()
     }
 
     /// Frees a lane, giving back its kept read's request slot (under the lock: the lock order
