@@ -11,6 +11,14 @@ struct ReadAheadTests {
     /// 64 KiB: the smallest READ that starts a read-ahead, and within the fake kernel's msize.
     static let chunk = ReadAhead.minimumSize
 
+    /// The fake kernel's server is in this process, so localio would grant its files and they
+    /// would be read with pread, not 9P: read-ahead is for 9P reads.
+    static func kernel() async throws -> FakeKernel {
+        var options = NinePFileSystemOptions()
+        options.passthrough = .off
+        return try await FakeKernel(options: options)
+    }
+
     /// A file of `size` bytes from a seeded generator, written on the server.
     static func content(_ size: Int, seed: UInt64) -> [UInt8] {
         var state = seed
@@ -39,7 +47,7 @@ struct ReadAheadTests {
     }
 
     @Test func sequentialReadsAreServedFromTheReadAheadByteForByte() async throws {
-        let kernel = try await FakeKernel()
+        let kernel = try await Self.kernel()
         let data = Self.content(40 * Self.chunk + 1234, seed: 1)
         try Self.put(data, at: kernel.server("seq.bin"))
         let entry = try await kernel.lookup("seq.bin")
@@ -68,7 +76,7 @@ struct ReadAheadTests {
     }
 
     @Test func mixedReadsAreRightWhateverTheLanesHold() async throws {
-        let kernel = try await FakeKernel()
+        let kernel = try await Self.kernel()
         let data = Self.content(24 * Self.chunk, seed: 2)
         try Self.put(data, at: kernel.server("mixed.bin"))
         let entry = try await kernel.lookup("mixed.bin")
@@ -99,7 +107,7 @@ struct ReadAheadTests {
     }
 
     @Test func aWriteBetweenTwoReadsIsSeenByTheNext() async throws {
-        let kernel = try await FakeKernel()
+        let kernel = try await Self.kernel()
         let data = Self.content(8 * Self.chunk, seed: 3)
         try Self.put(data, at: kernel.server("w.bin"))
         let entry = try await kernel.lookup("w.bin")
@@ -134,7 +142,7 @@ struct ReadAheadTests {
     }
 
     @Test func aTruncateBetweenTwoReadsIsSeenByTheNext() async throws {
-        let kernel = try await FakeKernel()
+        let kernel = try await Self.kernel()
         let data = Self.content(6 * Self.chunk, seed: 4)
         try Self.put(data, at: kernel.server("t.bin"))
         let entry = try await kernel.lookup("t.bin")
@@ -155,7 +163,7 @@ struct ReadAheadTests {
     }
 
     @Test func onlyTheHandleThatReadsAheadIsServed() async throws {
-        let kernel = try await FakeKernel()
+        let kernel = try await Self.kernel()
         let data = Self.content(6 * Self.chunk, seed: 5)
         try Self.put(data, at: kernel.server("h.bin"))
         let entry = try await kernel.lookup("h.bin")

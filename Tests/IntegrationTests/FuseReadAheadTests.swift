@@ -1,0 +1,22 @@
+import Foundation
+import NinePTestSupport
+import Testing
+
+/// `ninep mount`'s read-ahead of sequential READs with the kernel and a real ninepd, through
+/// `scripts/fuse-readahead-check`: sequential and mixed reads byte for byte, a write and a
+/// truncate through the mount between two reads seen by the next, a READ waiting on a
+/// read-ahead of a stopped ninepd ended within 1 s of SIGINT and of SIGKILL, nothing held or
+/// mounted afterwards. About 40 s.
+@Suite(.serialized)
+struct FuseReadAheadTests {
+    @Test func readAheadIsExactAndInterruptible() throws {
+        guard geteuid() == 0 else {
+            print("FuseReadAheadTests: skipped (mounting FUSE needs root)")
+            return
+        }
+        let script = Paths.packageRoot.appendingPathComponent("scripts/fuse-readahead-check").path
+        let result = try run("/usr/bin/python3", [script, "--bin-dir", Paths.ninepd.deletingLastPathComponent().path], timeout: .seconds(300))
+        #expect(result.status == 0, "fuse-readahead-check: \(result.output.suffix(6000))")
+        #expect(result.output.contains(" passed, 0 failed"), "\(result.output.suffix(6000))")
+    }
+}
