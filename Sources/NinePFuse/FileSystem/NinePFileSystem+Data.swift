@@ -116,9 +116,12 @@ extension NinePFileSystem {
     func read(_ r: FuseReadIn, _ header: FuseInHeader, slot: FuseSlot) async throws -> Int {
         let file = try handle(r.fh)
         passthrough.reads.add(1, ordering: .relaxed)
-        // Not for O_DIRECT (it must see the server as it is now) nor for a file with a localio
-        // grant (its data is a local pread away).
+        // Not for O_DIRECT (it must see the server as it is now), nor where localio may be in
+        // use: a file with a grant (its data is a local pread away), and no file at all when
+        // passthrough may be (writes through a passthrough backing never reach this daemon,
+        // so they could not mark a read-ahead stale).
         if let readAhead, r.flags & OpenFlags.direct == 0, !file.usesLocalIO,
+           options.passthrough == .off || !client.isProvenLocal,
            let n = try await readAhead.serve(slot, unique: header.unique, node: header.nodeID, fh: r.fh, offset: r.offset, size: min(Int(r.size), slot.reply.count - FuseOutHeader.wireSize), file: file) {
             var reply = try FuseReply(into: slot.reply, unique: header.unique)
             try reply.writer.advance(n)

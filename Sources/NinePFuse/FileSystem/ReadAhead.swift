@@ -20,7 +20,8 @@ import Synchronization
 /// it); RELEASE of the handle too. A stale lane is never served (a READ waiting on it reads
 /// itself). A result older than `maxAge` (the attribute timeout: what the kernel's own cache
 /// of the file may be behind by) is dropped unclaimed. Not used with `cache=none`, for
-/// O_DIRECT opens, or for files read through a localio grant.
+/// O_DIRECT opens, for files read through a localio grant, or when passthrough may be in use
+/// (its writes bypass this daemon).
 ///
 /// Interrupts: an INTERRUPT of a READ waiting on a lane (`interrupted`) flushes the lane's
 /// Tread (through the lane task's own `CallCanceller`) and answers the READ EINTR at once; the
