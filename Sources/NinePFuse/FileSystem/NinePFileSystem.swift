@@ -62,13 +62,13 @@ public final class NinePFileSystem: FuseRequestHandler {
     public init(client: NinePClient, root: RemoteFile, options: NinePFileSystemOptions, slots: Int = FuseSessionConfiguration().slots, log: @escaping @Sendable (String) -> Void) {
         self.client = client
         self.nodes = NodeTable(root: root, capacity: options.nodeCapacity)
-        self.handles = HandleTable(capacity: options.handleCapacity)
+        self.handles = HandleTable(capacity: options.handleCapacity, filler: root)
         self.passthrough = PassthroughBackings(capacity: options.handleCapacity)
         self.lockOwners = LockOwners(capacity: options.lockOwnerCapacity)
         self.inFlight = InFlightRequests(workers: slots + 1)
         self.options = options
         self.log = log
-        capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout, capacity: options.nodeCapacity)
+        capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout)
         userFids = options.identity.perUserAttach ? UserFids(capacity: options.identity.userFidCapacity) : nil
     }
 
