@@ -49,6 +49,9 @@ final class FakeKernel {
         do {
             let length = try await fileSystem.dispatch(slot, header, layout: FuseRequest.Layout())
             let out = Array(UnsafeRawBufferPointer(rebasing: slot.reply[0..<length]))
+            // An error built as a reply (not thrown) carries -errno in the out header.
+            let replied = out.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: Int32.self) }
+            if replied != 0 { return Reply(error: -replied, body: []) }
             return Reply(error: 0, body: Array(out[FuseOutHeader.wireSize...]))
         } catch {
             return Reply(error: fuseErrno(error), body: [])

@@ -46,7 +46,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     let handles: HandleTable
     let lockOwners: LockOwners
     let inFlight: InFlightRequests
-    let capabilityAbsence: CapabilityAbsence
+    let xattrAbsence: XattrAbsence
     /// Fids per calling user, when each has an attach of its own (nil: one attach for all).
     let userFids: UserFids?
     let setgidDirectories = SetgidDirectories()
@@ -68,7 +68,7 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.inFlight = InFlightRequests(workers: slots + 1)
         self.options = options
         self.log = log
-        capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout)
+        xattrAbsence = XattrAbsence(lifetime: options.attributeTimeout)
         userFids = options.identity.perUserAttach ? UserFids(capacity: options.identity.userFidCapacity) : nil
     }
 
