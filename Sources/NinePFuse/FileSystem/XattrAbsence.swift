@@ -18,9 +18,6 @@ import Synchronization
 /// the write reaches it (ninepd writes as the user). Absence is a property of the file, not of
 /// who asks: every user's GETXATTR of these names is answered alike by the server.
 final class XattrAbsence: Sendable {
-    /// The names remembered, each a bit of an entry's mask.
-    static let names: [StaticString] = ["security.capability", "security.selinux", "system.posix_acl_access", "system.posix_acl_default"]
-
     private struct Entry {
         /// When the entry stops counting: its first absence plus the lifetime (an absence
         /// recorded later shares it, so none is remembered longer than the lifetime).
@@ -43,9 +40,14 @@ final class XattrAbsence: Sendable {
         entries.withLock { $0.reserveResident(self.capacity, value: Entry(until: .now, mask: 0)) }
     }
 
-    /// The bit of `name`, or nil for a name not remembered.
+    /// The bit of `name` in an entry's mask, or nil for a name not remembered. Plain
+    /// comparisons: iterating an array of names allocates in a debug build (an unspecialized
+    /// iterator), once per write(2).
     static func bit(for name: ByteView) -> UInt8? {
-        for (index, known) in names.enumerated() where name.equals(known) { return 1 << UInt8(index) }
+        if name.equals("security.capability") { return 1 }
+        if name.equals("security.selinux") { return 2 }
+        if name.equals("system.posix_acl_access") { return 4 }
+        if name.equals("system.posix_acl_default") { return 8 }
         return nil
     }
 
