@@ -137,7 +137,7 @@ let package = Package(
             name: "NinePClientTests",
             dependencies: ["NinePClient", "NinePWire", "NinePServer", "NinePTransport", "CNinePShims", "NinePTestSupport", .product(name: "Logging", package: "swift-log")]
         ),
-        .testTarget(name: "NinePFuseTests", dependencies: ["NinePFuse", "NinePWire", "NinePClient", "NinePTransport", "NinePTestSupport"]),
+        .testTarget(name: "NinePFuseTests", dependencies: ["CNinePShims", "NinePFuse", "NinePWire", "NinePClient", "NinePTransport", "NinePTestSupport"]),
         .testTarget(name: "NinePMetricsReaderTests", dependencies: ["NinePMetricsReader"]),
         .testTarget(
             name: "IntegrationTests",

@@ -2,6 +2,7 @@
 #include "CNinePShims.h"
 #include <errno.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -228,6 +229,13 @@ int ninep_can_allocate(size_t n) {
     if (probe == NULL) return 0;
     free(probe);
     return 1;
+}
+
+/* At most `arenas` malloc arenas, and fixed mmap and trim thresholds (no growth on free). */
+void ninep_bound_heap_retention(int arenas, int threshold) {
+    mallopt(M_ARENA_MAX, arenas);
+    mallopt(M_MMAP_THRESHOLD, threshold);
+    mallopt(M_TRIM_THRESHOLD, threshold);
 }
 
 /* Starts writeback of a just-written range without waiting for it (write-behind). */

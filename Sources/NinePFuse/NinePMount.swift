@@ -40,6 +40,9 @@ public enum NinePMount {
         if FuseMounter.mountedDevice(at: mountpoint) != nil {
             throw FuseMountError("\(mountpoint) already has a FUSE mount: unmount it first (ninep umount \(mountpoint))", errno: EBUSY)
         }
+        // The daemon runs in whatever memory it is given (a 64 MiB cgroup in the pressure
+        // test): malloc keeps no per-thread arenas of freed memory.
+        MemoryHardening.boundHeapRetention()
         // Every thread this daemon starts from here (the client's reader, sender, housekeeper
         // and executor, the FUSE reader) serves IO: PR_SET_IO_FLUSHER on each.
         DaemonThread.setIOFlusherOnNewThreads()
@@ -100,7 +103,11 @@ public enum NinePMount {
                 log("warning: mlockall refused (\(String(cString: strerror(code)))): the daemon may be swapped out under memory pressure; raise RLIMIT_MEMLOCK or grant CAP_IPC_LOCK")
             }
         }
+        // The file system's tables are made resident as they are built (see reserveResident):
+        // what that took is measured, for the start-up line.
+        let anonymousBefore = ProcessMemory.residentAnonymousBytes()
         let fileSystem = NinePFileSystem(client: client, root: root, options: fileSystemOptions, slots: session.slots, log: log)
+        let tableBytes = max(0, (ProcessMemory.residentAnonymousBytes() ?? 0) - (anonymousBefore ?? 0))
         defer { fileSystem.stop() }
         do {
             let agreed = try await fuse.start(handler: fileSystem)
@@ -124,8 +131,9 @@ public enum NinePMount {
             log("warning: PR_SET_IO_FLUSHER refused on \(refused) threads (\(String(cString: strerror(code)))): under memory pressure the kernel may make this daemon wait on its own writeback; it needs CAP_SYS_RESOURCE")
         }
         // What was allocated and touched at start (the request path takes nothing more): the
-        // session's buffers and the client's message buffers, one per call in flight.
-        let preallocated = session.preallocatedBytes + configuration.maxInFlight * Int(client.msize)
+        // session's buffers, the client's message buffers (one per call in flight) and the
+        // file system's tables.
+        let preallocated = session.preallocatedBytes + configuration.maxInFlight * Int(client.msize) + tableBytes
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), data \(PassthroughSetup.dataPath(fileSystem, client: client, mode: passthroughMode)), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB, \(preallocated >> 20) MiB preallocated)")
         StatusSignal.onSignal { [fuse, fileSystem] in
             let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""

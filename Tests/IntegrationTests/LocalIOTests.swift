@@ -68,15 +68,7 @@ import Testing
         defer { _ = ninepd.stop() }
         #expect(waitUntil(within: .seconds(10)) { access(socket, F_OK) == 0 }, "ninepd did not create \(socket)")
 
-        let c = try WireClient(unixPath: socket, timeoutSeconds: 10)
-        _ = try c.version(version: "\(NineP.versionLocalIO)")
-        let memfd = try #require(c.descriptors.take())
-        defer { close(memfd) }
-        let nonce = try #require(readNonceMemfd(memfd))
-        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) else {
-            Issue.record("proof refused")
-            return
-        }
+        guard let c = try provenSession(socket: socket) else { return }
         try c.attach(fid: 0, nuname: 0)
         _ = try c.walk(0, 1, ["a.dat"])
         _ = try c.lopen(1, OpenFlags.readOnly)
@@ -102,6 +94,21 @@ import Testing
 
     /// A SIGHUP reload of --config revokes every grant (a grant is a descriptor the old policy
     /// allowed), even when the file did not change.
+    /// A localio session on `socket`: Tversion with localio, the nonce from its memfd, Tlocalproof.
+    /// nil (with the issue recorded) when the proof is refused.
+    private func provenSession(socket: String) throws -> WireClient? {
+        let c = try WireClient(unixPath: socket, timeoutSeconds: 10)
+        _ = try c.version(version: "\(NineP.versionLocalIO)")
+        let memfd = try #require(c.descriptors.take(), "Rversion without the nonce memfd")
+        defer { close(memfd) }
+        let nonce = try #require(readNonceMemfd(memfd))
+        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) else {
+            Issue.record("proof refused")
+            return nil
+        }
+        return c
+    }
+
     @Test func aConfigReloadRevokesGrants() throws {
         let work = try Paths.temporaryDirectory("ninep-localio-reload")
         defer { try? FileManager.default.removeItem(at: work) }
@@ -115,15 +122,7 @@ import Testing
         defer { _ = ninepd.stop() }
         #expect(waitUntil(within: .seconds(10)) { access(socket, F_OK) == 0 }, "ninepd did not create \(socket): \(ninepd.logText)")
 
-        let c = try WireClient(unixPath: socket, timeoutSeconds: 10)
-        _ = try c.version(version: "\(NineP.versionLocalIO)")
-        let memfd = try #require(c.descriptors.take())
-        defer { close(memfd) }
-        let nonce = try #require(readNonceMemfd(memfd))
-        guard case .localproof = try c.rpc(.localproof(nonce: LocalNonce(c.view(nonce)))) else {
-            Issue.record("proof refused")
-            return
-        }
+        guard let c = try provenSession(socket: socket) else { return }
         try c.attach(fid: 0, aname: "a", nuname: 0)
         _ = try c.walk(0, 1, ["in-a"])
         _ = try c.lopen(1, OpenFlags.readOnly)

@@ -1,3 +1,4 @@
+import CNinePShims
 import Glibc
 @testable import NinePFuse
 import NinePWire
@@ -212,6 +213,53 @@ struct FileSystemTests {
         #expect(remove.error == 0)
         let gone = await kernel.send(.getxattr, node: node, KernelBytes.u32(0) + KernelBytes.u32(0) + KernelBytes.name("user.k"))
         #expect(gone.error == ENODATA)
+    }
+}
+
+extension FileSystemTests {
+    /// The ACL and security-label GETXATTRs `ls -l` sends for every entry: an absence is
+    /// remembered for the attribute timeout (the server's change is not seen meanwhile, as
+    /// with attributes), and a SETXATTR of the name through the mount forgets it at once.
+    @Test func absentAclIsRememberedUntilSetThroughTheMount() async throws {
+        var options = NinePFileSystemOptions()
+        options.attributeTimeout = .seconds(3600)
+        let kernel = try await FakeKernel(options: options)
+        try writeFile(kernel.server("f"), "x")
+        let node = try await kernel.lookup("f").nodeID
+        let aclName = "system.posix_acl_access"
+        let ask = KernelBytes.u32(0) + KernelBytes.u32(0) + KernelBytes.name(aclName)
+        #expect(await kernel.send(.getxattr, node: node, ask).error == ENODATA)
+        #expect(await kernel.send(.getxattr, node: node, KernelBytes.u32(0) + KernelBytes.u32(0) + KernelBytes.name("security.selinux")).error == ENODATA)
+        // An ACL (user::rw-, user 1234 r--, group::r--, mask::r--, other::---) set on the server
+        // behind the mount's back: still absent for the mount, within the timeout.
+        let acl = Self.aclBlob([(0x01, 6, UInt32.max), (0x02, 4, 1234), (0x04, 4, UInt32.max), (0x10, 4, UInt32.max), (0x20, 0, UInt32.max)])
+        let fd = open(kernel.server("f"), O_RDONLY)
+        let set = acl.withUnsafeBytes { ninep_fd_setxattr(fd, aclName, $0.baseAddress, $0.count, 0) }
+        let setErrno = errno
+        close(fd)
+        guard set == 0 else {
+            // The file system of the temporary directory may not take ACLs.
+            #expect(setErrno == EOPNOTSUPP || -set == EOPNOTSUPP)
+            return
+        }
+        let cached = await kernel.send(.getxattr, node: node, ask)
+        #expect(cached.error == ENODATA, "the absence was not remembered: \(cached.error)")
+        // Set through the mount: forgotten, so the server is asked and answers.
+        let viaMount = await kernel.send(.setxattr, node: node, KernelBytes.u32(UInt32(acl.count)) + KernelBytes.u32(0) + KernelBytes.name(aclName) + acl)
+        #expect(viaMount.error == 0)
+        let size = await kernel.send(.getxattr, node: node, ask)
+        #expect(size.error == 0)
+        #expect(try size.decode(FuseGetxattrOut.self).size == UInt32(acl.count))
+    }
+
+    /// The on-disk form of a POSIX ACL xattr: version 2, then (tag, perm, id) entries.
+    static func aclBlob(_ entries: [(tag: UInt16, perm: UInt16, id: UInt32)]) -> [UInt8] {
+        var bytes = KernelBytes.u32(2)
+        for entry in entries {
+            bytes += [UInt8(entry.tag & 0xff), UInt8(entry.tag >> 8), UInt8(entry.perm & 0xff), UInt8(entry.perm >> 8)]
+            bytes += KernelBytes.u32(entry.id)
+        }
+        return bytes
     }
 }
 

@@ -96,6 +96,7 @@ int ninep_mutex_init_adaptive(pthread_mutex_t *mutex);
 
 /* 1 if malloc(n) succeeds right now (the memory is freed again). */
 int ninep_can_allocate(size_t n);
+void ninep_bound_heap_retention(int arenas, int threshold);
 
 /* sync_file_range(fd, offset, length, SYNC_FILE_RANGE_WRITE): start writeback, do not wait. */
 int ninep_start_writeback(int fd, long long offset, long long length);

@@ -19,52 +19,38 @@ enum DirectSplit {
 
     /// Bytes read (short at the end of the file), or -errno.
     static func read(direct: Int32, buffered: Int32, into buffer: UnsafeMutableRawBufferPointer, at offset: Int64) async -> Int {
-        guard buffer.count > 0 else { return 0 }
-        let (a, b) = bounds(offset, buffer.count)
-        if a >= b { return LocalIOThreads.perform(fd: buffered, buffer.baseAddress!, count: buffer.count, offset: offset, write: false) }
-        var done = 0
-        let headCount = Int(a - offset)
-        if headCount > 0 {
-            let n = LocalIOThreads.perform(fd: buffered, buffer.baseAddress!, count: headCount, offset: offset, write: false)
-            if n < headCount { return n }
-            done = n
-        }
-        let middle = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + Int(b - a))])
-        let n = await transferMiddle(direct, middle, at: a, write: false)
-        if n < 0 { return n }
-        done += n
-        if n < middle.count { return done }  // the end of the file
-        let tailCount = buffer.count - done
-        if tailCount > 0 {
-            let t = LocalIOThreads.perform(fd: buffered, buffer.baseAddress! + done, count: tailCount, offset: b, write: false)
-            if t < 0 { return t }
-            done += t
-        }
-        return done
+        await transfer(direct: direct, buffered: buffered, buffer, at: offset, write: false)
     }
 
     /// Bytes written, or -errno.
     static func write(direct: Int32, buffered: Int32, _ bytes: UnsafeRawBufferPointer, at offset: Int64) async -> Int {
-        guard bytes.count > 0 else { return 0 }
-        let buffer = UnsafeMutableRawBufferPointer(mutating: bytes)  // only read from
-        let (a, b) = bounds(offset, bytes.count)
-        if a >= b { return LocalIOThreads.perform(fd: buffered, buffer.baseAddress!, count: bytes.count, offset: offset, write: true) }
+        // Only read from: a write's buffer is never written.
+        await transfer(direct: direct, buffered: buffered, UnsafeMutableRawBufferPointer(mutating: bytes), at: offset, write: true)
+    }
+
+    /// Head, middle and tail in turn. A failure after some bytes moved: a write answers the
+    /// bytes written (as write(2) does, the caller goes on from there), a read the error (a
+    /// short read would be taken for the end of the file).
+    private static func transfer(direct: Int32, buffered: Int32, _ buffer: UnsafeMutableRawBufferPointer, at offset: Int64, write: Bool) async -> Int {
+        guard buffer.count > 0 else { return 0 }
+        let (a, b) = bounds(offset, buffer.count)
+        if a >= b { return LocalIOThreads.perform(fd: buffered, buffer.baseAddress!, count: buffer.count, offset: offset, write: write) }
         var done = 0
         let headCount = Int(a - offset)
         if headCount > 0 {
-            let n = LocalIOThreads.perform(fd: buffered, buffer.baseAddress!, count: headCount, offset: offset, write: true)
+            let n = LocalIOThreads.perform(fd: buffered, buffer.baseAddress!, count: headCount, offset: offset, write: write)
             if n < headCount { return n }
             done = n
         }
         let middle = UnsafeMutableRawBufferPointer(rebasing: buffer[done..<(done + Int(b - a))])
-        let n = await transferMiddle(direct, middle, at: a, write: true)
-        if n < 0 { return done > 0 ? done : n }
+        let n = await transferMiddle(direct, middle, at: a, write: write)
+        if n < 0 { return write && done > 0 ? done : n }
         done += n
-        if n < middle.count { return done }
-        let tailCount = bytes.count - done
+        if n < middle.count { return done }  // the end of the file, or a short write
+        let tailCount = buffer.count - done
         if tailCount > 0 {
-            let t = LocalIOThreads.perform(fd: buffered, buffer.baseAddress! + done, count: tailCount, offset: b, write: true)
-            if t < 0 { return done }
+            let t = LocalIOThreads.perform(fd: buffered, buffer.baseAddress! + done, count: tailCount, offset: b, write: write)
+            if t < 0 { return write ? done : t }
             done += t
         }
         return done

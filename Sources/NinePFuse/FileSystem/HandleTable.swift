@@ -1,4 +1,5 @@
 import NinePClient
+import NinePMemory
 import Synchronization
 
 /// Open files and directories, by the handle (`fh`) the kernel names them with: each is an opened
@@ -15,9 +16,10 @@ final class HandleTable: Sendable {
     private let state = Mutex(State())
     let capacity: Int
 
-    init(capacity: Int) {
+    /// `filler`: any file, only to make the table's room resident at start.
+    init(capacity: Int, filler: RemoteFile) {
         self.capacity = max(1, capacity)
-        state.withLock { $0.files.reserveCapacity(self.capacity) }
+        state.withLock { $0.files.reserveResident(self.capacity, value: filler) }
     }
 
     /// The handle of `file`, or nil when the table is full.

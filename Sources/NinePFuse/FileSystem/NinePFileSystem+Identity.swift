@@ -156,7 +156,7 @@ extension NinePFileSystem {
 
     /// FORGET took the node away.
     func forgotten(_ node: UInt64) {
-        capabilityAbsence.forget(node)
+        xattrAbsence.forget(node)
         setgidDirectories.forget(node)
         userFids?.forget(node)
     }

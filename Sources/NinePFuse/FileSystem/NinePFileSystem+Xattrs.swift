@@ -12,16 +12,16 @@ extension NinePFileSystem {
     /// the bytes (ERANGE when they do not fit `size`).
     func getxattr(_ header: FuseInHeader, _ name: ByteView, size: UInt32, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {
         let nodeID = header.nodeID
-        let capability = CapabilityAbsence.concerns(name)
-        // The answer before every write(2): built as an error reply here, not thrown, because
-        // Swift boxes every thrown error (a malloc per write).
-        if capability && capabilityAbsence.isKnownAbsent(nodeID) { return try FuseReply.error(ENODATA, unique: unique, into: out) }
+        let absenceBit = XattrAbsence.bit(for: name)
+        // Answered here, built as an error reply and not thrown, because Swift boxes every
+        // thrown error (a malloc per write(2), two per `ls -l` entry).
+        if let absenceBit, xattrAbsence.isKnownAbsent(nodeID, bit: absenceBit) { return try FuseReply.error(ENODATA, unique: unique, into: out) }
         let attribute: RemoteFile
         let length: UInt64
         do {
             (attribute, length) = try await node(nodeID, for: header).xattrWalk(name)
-        } catch let error as NinePError where capability && error.kind == .server && error.errno == ENODATA {
-            capabilityAbsence.recordAbsent(nodeID)
+        } catch let error as NinePError where absenceBit != nil && error.kind == .server && error.errno == ENODATA {
+            xattrAbsence.recordAbsent(nodeID, bit: absenceBit!)
             throw error
         }
         do {
@@ -54,12 +54,12 @@ extension NinePFileSystem {
     }
 
     func setxattr(_ header: FuseInHeader, _ name: ByteView, _ value: ByteView, flags: UInt32) async throws {
-        if CapabilityAbsence.concerns(name) { capabilityAbsence.forget(header.nodeID) }
+        if XattrAbsence.bit(for: name) != nil { xattrAbsence.forget(header.nodeID) }
         try await node(header.nodeID, for: header).setXattr(name, value: value, flags: flags)
     }
 
     func removexattr(_ header: FuseInHeader, _ name: ByteView) async throws {
-        if CapabilityAbsence.concerns(name) { capabilityAbsence.forget(header.nodeID) }
+        if XattrAbsence.bit(for: name) != nil { xattrAbsence.forget(header.nodeID) }
         try await node(header.nodeID, for: header).setXattr(name, value: .empty, flags: Self.xattrReplace)
     }
 }

@@ -51,7 +51,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     let handles: HandleTable
     let lockOwners: LockOwners
     let inFlight: InFlightRequests
-    let capabilityAbsence: CapabilityAbsence
+    let xattrAbsence: XattrAbsence
     /// Fids per calling user, when each has an attach of its own (nil: one attach for all).
     let userFids: UserFids?
     let setgidDirectories = SetgidDirectories()
@@ -71,7 +71,7 @@ public final class NinePFileSystem: FuseRequestHandler {
     public init(client: NinePClient, root: RemoteFile, options: NinePFileSystemOptions, slots: Int = FuseSessionConfiguration().slots, log: @escaping @Sendable (String) -> Void) {
         self.client = client
         self.nodes = NodeTable(root: root, capacity: options.nodeCapacity)
-        self.handles = HandleTable(capacity: options.handleCapacity)
+        self.handles = HandleTable(capacity: options.handleCapacity, filler: root)
         self.passthrough = PassthroughBackings(capacity: options.handleCapacity)
         self.lockOwners = LockOwners(capacity: options.lockOwnerCapacity)
         self.inFlight = InFlightRequests(workers: slots + 1)
@@ -80,7 +80,7 @@ public final class NinePFileSystem: FuseRequestHandler {
         keptReplies = KeptReplies(workers: slots + 1)
         readAhead = options.readAheadLanes > 0 && options.cache != .none
             ? ReadAhead(lanes: options.readAheadLanes, keptReplies: keptReplies, client: client, maxAge: options.attributeTimeout) : nil
-        capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout, capacity: options.nodeCapacity)
+        xattrAbsence = XattrAbsence(lifetime: options.attributeTimeout)
         userFids = options.identity.perUserAttach ? UserFids(capacity: options.identity.userFidCapacity) : nil
     }
 

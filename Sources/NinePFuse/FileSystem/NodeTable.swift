@@ -1,5 +1,6 @@
 import NinePClient
 import NinePWire
+import NinePMemory
 import Synchronization
 
 /// The kernel's inodes and the fids behind them: one node id per file on the server (keyed by
@@ -9,7 +10,8 @@ import Synchronization
 ///
 /// Node ids are never reused (a 64-bit counter), so a stale id from the kernel can only miss.
 ///
-/// At most `capacity` nodes (the root included), reserved at start: the dictionaries never grow,
+/// At most `capacity` nodes (the root included), reserved and made resident at start: the
+/// dictionaries never grow,
 /// so recording a lookup allocates nothing (Swift's dictionaries leave no tombstones behind a
 /// removal). When full, `remember` refuses (the caller answers ENFILE) until FORGETs make room.
 final class NodeTable: Sendable {
@@ -31,8 +33,8 @@ final class NodeTable: Sendable {
     init(root: RemoteFile, capacity: Int) {
         self.capacity = max(2, capacity)
         state.withLock { state in
-            state.nodes.reserveCapacity(self.capacity)
-            state.byQidPath.reserveCapacity(self.capacity)
+            state.nodes.reserveResident(self.capacity, value: Node(file: root, lookups: 0))
+            state.byQidPath.reserveResident(self.capacity, value: 0)
             state.nodes[FuseProtocol.rootID] = Node(file: root, lookups: 1)
             state.byQidPath[root.qid.path] = FuseProtocol.rootID
         }

@@ -1,5 +1,6 @@
 import Glibc
 import NinePClient
+import NinePMemory
 import Synchronization
 
 /// The mount's FUSE passthrough state: which nodes have a backing file registered with the
@@ -47,9 +48,9 @@ final class PassthroughBackings: Sendable {
 
     init(capacity: Int) {
         var initial = State()
-        initial.backings.reserveCapacity(capacity)
-        initial.plainOpens.reserveCapacity(capacity)
-        initial.handles.reserveCapacity(capacity)
+        initial.backings.reserveResident(capacity, value: Backing(id: -1, readable: false, writable: false, opens: 0))
+        initial.plainOpens.reserveResident(capacity, value: 0)
+        initial.handles.reserveResident(capacity, value: (node: 0, passthrough: false))
         state = Mutex(initial)
     }
 
