@@ -47,7 +47,15 @@ final class FakeKernel {
         slot.length = bytes.count
         let header = FuseInHeader(length: UInt32(bytes.count), opcode: opcode, unique: unique, nodeID: node, uid: uid, gid: gid, pid: 42)
         do {
-            let length = try await fileSystem.dispatch(slot, header, layout: FuseRequest.Layout())
+            let length: Int
+            do {
+                length = try await fileSystem.dispatch(slot, header, layout: FuseRequest.Layout())
+            } catch {
+                await fileSystem.runAfterReply(slot.index)
+                throw error
+            }
+            // What the worker does once the reply is written (a RELEASE's clunk, a spare).
+            await fileSystem.runAfterReply(slot.index)
             let out = Array(UnsafeRawBufferPointer(rebasing: slot.reply[0..<length]))
             return Reply(error: 0, body: Array(out[FuseOutHeader.wireSize...]))
         } catch {

@@ -103,11 +103,6 @@ extension NinePFileSystem {
         return FuseOpenOut(fh: fh, flags: [.passthrough, .directIO], backingID: id)
     }
 
-    func release(_ fh: UInt64) async {
-        passthrough.released(fh)
-        await handles.remove(fh)?.close()
-    }
-
     /// READ: Treads straight into the reply until the size asked for, or a short read (the end
     /// of the file: FUSE takes a short reply as end of file).
     func read(_ r: FuseReadIn, unique: UInt64, into out: UnsafeMutableRawBufferPointer) async throws -> Int {

@@ -46,6 +46,8 @@ public final class NinePFileSystem: FuseRequestHandler {
     let handles: HandleTable
     let lockOwners: LockOwners
     let inFlight: InFlightRequests
+    /// What each worker does after its reply (AfterReply.swift).
+    let afterReply: AfterReplyWork
     let capabilityAbsence: CapabilityAbsence
     /// Fids per calling user, when each has an attach of its own (nil: one attach for all).
     let userFids: UserFids?
@@ -66,6 +68,7 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.passthrough = PassthroughBackings(capacity: options.handleCapacity)
         self.lockOwners = LockOwners(capacity: options.lockOwnerCapacity)
         self.inFlight = InFlightRequests(workers: slots + 1)
+        self.afterReply = AfterReplyWork(workers: slots + 1)
         self.options = options
         self.log = log
         capabilityAbsence = CapabilityAbsence(lifetime: options.attributeTimeout, capacity: options.nodeCapacity)
@@ -106,6 +109,11 @@ public final class NinePFileSystem: FuseRequestHandler {
 
     public func begin(_ header: FuseInHeader, worker: Int) {
         inFlight.begin(worker: worker, unique: header.unique)
+        // The kernel sends RELEASE in the background and the caller's next request (an UNLINK
+        // of the name just closed) may be read by another worker at once: noting the release
+        // here, right after the read, keeps that UNLINK from walking the node for a handle
+        // that is already closed (NodeTable: open unwalked nodes).
+        if header.opcode == .release { nodes.released(header.nodeID, handle: nil) }
     }
 
     public var fallbackExecutor: (any TaskExecutor)? { client.executor }
@@ -140,6 +148,7 @@ public final class NinePFileSystem: FuseRequestHandler {
             inFlight.finish(worker: worker)
             let delivered = session.writeReply(slot, length: length)
             if !delivered { undoUntakenReply(slot, header) }
+            await runAfterReply(slot.index)
         } catch {
             let code = fuseErrno(error)
             if options.trace || (code == EIO && !(error is FuseFailure)) {
@@ -147,6 +156,7 @@ public final class NinePFileSystem: FuseRequestHandler {
             }
             inFlight.finish(worker: worker)
             session.replyError(slot, unique: header.unique, errno: code)
+            await runAfterReply(slot.index)
         }
     }
 
@@ -197,7 +207,9 @@ public final class NinePFileSystem: FuseRequestHandler {
 
     // MARK: Dispatch
 
-    /// Serves one request; returns the length of the reply built in `slot.reply`.
+    /// Serves one request; returns the length of the reply built in `slot.reply`. What it
+    /// leaves for after the reply (`afterReply`, by `slot.index`: the worker's) is run by
+    /// `serve` once the reply is written (`runAfterReply`).
     func dispatch(_ slot: FuseSlot, _ header: FuseInHeader, layout: FuseRequest.Layout) async throws -> Int {
         let (_, request) = try FuseRequest.decode(slot.requestBytes, layout: layout)
         let unique = header.unique
@@ -225,10 +237,10 @@ public final class NinePFileSystem: FuseRequestHandler {
             return try await readdir(fields, unique: unique, into: out)
         case let .release(fields):
             await releaseLocks(fields.fh)
-            await release(fields.fh)
+            releaseHandle(fields.fh, node: header.nodeID, worker: slot.index)
             return try FuseReply.empty(unique: unique, into: out)
         case let .releasedir(fields):
-            await release(fields.fh)
+            releaseHandle(fields.fh, node: header.nodeID, worker: slot.index)
             return try FuseReply.empty(unique: unique, into: out)
         case let .flush(fields):
             // Writes go to the server as they come (no write-back cache): nothing is pending.
@@ -244,7 +256,7 @@ public final class NinePFileSystem: FuseRequestHandler {
             try await handle(fields.fh).fsync(dataOnly: fields.flags & 1 != 0)
             return try FuseReply.empty(unique: unique, into: out)
         case let .create(fields, name):
-            let (entry, opened) = try await create(header, fields, name)
+            let (entry, opened) = try await create(header, fields, name, worker: slot.index)
             var reply = try FuseReply(into: out, unique: unique)
             try entry.write(to: &reply.writer)
             try opened.write(to: &reply.writer)
@@ -258,7 +270,9 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .link(oldNodeID, name):
             return try FuseReply.with(try await link(header, oldNodeID, name), unique: unique, into: out)
         case let .unlink(name):
-            try await node(header.nodeID, for: header).unlink(name, directory: false)
+            let directory = try await node(header.nodeID, for: header)
+            await walkOpenCreated(header.nodeID, name)
+            try await directory.unlink(name, directory: false)
             return try FuseReply.empty(unique: unique, into: out)
         case let .rmdir(name):
             try await node(header.nodeID, for: header).unlink(name, directory: true)
@@ -309,9 +323,42 @@ public final class NinePFileSystem: FuseRequestHandler {
 
     // MARK: Helpers
 
-    func node(_ nodeID: UInt64) throws(FuseFailure) -> RemoteFile {
-        guard let file = nodes.file(nodeID) else { throw FuseFailure(ESTALE) }
-        return file
+    /// The node's fid (the mount's own attach), walked first if CREATE made the node without
+    /// one (`NodeTable`): from its parent's fid by its name, and only if that still leads to
+    /// the same file (qid path and type); otherwise ESTALE, never another file.
+    func node(_ nodeID: UInt64) async throws -> RemoteFile {
+        switch nodes.fid(nodeID) {
+        case let .walked(file):
+            return file
+        case .missing:
+            throw FuseFailure(ESTALE)
+        case let .unwalked(name, qid):
+            // The parent is a directory, which always has its fid: no deeper walk.
+            guard let parent = nodes.file(name.parent) else { throw FuseFailure(ESTALE) }
+            let walked: RemoteFile
+            do {
+                walked = try await parent.walk(name.name)
+            } catch let error as NinePError where error.kind == .server && error.errno == ENOENT {
+                throw FuseFailure(ESTALE)
+            }
+            withExtendedLifetime(name) {}  // `name.name` views its bytes
+            guard walked.qid.path == qid.path, walked.qid.type == qid.type, let kept = nodes.resolve(nodeID, walked) else {
+                await walked.close()
+                throw FuseFailure(ESTALE)
+            }
+            if kept !== walked { await walked.close() }
+            return kept
+        }
+    }
+
+    /// Before an UNLINK or a RENAME over `name` in `parent`: a node CREATE made there without a
+    /// fid, whose creating handle is still open, is walked now, while the name still leads to
+    /// it, so that the open file stays reachable through its node (GETATTR without a handle,
+    /// a lock, an xattr) after the name is gone. (Not when the handle was released: then
+    /// nothing reaches the node but through a name, which a LOOKUP walks anew.)
+    func walkOpenCreated(_ parent: UInt64, _ name: ByteView) async {
+        guard let id = nodes.openUnwalked(parent: parent, name: name) else { return }
+        _ = try? await node(id)
     }
 
     func handle(_ fh: UInt64) throws(FuseFailure) -> RemoteFile {
