@@ -182,6 +182,18 @@ final class ClientConnection: Sendable {
         if !closed { pokeHousekeeper() }
     }
 
+    /// Sends Tclunk of `fid` now from the calling thread, without waiting for Rclunk (the
+    /// reader settles it and gives the fid number back): no wake-up of the housekeeper, none
+    /// of the caller. When every request slot is taken, the housekeeper sends it later
+    /// (`clunkLater`).
+    func clunkWithoutWaiting(_ fid: UInt32) {
+        guard let frame = state.withLock({ $0.backgroundClunk(of: fid) }) else {
+            clunkLater(fid)
+            return
+        }
+        if !send(frame) { shutdown() }
+    }
+
     /// `clunkLater` only when the queue has room without growing (no allocation); false when
     /// it has none (the housekeeper lags behind), and then the caller clunks the fid itself.
     func clunkLaterWithoutGrowing(_ fid: UInt32) -> Bool {

@@ -365,19 +365,31 @@ struct ClientConnectionState: ~Copyable {
         while !pendingClunks.isEmpty, let index = freeRequestSlots.popLast() {
             // Concrete `remove(at:)`: the generic `removeFirst` allocates in a debug build.
             let fid = pendingClunks.remove(at: 0)
-            occupy(index)
-            // Nobody waits for this one: settling it gives the fid number back.
-            slots[index].callerHolds = false
-            slots[index].callerGone = true
-            slots[index].awaitingReply = true
-            slots[index].undo = .releaseFid(fid)
-            var writer = WireWriter(buffers.buffer(for: index))
-            let length = (try? Request.clunk(fid: fid).encode(tag: slots[index].tag, into: &writer)) ?? 0
-            frames.append(SlotFrame(slot: index, tag: slots[index].tag, bytes: UnsafeRawBufferPointer(rebasing: writer.buffer[0..<length])))
+            frames.append(encodeBackgroundClunk(of: fid, in: index))
         }
         if !pendingClunks.isEmpty { Self.later(&nextLook, now + .milliseconds(20)) }
         housekeeperWakes = nextLook
         return nextLook
+    }
+
+    /// A Tclunk nobody waits for, in a free request slot now (nil when none is free or the
+    /// connection is closed: the caller queues it for the housekeeper instead). The reader
+    /// settles it when Rclunk comes, which gives the fid number back.
+    mutating func backgroundClunk(of fid: UInt32) -> SlotFrame? {
+        guard !closed, let index = freeRequestSlots.popLast() else { return nil }
+        return encodeBackgroundClunk(of: fid, in: index)
+    }
+
+    private mutating func encodeBackgroundClunk(of fid: UInt32, in index: Int) -> SlotFrame {
+        occupy(index)
+        // Nobody waits for this one: settling it gives the fid number back.
+        slots[index].callerHolds = false
+        slots[index].callerGone = true
+        slots[index].awaitingReply = true
+        slots[index].undo = .releaseFid(fid)
+        var writer = WireWriter(buffers.buffer(for: index))
+        let length = (try? Request.clunk(fid: fid).encode(tag: slots[index].tag, into: &writer)) ?? 0
+        return SlotFrame(slot: index, tag: slots[index].tag, bytes: UnsafeRawBufferPointer(rebasing: writer.buffer[0..<length]))
     }
 
     private static func later(_ nextLook: inout ContinuousClock.Instant?, _ instant: ContinuousClock.Instant) {

@@ -2,11 +2,12 @@ import NinePClient
 import Synchronization
 
 /// Work a request leaves for its worker to do once the reply is written: 9P calls whose
-/// answer the kernel does not wait for. A RELEASE's Tclunk (the kernel sends RELEASE in the
-/// background and nothing it does waits for the clunk: FLUSH has already dropped the closer's
-/// locks, and an UNLINK after a close is right on the server either way) and the spare clone
-/// a CREATE makes for the next CREATE in its directory (`NodeTable.takeSpare`). The worker is
-/// busy with it meanwhile, as it would be with the request; the others read /dev/fuse.
+/// answer the kernel does not wait for. A RELEASE's Tclunk, sent without waiting for Rclunk
+/// (the kernel sends RELEASE in the background and nothing it does waits for the clunk: FLUSH
+/// has already dropped the closer's locks, and an UNLINK after a close is right on the server
+/// either way), and the spare clone a CREATE makes for the next CREATE in its directory
+/// (`NodeTable.takeSpare`), for which the worker waits, busy as it would be with a request;
+/// the others read /dev/fuse.
 ///
 /// One entry per worker, written and taken only by that worker's task (the Mutex is only
 /// what makes that checkable); fixed at start, so nothing is allocated per request.
@@ -46,7 +47,7 @@ extension NinePFileSystem {
     /// Runs what the worker's last request left for after its reply (see `AfterReplyWork`).
     func runAfterReply(_ worker: Int) async {
         let work = afterReply.take(worker)
-        if let file = work.close { await file.close() }
+        if let file = work.close { file.closeWithoutWaiting() }
         if work.spareFor != 0 { await makeSpare(for: work.spareFor) }
     }
 
