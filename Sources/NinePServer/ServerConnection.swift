@@ -156,6 +156,8 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
     @_specialize(exported: false, kind: full, where Backend == PosixBackend)  // see Worker.run
     func readerThread() {
         readerWorker = Worker(server: server, direntCapacity: 0, onlyWithoutWaiting: true)
+        // It serves Tlcreate with O_EXCL (`servedByReader`): the client's mode, unmasked again.
+        readerWorker?.clearThreadUmask()
         while true {
             let proceed: Bool = assignment.withLock {
                 while !assigned && !server.isStopping { assignment.wait() }
