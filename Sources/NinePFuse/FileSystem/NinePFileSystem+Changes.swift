@@ -19,8 +19,10 @@ extension NinePFileSystem {
         do {
             createdQid = try await opened.create(name, flags: serverOpenFlags(c.flags) | (c.flags & UInt32(O_CREAT | O_EXCL)), mode: c.mode & 0o7777, gid: creationGroup(header))
         } catch {
-            // A create the server refused left the fid the directory's clone: the next spare.
-            if own, let failure = error as? NinePError, failure.kind == .server, nodes.putSpare(header.nodeID, opened, of: directory) == nil {
+            // A create the server refused left the fid the directory's clone: the next spare
+            // (not one a reconnect could not bring back: every CREATE would take it and fail).
+            if own, let failure = error as? NinePError, failure.kind == .server, !opened.isBroken,
+               nodes.putSpare(header.nodeID, opened, of: directory) == nil {
                 throw error
             }
             await opened.close()
