@@ -122,8 +122,12 @@ public final class NinePFileSystem: FuseRequestHandler {
 
     public func runWorker(_ worker: Int, _ body: () async -> Void) async {
         _ = await Self.growFrames(Self.frameDepth)
-        await CallCanceller.$current.withValue(inFlight.cancellers[worker]) {
-            await body()
+        // The worker's task is the only one of its thread: its 9P calls may read their own
+        // replies (CallerReads), one thread wake-up less per round trip.
+        await CallerReads.$allowed.withValue(true) {
+            await CallCanceller.$current.withValue(inFlight.cancellers[worker]) {
+                await body()
+            }
         }
     }
 
@@ -193,7 +197,8 @@ public final class NinePFileSystem: FuseRequestHandler {
         }
         if let handle { passthrough.released(handle) }
         if let handle, let file = handles.remove(handle) {
-            Task(executorPreference: client.executor) { await file.close() }
+            // On the client's shared executor: its calls must not read the socket themselves.
+            Task(executorPreference: client.executor) { await CallerReads.$allowed.withValue(false) { await file.close() } }
         }
         if options.trace { log("\(header.opcode) unique \(header.unique): reply not taken by the kernel; node \(nodeID) lookup and handle \(handle.map(String.init) ?? "-") undone") }
     }
