@@ -30,6 +30,11 @@ public struct ClientConfiguration: Sendable {
     /// otherwise take `msize` bytes then). For daemons with a fixed memory budget (the FUSE
     /// mount); costs `maxInFlight` x `msize` up front.
     public var preallocateBuffers = false
+    /// Let a caller that waits for a reply on a thread of its own read the socket itself while
+    /// nobody else does (`CallerReads`), instead of the reader thread waking it: one thread
+    /// wake-up less per round trip. Only tasks bound to `CallerReads.$allowed` do so (the FUSE
+    /// mount's workers, each the only task of its thread); without localio only.
+    public var callersRead = false
     /// Whether file data moves by descriptor when the server shares this host (localio,
     /// docs/LOCALIO.md): offered only on unix sockets.
     public var localIO: LocalIOMode = .automatic

@@ -52,10 +52,14 @@ extension ClientConnection {
         }
         state.withLock { $0.slots[index].undo = undo }
         let frame = SlotFrame(slot: index, tag: tag, bytes: writer.written)
+        let mayLead = callersRead && CallerReads.allowed
         let wake = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
-                start(frame, continuation, deadline: deadline)
+                let leads = start(frame, continuation, deadline: deadline, mayLead: mayLead)
                 canceller?.attach(.call(self, slot: index, tag: tag))
+                // This thread reads the socket until its reply is in: the reply resumes this
+                // task onto this thread's own queue, where it runs once this closure returns.
+                if leads { lead(until: index) }
             }
         } onCancel: {
             cancelCall(slot: index, tag: tag)
@@ -82,12 +86,18 @@ extension ClientConnection {
         }
     }
 
-    /// Registers the caller and puts its frame on the wire.
-    private func start(_ frame: SlotFrame, _ continuation: UnsafeContinuation<Wake, Never>, deadline: ContinuousClock.Instant?) {
-        let start = state.withLock { $0.install(frame.slot, continuation, deadline: deadline) }
-        guard case let .send(poke) = start else { return }
+    /// Registers the caller and puts its frame on the wire. True when the caller is to read
+    /// the socket itself until its reply is in (`lead`).
+    private func start(_ frame: SlotFrame, _ continuation: UnsafeContinuation<Wake, Never>, deadline: ContinuousClock.Instant?, mayLead: Bool) -> Bool {
+        let start = state.withLock { $0.install(frame.slot, continuation, deadline: deadline, mayLead: mayLead) }
+        guard case let .send(poke, reading) = start else { return false }
         if poke { pokeHousekeeper() }
-        if !send(frame) { shutdown() }
+        if reading == .wakeReader { wakeReader() }
+        if !send(frame) {
+            shutdown()
+            return false
+        }
+        return reading == .lead
     }
 
     /// A request slot; waits (FIFO) while all are in flight, at most until `deadline`.

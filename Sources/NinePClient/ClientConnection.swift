@@ -3,6 +3,7 @@ import CNinePShims
 import Glibc
 import NinePTransport
 import NinePWire
+import Synchronization
 
 /// One 9P connection shared by many tasks: callers encode into their slot's buffer and hand the
 /// frame to the `FrameSender` (written at once when the socket takes it, else by the sender
@@ -23,6 +24,14 @@ final class ClientConnection: Sendable {
     /// receives with recvmsg and files Rlocalgrant's descriptors in `grants`.
     let localIO: Bool
     let grants = GrantedDescriptors()
+    /// Callers bound to `CallerReads.$allowed` may read the socket (see ClientConnection+CallerReads).
+    let callersRead: Bool
+    /// An eventfd that wakes the reader thread when it is parked (callers may read).
+    let readerWakeFD: Int32
+    /// The frame header and discard buffers of whoever holds the socket (`baton`).
+    let readBuffers: ReadBuffers
+    /// Calls whose caller read the socket itself (for tests and diagnostics).
+    let callsLed = Atomic<Int>(0)
 
     private init(fd: Int32, msize: UInt32, localIO: Bool, configuration: ClientConfiguration) {
         self.fd = fd
@@ -32,11 +41,18 @@ final class ClientConnection: Sendable {
         state = AdaptiveMutex(ClientConnectionState(requestSlots: requestSlots, msize: msize, grace: configuration.flushGrace))
         if configuration.preallocateBuffers { state.withLock { $0.buffers.preallocateAll() } }
         wakeFD = ninep_eventfd()
+        // localio's descriptors arrive with the reader thread's recvmsg: no callers reading then.
+        callersRead = configuration.callersRead && !localIO
+        readerWakeFD = ninep_eventfd()
+        readBuffers = ReadBuffers()
+        if callersRead { state.withLock { $0.baton = .free } }
     }
 
     deinit {
         Glibc.close(fd)
         Glibc.close(wakeFD)
+        Glibc.close(readerWakeFD)
+        readBuffers.deallocate()
     }
 
     /// Connects, negotiates the version and msize, and starts the reader and housekeeper.
@@ -143,6 +159,22 @@ final class ClientConnection: Sendable {
         if state.withLock({ $0.markSent(frame.slot, tag: frame.tag) }) { pokeHousekeeper() }
     }
 
+    /// Wakes the parked reader thread (it drains the eventfd, then looks at the `baton`).
+    func wakeReader() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { Glibc.write(readerWakeFD, $0.baseAddress, 8) }
+    }
+
+    /// Wakes the reader thread if a frame sent in the background found nobody reading.
+    func wakeReaderIfWanted() {
+        guard callersRead else { return }
+        let wanted = state.withLock { state in
+            defer { state.wakeReaderWanted = false }
+            return state.wakeReaderWanted
+        }
+        if wanted { wakeReader() }
+    }
+
     /// Wakes the housekeeper (it drains the eventfd before it looks at the state).
     func pokeHousekeeper() {
         var one: UInt64 = 1
@@ -158,6 +190,7 @@ final class ClientConnection: Sendable {
         _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
         senderBox.withLock { $0 }?.close()
         pokeHousekeeper()
+        wakeReader()
         if wasOpen, let lost = lostHandler.withLock({ $0 }) { lost() }
     }
 
@@ -182,6 +215,19 @@ final class ClientConnection: Sendable {
         if !closed { pokeHousekeeper() }
     }
 
+    /// Sends Tclunk of `fid` now from the calling thread, without waiting for Rclunk (the
+    /// reader settles it and gives the fid number back): no wake-up of the housekeeper, none
+    /// of the caller. When every request slot is taken, the housekeeper sends it later
+    /// (`clunkLater`).
+    func clunkWithoutWaiting(_ fid: UInt32) {
+        guard let frame = state.withLock({ $0.backgroundClunk(of: fid) }) else {
+            clunkLater(fid)
+            return
+        }
+        wakeReaderIfWanted()
+        if !send(frame) { shutdown() }
+    }
+
     /// `clunkLater` only when the queue has room without growing (no allocation); false when
     /// it has none (the housekeeper lags behind), and then the caller clunks the fid itself.
     func clunkLaterWithoutGrowing(_ fid: UInt32) -> Bool {
@@ -196,42 +242,63 @@ final class ClientConnection: Sendable {
 
     // MARK: Reader thread
 
-    /// Receives replies until the connection ends, each straight into its slot's buffer.
+    /// Receives replies until the connection ends, each straight into its slot's buffer. When
+    /// callers may read, it reads only while it holds the socket (`baton`), and parks on its
+    /// eventfd when no reply is awaited or a caller reads.
     private func readReplies() {
-        let header = UnsafeMutableRawBufferPointer.allocate(byteCount: NineP.headerSize, alignment: 8)
-        let discard = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
         // localio: descriptors arrive with frames' bytes; without it, plain recv as always.
         let inbox = localIO ? DescriptorInbox() : nil
-        defer {
-            header.deallocate()
-            discard.deallocate()
-        }
-        while receive(into: header, inbox) == .complete {
-            guard let frame = try? FrameHeader.decode(UnsafeRawBufferPointer(header), msize: msize) else { break }
-            let size = Int(frame.size)
-            let destination = state.withLock { SlotBuffer($0.destination(for: frame.tag, size: size)) }
-            if let bytes = destination.bytes {
-                bytes.copyMemory(from: UnsafeRawBufferPointer(header))
-                let body = UnsafeMutableRawBufferPointer(rebasing: bytes[NineP.headerSize..<size])
-                guard receive(into: body, inbox) == .complete else { break }
-                if let inbox { grants.frameRead(type: frame.type, tag: frame.tag, inbox: inbox, frame: UnsafeRawBufferPointer(rebasing: bytes[0..<size])) }
-                let (poke, waiting) = state.withLock { $0.deliver(tag: frame.tag, length: size) }
-                // Outside the lock (see `deliver`): the caller's task may be being cancelled.
-                waiting?.resume(returning: .reply(length: size))
-                if poke { pokeHousekeeper() }
-            } else {
-                var left = size - NineP.headerSize
-                var ok = true
-                while left > 0 && ok {
-                    let chunk = min(left, discard.count)
-                    ok = receive(into: UnsafeMutableRawBufferPointer(rebasing: discard[0..<chunk]), inbox) == .complete
-                    left -= chunk
+        while true {
+            if callersRead {
+                var drained: UInt64 = 0
+                var wake = pollfd(fd: readerWakeFD, events: Int16(POLLIN), revents: 0)
+                while true {
+                    // Drained before looking: a wake-up that comes after the look is not lost.
+                    _ = Glibc.read(readerWakeFD, &drained, 8)
+                    let (mine, closed) = state.withLock { ($0.baton == .reader, $0.closed) }
+                    if closed {
+                        shutdown()
+                        return
+                    }
+                    if mine { break }
+                    wake.revents = 0
+                    _ = poll(&wake, 1, -1)
                 }
-                if !ok { break }
-                if let inbox { inbox.closeAll() }  // a reply nobody waits for keeps nothing
             }
+            guard receiveFrame(inbox) else { break }
+            if callersRead { _ = state.withLock { $0.releaseReading(from: .reader) } }
         }
         shutdown()
+    }
+
+    /// Reads one frame into the slot that awaits it (or discards it) and wakes its caller.
+    /// False when the connection ended. Only the holder of the socket calls it.
+    func receiveFrame(_ inbox: DescriptorInbox?) -> Bool {
+        let header = readBuffers.header
+        let discard = readBuffers.discard
+        guard receive(into: header, inbox) == .complete else { return false }
+        guard let frame = try? FrameHeader.decode(UnsafeRawBufferPointer(header), msize: msize) else { return false }
+        let size = Int(frame.size)
+        let destination = state.withLock { SlotBuffer($0.destination(for: frame.tag, size: size)) }
+        if let bytes = destination.bytes {
+            bytes.copyMemory(from: UnsafeRawBufferPointer(header))
+            let body = UnsafeMutableRawBufferPointer(rebasing: bytes[NineP.headerSize..<size])
+            guard receive(into: body, inbox) == .complete else { return false }
+            if let inbox { grants.frameRead(type: frame.type, tag: frame.tag, inbox: inbox, frame: UnsafeRawBufferPointer(rebasing: bytes[0..<size])) }
+            let (poke, waiting) = state.withLock { $0.deliver(tag: frame.tag, length: size) }
+            // Outside the lock (see `deliver`): the caller's task may be being cancelled.
+            waiting?.resume(returning: .reply(length: size))
+            if poke { pokeHousekeeper() }
+        } else {
+            var left = size - NineP.headerSize
+            while left > 0 {
+                let chunk = min(left, discard.count)
+                guard receive(into: UnsafeMutableRawBufferPointer(rebasing: discard[0..<chunk]), inbox) == .complete else { return false }
+                left -= chunk
+            }
+            if let inbox { inbox.closeAll() }  // a reply nobody waits for keeps nothing
+        }
+        return true
     }
 
     /// One whole read for the reader thread: recvmsg collecting descriptors under localio.
@@ -256,6 +323,7 @@ final class ClientConnection: Sendable {
             frames.removeAll(keepingCapacity: true)
             let (open, nextLook) = state.withLock { state in state.closed ? (false, nil) : (true, state.chores(now: now, frames: &frames)) }
             guard open else { return }
+            wakeReaderIfWanted()
             // Indexed, not iterated: a debug build's generic iterator allocates.
             for index in 0..<frames.count {
                 guard send(frames[index]) else {
@@ -270,6 +338,19 @@ final class ClientConnection: Sendable {
             }
             _ = poll(&wake, 1, timeout)
         }
+    }
+}
+
+/// The frame header and discard buffers of whoever reads the socket. `@unchecked Sendable`:
+/// only the holder of the connection's `baton` (one thread at a time, handed over under the
+/// state lock) touches them; they live as long as the connection.
+struct ReadBuffers: @unchecked Sendable {
+    let header = UnsafeMutableRawBufferPointer.allocate(byteCount: NineP.headerSize, alignment: 8)
+    let discard = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+
+    func deallocate() {
+        header.deallocate()
+        discard.deallocate()
     }
 }
 

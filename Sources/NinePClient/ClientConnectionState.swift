@@ -21,6 +21,8 @@ struct ClientConnectionState: ~Copyable {
     /// Waiters cancelled before they were queued (their cancellation handler ran first).
     private var cancelledBeforeQueued: [UInt64] = []
     var pendingClunks: [UInt32] = []
+    /// Who reads the socket (see `ClientConnection+CallerReads`).
+    var baton = Baton.reader
     /// When the housekeeper will next look at deadlines (nil: only when poked).
     var housekeeperWakes: ContinuousClock.Instant? = nil
     private(set) var closed = false
@@ -136,14 +138,15 @@ struct ClientConnectionState: ~Copyable {
     }
 
     enum Start {
-        /// Send the frame; `pokeHousekeeper` when the deadline is earlier than its next wake.
-        case send(pokeHousekeeper: Bool)
+        /// Send the frame; `pokeHousekeeper` when the deadline is earlier than its next wake;
+        /// `reading`: what the caller does about reading the socket (`takeReading`).
+        case send(pokeHousekeeper: Bool, reading: ReadingRole)
         /// The caller was already resumed (cancelled before sending, or the connection is gone).
         case resumed
     }
 
     /// Registers the waiting caller just before its frame is sent.
-    mutating func install(_ index: Int, _ continuation: UnsafeContinuation<Wake, Never>, deadline: ContinuousClock.Instant?) -> Start {
+    mutating func install(_ index: Int, _ continuation: UnsafeContinuation<Wake, Never>, deadline: ContinuousClock.Instant?, mayLead: Bool = false) -> Start {
         if closed {
             slots[index].callerGone = true
             continuation.resume(returning: .connectionLost)
@@ -158,10 +161,52 @@ struct ClientConnectionState: ~Copyable {
         slots[index].continuation = continuation
         slots[index].awaitingReply = true
         slots[index].deadline = deadline
-        guard let deadline else { return .send(pokeHousekeeper: false) }
-        if let wakes = housekeeperWakes, wakes <= deadline { return .send(pokeHousekeeper: false) }
+        let reading = takeReading(mayLead: mayLead)
+        guard let deadline else { return .send(pokeHousekeeper: false, reading: reading) }
+        if let wakes = housekeeperWakes, wakes <= deadline { return .send(pokeHousekeeper: false, reading: reading) }
         housekeeperWakes = deadline
-        return .send(pokeHousekeeper: true)
+        return .send(pokeHousekeeper: true, reading: reading)
+    }
+
+    // MARK: Who reads
+
+    /// The socket's reader: the reader thread (always, unless callers may read), nobody (the
+    /// reader thread parked: no reply is awaited), or a caller waiting for its own reply.
+    enum Baton { case reader, free, caller }
+
+    enum ReadingRole {
+        /// Someone reads already.
+        case none
+        /// The caller reads until its own reply is in (`ClientConnection.lead`).
+        case lead
+        /// The reader thread was parked: wake it.
+        case wakeReader
+    }
+
+    /// Before a frame that expects a reply is sent: when nobody reads, the caller (if it may)
+    /// or the reader thread takes the socket.
+    mutating func takeReading(mayLead: Bool) -> ReadingRole {
+        guard baton == .free else { return .none }
+        baton = mayLead ? .caller : .reader
+        return mayLead ? .lead : .wakeReader
+    }
+
+    /// Whether any request or flush still awaits its reply.
+    var anyAwaiting: Bool {
+        for index in 0..<slots.count where slots[index].awaitingReply { return true }
+        return false
+    }
+
+    /// The holder of the socket lets go of it: to the reader thread while replies are still
+    /// awaited (true: wake it), else to nobody.
+    mutating func releaseReading(from holder: Baton) -> Bool {
+        guard baton == holder else { return false }
+        if anyAwaiting && !closed {
+            baton = .reader
+            return holder != .reader
+        }
+        baton = .free
+        return false
     }
 
     /// The frame of `tag` is on the wire; true when a flush already waits for it.
@@ -374,19 +419,37 @@ struct ClientConnectionState: ~Copyable {
         while !pendingClunks.isEmpty, let index = freeRequestSlots.popLast() {
             // Concrete `remove(at:)`: the generic `removeFirst` allocates in a debug build.
             let fid = pendingClunks.remove(at: 0)
-            occupy(index)
-            // Nobody waits for this one: settling it gives the fid number back.
-            slots[index].callerHolds = false
-            slots[index].callerGone = true
-            slots[index].awaitingReply = true
-            slots[index].undo = .releaseFid(fid)
-            var writer = WireWriter(buffers.buffer(for: index))
-            let length = (try? Request.clunk(fid: fid).encode(tag: slots[index].tag, into: &writer)) ?? 0
-            frames.append(SlotFrame(slot: index, tag: slots[index].tag, bytes: UnsafeRawBufferPointer(rebasing: writer.buffer[0..<length])))
+            frames.append(encodeBackgroundClunk(of: fid, in: index))
         }
         if !pendingClunks.isEmpty { Self.later(&nextLook, now + .milliseconds(20)) }
         housekeeperWakes = nextLook
+        if !frames.isEmpty, takeReading(mayLead: false) == .wakeReader { wakeReaderWanted = true }
         return nextLook
+    }
+
+    /// Set when a frame sent by the housekeeper or in the background found nobody reading: the
+    /// sender wakes the reader thread (`ClientConnection.wakeReader`) and clears it.
+    var wakeReaderWanted = false
+
+    /// A Tclunk nobody waits for, in a free request slot now (nil when none is free or the
+    /// connection is closed: the caller queues it for the housekeeper instead). The reader
+    /// settles it when Rclunk comes, which gives the fid number back.
+    mutating func backgroundClunk(of fid: UInt32) -> SlotFrame? {
+        guard !closed, let index = freeRequestSlots.popLast() else { return nil }
+        if takeReading(mayLead: false) == .wakeReader { wakeReaderWanted = true }
+        return encodeBackgroundClunk(of: fid, in: index)
+    }
+
+    private mutating func encodeBackgroundClunk(of fid: UInt32, in index: Int) -> SlotFrame {
+        occupy(index)
+        // Nobody waits for this one: settling it gives the fid number back.
+        slots[index].callerHolds = false
+        slots[index].callerGone = true
+        slots[index].awaitingReply = true
+        slots[index].undo = .releaseFid(fid)
+        var writer = WireWriter(buffers.buffer(for: index))
+        let length = (try? Request.clunk(fid: fid).encode(tag: slots[index].tag, into: &writer)) ?? 0
+        return SlotFrame(slot: index, tag: slots[index].tag, bytes: UnsafeRawBufferPointer(rebasing: writer.buffer[0..<length]))
     }
 
     private static func later(_ nextLook: inout ContinuousClock.Instant?, _ instant: ContinuousClock.Instant) {

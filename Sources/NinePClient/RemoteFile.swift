@@ -76,6 +76,21 @@ public final class RemoteFile: Sendable {
         }
     }
 
+    /// Clunks the fid without waiting for the server's answer (`close` waits): for a front end
+    /// that has nothing to do with the answer, e.g. the FUSE mount's RELEASE, which the kernel
+    /// sends in the background. Safe to call twice, and after `close`.
+    public func closeWithoutWaiting() {
+        let wasClosed = state.withLock { state in
+            defer { state.closed = true }
+            return state.closed
+        }
+        dropLocalGrant()
+        if !wasClosed {
+            client.reconnector?.unregister(fid, self)
+            connection.clunkWithoutWaiting(fid)
+        }
+    }
+
     /// Marks the fid as clunked by someone else (no clunk on close or deinit).
     func markClosed() {
         state.withLock { $0.closed = true }

@@ -61,6 +61,8 @@ public enum NinePMount {
         // touched now, so no burst ever mallocs one later.
         configuration.maxInFlight = min(configuration.maxInFlight, options.session.slots + 4 + NinePFileSystem.readAheadLanes(options.fileSystem))
         configuration.preallocateBuffers = true
+        // The FUSE workers read their own 9P replies (NinePFileSystem.runWorker).
+        configuration.callersRead = true
         // A lost connection does not leave a dead mount: calls fail with EIO while the server
         // is away (nothing waits on it), then the client reconnects and re-walks its fids.
         let server = options.source

@@ -156,6 +156,8 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
     @_specialize(exported: false, kind: full, where Backend == PosixBackend)  // see Worker.run
     func readerThread() {
         readerWorker = Worker(server: server, direntCapacity: 0, onlyWithoutWaiting: true)
+        // It serves Tlcreate with O_EXCL (`servedByReader`): the client's mode, unmasked again.
+        readerWorker?.clearThreadUmask()
         while true {
             let proceed: Bool = assignment.withLock {
                 while !assigned && !server.isStopping { assignment.wait() }
@@ -407,9 +409,21 @@ final class ServerConnection<Backend: FileSystemBackend>: @unchecked Sendable {
     /// A Tread is tried too, from the page cache only (preadv2 RWF_NOWAIT): when the data is
     /// not there, or the fid is a FIFO, a socket or opened O_DIRECT, the handler says
     /// `Worker.wouldBlock` and the request goes to the workers unchanged.
+    ///
+    /// Two changes are served here as well, because a create-and-remove loop pays the two
+    /// wake-ups on every one of them: Tunlinkat (unlinkat(2) of a name: it waits on nothing
+    /// but the file system, as statx does) and Tlcreate with O_EXCL (openat(2) with O_CREAT,
+    /// O_EXCL and O_NOFOLLOW makes a new regular file or fails: it never opens a FIFO, a
+    /// device or a file another process holds, so it cannot wait on another process either).
+    /// Tlcreate without O_EXCL may open an existing FIFO, which blocks until a peer comes:
+    /// that stays with the workers. Serving them here keeps Tflush exact for the same reason
+    /// as above: the reader reads no Tflush while it runs them, and a Tflush read afterwards
+    /// finds the request answered. Only this connection waits meanwhile (each has its own
+    /// reader), as it would for a worker's answer; the other connections do not.
     static func servedByReader(_ request: Request) -> Bool {
         switch request {
-        case .getattr, .clunk, .walk, .statfs, .readlink, .read: true
+        case .getattr, .clunk, .walk, .statfs, .readlink, .read, .unlinkat: true
+        case let .lcreate(_, _, flags, _, _): flags & OpenFlags.exclusive != 0
         default: false
         }
     }

@@ -48,17 +48,23 @@ final class Worker<Backend: FileSystemBackend> {
     func run() {
         _ = ninep_unblock_interrupt_signal(ninep_interrupt_signal())
         if server.ioFlusher { _ = ninep_set_io_flusher() }
-        // Tlcreate/Tmkdir/Tmknod carry a mode the client has umasked already: workers create
-        // with exactly that mode. The umask is the thread's own, so the process's (which an
-        // embedding program and the unix sockets' modes go by) stays as it was.
+        clearThreadUmask()
+        while let context = server.queue.dequeue() {
+            context.connection.serve(context, on: self)
+        }
+    }
+
+    /// Tlcreate/Tmkdir/Tmknod carry a mode the client has umasked already: threads that create
+    /// (the workers, and each connection's reader, which serves Tlcreate with O_EXCL) create
+    /// with exactly that mode. The umask is the thread's own, so the process's (which an
+    /// embedding program and the unix sockets' modes go by) stays as it was. Call on the
+    /// thread that serves with this worker.
+    func clearThreadUmask() {
         if ninep_thread_own_umask(0) != 0 {
             let code = errno
             if !umaskWarned.exchange(true, ordering: .relaxed) {
                 server.logger.warning("worker threads cannot have their own umask (unshare CLONE_FS: errno \(code)): new files get the client's mode masked again by the process umask")
             }
-        }
-        while let context = server.queue.dequeue() {
-            context.connection.serve(context, on: self)
         }
     }
 

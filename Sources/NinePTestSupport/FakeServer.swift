@@ -43,14 +43,15 @@ public final class FakeServer: Sendable {
     }
 
     /// A NinePClient connected to this server (once: the client gets the socketpair's end).
-    public func connect(msize: UInt32 = 65536, maxInFlight: Int = 32, flushGrace: Duration = .milliseconds(250)) async throws -> NinePClient {
+    public func connect(msize: UInt32 = 65536, maxInFlight: Int = 32, flushGrace: Duration = .milliseconds(250), callersRead: Bool = false) async throws -> NinePClient {
         let fd = clientFD.withLock { fd in
             defer { fd = -1 }
             return fd
         }
         guard fd >= 0 else { throw WireClientError.unexpected("FakeServer.connect called twice") }
-        let configuration = ClientConfiguration(
+        var configuration = ClientConfiguration(
             address: .unix(path: "fake-server"), uname: "test", uid: 0, msize: msize, maxInFlight: maxInFlight, flushGrace: flushGrace)
+        configuration.callersRead = callersRead
         return try await NinePClient.connect(configuration, connectedSocket: fd)
     }
 

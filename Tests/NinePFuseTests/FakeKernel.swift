@@ -47,12 +47,20 @@ final class FakeKernel {
         slot.length = bytes.count
         let header = FuseInHeader(length: UInt32(bytes.count), opcode: opcode, unique: unique, nodeID: node, uid: uid, gid: gid, pid: 42)
         do {
-            let length = try await fileSystem.dispatch(slot, header, layout: FuseRequest.Layout())
+            let length: Int
+            do {
+                length = try await fileSystem.dispatch(slot, header, layout: FuseRequest.Layout())
+            } catch {
+                await fileSystem.runAfterReply(slot.index)
+                throw error
+            }
             // A READ served from a 9P message buffer: its data follows as the slot's payload, as
             // the session's writeReply sends it.
             let payload = slot.payload.map { Array($0) } ?? []
             let out = Array(UnsafeRawBufferPointer(rebasing: slot.reply[0..<(length - payload.count)])) + payload
             fileSystem.keptReplies.replied(slot)
+            // What the worker does once the reply is written (a RELEASE's clunk, a spare).
+            await fileSystem.runAfterReply(slot.index)
             // An error built as a reply (not thrown) carries -errno in the out header.
             let replied = out.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 4, as: Int32.self) }
             if replied != 0 { return Reply(error: -replied, body: []) }

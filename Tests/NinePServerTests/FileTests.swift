@@ -313,6 +313,22 @@ import Testing
         #expect(exists(s.path))
     }
 
+    /// The mode a Tlcreate names is the file's, not masked again by the process umask: with
+    /// O_EXCL (served by the connection's reader when nothing else is in flight) and without
+    /// (served by a worker), alone and behind another request.
+    @Test func lcreateKeepsTheModeItNamesWhoeverServesIt() throws {
+        let s = try TestServer()
+        defer { s.shutdown() }
+        let c = try s.session()
+        for (index, exclusive) in [true, false].enumerated() {
+            try c.walk(0, UInt32(10 + index), [])
+            let flags = OpenFlags.readWrite | (exclusive ? OpenFlags.exclusive : 0)
+            _ = try c.lcreate(UInt32(10 + index), "mode\(index)", flags: flags, mode: 0o666)
+            let mode = lstatOf(s("mode\(index)")).map { UInt32($0.st_mode) & 0o7777 }
+            #expect(mode == 0o666, "Tlcreate (O_EXCL \(exclusive)) with mode 0666 made mode \(mode.map { String($0, radix: 8) } ?? "nothing") (the process umask applied again?)")
+        }
+    }
+
     @Test func unlinkatFilesAndDirectories() throws {
         let s = try TestServer()
         defer { s.shutdown() }

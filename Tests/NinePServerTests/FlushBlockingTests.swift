@@ -172,6 +172,48 @@ func expectAborted(
         #expect(try c.lock(1, type: LockType.write) == LockStatus.blocked)
     }
 
+    /// Tlcreate without O_EXCL of a name that is a FIFO with no reader opens the FIFO and
+    /// blocks until a reader comes: it must stay with the workers (the connection's reader
+    /// serves Tlcreate itself only with O_EXCL, which never opens an existing file), so the
+    /// reader goes on reading and answering while it waits. With O_EXCL the same name is
+    /// EEXIST at once, and Tunlinkat (also served by the reader) removes it.
+    @Test func aCreateThatOpensAFifoWithNoPeerDoesNotHoldTheReader() throws {
+        let s = try TestServer()
+        defer { s.shutdown() }
+        #expect(mkfifo(s("lonely"), 0o666) == 0)
+        let c = try s.session()
+        try c.walk(0, 1, [])
+        #expect(c.send(.lcreate(fid: 1, name: c.view("lonely"), flags: OpenFlags.writeOnly, mode: 0o644, gid: 0), tag: 30))
+        c.expectNothing(milliseconds: 150, "Tlcreate O_WRONLY (no O_EXCL) of a FIFO with no reader answered before a reader came")
+        // The connection's reader is free: a request behind the blocked create is answered.
+        #expect(c.send(.getattr(fid: 0, mask: GetattrMask.basic), tag: 31))
+        c.setTimeout(seconds: 2)
+        if case let .message(m) = c.receive() {
+            #expect(m.tag == 31, "while the create waits for a reader, got tag \(m.tag) \(describeResponse(m.response)) instead of the Tgetattr's answer")
+        } else {
+            Issue.record("no answer to a Tgetattr sent behind a Tlcreate blocked opening a FIFO: the connection's reader is held by the create")
+        }
+        c.setTimeout(seconds: c.timeoutSeconds)
+        // A reader comes: the create opens the FIFO and answers.
+        let peer = Glibc.open(s("lonely"), O_RDONLY | O_NONBLOCK)
+        #expect(peer >= 0)
+        if case let .message(m) = c.receive() {
+            var created = false
+            if case .lcreate = m.response { created = true }
+            #expect(m.tag == 30 && created, "the blocked Tlcreate, once a reader came: tag \(m.tag) \(describeResponse(m.response))")
+        } else {
+            Issue.record("no answer to the Tlcreate of the FIFO after a reader came")
+        }
+        if peer >= 0 { Glibc.close(peer) }
+        try c.walk(0, 2, [])
+        #expect(errnoOf { try c.lcreate(2, "lonely", flags: OpenFlags.writeOnly | OpenFlags.exclusive) } == LinuxErrno.EEXIST)
+        #expect(c.send(.unlinkat(dirfid: 0, name: c.view("lonely"), flags: 0), tag: 32))
+        #expect(try c.reply(tag: 32) == .unlinkat)
+        #expect(lstatOf(s("lonely")) == nil)
+        let qid = try c.lcreate(2, "lonely", flags: OpenFlags.writeOnly | OpenFlags.exclusive)
+        #expect(!qid.isDirectory && lstatOf(s("lonely")) != nil)
+    }
+
     /// Tlopen of a FIFO with no peer blocks in open(2): O_RDONLY until a writer comes, O_WRONLY
     /// until a reader comes.
     @Test(arguments: [OpenFlags.readOnly, OpenFlags.writeOnly])

@@ -5,49 +5,69 @@ import NinePWire
 /// CREATE, MKDIR, MKNOD, SYMLINK, LINK, RENAME. New files are created with the caller's gid
 /// (the kernel has applied the umask to the mode already).
 extension NinePFileSystem {
-    func create(_ header: FuseInHeader, _ c: FuseCreateIn, _ name: ByteView) async throws -> (FuseEntryOut, FuseOpenOut) {
+    func create(_ header: FuseInHeader, _ c: FuseCreateIn, _ name: ByteView, worker: Int) async throws -> (FuseEntryOut, FuseOpenOut) {
         let directory = try await node(header.nodeID, for: header)
-        // Tlcreate turns the fid it is sent on into the new, opened file: a clone of the
-        // directory's fid becomes the handle; a walk to the name becomes the node.
-        let opened = try await directory.clone()
+        // Tlcreate turns the fid it is sent on into the new, opened file, which becomes the
+        // handle: a clone of the directory's fid, made after an earlier CREATE here (a spare:
+        // one round trip less for the caller) or now. (Callers with attaches of their own
+        // create through their fids: no spares.)
+        let own = userFids == nil
+        let (spare, refill) = own ? nodes.takeSpare(header.nodeID) : (nil, false)
+        let opened: RemoteFile
+        if let spare { opened = spare } else { opened = try await directory.clone() }
         let createdQid: Qid
         do {
             createdQid = try await opened.create(name, flags: serverOpenFlags(c.flags) | (c.flags & UInt32(O_CREAT | O_EXCL)), mode: c.mode & 0o7777, gid: creationGroup(header))
         } catch {
+            // A create the server refused left the fid the directory's clone: the next spare
+            // (not one a reconnect could not bring back: every CREATE would take it and fail).
+            if own, let failure = error as? NinePError, failure.kind == .server, !opened.isBroken,
+               nodes.putSpare(header.nodeID, opened, of: directory) == nil {
+                throw error
+            }
             await opened.close()
             throw error
         }
         let fh = try await newHandle(opened)
         let entry: FuseEntryOut
         do {
-            entry = try await createdEntry(directory, name, opened: opened, createdQid, header)
+            entry = try await createdEntry(directory, name, opened: opened, createdQid, handle: fh, exclusive: c.flags & UInt32(O_EXCL) != 0, header)
         } catch {
+            nodes.released(header.nodeID, handle: fh)
             await handles.remove(fh)?.close()
             throw error
         }
+        if refill { afterReply.makeSpare(for: header.nodeID, worker: worker) }
         return (entry, await dataPath(header, node: entry.nodeID, handle: fh, file: opened, flags: c.flags, created: createdQid))
     }
 
-    /// The new file's entry: a walk to its name gives the node its fid, and its attributes come
-    /// from the opened fid at the same time (both fids are the file once Tlcreate answered), so
-    /// CREATE costs one round trip less than a walk followed by a getattr. Per-user fids, a
-    /// failed call or a name that no longer leads to the created file take the serial way,
-    /// which also says why.
-    private func createdEntry(_ directory: RemoteFile, _ name: ByteView, opened: RemoteFile, _ createdQid: Qid, _ header: FuseInHeader) async throws -> FuseEntryOut {
+    /// The new file's entry: its attributes from the opened fid, and a node without a fid of
+    /// its own (`NodeTable.rememberCreated`): it is walked by its name when something first
+    /// needs it, which a create-close-unlink never does. Per-user fids (the node's name must
+    /// be recorded for every user's walks) and a full table of unwalked open nodes walk it now.
+    private func createdEntry(_ directory: RemoteFile, _ name: ByteView, opened: RemoteFile, _ createdQid: Qid, handle fh: UInt64, exclusive: Bool, _ header: FuseInHeader) async throws -> FuseEntryOut {
         guard userFids == nil else {
             return try await self.entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
         }
-        // The name is a view of the request buffer: it stays with this task, the getattr goes.
-        async let stating: FileAttributes? = try? await opened.stat()
-        let walking = try? await directory.walk(name)
-        let attributes = await stating
-        guard let walked = walking else {
-            return try await self.entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
+        let attributes = try await opened.stat()
+        switch nodes.rememberCreated(createdQid, name: NodeName(parent: header.nodeID, name: name), handle: fh) {
+        case let .node(id, dropped):
+            _ = dropped  // an earlier file's fid: clunked in the background as it goes
+            // O_EXCL: the file is new, and creation gives no file security.capability: the
+            // kernel's check before each write need not ask (as if it had, see XattrAbsence).
+            // Only that name: a default ACL or a security label may come with a new file.
+            if exclusive { xattrAbsence.recordAbsent(id, bit: XattrAbsence.capabilityBit) }
+            return answered(entryOut(id, attributes))
+        case .full:
+            throw tableFull(1, "the node table is full (\(nodes.capacity) nodes, -o max_nodes): lookups answer ENFILE until the kernel forgets some")
+        case .walkNow:
+            let walked = try await directory.walk(name)
+            guard walked.qid.path == createdQid.path, walked.qid.type == createdQid.type else {
+                // The name leads elsewhere already: the entry is what it leads to.
+                return try await self.entry(for: walked, in: header.nodeID, named: name, header)
+            }
+            return answered(entryOut(try await remembered(walked), attributes))
         }
-        guard let attributes, walked.qid.path == createdQid.path, walked.qid.type == createdQid.type else {
-            return try await self.entry(for: walked, in: header.nodeID, named: name, header)
-        }
-        return answered(entryOut(try await remembered(walked), attributes))
     }
 
     func mkdir(_ header: FuseInHeader, _ m: FuseMkdirIn, _ name: ByteView) async throws -> FuseEntryOut {
@@ -80,6 +100,9 @@ extension NinePFileSystem {
     func rename(_ header: FuseInHeader, _ oldName: ByteView, _ newParent: UInt64, _ newName: ByteView) async throws {
         let from = try await node(header.nodeID, for: header)
         let to = try await node(newParent, for: header)
+        // A created node still open under the name replaced is walked first (see UNLINK);
+        // the moved one is walked below, by its new name.
+        await walkOpenCreated(newParent, newName)
         try await from.rename(oldName, to: to, newName)
         // Servers whose fids name paths (diod) leave the moved file's node fid at the old name:
         // walk to the new name and give the node that fid. (Descendants of a moved directory

@@ -103,11 +103,6 @@ extension NinePFileSystem {
         return FuseOpenOut(fh: fh, flags: [.passthrough, .directIO], backingID: id)
     }
 
-    func release(_ fh: UInt64) async {
-        passthrough.released(fh)
-        await handles.remove(fh)?.close()
-    }
-
     /// READ: from a read-ahead lane when one has it (`ReadAhead`); else, when one Tread can
     /// carry it, that Tread's reply is kept and its data written on from the 9P message buffer
     /// (`KeptReplies`: the slot's payload, no copy); else Treads straight into the reply until

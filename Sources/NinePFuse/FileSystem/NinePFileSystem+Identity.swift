@@ -21,7 +21,7 @@ extension NinePFileSystem {
     /// has attaches of its own; then its fid, walked by name from its fid of the node's parent
     /// the first time (checking its search permission on the way, as the server sees it).
     func node(_ nodeID: UInt64, for header: FuseInHeader) async throws -> RemoteFile {
-        guard let userFids, header.uid != options.identity.attachUID else { return try node(nodeID) }
+        guard let userFids, header.uid != options.identity.attachUID else { return try await node(nodeID) }
         return try await userFile(nodeID, uid: header.uid, userFids, depth: 0)
     }
 
@@ -32,11 +32,11 @@ extension NinePFileSystem {
     private func userFile(_ nodeID: UInt64, uid: UInt32, _ userFids: UserFids, depth: Int) async throws -> RemoteFile {
         if let file = userFids.file(nodeID, uid: uid) { return file }
         if nodeID == FuseProtocol.rootID { return try await userRoot(uid, userFids) }
-        guard depth < Self.maxNameDepth, let base = nodes.file(nodeID), let name = userFids.name(of: nodeID) else { throw FuseFailure(ESTALE) }
+        guard depth < Self.maxNameDepth, let base = nodes.qid(of: nodeID), let name = userFids.name(of: nodeID) else { throw FuseFailure(ESTALE) }
         let parent = try await userFile(name.parent, uid: uid, userFids, depth: depth + 1)
         let walked = try await parent.walk(name.name)
         // The name may meanwhile be another file's (replaced on the server): not this node.
-        guard walked.qid.path == base.qid.path else {
+        guard walked.qid.path == base.path else {
             await walked.close()
             throw FuseFailure(ESTALE)
         }

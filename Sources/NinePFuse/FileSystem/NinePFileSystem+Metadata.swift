@@ -20,7 +20,7 @@ extension NinePFileSystem {
             }
             return try await entry(for: child, in: header.nodeID, named: name, header)
         }
-        let directory = try node(header.nodeID)
+        let directory = try await node(header.nodeID)
         let child: WalkedFid
         do {
             child = try await directory.walkFid(name)
@@ -93,7 +93,8 @@ extension NinePFileSystem {
     }
 
     func statfs(_ nodeID: UInt64) async throws -> FuseStatfsOut {
-        let file = try nodes.file(nodeID) ?? node(FuseProtocol.rootID)
+        let file: RemoteFile
+        if let known = nodes.file(nodeID) { file = known } else { file = try await node(FuseProtocol.rootID) }
         let s = try await file.statfs()
         var out = FuseStatfsOut()
         out.blocks = s.blocks

@@ -52,6 +52,8 @@ public final class NinePFileSystem: FuseRequestHandler {
     let lockOwners: LockOwners
     let inFlight: InFlightRequests
     let xattrAbsence: XattrAbsence
+    /// What each worker does after its reply (AfterReply.swift).
+    let afterReply: AfterReplyWork
     /// Fids per calling user, when each has an attach of its own (nil: one attach for all).
     let userFids: UserFids?
     let setgidDirectories = SetgidDirectories()
@@ -75,6 +77,7 @@ public final class NinePFileSystem: FuseRequestHandler {
         self.passthrough = PassthroughBackings(capacity: options.handleCapacity)
         self.lockOwners = LockOwners(capacity: options.lockOwnerCapacity)
         self.inFlight = InFlightRequests(workers: slots + 1)
+        self.afterReply = AfterReplyWork(workers: slots + 1)
         self.options = options
         self.log = log
         keptReplies = KeptReplies(workers: slots + 1)
@@ -129,6 +132,11 @@ public final class NinePFileSystem: FuseRequestHandler {
 
     public func begin(_ header: FuseInHeader, worker: Int) {
         inFlight.begin(worker: worker, unique: header.unique)
+        // The kernel sends RELEASE in the background and the caller's next request (an UNLINK
+        // of the name just closed) may be read by another worker at once: noting the release
+        // here, right after the read, keeps that UNLINK from walking the node for a handle
+        // that is already closed (NodeTable: open unwalked nodes).
+        if header.opcode == .release { nodes.released(header.nodeID, handle: nil) }
     }
 
     public var fallbackExecutor: (any TaskExecutor)? { client.executor }
@@ -137,8 +145,12 @@ public final class NinePFileSystem: FuseRequestHandler {
 
     public func runWorker(_ worker: Int, _ body: () async -> Void) async {
         _ = await Self.growFrames(Self.frameDepth)
-        await CallCanceller.$current.withValue(inFlight.cancellers[worker]) {
-            await body()
+        // The worker's task is the only one of its thread: its 9P calls may read their own
+        // replies (CallerReads), one thread wake-up less per round trip.
+        await CallerReads.$allowed.withValue(true) {
+            await CallCanceller.$current.withValue(inFlight.cancellers[worker]) {
+                await body()
+            }
         }
     }
 
@@ -165,6 +177,7 @@ public final class NinePFileSystem: FuseRequestHandler {
             // A READ answered from a 9P message buffer: its request slot is free again.
             keptReplies.replied(slot)
             if !delivered { undoUntakenReply(slot, header) }
+            await runAfterReply(slot.index)
         } catch {
             let code = fuseErrno(error)
             if options.trace || (code == EIO && !(error is FuseFailure)) {
@@ -173,6 +186,7 @@ public final class NinePFileSystem: FuseRequestHandler {
             inFlight.finish(worker: worker)
             session.replyError(slot, unique: header.unique, errno: code)
             keptReplies.replied(slot)
+            await runAfterReply(slot.index)
         }
     }
 
@@ -209,7 +223,8 @@ public final class NinePFileSystem: FuseRequestHandler {
         }
         if let handle { passthrough.released(handle) }
         if let handle, let file = handles.remove(handle) {
-            Task(executorPreference: client.executor) { await file.close() }
+            // On the client's shared executor: its calls must not read the socket themselves.
+            Task(executorPreference: client.executor) { await CallerReads.$allowed.withValue(false) { await file.close() } }
         }
         if options.trace { log("\(header.opcode) unique \(header.unique): reply not taken by the kernel; node \(nodeID) lookup and handle \(handle.map(String.init) ?? "-") undone") }
     }
@@ -223,7 +238,9 @@ public final class NinePFileSystem: FuseRequestHandler {
 
     // MARK: Dispatch
 
-    /// Serves one request; returns the length of the reply built in `slot.reply`.
+    /// Serves one request; returns the length of the reply built in `slot.reply`. What it
+    /// leaves for after the reply (`afterReply`, by `slot.index`: the worker's) is run by
+    /// `serve` once the reply is written (`runAfterReply`).
     func dispatch(_ slot: FuseSlot, _ header: FuseInHeader, layout: FuseRequest.Layout) async throws -> Int {
         let (_, request) = try FuseRequest.decode(slot.requestBytes, layout: layout)
         let unique = header.unique
@@ -259,10 +276,10 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .release(fields):
             readAhead?.released(fh: fields.fh)
             await releaseLocks(fields.fh)
-            await release(fields.fh)
+            releaseHandle(fields.fh, node: header.nodeID, worker: slot.index)
             return try FuseReply.empty(unique: unique, into: out)
         case let .releasedir(fields):
-            await release(fields.fh)
+            releaseHandle(fields.fh, node: header.nodeID, worker: slot.index)
             return try FuseReply.empty(unique: unique, into: out)
         case let .flush(fields):
             // Writes go to the server as they come (no write-back cache): nothing is pending.
@@ -279,7 +296,7 @@ public final class NinePFileSystem: FuseRequestHandler {
             try await handle(fields.fh).fsync(dataOnly: fields.flags & 1 != 0)
             return try FuseReply.empty(unique: unique, into: out)
         case let .create(fields, name):
-            let (entry, opened) = try await create(header, fields, name)
+            let (entry, opened) = try await create(header, fields, name, worker: slot.index)
             var reply = try FuseReply(into: out, unique: unique)
             try entry.write(to: &reply.writer)
             try opened.write(to: &reply.writer)
@@ -293,7 +310,9 @@ public final class NinePFileSystem: FuseRequestHandler {
         case let .link(oldNodeID, name):
             return try FuseReply.with(try await link(header, oldNodeID, name), unique: unique, into: out)
         case let .unlink(name):
-            try await node(header.nodeID, for: header).unlink(name, directory: false)
+            let directory = try await node(header.nodeID, for: header)
+            await walkOpenCreated(header.nodeID, name)
+            try await directory.unlink(name, directory: false)
             return try FuseReply.empty(unique: unique, into: out)
         case let .rmdir(name):
             try await node(header.nodeID, for: header).unlink(name, directory: true)
@@ -344,9 +363,42 @@ public final class NinePFileSystem: FuseRequestHandler {
 
     // MARK: Helpers
 
-    func node(_ nodeID: UInt64) throws(FuseFailure) -> RemoteFile {
-        guard let file = nodes.file(nodeID) else { throw FuseFailure(ESTALE) }
-        return file
+    /// The node's fid (the mount's own attach), walked first if CREATE made the node without
+    /// one (`NodeTable`): from its parent's fid by its name, and only if that still leads to
+    /// the same file (qid path and type); otherwise ESTALE, never another file.
+    func node(_ nodeID: UInt64) async throws -> RemoteFile {
+        switch nodes.fid(nodeID) {
+        case let .walked(file):
+            return file
+        case .missing:
+            throw FuseFailure(ESTALE)
+        case let .unwalked(name, qid):
+            // The parent is a directory, which always has its fid: no deeper walk.
+            guard let parent = nodes.file(name.parent) else { throw FuseFailure(ESTALE) }
+            let walked: RemoteFile
+            do {
+                walked = try await parent.walk(name.name)
+            } catch let error as NinePError where error.kind == .server && error.errno == ENOENT {
+                throw FuseFailure(ESTALE)
+            }
+            withExtendedLifetime(name) {}  // `name.name` views its bytes
+            guard walked.qid.path == qid.path, walked.qid.type == qid.type, let kept = nodes.resolve(nodeID, walked) else {
+                await walked.close()
+                throw FuseFailure(ESTALE)
+            }
+            if kept !== walked { await walked.close() }
+            return kept
+        }
+    }
+
+    /// Before an UNLINK or a RENAME over `name` in `parent`: a node CREATE made there without a
+    /// fid, whose creating handle is still open, is walked now, while the name still leads to
+    /// it, so that the open file stays reachable through its node (GETATTR without a handle,
+    /// a lock, an xattr) after the name is gone. (Not when the handle was released: then
+    /// nothing reaches the node but through a name, which a LOOKUP walks anew.)
+    func walkOpenCreated(_ parent: UInt64, _ name: ByteView) async {
+        guard let id = nodes.openUnwalked(parent: parent, name: name) else { return }
+        _ = try? await node(id)
     }
 
     func handle(_ fh: UInt64) throws(FuseFailure) -> RemoteFile {

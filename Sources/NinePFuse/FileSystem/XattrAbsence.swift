@@ -40,11 +40,13 @@ final class XattrAbsence: Sendable {
         entries.withLock { $0.reserveResident(self.capacity, value: Entry(until: .now, mask: 0)) }
     }
 
+    static let capabilityBit: UInt8 = 1
+
     /// The bit of `name` in an entry's mask, or nil for a name not remembered. Plain
     /// comparisons: iterating an array of names allocates in a debug build (an unspecialized
     /// iterator), once per write(2).
     static func bit(for name: ByteView) -> UInt8? {
-        if name.equals("security.capability") { return 1 }
+        if name.equals("security.capability") { return capabilityBit }
         if name.equals("security.selinux") { return 2 }
         if name.equals("system.posix_acl_access") { return 4 }
         if name.equals("system.posix_acl_default") { return 8 }
