@@ -99,9 +99,9 @@ struct Mount: AsyncParsableCommand {
                                     listings, some allocations each)
               readahead=SIZE        sequential read window (default max_write;
                                     0 keeps the kernel's 128K)
-              max_nodes=N           files the kernel may hold at once (65536;
+              max_nodes=N           files the kernel may hold at once (49152;
                                     beyond: ENFILE until it forgets some)
-              max_handles=N         files open at once (16384; beyond: ENFILE)
+              max_handles=N         files open at once (12288; beyond: ENFILE)
               entry_timeout=S       seconds the kernel trusts a name (1)
               attr_timeout=S        seconds it trusts attributes (1)
             """

@@ -18,9 +18,12 @@ public struct NinePFileSystemOptions: Sendable {
     /// Nodes (inodes the kernel holds) and open handles at most, reserved at start. Beyond them
     /// a LOOKUP or creation answers ENFILE, an OPEN ENFILE, logged once, until the kernel
     /// forgets or releases some. Each node costs about 150 bytes (its entry and fid object)
-    /// once used, each handle about 100; reserved: 40 and 24 bytes a place.
-    public var nodeCapacity = 1 << 16
-    public var handleCapacity = 1 << 14
+    /// once used, each handle about 100. Their tables are reserved and resident from the start:
+    /// a dictionary's storage is a power of two of places filled to 3/4 at most, so 49,152
+    /// nodes take 65,536 places (about 5 MiB with the qid index) where 65,536 nodes would take
+    /// 131,072 (twice that, for a third more nodes); likewise 12,288 handles.
+    public var nodeCapacity = 49_152
+    public var handleCapacity = 12_288
     /// Whether open files' data may bypass 9P through localio grants (PassthroughMode).
     public var passthrough = PassthroughMode.auto
     /// (file, lock owner) pairs holding POSIX locks at most (`LockOwners`), reserved at start;

@@ -33,7 +33,7 @@ final class XattrAbsence: Sendable {
 
     /// The table's room is reserved and made resident at start, so that recording an absence
     /// never grows it nor faults a page in. It is a cache of the nodes in use, not of every
-    /// node: 4,096 by default, not the node table's 65,536.
+    /// node: 4,096 by default, not the node table's 49,152.
     init(lifetime: Duration, capacity: Int = 4096) {
         self.lifetime = lifetime
         self.capacity = max(1, capacity)
