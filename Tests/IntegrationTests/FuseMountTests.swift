@@ -33,18 +33,10 @@ struct FuseMountTests {
             print("FuseMountTests: modes skipped (the check starts the user's mount as root)")
             return
         }
-        let script = Paths.packageRoot.appendingPathComponent("scripts/fuse-mount-modes-check").path
-        let result = try run("/usr/bin/python3", [script, "--bin-dir", Paths.ninepd.deletingLastPathComponent().path], timeout: .seconds(240))
-        #expect(result.status == 0, "fuse-mount-modes-check: \(result.output.suffix(6000))")
-        #expect(result.output.contains(" passed, 0 failed"), "\(result.output.suffix(6000))")
+        try expectCheckScriptPasses("fuse-mount-modes-check", timeout: .seconds(240))
     }
 
     func check(server: String) throws {
-        let script = Paths.packageRoot.appendingPathComponent("scripts/fuse-mount-check").path
-        let result = try run("/usr/bin/python3", [
-            script, "--bin-dir", Paths.ninepd.deletingLastPathComponent().path, "--server", server,
-        ], timeout: .seconds(300))
-        #expect(result.status == 0, "fuse-mount-check --server \(server): \(result.output.suffix(6000))")
-        #expect(result.output.contains(" passed, 0 failed"), "\(result.output.suffix(6000))")
+        try expectCheckScriptPasses("fuse-mount-check", ["--server", server], timeout: .seconds(300))
     }
 }

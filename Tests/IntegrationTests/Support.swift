@@ -134,3 +134,14 @@ func expectAllPassed(_ checks: [GuestCheck], title: String, detailLimit: Int = 1
     }
     print("\(title):\n  " + summary.joined(separator: "\n  "))
 }
+
+/// Runs `scripts/NAME` (a python check of the FUSE mount: it starts its own servers and mount
+/// daemon, and prints "N passed, M failed") with the built binaries and `arguments`, and
+/// expects it to exit 0 with no failed check. `label` names the run in a failure.
+func expectCheckScriptPasses(_ name: String, _ arguments: [String] = [], timeout: Duration, label: String? = nil) throws {
+    let script = Paths.packageRoot.appendingPathComponent("scripts/\(name)").path
+    let result = try run("/usr/bin/python3", [script, "--bin-dir", Paths.ninepd.deletingLastPathComponent().path] + arguments, timeout: timeout)
+    let what = label ?? ([name] + arguments).joined(separator: " ")
+    #expect(result.status == 0, "\(what): \(result.output.suffix(6000))")
+    #expect(result.output.contains(" passed, 0 failed"), "\(what): \(result.output.suffix(6000))")
+}
