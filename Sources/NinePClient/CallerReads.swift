@@ -26,13 +26,13 @@ extension ClientConnection {
     /// How long a leading caller waits for the socket before it looks at its call again.
     static let leadPollMilliseconds: Int32 = 20
 
-    /// Reads replies on this thread until the call in `slot` is settled, then lets go of the
-    /// socket.
-    func lead(until slot: Int) {
+    /// Reads replies on this thread until the call in `slot` is settled (and the reply of the
+    /// request `following` it, if any, is in: see `leadSettled`), then lets go of the socket.
+    func lead(until slot: Int, following: Int = -1) {
         callsLed.add(1, ordering: .relaxed)
         var readable = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         while true {
-            let settled = state.withLock { $0.closed || $0.slots[slot].continuation == nil }
+            let settled = state.withLock { $0.leadSettled(slot, following: following) }
             if settled { break }
             readable.revents = 0
             let n = poll(&readable, 1, Self.leadPollMilliseconds)

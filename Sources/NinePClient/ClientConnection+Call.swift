@@ -27,8 +27,12 @@ extension ClientConnection {
     /// `call`, and with `keepingReply` the slot stays held after a successful decode, its reply
     /// still in its buffer (what `decode` saw stays valid), until `releaseKept(slot)`: a reply
     /// can then be written on from where it arrived, without a copy (`RemoteFile.readKept`).
+    ///
+    /// `following`, a request prepared with `prepareFollowing`, goes on the wire right behind
+    /// this call's frame (when this one went); its reply is then collected with `collect`.
     func call<R>(
         _ operation: NinePOperation, undo: Undo = .none, timeout: Duration?, keepingReply: Bool,
+        following: FollowingRequest? = nil,
         encode: (inout WireWriter, UInt16) throws(WireError) -> Void,
         decode: (Response) throws(NinePError) -> R
     ) async throws -> (result: R, slot: Int) {
@@ -55,16 +59,28 @@ extension ClientConnection {
         let mayLead = callersRead && CallerReads.allowed
         let wake = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Wake, Never>) in
-                let leads = start(frame, continuation, deadline: deadline, mayLead: mayLead)
+                let (sent, leads) = start(frame, continuation, deadline: deadline, mayLead: mayLead)
+                var follows = false
+                if sent, let following { follows = launch(following) }
                 canceller?.attach(.call(self, slot: index, tag: tag))
                 // This thread reads the socket until its reply is in: the reply resumes this
                 // task onto this thread's own queue, where it runs once this closure returns.
-                if leads { lead(until: index) }
+                if leads { lead(until: index, following: follows ? following!.slot : -1) }
             }
         } onCancel: {
             cancelCall(slot: index, tag: tag)
         }
         canceller?.detach()
+        let result = try reply(wake, in: buffer, operation, decode: decode)
+        kept = keepingReply
+        return (result, index)
+    }
+
+    /// What a woken call returns or throws: the decoded reply, or the error its wake means.
+    func reply<R>(
+        _ wake: Wake, in buffer: UnsafeMutableRawBufferPointer, _ operation: NinePOperation,
+        decode: (Response) throws(NinePError) -> R
+    ) throws -> R {
         switch wake {
         case let .reply(length):
             let message: RMessage
@@ -74,9 +90,7 @@ extension ClientConnection {
                 throw NinePError.protocolViolation(operation)
             }
             if let failure = NinePError.reported(by: message.response, operation) { throw failure }
-            let result = try decode(message.response)
-            kept = keepingReply
-            return (result, index)
+            return try decode(message.response)
         case .flushed, .abandoned(.cancelled):
             throw CancellationError()
         case .abandoned(.timedOut):
@@ -86,18 +100,18 @@ extension ClientConnection {
         }
     }
 
-    /// Registers the caller and puts its frame on the wire. True when the caller is to read
-    /// the socket itself until its reply is in (`lead`).
-    private func start(_ frame: SlotFrame, _ continuation: UnsafeContinuation<Wake, Never>, deadline: ContinuousClock.Instant?, mayLead: Bool) -> Bool {
+    /// Registers the caller and puts its frame on the wire. `sent`: the frame went (or is
+    /// queued); `leads`: the caller is to read the socket itself until its reply is in (`lead`).
+    private func start(_ frame: SlotFrame, _ continuation: UnsafeContinuation<Wake, Never>, deadline: ContinuousClock.Instant?, mayLead: Bool) -> (sent: Bool, leads: Bool) {
         let start = state.withLock { $0.install(frame.slot, continuation, deadline: deadline, mayLead: mayLead) }
-        guard case let .send(poke, reading) = start else { return false }
+        guard case let .send(poke, reading) = start else { return (false, false) }
         if poke { pokeHousekeeper() }
         if reading == .wakeReader { wakeReader() }
         if !send(frame) {
             shutdown()
-            return false
+            return (false, false)
         }
-        return reading == .lead
+        return (true, reading == .lead)
     }
 
     /// A request slot; waits (FIFO) while all are in flight, at most until `deadline`.

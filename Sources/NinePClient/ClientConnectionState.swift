@@ -168,6 +168,71 @@ struct ClientConnectionState: ~Copyable {
         return .send(pokeHousekeeper: true, reading: reading)
     }
 
+    // MARK: Following requests (ClientConnection+Following)
+
+    /// A following request is about to go on the wire behind its call's frame: a reply is
+    /// awaited from now on (kept in the slot until collected). False when the connection is
+    /// gone or the follower was cancelled: it is not sent. True with `wakeReader` set when
+    /// nobody read the socket any more (the call's reply already in): the sender wakes it.
+    mutating func launchFollowing(_ index: Int) -> Bool {
+        guard !closed, !slots[index].cancelRequested else { return false }
+        slots[index].awaitingReply = true
+        if takeReading(mayLead: false) == .wakeReader { wakeReaderWanted = true }
+        return true
+    }
+
+    enum FollowingWait {
+        /// Settled already: resume with this (outside the lock).
+        case ready(Wake)
+        /// Installed; as `Start.send`, without a frame to send.
+        case waiting(pokeHousekeeper: Bool, reading: ReadingRole)
+    }
+
+    /// The caller of a following request now waits for its reply: the reply that came in
+    /// meanwhile, or the continuation installed as `install` does.
+    mutating func awaitFollowing(_ index: Int, _ continuation: UnsafeContinuation<Wake, Never>, deadline: ContinuousClock.Instant?, mayLead: Bool) -> FollowingWait {
+        if let length = slots[index].parkedReply {
+            slots[index].parkedReply = nil
+            return .ready(.reply(length: length))
+        }
+        guard slots[index].awaitingReply, !closed else {
+            slots[index].callerGone = true
+            return .ready(.connectionLost)
+        }
+        if slots[index].cancelRequested {
+            slots[index].callerGone = true
+            return .ready(.abandoned(.cancelled))
+        }
+        slots[index].continuation = continuation
+        slots[index].deadline = deadline
+        let reading = takeReading(mayLead: mayLead)
+        guard let deadline else { return .waiting(pokeHousekeeper: false, reading: reading) }
+        if let wakes = housekeeperWakes, wakes <= deadline { return .waiting(pokeHousekeeper: false, reading: reading) }
+        housekeeperWakes = deadline
+        return .waiting(pokeHousekeeper: true, reading: reading)
+    }
+
+    /// The caller will not collect the following request: its slot is free once its reply (if
+    /// one is still to come) is in, or its Rflush with `flush` (true: the housekeeper must be
+    /// poked). Only requests with nothing to undo follow (Tgetattr).
+    mutating func abandonFollowing(_ index: Int, flush: Bool) -> Bool {
+        slots[index].callerGone = true
+        slots[index].parkedReply = nil
+        let poke = flush && requestFlush(index, reason: .cancelled, now: .now)
+        finish(index)
+        return poke
+    }
+
+    /// Whether a leading caller still has to read for the call in `slot` and the request
+    /// following it (`following`, or -1): until the call is settled, and then, when it was
+    /// answered (not flushed, abandoned or cancelled since), until the following reply is in.
+    func leadSettled(_ slot: Int, following: Int) -> Bool {
+        if closed { return true }
+        if slots[slot].continuation != nil { return false }
+        guard following >= 0, !slots[slot].callerGone, !slots[slot].cancelRequested else { return true }
+        return !slots[following].awaitingReply || slots[following].cancelRequested
+    }
+
     // MARK: Who reads
 
     /// The socket's reader: the reader thread (always, unless callers may read), nobody (the
@@ -276,6 +341,8 @@ struct ClientConnectionState: ~Copyable {
             slots[index].continuation = nil
             return (false, continuation)
         }
+        // A following request whose caller has not begun to wait: the reply waits for it.
+        if slots[index].callerHolds && !slots[index].callerGone { slots[index].parkedReply = length }
         let poke = slots[index].callerGone ? settle(index, reply: length) : false
         freeIfSettled(index)
         return (poke, nil)

@@ -115,6 +115,50 @@ extension RemoteFile {
         return qid
     }
 
+    /// `create`, with Tgetattr of the same fid sent right behind the Tlcreate (one round trip
+    /// for both): the new file's qid and its attributes. 9P lets a server run the two in either
+    /// order, so the attributes count only when their qid is the new file's; otherwise (the
+    /// Tgetattr saw the directory), or when no request slot was free to send it ahead, this
+    /// asks again once the create is done.
+    public func createAndStat(_ name: ByteView, flags: UInt32, mode: UInt32, gid: UInt32, mask: UInt64 = GetattrMask.basic | GetattrMask.btime) async throws -> (Qid, FileAttributes) {
+        try checkUsable(.create)
+        let fid = self.fid
+        let following = connection.prepareFollowing { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.getattr(fid: fid, mask: mask).encode(tag: tag, into: &w)
+        }
+        let qid: Qid
+        let iounit: UInt32
+        do {
+            (qid, iounit) = try await connection.call(.create, timeout: client.callTimeout, keepingReply: false, following: following) { (w: inout WireWriter, tag) throws(WireError) in
+                try Request.lcreate(fid: fid, name: name, flags: flags, mode: mode, gid: gid).encode(tag: tag, into: &w)
+            } decode: { response throws(NinePError) in
+                guard case let .lcreate(qid, iounit) = response else { throw .protocolViolation(.create) }
+                return (qid, iounit)
+            }.result
+        } catch {
+            // Refused by the server: its Rgetattr is on its way. Otherwise (cancelled, timed
+            // out, lost) the server may not answer it: flushed.
+            if let following { connection.abandon(following, flush: (error as? NinePError)?.kind != .server) }
+            throw (error as? NinePError)?.at(path) ?? error
+        }
+        setIOUnit(iounit)
+        noteCreated(name, qid: qid, flags: flags)
+        if let following {
+            do {
+                let attributes = try await connection.collect(following, .getattr, timeout: client.callTimeout) { response throws(NinePError) in
+                    guard case let .getattr(attributes) = response else { throw .protocolViolation(.getattr) }
+                    return FileAttributes(attributes)
+                }
+                if attributes.qid.path == qid.path && attributes.qid.type == qid.type { return (qid, attributes) }
+            } catch let error as NinePError where error.kind == .server {
+                // Run before the create, on what was then the directory: asked again below.
+            } catch let error as NinePError {
+                throw error.at(path)
+            }
+        }
+        return (qid, try await stat(mask))
+    }
+
     /// Tmkdir `name` in this directory.
     public func mkdir(_ name: ByteView, mode: UInt32, gid: UInt32) async throws -> Qid {
         let fid = self.fid

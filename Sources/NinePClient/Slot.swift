@@ -57,6 +57,9 @@ struct Slot {
     var undo = Undo.none
     /// For a flush slot: the request slot it flushes.
     var flushTarget = -1
+    /// A following request's reply (`ClientConnection+Following`) that came in before its
+    /// caller waited for it: its length, the reply itself in the slot's buffer.
+    var parkedReply: Int? = nil
 
     mutating func reset() { self = Slot() }
 }

@@ -145,12 +145,17 @@ public final class FakeServer: Sendable {
         }
     }
 
-    public func rgetattr(tag: UInt16, size: UInt64 = 42) {
+    public func rgetattr(tag: UInt16, size: UInt64 = 42, qid: Qid = Qid(type: 0, version: 0, path: 0)) {
         var attributes = Attributes()
         attributes.valid = GetattrMask.basic
-        attributes.mode = 0o100644
+        attributes.qid = qid
+        attributes.mode = qid.type & Qid.typeDir != 0 ? 0o040755 : 0o100644
         attributes.size = size
         reply(tag: tag) { w, tag in try Response.getattr(attributes).encode(tag: tag, into: &w) }
+    }
+
+    public func rlcreate(tag: UInt16, qid: Qid) {
+        reply(tag: tag) { w, tag in try Response.lcreate(qid: qid, iounit: 0).encode(tag: tag, into: &w) }
     }
 
     /// The usual answer to anything the scenario does not care about.

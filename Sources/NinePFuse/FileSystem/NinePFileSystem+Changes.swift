@@ -15,9 +15,18 @@ extension NinePFileSystem {
         let (spare, refill) = own ? nodes.takeSpare(header.nodeID) : (nil, false)
         let opened: RemoteFile
         if let spare { opened = spare } else { opened = try await directory.clone() }
+        let flags = serverOpenFlags(c.flags) | (c.flags & UInt32(O_CREAT | O_EXCL))
         let createdQid: Qid
+        // With fids of its own the new file's attributes come from its walk (createdEntry);
+        // else a Tgetattr goes right behind the Tlcreate.
+        var attributes: FileAttributes? = nil
         do {
-            createdQid = try await opened.create(name, flags: serverOpenFlags(c.flags) | (c.flags & UInt32(O_CREAT | O_EXCL)), mode: c.mode & 0o7777, gid: creationGroup(header))
+            if own {
+                let created = try await opened.createAndStat(name, flags: flags, mode: c.mode & 0o7777, gid: creationGroup(header))
+                (createdQid, attributes) = (created.0, created.1)
+            } else {
+                createdQid = try await opened.create(name, flags: flags, mode: c.mode & 0o7777, gid: creationGroup(header))
+            }
         } catch {
             // A create the server refused left the fid the directory's clone: the next spare
             // (not one a reconnect could not bring back: every CREATE would take it and fail).
@@ -31,7 +40,7 @@ extension NinePFileSystem {
         let fh = try await newHandle(opened)
         let entry: FuseEntryOut
         do {
-            entry = try await createdEntry(directory, name, opened: opened, createdQid, handle: fh, exclusive: c.flags & UInt32(O_EXCL) != 0, header)
+            entry = try await createdEntry(directory, name, opened: opened, createdQid, attributes, handle: fh, exclusive: c.flags & UInt32(O_EXCL) != 0, header)
         } catch {
             nodes.released(header.nodeID, handle: fh)
             await handles.remove(fh)?.close()
@@ -45,11 +54,10 @@ extension NinePFileSystem {
     /// its own (`NodeTable.rememberCreated`): it is walked by its name when something first
     /// needs it, which a create-close-unlink never does. Per-user fids (the node's name must
     /// be recorded for every user's walks) and a full table of unwalked open nodes walk it now.
-    private func createdEntry(_ directory: RemoteFile, _ name: ByteView, opened: RemoteFile, _ createdQid: Qid, handle fh: UInt64, exclusive: Bool, _ header: FuseInHeader) async throws -> FuseEntryOut {
-        guard userFids == nil else {
+    private func createdEntry(_ directory: RemoteFile, _ name: ByteView, opened: RemoteFile, _ createdQid: Qid, _ attributes: FileAttributes?, handle fh: UInt64, exclusive: Bool, _ header: FuseInHeader) async throws -> FuseEntryOut {
+        guard userFids == nil, let attributes else {
             return try await self.entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
         }
-        let attributes = try await opened.stat()
         switch nodes.rememberCreated(createdQid, name: NodeName(parent: header.nodeID, name: name), handle: fh) {
         case let .node(id, dropped):
             _ = dropped  // an earlier file's fid: clunked in the background as it goes

@@ -1,0 +1,175 @@
+import Glibc
+import NinePTestSupport
+import NinePWire
+import Synchronization
+import Testing
+
+@testable import NinePClient
+
+/// `RemoteFile.createAndStat`: Tgetattr goes on the wire right behind Tlcreate (one round trip
+/// for both, `ClientConnection+Following`); its answer counts only when its qid is the new
+/// file's, and a follower left behind (create refused, caller cancelled) frees its tag.
+///
+/// Each scenario runs with the reader thread reading replies and with the caller reading its
+/// own (`CallerReads`, as the FUSE mount's workers do), whose leading loop waits for both.
+@Suite(.timeLimit(.minutes(1))) struct FollowingRequestTests {
+    static let created = Qid(type: 0, version: 0, path: 500)
+    static let directory = Qid(type: Qid.typeDir, version: 0, path: 1)
+
+    /// Tags the scenarios hold back, by request type.
+    final class Held: Sendable {
+        let tags = Mutex<[MessageType: UInt16]>([:])
+        func hold(_ message: FakeServer.Received) { tags.withLock { $0[message.type] = message.tag } }
+        func take(_ type: MessageType) -> UInt16? { tags.withLock { $0.removeValue(forKey: type) } }
+    }
+
+    func eventually(_ limit: Duration = .seconds(3), _ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return condition()
+    }
+
+    /// Runs `body` as the scenario's caller: on a thread of its own and reading its own
+    /// replies (`leading`), or as an ordinary task.
+    func asCaller<R: Sendable>(leading: Bool, _ body: @escaping @Sendable () async throws -> R) async throws -> R {
+        guard leading else { return try await body() }
+        let executor = ClientExecutor(name: "test-follow")
+        defer { executor.stop() }
+        return try await Task(executorPreference: executor) { try await CallerReads.$allowed.withValue(true) { try await body() } }.value
+    }
+
+    @Test(arguments: [false, true])
+    func theGetattrGoesOutBeforeTheCreateIsAnswered(leading: Bool) async throws {
+        // Rlcreate is sent only once the Tgetattr has arrived: a client that waited for it
+        // before sending the Tgetattr would wait for ever (bounded by the call timeout).
+        let held = Held()
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .tlcreate: held.hold(message)
+            case .tgetattr:
+                if let create = held.take(.tlcreate) { server.rlcreate(tag: create, qid: Self.created) }
+                server.rgetattr(tag: message.tag, size: 0, qid: Self.created)
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await server.connect(callersRead: leading)
+        defer { client.close() }
+        let directory = try await client.walk("/d")
+        let (qid, attributes) = try await asCaller(leading: leading) {
+            try await directory.createAndStat(ByteView(static: "new"), flags: 0o1, mode: 0o644, gid: 0)
+        }
+        #expect(qid == Self.created)
+        #expect(attributes.qid == Self.created && attributes.size == 0)
+        let requests = server.log.map(\.type).filter { $0 == .tlcreate || $0 == .tgetattr }
+        #expect(requests == [.tlcreate, .tgetattr], "\(requests)")
+        if leading { #expect(client.connection.callsLed.load(ordering: .relaxed) >= 1, "the caller did not read its own replies") }
+        #expect(await eventually { client.tagsInUse == 0 }, "tags still in use: \(client.tagsInUse)")
+    }
+
+    @Test(arguments: [false, true])
+    func aGetattrTheServerRanFirstIsAskedAgain(leading: Bool) async throws {
+        // The server answers the Tgetattr before the Tlcreate, as it may: the fid was still
+        // the directory's, and so is the qid. The client must not take those attributes.
+        let held = Held()
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .tlcreate: held.hold(message)
+            case .tgetattr:
+                if let create = held.take(.tlcreate) {
+                    server.rgetattr(tag: message.tag, size: 4096, qid: Self.directory)
+                    server.rlcreate(tag: create, qid: Self.created)
+                } else {
+                    server.rgetattr(tag: message.tag, size: 0, qid: Self.created)
+                }
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await server.connect(callersRead: leading)
+        defer { client.close() }
+        let directory = try await client.walk("/d")
+        let (qid, attributes) = try await asCaller(leading: leading) {
+            try await directory.createAndStat(ByteView(static: "new"), flags: 0o1, mode: 0o644, gid: 0)
+        }
+        #expect(qid == Self.created)
+        #expect(attributes.qid == Self.created && attributes.size == 0 && !attributes.isDirectory, "took the directory's attributes: \(attributes)")
+        let requests = server.log.map(\.type).filter { $0 == .tlcreate || $0 == .tgetattr }
+        #expect(requests == [.tlcreate, .tgetattr, .tgetattr], "\(requests)")
+        #expect(await eventually { client.tagsInUse == 0 }, "tags still in use: \(client.tagsInUse)")
+    }
+
+    @Test(arguments: [false, true])
+    func aRefusedCreateGivesItsFollowersTagBack(leading: Bool) async throws {
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .tlcreate: server.rlerror(tag: message.tag, UInt32(EEXIST))
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await server.connect(maxInFlight: 4, callersRead: leading)
+        defer { client.close() }
+        let directory = try await client.walk("/d")
+        // More refusals than slots: a follower's slot that was never given back would leave
+        // the later creates waiting for one (bounded by the test's own limit).
+        let failures = try await asCaller(leading: leading) {
+            var failures = 0
+            for _ in 0..<20 {
+                do {
+                    _ = try await directory.createAndStat(ByteView(static: "there"), flags: 0o1, mode: 0o644, gid: 0)
+                } catch let error as NinePError where error.errno == EEXIST {
+                    failures += 1
+                }
+            }
+            return failures
+        }
+        #expect(failures == 20)
+        #expect(await eventually { client.tagsInUse == 0 }, "tags still in use: \(client.tagsInUse)")
+        #expect(!server.log.contains { $0.type == .tflush }, "a refused create's follower was flushed, not awaited")
+    }
+
+    @Test(arguments: [false, true])
+    func aFollowerTheServerNeverAnswersEndsWithItsCaller(leading: Bool) async throws {
+        // Rlcreate comes, Rgetattr never: cancelling the caller ends the wait (a FUSE INTERRUPT
+        // does the same through a CallCanceller) and flushes the Tgetattr.
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .tlcreate: server.rlcreate(tag: message.tag, qid: Self.created)
+            case .tgetattr: break
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await server.connect(callersRead: leading)
+        defer { client.close() }
+        let directory = try await client.walk("/d")
+        let executor = ClientExecutor(name: "test-follow-cancel")
+        defer { executor.stop() }
+        let create = Task(executorPreference: leading ? executor : nil) {
+            try await CallerReads.$allowed.withValue(leading) {
+                try await directory.createAndStat(ByteView(static: "new"), flags: 0o1, mode: 0o644, gid: 0)
+            }
+        }
+        #expect(await eventually { server.log.contains { $0.type == .tgetattr } })
+        try await Task.sleep(for: .milliseconds(50))
+        let clock = ContinuousClock()
+        let cancelledAt = clock.now
+        create.cancel()
+        let outcome = await create.result
+        let waited = clock.now - cancelledAt
+        guard case let .failure(error) = outcome else {
+            Issue.record("the create returned although its Tgetattr was never answered")
+            return
+        }
+        #expect(error is CancellationError, "\(error)")
+        // Stated margin: the flush grace is 250 ms, a leading caller polls every 20 ms.
+        #expect(waited < .seconds(1), "the cancelled create took \(waited) to return")
+        let getattr = server.log.first { $0.type == .tgetattr }!.tag
+        #expect(await eventually { server.log.contains { $0.type == .tflush && $0.oldtag == getattr } }, "no Tflush for the abandoned Tgetattr")
+        #expect(await eventually { client.tagsInUse == 0 }, "tags still in use: \(client.tagsInUse)")
+    }
+}
