@@ -65,30 +65,26 @@ public final class RemoteFile: Sendable {
 
     /// Clunks the fid. Safe to call twice.
     public func close() async {
-        let wasClosed = state.withLock { state in
-            defer { state.closed = true }
-            return state.closed
-        }
-        dropLocalGrant()
-        if !wasClosed {
-            client.reconnector?.unregister(fid, self)
-            await client.clunk(fid)
-        }
+        if closeLocally() { await client.clunk(fid) }
     }
 
     /// Clunks the fid without waiting for the server's answer (`close` waits): for a front end
     /// that has nothing to do with the answer, e.g. the FUSE mount's RELEASE, which the kernel
     /// sends in the background. Safe to call twice, and after `close`.
     public func closeWithoutWaiting() {
+        if closeLocally() { connection.clunkWithoutWaiting(fid) }
+    }
+
+    /// What closing does on this side (marked closed, localio grant dropped, no longer
+    /// recovered by a reconnect); true when the fid was open, and so is to be clunked.
+    private func closeLocally() -> Bool {
         let wasClosed = state.withLock { state in
             defer { state.closed = true }
             return state.closed
         }
         dropLocalGrant()
-        if !wasClosed {
-            client.reconnector?.unregister(fid, self)
-            connection.clunkWithoutWaiting(fid)
-        }
+        if !wasClosed { client.reconnector?.unregister(fid, self) }
+        return !wasClosed
     }
 
     /// Marks the fid as clunked by someone else (no clunk on close or deinit).

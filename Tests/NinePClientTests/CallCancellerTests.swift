@@ -8,14 +8,6 @@ import Testing
 /// task is never cancelled, the handle is, and the call behaves as for a cancelled task.
 @Suite(.serialized)
 struct CallCancellerTests {
-    func eventually(_ limit: Duration = .seconds(3), _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
-    }
 
     @Test func cancellingTheHandleFlushesTheCallAndReturnsAfterTheGrace() async throws {
         try await withTaskExecutorPreference(timingExecutor) {

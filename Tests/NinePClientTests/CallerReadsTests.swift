@@ -10,14 +10,6 @@ import Testing
 /// replies while nobody else reads; everyone else is answered through the reader thread.
 @Suite(.serialized)
 struct CallerReadsTests {
-    func eventually(_ limit: Duration = .seconds(3), _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
-    }
 
     @Test func leadingAndOrdinaryCallersTogetherGetEveryAnswerRight() async throws {
         let server = try InProcessNinepd()
@@ -75,10 +67,11 @@ struct CallerReadsTests {
         let executor = ClientExecutor(name: "test-lead")
         defer { executor.stop() }
         let walk = Task(executorPreference: executor) { try await CallerReads.$allowed.withValue(true) { try await client.walk("/stuck") } }
-        try await Task.sleep(for: .milliseconds(100))
+        // Waited for, not slept: beside the other suites the walk's thread may start late.
+        #expect(await eventually { client.connection.callsLed.load(ordering: .relaxed) >= 1 }, "the walk did not read the socket itself")
+        #expect(await eventually { server.log.contains { $0.type == .twalk && $0.names == 1 } })
         let clock = ContinuousClock()
         let cancelledAt = clock.now
-        #expect(client.connection.callsLed.load(ordering: .relaxed) >= 1, "the walk did not read the socket itself")
         walk.cancel()
         await #expect(throws: CancellationError.self) { _ = try await walk.value }
         expectPrompt(clock.now - cancelledAt, under: .seconds(1), "cancellation of a leading call the server never answers")

@@ -16,14 +16,6 @@ struct CancellationTests {
     }
 
     /// Waits (at most `limit`) until `condition` holds.
-    func eventually(_ limit: Duration = .seconds(3), _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
-    }
 
     @Test func replyBeforeRflushIsReturnedToTheCaller() async throws {
         try await withTaskExecutorPreference(timingExecutor) {

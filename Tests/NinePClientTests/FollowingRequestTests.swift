@@ -23,14 +23,6 @@ import Testing
         func take(_ type: MessageType) -> UInt16? { tags.withLock { $0.removeValue(forKey: type) } }
     }
 
-    func eventually(_ limit: Duration = .seconds(3), _ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return condition()
-    }
 
     /// Runs `body` as the scenario's caller: on a thread of its own and reading its own
     /// replies (`leading`), or as an ordinary task.
@@ -167,7 +159,7 @@ import Testing
         }
         #expect(error is CancellationError, "\(error)")
         // Stated margin: the flush grace is 250 ms, a leading caller polls every 20 ms.
-        #expect(waited < .seconds(1), "the cancelled create took \(waited) to return")
+        expectPrompt(waited, under: .seconds(1), "a create cancelled while its Tgetattr is unanswered")
         let getattr = server.log.first { $0.type == .tgetattr }!.tag
         #expect(await eventually { server.log.contains { $0.type == .tflush && $0.oldtag == getattr } }, "no Tflush for the abandoned Tgetattr")
         #expect(await eventually { client.tagsInUse == 0 }, "tags still in use: \(client.tagsInUse)")

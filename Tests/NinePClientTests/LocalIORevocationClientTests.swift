@@ -14,17 +14,6 @@ import Testing
         return try await NinePClient.connect(configuration, connectedSocket: try s.connectedSocket())
     }
 
-    /// Polls `condition` for at most 10 s with Task.sleep: an async test that blocked its
-    /// thread instead would hold one of the cooperative pool's few threads (two here) that
-    /// other tests' tasks need.
-    static func eventually(_ condition: () -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if condition() { return true }
-            try? await Task.sleep(for: .milliseconds(2))
-        }
-        return condition()
-    }
 
     @Test func aFileRevokedMidReadContinuesThrough9PByteExact() async throws {
         let s = try TestServer()
@@ -52,7 +41,7 @@ import Testing
         #expect(revoked == 1)
         #expect(read.count == content.count)
         #expect(read == content, "byte-exact across the switch from the grant to 9P")
-        #expect(await Self.eventually { !file.usesLocalIO }, "the revocation reached the client")
+        #expect(await eventually(.seconds(10), every: .milliseconds(2)) { !file.usesLocalIO }, "the revocation reached the client")
         #expect(grant.isRevoked)
         // From now on 9P: still byte-exact, and a file opened later gets a new grant.
         #expect(try await file.read(at: 1_000_003, count: 70_000) == Array(content[1_000_003..<1_070_003]))
@@ -80,7 +69,7 @@ import Testing
             chunks += 1
             if chunks == 5 { #expect(s.server.revokeLocalGrants() == 1) }
         }
-        #expect(await Self.eventually { !file.usesLocalIO })
+        #expect(await eventually(.seconds(10), every: .milliseconds(2)) { !file.usesLocalIO })
         await file.close()
         #expect(LocalIOClientTests.hostBytes(s("w.dat")) == content)
     }

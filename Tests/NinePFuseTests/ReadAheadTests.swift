@@ -40,6 +40,18 @@ struct ReadAheadTests {
         await kernel.send(.read, node: node, KernelBytes.struct_(FuseReadIn(fh: fh, offset: UInt64(offset), size: UInt32(size))))
     }
 
+    /// Reads the first two chunks through `fh` (they must match `data`), which makes the handle
+    /// sequential, and waits until the read-ahead of the third is in.
+    func readTwoChunksAhead(_ kernel: FakeKernel, node: UInt64, fh: UInt64, _ data: [UInt8]) async throws -> ReadAhead {
+        for offset in [0, Self.chunk] {
+            let reply = await read(kernel, node: node, fh: fh, offset: offset, size: Self.chunk)
+            #expect(reply.body == Array(data[offset..<(offset + Self.chunk)]))
+        }
+        let readAhead = try #require(kernel.fileSystem.readAhead)
+        try await waitUntilReady(readAhead)
+        return readAhead
+    }
+
     /// Waits (at most 10 s) until the read-ahead's data is in.
     func waitUntilReady(_ readAhead: ReadAhead) async throws {
         for _ in 0..<1000 where readAhead.readyLanes == 0 { try await Task.sleep(for: .milliseconds(10)) }
@@ -112,13 +124,8 @@ struct ReadAheadTests {
         try Self.put(data, at: kernel.server("w.bin"))
         let entry = try await kernel.lookup("w.bin")
         let fh = try await kernel.open(entry.nodeID, flags: O_RDWR)
-        let readAhead = try #require(kernel.fileSystem.readAhead)
-        for offset in [0, Self.chunk] {
-            let reply = await read(kernel, node: entry.nodeID, fh: fh, offset: offset, size: Self.chunk)
-            #expect(reply.body == Array(data[offset..<(offset + Self.chunk)]))
-        }
         // The READ at 2 chunks is read ahead and in; then a WRITE into it.
-        try await waitUntilReady(readAhead)
+        let readAhead = try await readTwoChunksAhead(kernel, node: entry.nodeID, fh: fh, data)
         let patch = Array("written between two reads".utf8)
         let at = 2 * Self.chunk + 1000
         let write = await kernel.send(.write, node: entry.nodeID, KernelBytes.struct_(FuseWriteIn(fh: fh, offset: UInt64(at), size: UInt32(patch.count))) + patch)
@@ -147,11 +154,7 @@ struct ReadAheadTests {
         try Self.put(data, at: kernel.server("t.bin"))
         let entry = try await kernel.lookup("t.bin")
         let fh = try await kernel.open(entry.nodeID, flags: O_RDWR)
-        let readAhead = try #require(kernel.fileSystem.readAhead)
-        for offset in [0, Self.chunk] {
-            _ = await read(kernel, node: entry.nodeID, fh: fh, offset: offset, size: Self.chunk)
-        }
-        try await waitUntilReady(readAhead)
+        _ = try await readTwoChunksAhead(kernel, node: entry.nodeID, fh: fh, data)
         var truncate = FuseSetattrIn()
         truncate.valid = [.size, .fh]
         truncate.fh = fh
@@ -168,11 +171,7 @@ struct ReadAheadTests {
         try Self.put(data, at: kernel.server("h.bin"))
         let entry = try await kernel.lookup("h.bin")
         let first = try await kernel.open(entry.nodeID)
-        for offset in [0, Self.chunk] {
-            _ = await read(kernel, node: entry.nodeID, fh: first, offset: offset, size: Self.chunk)
-        }
-        let readAhead = try #require(kernel.fileSystem.readAhead)
-        try await waitUntilReady(readAhead)
+        let readAhead = try await readTwoChunksAhead(kernel, node: entry.nodeID, fh: first, data)
         // Opening the node again drops it (an open may come with O_TRUNC's SETATTR before it).
         let second = try await kernel.open(entry.nodeID)
         #expect(readAhead.readyLanes == 0)

@@ -77,6 +77,17 @@ final class NodeTable: Sendable {
         var openUnwalked: [UInt64] = []
         var spares = 0
 
+        /// Gives `node` (number `id`) the walked `file`: it no longer waits for a walk.
+        mutating func bind(_ node: inout Node, _ id: UInt64, to file: RemoteFile) {
+            node.file = file
+            node.qid = file.qid
+            node.name = nil
+            if node.creatingHandle != 0 {
+                node.creatingHandle = 0
+                dropOpenUnwalked(id)
+            }
+        }
+
         mutating func dropOpenUnwalked(_ id: UInt64) {
             // Indexed, not iterated: a debug build's generic iterator allocates.
             for index in 0..<openUnwalked.count where openUnwalked[index] == id {
@@ -134,13 +145,7 @@ final class NodeTable: Sendable {
                 // A file deleted and recreated under the same inode number has a new qid version:
                 // keep the newer fid, so the node reaches the file the kernel just looked up.
                 if node.file == nil || node.qid.version != file.qid.version || node.qid.type != file.qid.type {
-                    node.file = file
-                    node.qid = file.qid
-                    node.name = nil
-                    if node.creatingHandle != 0 {
-                        node.creatingHandle = 0
-                        state.dropOpenUnwalked(id)
-                    }
+                    state.bind(&node, id, to: file)
                 }
                 state.nodes[id] = node
                 return id
@@ -198,13 +203,7 @@ final class NodeTable: Sendable {
             guard var node = state.nodes[nodeID] else { return nil }
             if let file = node.file { return file }
             guard node.qid.path == walked.qid.path, node.qid.type == walked.qid.type else { return nil }
-            node.file = walked
-            node.qid = walked.qid
-            node.name = nil
-            if node.creatingHandle != 0 {
-                node.creatingHandle = 0
-                state.dropOpenUnwalked(nodeID)
-            }
+            state.bind(&node, nodeID, to: walked)
             state.nodes[nodeID] = node
             return walked
         }
@@ -280,15 +279,9 @@ final class NodeTable: Sendable {
             }
             let old = node.file
             let spare = node.spare
-            node.file = file
-            node.qid = file.qid
-            node.name = nil
+            state.bind(&node, id, to: file)
             node.spare = nil
             if spare != nil { state.spares -= 1 }
-            if node.creatingHandle != 0 {
-                node.creatingHandle = 0
-                state.dropOpenUnwalked(id)
-            }
             state.nodes[id] = node
             return Forgotten(file: old, spare: spare)
         }
