@@ -30,13 +30,32 @@ struct MessageBuffers: ~Copyable {
         }
     }
 
-    /// The buffer of `slot`, allocated on first use.
+    /// Where Rread's data begins in its frame: size[4] type[1] tag[2] count[4].
+    static let readDataOffset = 11
+
+    /// The buffer of `slot`, allocated on first use. A request slot's buffer begins
+    /// `readDataOffset` bytes before a page boundary, so the data of an Rread lands page-aligned:
+    /// the FUSE mount hands it on to the kernel's page cache with writev, and the kernel copies
+    /// page by page from the source, taking the request's lock for each source page (a
+    /// misaligned source spans two pages for every page of data: twice the pieces, and
+    /// unaligned copies).
     mutating func buffer(for slot: Int) -> UnsafeMutableRawBufferPointer {
         if storage[slot].baseAddress == nil {
-            let size = slot < requestSlots ? capacity : MessageBuffers.flushCapacity
-            storage[slot] = .allocate(byteCount: size, alignment: 4096)
+            if slot < requestSlots {
+                let page = 4096
+                let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity + page, alignment: page)
+                storage[slot] = UnsafeMutableRawBufferPointer(rebasing: raw[(page - Self.readDataOffset)..<(page - Self.readDataOffset + capacity)])
+            } else {
+                storage[slot] = .allocate(byteCount: MessageBuffers.flushCapacity, alignment: 16)
+            }
         }
         return storage[slot]
+    }
+
+    /// The allocation behind the buffer of `slot` (see `buffer(for:)`).
+    private func allocation(of slot: Int) -> UnsafeMutableRawPointer {
+        let base = storage[slot].baseAddress!
+        return slot < requestSlots ? base - (4096 - Self.readDataOffset) : base
     }
 
     /// How many buffers have been allocated so far (for tests of warm-up).
@@ -47,7 +66,7 @@ struct MessageBuffers: ~Copyable {
     }
 
     deinit {
-        for i in 0..<count where storage[i].baseAddress != nil { storage[i].deallocate() }
+        for i in 0..<count where storage[i].baseAddress != nil { allocation(of: i).deallocate() }
         storage.deallocate()
     }
 }

@@ -27,6 +27,11 @@ import Synchronization
 /// Tread (through the lane task's own `CallCanceller`) and answers the READ EINTR at once; the
 /// lane's result is dropped when it settles.
 ///
+/// Depth: a sequential READ starts the Treads of the next two READs (`depth`), lanes
+/// permitting; a READ elsewhere in the file gives back the handle's lanes it shows will not be
+/// asked for (`passOver`: behind it, or beyond the reach of the read-ahead, as past the end of
+/// the file once the reader starts over).
+///
 /// Bounded: `lanes` reads ahead at most (2 by default), each holding one of the client's
 /// request slots and its msize buffer while its data waits (the mount adds one slot per lane);
 /// one is started only while more than `reservedSlots` slots are free, so the workers' own
@@ -107,6 +112,8 @@ final class ReadAhead: Sendable {
     /// Request slots a read-ahead leaves free for the workers' own calls.
     static let reservedSlots = 2
     static let recentCount = 16
+    /// READs fetched ahead of a sequential reader, at most (lanes permitting).
+    static let depth: UInt64 = 2
 
     /// Where a served READ's kept reply waits for its FUSE reply to be written.
     let keptReplies: KeptReplies
@@ -156,8 +163,9 @@ final class ReadAhead: Sendable {
         let ioSize = file.ioSize
         var waitOn = -1
         var served: Int? = nil
-        let started = state.withLock { state -> UnsafeContinuation<Bool, Never>? in
-            guard !state.stopped else { return nil }
+        let started = state.withLock { state -> (UnsafeContinuation<Bool, Never>?, UnsafeContinuation<Bool, Never>?) in
+            guard !state.stopped else { return (nil, nil) }
+            passOver(&state, wanted)
             var sequential = false
             for index in 0..<state.lanes.count where Self.holds(state.lanes[index], wanted) && state.lanes[index].claimant == 0 {
                 sequential = true
@@ -173,10 +181,16 @@ final class ReadAhead: Sendable {
                 break
             }
             sequential = Self.noteRead(&state, fh: fh, offset: offset, end: offset + UInt64(size)) || sequential
-            guard sequential, size >= Self.minimumSize, size <= ioSize else { return nil }
-            return startReadAhead(&state, Key(node: node, fh: fh, offset: offset + UInt64(size), size: size), file: file)
+            guard sequential, size >= Self.minimumSize, size <= ioSize else { return (nil, nil) }
+            // The next READ, and the one after it while a lane is free: with one Tread ahead,
+            // half the READs still waited for it (the server's pread and send and our receive
+            // take about as long as the kernel's copies of one READ).
+            let next = startReadAhead(&state, Key(node: node, fh: fh, offset: offset + UInt64(size), size: size), file: file)
+            let after = startReadAhead(&state, Key(node: node, fh: fh, offset: offset + Self.depth * UInt64(size), size: size), file: file)
+            return (next, after)
         }
-        started?.resume(returning: true)
+        started.0?.resume(returning: true)
+        started.1?.resume(returning: true)
         if served != nil { self.served.add(1, ordering: .relaxed) }
         if served != nil || waitOn < 0 { return served }
         let n = try await wait(on: waitOn, for: wanted, unique: unique, slot: slot, canceller: canceller)
@@ -220,6 +234,20 @@ final class ReadAhead: Sendable {
             // Settled before this READ waited on it.
             guard lane.claimant == 0, Self.holds(lane, wanted), lane.bytes >= 0 else { return nil }
             return take(&state, index, into: slot, size: wanted.size)
+        }
+    }
+
+    /// The handle's lanes that this READ shows will not be asked for: behind it, or further
+    /// ahead than the read-ahead reaches (the reader went back, e.g. to the start, or past the
+    /// end of the file: a lane that read 0 bytes there would otherwise hold its lane and its
+    /// request slot as long as the handle is open).
+    private func passOver(_ state: inout State, _ wanted: Key) {
+        let reach = wanted.offset + Self.depth * UInt64(wanted.size)
+        for index in 0..<state.lanes.count {
+            let lane = state.lanes[index]
+            guard lane.phase != .idle, !lane.stale, lane.claimant == 0, lane.key.fh == wanted.fh, lane.key.node == wanted.node,
+                  lane.key.offset < wanted.offset || lane.key.offset > reach else { continue }
+            markStale(&state.lanes[index])
         }
     }
 
