@@ -58,6 +58,65 @@ extension RemoteFile {
         }
     }
 
+    /// `walkFid` with Tgetattr of the new fid sent right behind the Twalk (one round trip for
+    /// both, see `createAndStat`): the walked fid and its attributes. A server may run the
+    /// Tgetattr first, on a fid that does not exist yet (an error), so its answer counts only
+    /// when its qid is the walk's; otherwise this asks again. A name that is not there costs
+    /// the server one more small request (the Tgetattr's error), not a round trip.
+    public func walkFidAndStat(_ name: ByteView, _ mask: UInt64 = GetattrMask.basic | GetattrMask.btime) async throws -> (WalkedFid, FileAttributes) {
+        try checkUsable(.walk)
+        let fid = self.fid
+        let connection = self.connection
+        let newfid = connection.allocateFid()
+        let following = connection.prepareFollowing { (w: inout WireWriter, tag) throws(WireError) in
+            try Request.getattr(fid: newfid, mask: mask).encode(tag: tag, into: &w)
+        }
+        let walked: WalkedFid
+        do {
+            let qid = try await connection.call(.walk, undo: .walk(newfid: newfid, names: 1), timeout: client.callTimeout, keepingReply: false, following: following) { (w: inout WireWriter, tag) throws(WireError) in
+                try w.beginFrame(.twalk, tag: tag)
+                try w.u32(fid); try w.u32(newfid); try w.u16(1); try w.string(name)
+                w.finishFrame()
+            } decode: { response throws(NinePError) in
+                guard case let .walk(qids) = response else { throw .protocolViolation(.walk) }
+                return qids.endIndex > 0 ? qids[qids.endIndex - 1] : nil
+            }.result
+            guard let qid else {
+                if let following { connection.abandon(following) }
+                connection.releaseFid(newfid)
+                throw NinePError(.server, errno: ENOENT, operation: .walk, path: path)
+            }
+            walked = WalkedFid(fid: newfid, qid: qid)
+        } catch let error as NinePError {
+            if let following { connection.abandon(following, flush: error.kind != .server) }
+            if error.kind == .server { connection.releaseFid(newfid) } else if error.kind == .protocolViolation { connection.clunkLater(newfid) }
+            throw error.at(path)
+        } catch {
+            if let following { connection.abandon(following, flush: true) }
+            throw error
+        }
+        if let following {
+            do {
+                let attributes = try await connection.collect(following, .getattr, timeout: client.callTimeout) { response throws(NinePError) in
+                    guard case let .getattr(attributes) = response else { throw .protocolViolation(.getattr) }
+                    return FileAttributes(attributes)
+                }
+                if attributes.qid.path == walked.qid.path && attributes.qid.type == walked.qid.type { return (walked, attributes) }
+            } catch let error as NinePError where error.kind == .server {
+                // Run before the walk made the fid: asked again below.
+            } catch {
+                await discard(walked)
+                throw (error as? NinePError)?.at(path) ?? error
+            }
+        }
+        do {
+            return (walked, try await stat(walked, mask))
+        } catch {
+            await discard(walked)
+            throw error
+        }
+    }
+
     /// Tgetattr of a walked fid.
     public func stat(_ walked: WalkedFid, _ mask: UInt64 = GetattrMask.basic | GetattrMask.btime) async throws -> FileAttributes {
         let fid = walked.fid

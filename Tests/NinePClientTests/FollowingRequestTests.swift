@@ -6,9 +6,10 @@ import Testing
 
 @testable import NinePClient
 
-/// `RemoteFile.createAndStat`: Tgetattr goes on the wire right behind Tlcreate (one round trip
-/// for both, `ClientConnection+Following`); its answer counts only when its qid is the new
-/// file's, and a follower left behind (create refused, caller cancelled) frees its tag.
+/// `RemoteFile.createAndStat` and `walkFidAndStat`: Tgetattr goes on the wire right behind
+/// Tlcreate or Twalk (one round trip for both, `ClientConnection+Following`); its answer counts
+/// only when its qid is the new file's, and a follower left behind (create refused, name not
+/// there, caller cancelled) frees its tag.
 ///
 /// Each scenario runs with the reader thread reading replies and with the caller reading its
 /// own (`CallerReads`, as the FUSE mount's workers do), whose leading loop waits for both.
@@ -122,6 +123,83 @@ import Testing
         #expect(failures == 20)
         #expect(await eventually { client.tagsInUse == 0 }, "tags still in use: \(client.tagsInUse)")
         #expect(!server.log.contains { $0.type == .tflush }, "a refused create's follower was flushed, not awaited")
+    }
+
+    @Test(arguments: [false, true])
+    func aWalkAndItsGetattrTakeOneRoundTripAndAGetattrRunFirstIsAskedAgain(leading: Bool) async throws {
+        // Rwalk is sent only once the Tgetattr of the new fid has arrived. The first time, the
+        // server answers that Tgetattr first, as if it had run before the walk made the fid
+        // (an error); the second time in order.
+        let held = Held()
+        let answered = Mutex(0)
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .twalk where message.names == 1 && message.fid != 0 && message.newfid != nil: held.hold(message)
+            case .tgetattr:
+                guard let walk = held.take(.twalk) else {
+                    server.rgetattr(tag: message.tag, size: 7, qid: Self.created)
+                    return
+                }
+                let first = answered.withLock { count in
+                    defer { count += 1 }
+                    return count == 0
+                }
+                if first {
+                    server.rlerror(tag: message.tag, UInt32(EBADF))
+                    server.reply(tag: walk) { w, tag in
+                        try w.beginRwalk(tag: tag); try w.qid(Self.created); w.finishRwalk(count: 1)
+                    }
+                } else {
+                    server.reply(tag: walk) { w, tag in
+                        try w.beginRwalk(tag: tag); try w.qid(Self.created); w.finishRwalk(count: 1)
+                    }
+                    server.rgetattr(tag: message.tag, size: 7, qid: Self.created)
+                }
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await server.connect(callersRead: leading)
+        defer { client.close() }
+        let directory = try await client.walk("/d")
+        for round in 0..<2 {
+            let before = server.log.count
+            let (walked, attributes) = try await asCaller(leading: leading) { try await directory.walkFidAndStat(ByteView(static: "there")) }
+            #expect(walked.qid == Self.created && attributes.qid == Self.created && attributes.size == 7)
+            let requests = server.log[before...].map(\.type).filter { $0 == .twalk || $0 == .tgetattr }
+            #expect(requests == (round == 0 ? [.twalk, .tgetattr, .tgetattr] : [.twalk, .tgetattr]), "round \(round): \(requests)")
+            await directory.discard(walked)
+        }
+        #expect(await eventually { client.tagsInUse == 0 }, "tags still in use: \(client.tagsInUse)")
+    }
+
+    @Test(arguments: [false, true])
+    func aNameNotThereGivesItsFollowersTagBack(leading: Bool) async throws {
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .twalk where message.names == 1 && message.fid != 0: server.rlerror(tag: message.tag, UInt32(ENOENT))
+            case .tgetattr: server.rlerror(tag: message.tag, UInt32(EBADF))
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await server.connect(maxInFlight: 4, callersRead: leading)
+        defer { client.close() }
+        let directory = try await client.walk("/d")
+        let missing = try await asCaller(leading: leading) {
+            var missing = 0
+            for _ in 0..<20 {
+                do {
+                    _ = try await directory.walkFidAndStat(ByteView(static: "absent"))
+                } catch let error as NinePError where error.errno == ENOENT {
+                    missing += 1
+                }
+            }
+            return missing
+        }
+        #expect(missing == 20)
+        #expect(await eventually { client.tagsInUse == 0 }, "tags still in use: \(client.tagsInUse)")
+        #expect(!server.log.contains { $0.type == .tflush })
     }
 
     @Test(arguments: [false, true])

@@ -21,22 +21,17 @@ extension NinePFileSystem {
             return try await entry(for: child, in: header.nodeID, named: name, header)
         }
         let directory = try await node(header.nodeID)
+        // Twalk and Tgetattr in one round trip.
         let child: WalkedFid
+        let attributes: FileAttributes
         do {
-            child = try await directory.walkFid(name)
+            (child, attributes) = try await directory.walkFidAndStat(name)
         } catch {
             if let negative = negativeEntry(for: error) { return negative }
             throw error
         }
         // A node that already holds this file (the common case: the kernel asks again once the
         // entry timeout passed) takes the lookup without a new object; the walked fid goes.
-        let attributes: FileAttributes
-        do {
-            attributes = try await directory.stat(child)
-        } catch {
-            await directory.discard(child)
-            throw error
-        }
         let id: UInt64
         if let known = nodes.recordLookup(of: child.qid) {
             await directory.discard(child)
