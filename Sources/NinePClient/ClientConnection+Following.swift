@@ -25,7 +25,7 @@ extension ClientConnection {
     /// A request slot taken now and `encode`d, to follow the next call; nil when every slot is
     /// in flight or the request does not fit.
     func prepareFollowing(encode: (inout WireWriter, UInt16) throws(WireError) -> Void) -> FollowingRequest? {
-        guard case let .slot(index) = state.withLock({ $0.acquire() }) else { return nil }
+        guard case let .slot(index) = state.withLock({ $0.followersOff ? .closed : $0.acquire() }) else { return nil }
         let (tag, slotBuffer) = state.withLock { state in (state.slots[index].tag, SlotBuffer(state.buffers.buffer(for: index))) }
         var writer = WireWriter(slotBuffer.bytes!)
         do {
@@ -83,6 +83,16 @@ extension ClientConnection {
         let buffer = state.withLock { SlotBuffer($0.buffers.buffer(for: index)) }.bytes!
         return try reply(wake, in: buffer, operation, decode: decode)
     }
+
+    /// Records how a collected follower went: `ranFirst` when the server ran it before the call
+    /// it followed (its answer was an error, or about another file). Enough of those and this
+    /// connection sends no more followers (`ClientConnectionState.followersOff`).
+    func noteFollowerCollected(ranFirst: Bool) {
+        state.withLock { $0.noteFollowerCollected(ranFirst: ranFirst) }
+    }
+
+    /// Whether followers are still sent on this connection (for tests and the status line).
+    var followersSent: Bool { !state.withLock { $0.followersOff } }
 
     /// Gives up a prepared follower, sent or not: its slot is free once nothing more can
     /// arrive in it. `flush` (when its caller was cancelled: the server may be stuck) sends

@@ -170,6 +170,16 @@ struct ClientConnectionState: ~Copyable {
 
     // MARK: Following requests (ClientConnection+Following)
 
+    /// Followers collected, and of those the ones the server ran before the call they followed
+    /// (`ClientConnection.noteFollowerRanFirst`). A server that does that often (diod runs a
+    /// connection's requests on a thread pool) gains nothing from them, each costs it an error
+    /// and us a round trip more, and diod was seen to hang up on a client sending many: past
+    /// `followerRanFirstLimit`, and more than one in ten, no more are sent.
+    var followersCollected = 0
+    var followersRanFirst = 0
+    var followersOff = false
+    static let followerRanFirstLimit = 4
+
     /// A following request is about to go on the wire behind its call's frame: a reply is
     /// awaited from now on (kept in the slot until collected). False when the connection is
     /// gone or the follower was cancelled: it is not sent. True with `wakeReader` set when
@@ -186,6 +196,13 @@ struct ClientConnectionState: ~Copyable {
         case ready(Wake)
         /// Installed; as `Start.send`, without a frame to send.
         case waiting(pokeHousekeeper: Bool, reading: ReadingRole)
+    }
+
+    mutating func noteFollowerCollected(ranFirst: Bool) {
+        followersCollected += 1
+        guard ranFirst else { return }
+        followersRanFirst += 1
+        if followersRanFirst >= Self.followerRanFirstLimit && followersRanFirst * 10 > followersCollected { followersOff = true }
     }
 
     /// The caller of a following request now waits for its reply: the reply that came in

@@ -121,6 +121,12 @@ public final class NinePClient: Sendable {
         }
     }
 
+    /// Requests sent right behind another's (`ClientConnection+Following`): how many were
+    /// collected, how many of those the server ran first, and whether they are still sent.
+    public var followers: (collected: Int, ranFirst: Int, on: Bool) {
+        connection.state.withLock { ($0.followersCollected, $0.followersRanFirst, !$0.followersOff) }
+    }
+
     /// Request slots free right now (neither in flight nor held by a caller). A caller that
     /// may skip a call (the FUSE mount's read-ahead) asks first, so it never takes the last ones.
     public var idleRequestSlots: Int { connection.state.withLock { $0.idleRequestSlots } }

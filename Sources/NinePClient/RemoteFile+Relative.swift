@@ -101,9 +101,12 @@ extension RemoteFile {
                     guard case let .getattr(attributes) = response else { throw .protocolViolation(.getattr) }
                     return FileAttributes(attributes)
                 }
-                if attributes.qid.path == walked.qid.path && attributes.qid.type == walked.qid.type { return (walked, attributes) }
+                let inOrder = attributes.qid.path == walked.qid.path && attributes.qid.type == walked.qid.type
+                connection.noteFollowerCollected(ranFirst: !inOrder)
+                if inOrder { return (walked, attributes) }
             } catch let error as NinePError where error.kind == .server {
                 // Run before the walk made the fid: asked again below.
+                connection.noteFollowerCollected(ranFirst: true)
             } catch {
                 await discard(walked)
                 throw (error as? NinePError)?.at(path) ?? error
@@ -208,9 +211,12 @@ extension RemoteFile {
                     guard case let .getattr(attributes) = response else { throw .protocolViolation(.getattr) }
                     return FileAttributes(attributes)
                 }
-                if attributes.qid.path == qid.path && attributes.qid.type == qid.type { return (qid, attributes) }
+                let inOrder = attributes.qid.path == qid.path && attributes.qid.type == qid.type
+                connection.noteFollowerCollected(ranFirst: !inOrder)
+                if inOrder { return (qid, attributes) }
             } catch let error as NinePError where error.kind == .server {
                 // Run before the create, on what was then the directory: asked again below.
+                connection.noteFollowerCollected(ranFirst: true)
             } catch let error as NinePError {
                 throw error.at(path)
             }

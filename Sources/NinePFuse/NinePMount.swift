@@ -139,7 +139,7 @@ public enum NinePMount {
         log("mounted \(options.source) on \(mountpoint) (msize \(client.msize), cache=\(options.fileSystem.cache.rawValue), data \(PassthroughSetup.dataPath(fileSystem, client: client, mode: passthroughMode)), \(session.slots) request slots of \(session.requestBytes / 1024) KiB + \(session.replyBytes / 1024) KiB, \(preallocated >> 20) MiB preallocated)")
         StatusSignal.onSignal { [fuse, fileSystem] in
             let allocations = AllocationCount.read().map { ", \($0) allocations so far" } ?? ""
-            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use, \(fileSystem.lockOwnerCount) lock owner fids\(allocations)\(fileSystem.identitySummary)\(fileSystem.dataPathSummary)\(fileSystem.readAheadSummary)")
+            log("status: \(fileSystem.nodeCount) nodes, \(fileSystem.handleCount) open handles, \(fileSystem.requestsInFlight) requests in flight, \(fuse.freeSlots) of \(fuse.configuration.slots) slots free, \(fuse.heldRequests) requests queued, \(client.tagsInUse) 9P tags in use, \(followerSummary(client.followers)), \(fileSystem.lockOwnerCount) lock owner fids\(allocations)\(fileSystem.identitySummary)\(fileSystem.dataPathSummary)\(fileSystem.readAheadSummary)")
         }
         ready()
         await withTaskCancellationHandler {
@@ -162,4 +162,9 @@ public enum NinePMount {
             log("\(error)")
         }
     }
+}
+
+/// The status line's account of requests sent behind another's (`NinePClient.followers`).
+func followerSummary(_ followers: (collected: Int, ranFirst: Int, on: Bool)) -> String {
+    "\(followers.collected) Tgetattrs sent behind their Twalk or Tlcreate (\(followers.ranFirst) run first by the server\(followers.on ? "" : "; no more sent: the server runs them out of order"))"
 }

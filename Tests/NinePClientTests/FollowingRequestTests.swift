@@ -173,6 +173,46 @@ import Testing
         #expect(await eventually { client.tagsInUse == 0 }, "tags still in use: \(client.tagsInUse)")
     }
 
+    @Test func aServerThatRunsFollowersFirstGetsNoMoreOfThem() async throws {
+        // Like diod (a thread pool per connection): every Tgetattr of a walk's new fid is run
+        // before the walk, and answered with an error. A walk with no Tgetattr behind it is
+        // answered after 20 ms.
+        let held = Held()
+        let server = try FakeServer { server, message in
+            switch message.type {
+            case .twalk where message.names == 1 && message.fid != 0:
+                held.hold(message)
+                Task {
+                    try? await Task.sleep(for: .milliseconds(20))
+                    if let walk = held.take(.twalk) { server.rwalk(tag: walk, names: 1) }
+                }
+            case .tgetattr:
+                if let walk = held.take(.twalk) {
+                    server.rlerror(tag: message.tag, UInt32(EBADF))
+                    server.rwalk(tag: walk, names: 1)
+                } else {
+                    server.rgetattr(tag: message.tag, size: 7, qid: Qid(type: 0, version: 0, path: 100))
+                }
+            default: server.answerNormally(message)
+            }
+        }
+        defer { server.stop() }
+        let client = try await server.connect()
+        defer { client.close() }
+        let directory = try await client.walk("/d")
+        let before = server.log.count
+        for _ in 0..<10 {
+            let (walked, attributes) = try await directory.walkFidAndStat(ByteView(static: "there"))
+            #expect(attributes.size == 7)
+            await directory.discard(walked)
+        }
+        #expect(!client.connection.followersSent, "followers still sent to a server that runs them first")
+        // Four walks with a follower (each then asked again), six without.
+        let getattrs = server.log[before...].filter { $0.type == .tgetattr }.count
+        #expect(getattrs == 4 * 2 + 6, "\(getattrs) Tgetattrs for 10 walks")
+        #expect(await eventually { client.tagsInUse == 0 }, "tags still in use: \(client.tagsInUse)")
+    }
+
     @Test(arguments: [false, true])
     func aNameNotThereGivesItsFollowersTagBack(leading: Bool) async throws {
         let server = try FakeServer { server, message in

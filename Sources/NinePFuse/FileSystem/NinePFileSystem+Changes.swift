@@ -18,10 +18,12 @@ extension NinePFileSystem {
         let flags = serverOpenFlags(c.flags) | (c.flags & UInt32(O_CREAT | O_EXCL))
         let createdQid: Qid
         // With fids of its own the new file's attributes come from its walk (createdEntry);
-        // else a Tgetattr goes right behind the Tlcreate.
+        // else, for O_EXCL, a Tgetattr goes right behind the Tlcreate. (Without O_EXCL a
+        // Tlcreate may open a FIFO and wait for its peer, so ninepd runs it on a worker, where
+        // a Tgetattr behind it may well run first: no gain, a round trip more.)
         var attributes: FileAttributes? = nil
         do {
-            if own {
+            if own && c.flags & UInt32(O_EXCL) != 0 {
                 let created = try await opened.createAndStat(name, flags: flags, mode: c.mode & 0o7777, gid: creationGroup(header))
                 (createdQid, attributes) = (created.0, created.1)
             } else {
@@ -54,10 +56,12 @@ extension NinePFileSystem {
     /// its own (`NodeTable.rememberCreated`): it is walked by its name when something first
     /// needs it, which a create-close-unlink never does. Per-user fids (the node's name must
     /// be recorded for every user's walks) and a full table of unwalked open nodes walk it now.
-    private func createdEntry(_ directory: RemoteFile, _ name: ByteView, opened: RemoteFile, _ createdQid: Qid, _ attributes: FileAttributes?, handle fh: UInt64, exclusive: Bool, _ header: FuseInHeader) async throws -> FuseEntryOut {
-        guard userFids == nil, let attributes else {
+    private func createdEntry(_ directory: RemoteFile, _ name: ByteView, opened: RemoteFile, _ createdQid: Qid, _ given: FileAttributes?, handle fh: UInt64, exclusive: Bool, _ header: FuseInHeader) async throws -> FuseEntryOut {
+        guard userFids == nil else {
             return try await self.entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
         }
+        let attributes: FileAttributes
+        if let given { attributes = given } else { attributes = try await opened.stat() }
         switch nodes.rememberCreated(createdQid, name: NodeName(parent: header.nodeID, name: name), handle: fh) {
         case let .node(id, dropped):
             _ = dropped  // an earlier file's fid: clunked in the background as it goes
@@ -81,27 +85,27 @@ extension NinePFileSystem {
     func mkdir(_ header: FuseInHeader, _ m: FuseMkdirIn, _ name: ByteView) async throws -> FuseEntryOut {
         let directory = try await node(header.nodeID, for: header)
         _ = try await directory.mkdir(name, mode: m.mode & 0o7777, gid: creationGroup(header))
-        return try await entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
+        return try await entry(ofNew: name, in: directory, parent: header.nodeID, header)
     }
 
     func mknod(_ header: FuseInHeader, _ m: FuseMknodIn, _ name: ByteView) async throws -> FuseEntryOut {
         let directory = try await node(header.nodeID, for: header)
         let device = DeviceNumber(fuse: m.rdev)
         _ = try await directory.mknod(name, mode: m.mode, major: device.major, minor: device.minor, gid: creationGroup(header))
-        return try await entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
+        return try await entry(ofNew: name, in: directory, parent: header.nodeID, header)
     }
 
     func symlink(_ header: FuseInHeader, _ name: ByteView, _ target: ByteView) async throws -> FuseEntryOut {
         let directory = try await node(header.nodeID, for: header)
         _ = try await directory.symlink(name, target: target, gid: creationGroup(header))
-        return try await entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
+        return try await entry(ofNew: name, in: directory, parent: header.nodeID, header)
     }
 
     func link(_ header: FuseInHeader, _ oldNodeID: UInt64, _ name: ByteView) async throws -> FuseEntryOut {
         let directory = try await node(header.nodeID, for: header)
         let existing = try await node(oldNodeID, for: header)
         try await directory.link(existing, as: name)
-        return try await entry(for: try await directory.walk(name), in: header.nodeID, named: name, header)
+        return try await entry(ofNew: name, in: directory, parent: header.nodeID, header)
     }
 
     /// Trenameat between any two directories of the mount (no EXDEV as 9pfuse answers).

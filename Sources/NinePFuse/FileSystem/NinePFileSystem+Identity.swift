@@ -74,6 +74,15 @@ extension NinePFileSystem {
 
     // MARK: Entries
 
+    /// The entry for `name`, just made in `directory` (node `parent`) by MKDIR, MKNOD, SYMLINK or
+    /// LINK: walked and stat'd in one round trip (`walkFidAndStat`), unless the caller has
+    /// attaches of its own (then as `entry(for:in:named:)`).
+    func entry(ofNew name: ByteView, in directory: RemoteFile, parent: UInt64, _ header: FuseInHeader) async throws -> FuseEntryOut {
+        guard userFids == nil else { return try await entry(for: try await directory.walk(name), in: parent, named: name, header) }
+        let (walked, attributes) = try await directory.walkFidAndStat(name)
+        return answered(entryOut(try await remembered(directory.adopt(walked, name: name)), attributes))
+    }
+
     /// The entry for `walked`, a fid just walked to `name` in `parent` with the caller's fid:
     /// counts the lookup, records the name (for other users' walks), and maps the ids. When the
     /// caller has attaches of its own, `walked` becomes its fid for the node, and a node new to
