@@ -82,9 +82,10 @@ struct Mount: AsyncParsableCommand {
                                     read through the page cache from a server
                                     that stopped answering may then not be
                                     interruptible (off by default)
-              read_ahead=N          handles whose sequential reads get the next
-                                    READ asked of the server before the kernel
-                                    sends it (default 2; each holds a buffer of
+              read_ahead=N          READs asked of the server before the kernel
+                                    sends them, for handles read sequentially:
+                                    up to 3 ahead of one reader, N in all
+                                    (default 3; each holds a buffer of
                                     max_write from start-up; 0: none; never
                                     with cache=none or O_DIRECT)
               readdirplus           list directories with each entry's

@@ -32,11 +32,11 @@ public struct NinePFileSystemOptions: Sendable {
     /// READDIRPLUS entries resolved at once (Twalk and Tgetattr in flight together); 1: one
     /// after another, allocation-free (NinePFileSystem+Readdirplus).
     public var readdirplusWindow = 1
-    /// Read-ahead lanes (`ReadAhead`): sequential READs of this many handles at once get the
-    /// READ that follows asked of the server before the kernel sends it. Each may hold one of
-    /// the client's request slots (the mount adds one per lane, an msize buffer each); 0: none.
-    /// Never used with `cache=none`.
-    public var readAheadLanes = 2
+    /// Read-ahead lanes (`ReadAhead`): READs asked of the server before the kernel sends them,
+    /// at most `ReadAhead.depth` ahead of one sequential reader, this many in all. Each may hold
+    /// one of the client's request slots (the mount adds one per lane, an msize buffer each);
+    /// 0: none. Never used with `cache=none`.
+    public var readAheadLanes = 3
 
     public init() {}
 }

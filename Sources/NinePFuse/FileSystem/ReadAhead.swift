@@ -27,12 +27,12 @@ import Synchronization
 /// Tread (through the lane task's own `CallCanceller`) and answers the READ EINTR at once; the
 /// lane's result is dropped when it settles.
 ///
-/// Depth: a sequential READ starts the Treads of the next two READs (`depth`), lanes
+/// Depth: a sequential READ starts the Treads of the next three READs (`depth`), lanes
 /// permitting; a READ elsewhere in the file gives back the handle's lanes it shows will not be
 /// asked for (`passOver`: behind it, or beyond the reach of the read-ahead, as past the end of
 /// the file once the reader starts over).
 ///
-/// Bounded: `lanes` reads ahead at most (2 by default), each holding one of the client's
+/// Bounded: `lanes` reads ahead at most (3 by default), each holding one of the client's
 /// request slots and its msize buffer while its data waits (the mount adds one slot per lane);
 /// one is started only while more than `reservedSlots` slots are free, so the workers' own
 /// calls never wait for one. Nothing is allocated per READ: the lanes' tasks wait for work in
@@ -112,8 +112,9 @@ final class ReadAhead: Sendable {
     /// Request slots a read-ahead leaves free for the workers' own calls.
     static let reservedSlots = 2
     static let recentCount = 16
-    /// READs fetched ahead of a sequential reader, at most (lanes permitting).
-    static let depth: UInt64 = 2
+    /// READs fetched ahead of a sequential reader, at most (lanes permitting); `serve` starts
+    /// them one by one.
+    static let depth: UInt64 = 3
 
     /// Where a served READ's kept reply waits for its FUSE reply to be written.
     let keptReplies: KeptReplies
@@ -163,8 +164,8 @@ final class ReadAhead: Sendable {
         let ioSize = file.ioSize
         var waitOn = -1
         var served: Int? = nil
-        let started = state.withLock { state -> (UnsafeContinuation<Bool, Never>?, UnsafeContinuation<Bool, Never>?) in
-            guard !state.stopped else { return (nil, nil) }
+        let started = state.withLock { state -> (UnsafeContinuation<Bool, Never>?, UnsafeContinuation<Bool, Never>?, UnsafeContinuation<Bool, Never>?) in
+            guard !state.stopped else { return (nil, nil, nil) }
             passOver(&state, wanted)
             var sequential = false
             for index in 0..<state.lanes.count where Self.holds(state.lanes[index], wanted) && state.lanes[index].claimant == 0 {
@@ -181,16 +182,19 @@ final class ReadAhead: Sendable {
                 break
             }
             sequential = Self.noteRead(&state, fh: fh, offset: offset, end: offset + UInt64(size)) || sequential
-            guard sequential, size >= Self.minimumSize, size <= ioSize else { return (nil, nil) }
-            // The next READ, and the one after it while a lane is free: with one Tread ahead,
-            // half the READs still waited for it (the server's pread and send and our receive
-            // take about as long as the kernel's copies of one READ).
+            guard sequential, size >= Self.minimumSize, size <= ioSize else { return (nil, nil, nil) }
+            // The next `depth` (3) READs, while lanes are free: with one Tread ahead, half the
+            // READs of a sequential fio run still waited for it (the server's pread and send and
+            // our receive take about as long as the kernel's copies of one READ); with two, a
+            // quarter; with three, one in twelve.
             let next = startReadAhead(&state, Key(node: node, fh: fh, offset: offset + UInt64(size), size: size), file: file)
-            let after = startReadAhead(&state, Key(node: node, fh: fh, offset: offset + Self.depth * UInt64(size), size: size), file: file)
-            return (next, after)
+            let second = startReadAhead(&state, Key(node: node, fh: fh, offset: offset + 2 * UInt64(size), size: size), file: file)
+            let third = startReadAhead(&state, Key(node: node, fh: fh, offset: offset + 3 * UInt64(size), size: size), file: file)
+            return (next, second, third)
         }
         started.0?.resume(returning: true)
         started.1?.resume(returning: true)
+        started.2?.resume(returning: true)
         if served != nil { self.served.add(1, ordering: .relaxed) }
         if served != nil || waitOn < 0 { return served }
         let n = try await wait(on: waitOn, for: wanted, unique: unique, slot: slot, canceller: canceller)
