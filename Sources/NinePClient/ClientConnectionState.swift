@@ -162,10 +162,16 @@ struct ClientConnectionState: ~Copyable {
         slots[index].awaitingReply = true
         slots[index].deadline = deadline
         let reading = takeReading(mayLead: mayLead)
-        guard let deadline else { return .send(pokeHousekeeper: false, reading: reading) }
-        if let wakes = housekeeperWakes, wakes <= deadline { return .send(pokeHousekeeper: false, reading: reading) }
+        return .send(pokeHousekeeper: watch(deadline), reading: reading)
+    }
+
+    /// A call now waits until `deadline`: true when the housekeeper must be poked to look at
+    /// it (it would otherwise look later, or only when poked).
+    private mutating func watch(_ deadline: ContinuousClock.Instant?) -> Bool {
+        guard let deadline else { return false }
+        if let wakes = housekeeperWakes, wakes <= deadline { return false }
         housekeeperWakes = deadline
-        return .send(pokeHousekeeper: true, reading: reading)
+        return true
     }
 
     // MARK: Following requests (ClientConnection+Following)
@@ -223,10 +229,7 @@ struct ClientConnectionState: ~Copyable {
         slots[index].continuation = continuation
         slots[index].deadline = deadline
         let reading = takeReading(mayLead: mayLead)
-        guard let deadline else { return .waiting(pokeHousekeeper: false, reading: reading) }
-        if let wakes = housekeeperWakes, wakes <= deadline { return .waiting(pokeHousekeeper: false, reading: reading) }
-        housekeeperWakes = deadline
-        return .waiting(pokeHousekeeper: true, reading: reading)
+        return .waiting(pokeHousekeeper: watch(deadline), reading: reading)
     }
 
     /// The caller will not collect the following request: its slot is free once its reply (if

@@ -31,21 +31,12 @@ extension RemoteFile {
     /// with `adopt`, or give it back with `discard`; one of the two exactly once.
     public func walkFid(_ name: ByteView) async throws -> WalkedFid {
         try checkUsable(.walk)
-        let fid = self.fid
         // One connection for the fid number and the call: a reconnect in between must not
         // hand this number (from the old connection's allocator) to the new one.
         let connection = self.connection
         let newfid = connection.allocateFid()
         do {
-            let qid = try await connection.call(.walk, undo: .walk(newfid: newfid, names: 1), timeout: client.callTimeout) { (w: inout WireWriter, tag) throws(WireError) in
-                try w.beginFrame(.twalk, tag: tag)
-                try w.u32(fid); try w.u32(newfid); try w.u16(1); try w.string(name)
-                w.finishFrame()
-            } decode: { response throws(NinePError) in
-                guard case let .walk(qids) = response else { throw .protocolViolation(.walk) }
-                // Not `qids.last`: the generic accessor allocates in a debug build.
-                return qids.endIndex > 0 ? qids[qids.endIndex - 1] : nil
-            }
+            let qid = try await walkOne(name, to: newfid, on: connection, following: nil)
             guard let qid else {
                 // A walk that stops short makes no fid (walk(5)).
                 connection.releaseFid(newfid)
@@ -65,7 +56,6 @@ extension RemoteFile {
     /// the server one more small request (the Tgetattr's error), not a round trip.
     public func walkFidAndStat(_ name: ByteView, _ mask: UInt64 = GetattrMask.basic | GetattrMask.btime) async throws -> (WalkedFid, FileAttributes) {
         try checkUsable(.walk)
-        let fid = self.fid
         let connection = self.connection
         let newfid = connection.allocateFid()
         let following = connection.prepareFollowing { (w: inout WireWriter, tag) throws(WireError) in
@@ -73,14 +63,7 @@ extension RemoteFile {
         }
         let walked: WalkedFid
         do {
-            let qid = try await connection.call(.walk, undo: .walk(newfid: newfid, names: 1), timeout: client.callTimeout, keepingReply: false, following: following) { (w: inout WireWriter, tag) throws(WireError) in
-                try w.beginFrame(.twalk, tag: tag)
-                try w.u32(fid); try w.u32(newfid); try w.u16(1); try w.string(name)
-                w.finishFrame()
-            } decode: { response throws(NinePError) in
-                guard case let .walk(qids) = response else { throw .protocolViolation(.walk) }
-                return qids.endIndex > 0 ? qids[qids.endIndex - 1] : nil
-            }.result
+            let qid = try await walkOne(name, to: newfid, on: connection, following: following)
             guard let qid else {
                 if let following { connection.abandon(following) }
                 connection.releaseFid(newfid)
@@ -118,6 +101,21 @@ extension RemoteFile {
             await discard(walked)
             throw error
         }
+    }
+
+    /// Twalk of `name` from this fid to `newfid` on `connection` (the one `newfid` was taken
+    /// from), with `following` behind it: the qid reached, nil when the walk stopped short.
+    private func walkOne(_ name: ByteView, to newfid: UInt32, on connection: ClientConnection, following: FollowingRequest?) async throws -> Qid? {
+        let fid = self.fid
+        return try await connection.call(.walk, undo: .walk(newfid: newfid, names: 1), timeout: client.callTimeout, keepingReply: false, following: following) { (w: inout WireWriter, tag) throws(WireError) in
+            try w.beginFrame(.twalk, tag: tag)
+            try w.u32(fid); try w.u32(newfid); try w.u16(1); try w.string(name)
+            w.finishFrame()
+        } decode: { response throws(NinePError) in
+            guard case let .walk(qids) = response else { throw .protocolViolation(.walk) }
+            // Not `qids.last`: the generic accessor allocates in a debug build.
+            return qids.endIndex > 0 ? qids[qids.endIndex - 1] : nil
+        }.result
     }
 
     /// Tgetattr of a walked fid.

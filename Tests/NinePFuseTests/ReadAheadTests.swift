@@ -36,6 +36,22 @@ struct ReadAheadTests {
         #expect(n == bytes.count)
     }
 
+    /// A fake kernel, a file `name` of `size` seeded bytes on its server, looked up and opened.
+    struct Opened {
+        let kernel: FakeKernel
+        let data: [UInt8]
+        let node: UInt64
+        let fh: UInt64
+    }
+
+    static func opened(_ name: String, size: Int, seed: UInt64, flags: Int32 = O_RDONLY) async throws -> Opened {
+        let kernel = try await Self.kernel()
+        let data = Self.content(size, seed: seed)
+        try Self.put(data, at: kernel.server(name))
+        let entry = try await kernel.lookup(name)
+        return Opened(kernel: kernel, data: data, node: entry.nodeID, fh: try await kernel.open(entry.nodeID, flags: flags))
+    }
+
     func read(_ kernel: FakeKernel, node: UInt64, fh: UInt64, offset: Int, size: Int) async -> FakeKernel.Reply {
         await kernel.send(.read, node: node, KernelBytes.struct_(FuseReadIn(fh: fh, offset: UInt64(offset), size: UInt32(size))))
     }
@@ -59,16 +75,13 @@ struct ReadAheadTests {
     }
 
     @Test func sequentialReadsAreServedFromTheReadAheadByteForByte() async throws {
-        let kernel = try await Self.kernel()
-        let data = Self.content(40 * Self.chunk + 1234, seed: 1)
-        try Self.put(data, at: kernel.server("seq.bin"))
-        let entry = try await kernel.lookup("seq.bin")
-        let fh = try await kernel.open(entry.nodeID)
+        let file = try await Self.opened("seq.bin", size: 40 * Self.chunk + 1234, seed: 1)
+        let (kernel, data, fh) = (file.kernel, file.data, file.fh)
         let readAhead = try #require(kernel.fileSystem.readAhead)
         var offset = 0
         var replies = 0
         while true {
-            let reply = await read(kernel, node: entry.nodeID, fh: fh, offset: offset, size: Self.chunk)
+            let reply = await read(kernel, node: file.node, fh: fh, offset: offset, size: Self.chunk)
             #expect(reply.error == 0)
             #expect(reply.body == Array(data[offset..<min(data.count, offset + Self.chunk)]), "at \(offset)")
             replies += 1
@@ -80,7 +93,7 @@ struct ReadAheadTests {
         // one); every later one was read ahead.
         #expect(readAhead.served.load(ordering: .relaxed) >= replies - 3)
         #expect(readAhead.started.load(ordering: .relaxed) >= replies - 3)
-        let release = await kernel.send(.release, node: entry.nodeID, KernelBytes.struct_(FuseReleaseIn(fh: fh)))
+        let release = await kernel.send(.release, node: file.node, KernelBytes.struct_(FuseReleaseIn(fh: fh)))
         #expect(release.error == 0)
         // Every kept 9P request slot is given back.
         for _ in 0..<500 where kernel.client.tagsInUse > 0 { try await Task.sleep(for: .milliseconds(10)) }
@@ -88,12 +101,9 @@ struct ReadAheadTests {
     }
 
     @Test func threeReadsAheadAndLanesPastTheEndAreGivenBackWhenTheReaderStartsOver() async throws {
-        let kernel = try await Self.kernel()
-        let data = Self.content(4 * Self.chunk, seed: 6)
-        try Self.put(data, at: kernel.server("loop.bin"))
-        let entry = try await kernel.lookup("loop.bin")
-        let fh = try await kernel.open(entry.nodeID)
-        let readAhead = try await readTwoChunksAhead(kernel, node: entry.nodeID, fh: fh, data)
+        let file = try await Self.opened("loop.bin", size: 4 * Self.chunk, seed: 6)
+        let (kernel, data, fh) = (file.kernel, file.data, file.fh)
+        let readAhead = try await readTwoChunksAhead(kernel, node: file.node, fh: fh, data)
         // The next three READs are asked of the server (the third past the end: 0 bytes).
         let depth = Int(ReadAhead.depth)
         #expect(readAhead.laneCount >= depth)
@@ -101,14 +111,14 @@ struct ReadAheadTests {
         #expect(readAhead.readyLanes == depth, "\(readAhead.readyLanes) READs read ahead, not \(depth)")
         // To the end: the lanes then hold reads past it (0 bytes), which nobody will ask for.
         for offset in [2 * Self.chunk, 3 * Self.chunk] {
-            let reply = await read(kernel, node: entry.nodeID, fh: fh, offset: offset, size: Self.chunk)
+            let reply = await read(kernel, node: file.node, fh: fh, offset: offset, size: Self.chunk)
             #expect(reply.body == Array(data[offset..<(offset + Self.chunk)]))
         }
         for _ in 0..<1000 where readAhead.readyLanes < depth { try await Task.sleep(for: .milliseconds(10)) }
         #expect(readAhead.readyLanes == depth)
         // Back to the start, the handle still open: the lanes past the end, and their 9P
         // request slots, are given back (they used to stay until the handle was released).
-        let again = await read(kernel, node: entry.nodeID, fh: fh, offset: 0, size: Self.chunk)
+        let again = await read(kernel, node: file.node, fh: fh, offset: 0, size: Self.chunk)
         #expect(again.body == Array(data[0..<Self.chunk]))
         #expect(readAhead.readyLanes == 0, "\(readAhead.readyLanes) lanes still hold reads past the end")
         for _ in 0..<500 where kernel.client.tagsInUse > 0 { try await Task.sleep(for: .milliseconds(10)) }
@@ -116,11 +126,8 @@ struct ReadAheadTests {
     }
 
     @Test func mixedReadsAreRightWhateverTheLanesHold() async throws {
-        let kernel = try await Self.kernel()
-        let data = Self.content(24 * Self.chunk, seed: 2)
-        try Self.put(data, at: kernel.server("mixed.bin"))
-        let entry = try await kernel.lookup("mixed.bin")
-        let fh = try await kernel.open(entry.nodeID)
+        let file = try await Self.opened("mixed.bin", size: 24 * Self.chunk, seed: 2)
+        let (kernel, data, fh) = (file.kernel, file.data, file.fh)
         var random: UInt64 = 42
         func next(_ bound: Int) -> Int {
             random = random &* 6364136223846793005 &+ 1442695040888963407
@@ -137,7 +144,7 @@ struct ReadAheadTests {
             case 2: size = Self.chunk + next(Self.chunk)
             default: size = Self.chunk
             }
-            let reply = await read(kernel, node: entry.nodeID, fh: fh, offset: offset, size: size)
+            let reply = await read(kernel, node: file.node, fh: fh, offset: offset, size: size)
             let expected = offset < data.count ? Array(data[offset..<min(data.count, offset + size)]) : []
             #expect(reply.error == 0 && reply.body == expected, "step \(step): \(size) bytes at \(offset)")
             offset += reply.body.count
@@ -147,64 +154,55 @@ struct ReadAheadTests {
     }
 
     @Test func aWriteBetweenTwoReadsIsSeenByTheNext() async throws {
-        let kernel = try await Self.kernel()
-        let data = Self.content(8 * Self.chunk, seed: 3)
-        try Self.put(data, at: kernel.server("w.bin"))
-        let entry = try await kernel.lookup("w.bin")
-        let fh = try await kernel.open(entry.nodeID, flags: O_RDWR)
+        let file = try await Self.opened("w.bin", size: 8 * Self.chunk, seed: 3, flags: O_RDWR)
+        let (kernel, data, fh) = (file.kernel, file.data, file.fh)
         // The READ at 2 chunks is read ahead and in; then a WRITE into it.
-        let readAhead = try await readTwoChunksAhead(kernel, node: entry.nodeID, fh: fh, data)
+        let readAhead = try await readTwoChunksAhead(kernel, node: file.node, fh: fh, data)
         let patch = Array("written between two reads".utf8)
         let at = 2 * Self.chunk + 1000
-        let write = await kernel.send(.write, node: entry.nodeID, KernelBytes.struct_(FuseWriteIn(fh: fh, offset: UInt64(at), size: UInt32(patch.count))) + patch)
+        let write = await kernel.send(.write, node: file.node, KernelBytes.struct_(FuseWriteIn(fh: fh, offset: UInt64(at), size: UInt32(patch.count))) + patch)
         #expect(write.error == 0)
         var expected = Array(data[(2 * Self.chunk)..<(3 * Self.chunk)])
         expected.replaceSubrange(1000..<(1000 + patch.count), with: patch)
         let servedBefore = readAhead.served.load(ordering: .relaxed)
-        let reply = await read(kernel, node: entry.nodeID, fh: fh, offset: 2 * Self.chunk, size: Self.chunk)
+        let reply = await read(kernel, node: file.node, fh: fh, offset: 2 * Self.chunk, size: Self.chunk)
         #expect(reply.error == 0 && reply.body == expected)
         #expect(readAhead.served.load(ordering: .relaxed) == servedBefore)
         #expect(readAhead.dropped.load(ordering: .relaxed) >= 1)
         // A write through another handle of the node is seen too.
-        let other = try await kernel.open(entry.nodeID, flags: O_RDWR)
-        _ = await read(kernel, node: entry.nodeID, fh: fh, offset: 3 * Self.chunk, size: Self.chunk)
+        let other = try await kernel.open(file.node, flags: O_RDWR)
+        _ = await read(kernel, node: file.node, fh: fh, offset: 3 * Self.chunk, size: Self.chunk)
         try await waitUntilReady(readAhead)
-        let second = await kernel.send(.write, node: entry.nodeID, KernelBytes.struct_(FuseWriteIn(fh: other, offset: UInt64(4 * Self.chunk), size: UInt32(patch.count))) + patch)
+        let second = await kernel.send(.write, node: file.node, KernelBytes.struct_(FuseWriteIn(fh: other, offset: UInt64(4 * Self.chunk), size: UInt32(patch.count))) + patch)
         #expect(second.error == 0)
-        let after = await read(kernel, node: entry.nodeID, fh: fh, offset: 4 * Self.chunk, size: Self.chunk)
+        let after = await read(kernel, node: file.node, fh: fh, offset: 4 * Self.chunk, size: Self.chunk)
         #expect(Array(after.body.prefix(patch.count)) == patch)
         #expect(Array(after.body.dropFirst(patch.count)) == Array(data[(4 * Self.chunk + patch.count)..<(5 * Self.chunk)]))
     }
 
     @Test func aTruncateBetweenTwoReadsIsSeenByTheNext() async throws {
-        let kernel = try await Self.kernel()
-        let data = Self.content(6 * Self.chunk, seed: 4)
-        try Self.put(data, at: kernel.server("t.bin"))
-        let entry = try await kernel.lookup("t.bin")
-        let fh = try await kernel.open(entry.nodeID, flags: O_RDWR)
-        _ = try await readTwoChunksAhead(kernel, node: entry.nodeID, fh: fh, data)
+        let file = try await Self.opened("t.bin", size: 6 * Self.chunk, seed: 4, flags: O_RDWR)
+        let (kernel, data, fh) = (file.kernel, file.data, file.fh)
+        _ = try await readTwoChunksAhead(kernel, node: file.node, fh: fh, data)
         var truncate = FuseSetattrIn()
         truncate.valid = [.size, .fh]
         truncate.fh = fh
         truncate.size = UInt64(2 * Self.chunk + 5)
-        let setattr = await kernel.send(.setattr, node: entry.nodeID, KernelBytes.struct_(truncate))
+        let setattr = await kernel.send(.setattr, node: file.node, KernelBytes.struct_(truncate))
         #expect(setattr.error == 0)
-        let reply = await read(kernel, node: entry.nodeID, fh: fh, offset: 2 * Self.chunk, size: Self.chunk)
+        let reply = await read(kernel, node: file.node, fh: fh, offset: 2 * Self.chunk, size: Self.chunk)
         #expect(reply.error == 0 && reply.body == Array(data[(2 * Self.chunk)..<(2 * Self.chunk + 5)]))
     }
 
     @Test func onlyTheHandleThatReadsAheadIsServed() async throws {
-        let kernel = try await Self.kernel()
-        let data = Self.content(6 * Self.chunk, seed: 5)
-        try Self.put(data, at: kernel.server("h.bin"))
-        let entry = try await kernel.lookup("h.bin")
-        let first = try await kernel.open(entry.nodeID)
-        let readAhead = try await readTwoChunksAhead(kernel, node: entry.nodeID, fh: first, data)
+        let file = try await Self.opened("h.bin", size: 6 * Self.chunk, seed: 5)
+        let (kernel, data, first) = (file.kernel, file.data, file.fh)
+        let readAhead = try await readTwoChunksAhead(kernel, node: file.node, fh: first, data)
         // Opening the node again drops it (an open may come with O_TRUNC's SETATTR before it).
-        let second = try await kernel.open(entry.nodeID)
+        let second = try await kernel.open(file.node)
         #expect(readAhead.readyLanes == 0)
         let served = readAhead.served.load(ordering: .relaxed)
-        let reply = await read(kernel, node: entry.nodeID, fh: second, offset: 2 * Self.chunk, size: Self.chunk)
+        let reply = await read(kernel, node: file.node, fh: second, offset: 2 * Self.chunk, size: Self.chunk)
         #expect(reply.body == Array(data[(2 * Self.chunk)..<(3 * Self.chunk)]))
         #expect(readAhead.served.load(ordering: .relaxed) == served)
     }
