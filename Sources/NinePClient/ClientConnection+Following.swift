@@ -19,22 +19,28 @@ struct FollowingRequest {
     let slot: Int
     let tag: UInt16
     let frame: SlotFrame
+    /// The slot's whole buffer, where the reply lands.
+    let buffer: UnsafeMutableRawBufferPointer
 }
 
 extension ClientConnection {
     /// A request slot taken now and `encode`d, to follow the next call; nil when every slot is
     /// in flight or the request does not fit.
     func prepareFollowing(encode: (inout WireWriter, UInt16) throws(WireError) -> Void) -> FollowingRequest? {
-        guard case let .slot(index) = state.withLock({ $0.followersOff ? .closed : $0.acquire() }) else { return nil }
-        let (tag, slotBuffer) = state.withLock { state in (state.slots[index].tag, SlotBuffer(state.buffers.buffer(for: index))) }
-        var writer = WireWriter(slotBuffer.bytes!)
+        let taken = state.withLock { state -> (index: Int, tag: UInt16, buffer: SlotBuffer)? in
+            guard !state.followersOff, case let .slot(index) = state.acquire() else { return nil }
+            return (index, state.slots[index].tag, SlotBuffer(state.buffers.buffer(for: index)))
+        }
+        guard let (index, tag, slotBuffer) = taken else { return nil }
+        let buffer = slotBuffer.bytes!
+        var writer = WireWriter(buffer)
         do {
             try encode(&writer, tag)
         } catch {
             state.withLock { $0.finish(index) }
             return nil
         }
-        return FollowingRequest(slot: index, tag: tag, frame: SlotFrame(slot: index, tag: tag, bytes: writer.written))
+        return FollowingRequest(slot: index, tag: tag, frame: SlotFrame(slot: index, tag: tag, bytes: writer.written), buffer: buffer)
     }
 
     /// Puts the follower on the wire (the call it follows has just gone); false when it was not sent.
@@ -80,8 +86,7 @@ extension ClientConnection {
             cancelCall(slot: index, tag: tag)
         }
         canceller?.detach()
-        let buffer = state.withLock { SlotBuffer($0.buffers.buffer(for: index)) }.bytes!
-        return try reply(wake, in: buffer, operation, decode: decode)
+        return try reply(wake, in: following.buffer, operation, decode: decode)
     }
 
     /// Records how a collected follower went: `ranFirst` when the server ran it before the call
@@ -90,9 +95,6 @@ extension ClientConnection {
     func noteFollowerCollected(ranFirst: Bool) {
         state.withLock { $0.noteFollowerCollected(ranFirst: ranFirst) }
     }
-
-    /// Whether followers are still sent on this connection (for tests and the status line).
-    var followersSent: Bool { !state.withLock { $0.followersOff } }
 
     /// Gives up a prepared follower, sent or not: its slot is free once nothing more can
     /// arrive in it. `flush` (when its caller was cancelled: the server may be stuck) sends

@@ -24,7 +24,7 @@ final class ClientConnection: Sendable {
     /// receives with recvmsg and files Rlocalgrant's descriptors in `grants`.
     let localIO: Bool
     let grants = GrantedDescriptors()
-    /// Callers bound to `CallerReads.$allowed` may read the socket (see ClientConnection+CallerReads).
+    /// Callers bound to `CallerReads.$allowed` may read the socket (see `CallerReads`).
     let callersRead: Bool
     /// An eventfd that wakes the reader thread when it is parked (callers may read).
     let readerWakeFD: Int32

@@ -21,7 +21,7 @@ struct ClientConnectionState: ~Copyable {
     /// Waiters cancelled before they were queued (their cancellation handler ran first).
     private var cancelledBeforeQueued: [UInt64] = []
     var pendingClunks: [UInt32] = []
-    /// Who reads the socket (see `ClientConnection+CallerReads`).
+    /// Who reads the socket (see `CallerReads`).
     var baton = Baton.reader
     /// When the housekeeper will next look at deadlines (nil: only when poked).
     var housekeeperWakes: ContinuousClock.Instant? = nil
@@ -177,7 +177,7 @@ struct ClientConnectionState: ~Copyable {
     // MARK: Following requests (ClientConnection+Following)
 
     /// Followers collected, and of those the ones the server ran before the call they followed
-    /// (`ClientConnection.noteFollowerRanFirst`). A server that does that often (diod runs a
+    /// (`ClientConnection.noteFollowerCollected`). A server that does that often (diod runs a
     /// connection's requests on a thread pool) gains nothing from them, each costs it an error
     /// and us a round trip more, and diod was seen to hang up on a client sending many: past
     /// `followerRanFirstLimit`, and more than one in ten, no more are sent.

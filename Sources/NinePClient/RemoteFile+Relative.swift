@@ -80,16 +80,8 @@ extension RemoteFile {
         }
         if let following {
             do {
-                let attributes = try await connection.collect(following, .getattr, timeout: client.callTimeout) { response throws(NinePError) in
-                    guard case let .getattr(attributes) = response else { throw .protocolViolation(.getattr) }
-                    return FileAttributes(attributes)
-                }
-                let inOrder = attributes.qid.path == walked.qid.path && attributes.qid.type == walked.qid.type
-                connection.noteFollowerCollected(ranFirst: !inOrder)
-                if inOrder { return (walked, attributes) }
-            } catch let error as NinePError where error.kind == .server {
-                // Run before the walk made the fid: asked again below.
-                connection.noteFollowerCollected(ranFirst: true)
+                // Nil: run before the walk made the fid; asked again below.
+                if let attributes = try await collectAttributes(following, of: walked.qid, on: connection) { return (walked, attributes) }
             } catch {
                 await discard(walked)
                 throw (error as? NinePError)?.at(path) ?? error
@@ -205,21 +197,32 @@ extension RemoteFile {
         noteCreated(name, qid: qid, flags: flags)
         if let following {
             do {
-                let attributes = try await connection.collect(following, .getattr, timeout: client.callTimeout) { response throws(NinePError) in
-                    guard case let .getattr(attributes) = response else { throw .protocolViolation(.getattr) }
-                    return FileAttributes(attributes)
-                }
-                let inOrder = attributes.qid.path == qid.path && attributes.qid.type == qid.type
-                connection.noteFollowerCollected(ranFirst: !inOrder)
-                if inOrder { return (qid, attributes) }
-            } catch let error as NinePError where error.kind == .server {
-                // Run before the create, on what was then the directory: asked again below.
-                connection.noteFollowerCollected(ranFirst: true)
+                // Nil: run before the create, on what was then the directory; asked again below.
+                if let attributes = try await collectAttributes(following, of: qid, on: connection) { return (qid, attributes) }
             } catch let error as NinePError {
                 throw error.at(path)
             }
         }
         return (qid, try await stat(mask))
+    }
+
+    /// The reply to a Tgetattr sent behind the request that made the file of `qid`: its
+    /// attributes, or nil when the server ran it first (an error, or another file's qid). Either
+    /// way counted for the connection's choice to go on sending followers.
+    private func collectAttributes(_ following: FollowingRequest, of qid: Qid, on connection: ClientConnection) async throws -> FileAttributes? {
+        let attributes: FileAttributes
+        do {
+            attributes = try await connection.collect(following, .getattr, timeout: client.callTimeout) { response throws(NinePError) in
+                guard case let .getattr(attributes) = response else { throw .protocolViolation(.getattr) }
+                return FileAttributes(attributes)
+            }
+        } catch let error as NinePError where error.kind == .server {
+            connection.noteFollowerCollected(ranFirst: true)
+            return nil
+        }
+        let inOrder = attributes.qid.path == qid.path && attributes.qid.type == qid.type
+        connection.noteFollowerCollected(ranFirst: !inOrder)
+        return inOrder ? attributes : nil
     }
 
     /// Tmkdir `name` in this directory.

@@ -193,7 +193,7 @@ import Testing
             #expect(attributes.size == 7)
             await directory.discard(walked)
         }
-        #expect(!client.connection.followersSent, "followers still sent to a server that runs them first")
+        #expect(!client.followers.on, "followers still sent to a server that runs them first")
         // Four walks with a follower (each then asked again), six without.
         let getattrs = server.log[before...].filter { $0.type == .tgetattr }.count
         #expect(getattrs == 4 * 2 + 6, "\(getattrs) Tgetattrs for 10 walks")
